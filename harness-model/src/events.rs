@@ -1,0 +1,152 @@
+//! The one stream of run events that the runner emits and every reporter consumes
+//! (the terminal, JSON, JUnit, Markdown, HTML and HDR writers are all listeners of it).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Finding, Verdict};
+
+/// The latency and rate series the runner measures, each an HDR histogram.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Request sent → `connection_open` (or the first byte of the body) received, in µs.
+    ConnectToOpen,
+    /// Publish request sent → the event delivered to a subscriber, in µs (one sample per delivery).
+    PublishToDeliver,
+    /// Reconnect request sent → the client has every event acked before the reconnect, in µs.
+    ReconnectToCaughtUp,
+    /// Events per second during a replay (one sample per resumed connection that replayed ≥ 100 events).
+    ReplayRate,
+}
+
+impl Metric {
+    /// Every metric, in report order.
+    pub const ALL: [Metric; 4] = [
+        Metric::ConnectToOpen,
+        Metric::PublishToDeliver,
+        Metric::ReconnectToCaughtUp,
+        Metric::ReplayRate,
+    ];
+
+    /// The snake_case name used in files, thresholds and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::ConnectToOpen => "connect_to_open",
+            Metric::PublishToDeliver => "publish_to_deliver",
+            Metric::ReconnectToCaughtUp => "reconnect_to_caught_up",
+            Metric::ReplayRate => "replay_rate",
+        }
+    }
+
+    /// The unit of the recorded values: `us` or `events/s`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::ReplayRate => "events/s",
+            _ => "us",
+        }
+    }
+
+    /// Parses a snake_case name.
+    pub fn from_name(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// Facts about the whole run, printed by every report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The seed every random choice of the run came from.
+    pub seed: u64,
+    /// The target's base URL.
+    pub target: String,
+    /// Whether the target is the embedded reference server.
+    pub embedded: bool,
+    /// The profile's name.
+    pub profile: String,
+    /// Wall-clock start, RFC 3339.
+    pub started_at: String,
+    /// The harness version.
+    pub harness_version: String,
+    /// A command line that replays this run (same seed, same scenarios).
+    pub replay_command: String,
+}
+
+/// A scenario as announced before it runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// The test name: `<group>/<name>`, e.g. `CT-10/cut-at-random-bytes`.
+    pub id: String,
+    /// The contract group from the seed tables, e.g. `CT-10`, or `LIFECYCLE`.
+    pub group: String,
+    /// One sentence on what it exercises.
+    pub title: String,
+    /// The scenario file it came from, relative to the repository.
+    pub file: String,
+}
+
+/// Counters of what a scenario did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ScenarioStats {
+    /// Scripted clients.
+    pub clients: u64,
+    /// Connections opened (first connections and reconnects).
+    pub connections: u64,
+    /// Data events received, over all clients.
+    pub events_received: u64,
+    /// Writes acknowledged by the target.
+    pub events_published: u64,
+    /// Deliberate cuts made.
+    pub cuts: u64,
+}
+
+/// The result of one scenario.
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    /// Which scenario.
+    pub info: ScenarioInfo,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// MUST and SHOULD findings (SHOULD ones are warnings).
+    pub findings: Vec<Finding>,
+    /// How long it ran.
+    pub duration: Duration,
+    /// Counters.
+    pub stats: ScenarioStats,
+    /// Latency and rate histograms, by metric (absent when nothing was measured).
+    pub histograms: BTreeMap<Metric, Histogram<u64>>,
+    /// The command that replays just this scenario with the same seed.
+    pub replay_command: String,
+}
+
+/// One event of a run, in the order the runner emits them.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    /// The run begins; lists the scenarios it will run, in order.
+    RunStarted {
+        /// Facts about the run.
+        meta: RunMeta,
+        /// The scenarios, in order.
+        scenarios: Vec<ScenarioInfo>,
+    },
+    /// A scenario begins.
+    ScenarioStarted {
+        /// Which one.
+        info: ScenarioInfo,
+    },
+    /// A scenario ended with its verdict.
+    ScenarioFinished(Box<ScenarioResult>),
+    /// Gate findings on the whole run (threshold breaches), before it ends.
+    RunGate {
+        /// Threshold and baseline findings.
+        findings: Vec<Finding>,
+    },
+    /// The run is over.
+    RunFinished {
+        /// Wall time of the whole run.
+        duration: Duration,
+    },
+}

@@ -1,0 +1,284 @@
+//! What the scripted clients and publishers recorded during one scenario: the raw
+//! material the checkers judge. Nothing in here is interpreted against a contract yet;
+//! the profile has only classified each frame (data, lifecycle, heartbeat).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ClientId, Seq};
+
+/// Which stream of the target a client subscribed to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// The whole log (or one job's slice of it): `GET /v1/events` in the spine.
+    Events,
+    /// One job's task stream, which closes after the terminal event.
+    Task,
+    /// A version stream for one request id.
+    Version,
+}
+
+/// Everything one client saw, over all its connections.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The client's name.
+    pub client: ClientId,
+    /// The stream it read.
+    pub stream: StreamKind,
+    /// The jobs (channels) whose data events it is expected to receive; empty means all.
+    pub jobs: Vec<String>,
+    /// The cursor of its very first connection (None: from the start / from now).
+    pub initial_cursor: Option<String>,
+    /// Whether the first connection asked for the whole history (spine) or only new events.
+    pub from_start: bool,
+    /// Its connections in order.
+    pub connections: Vec<Connection>,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnEnd {
+    /// The harness closed it on purpose after this many body bytes (a chaos cut).
+    Cut {
+        /// Body bytes read before the close.
+        after_byte: u64,
+        /// What the cut aimed at, e.g. `random-byte`, `inside-id`, `after-events`.
+        aim: String,
+    },
+    /// The server ended the response (EOF).
+    ServerClosed,
+    /// The socket failed (reset, I/O error), with the error text.
+    Failed {
+        /// The error text.
+        error: String,
+    },
+    /// The harness stopped reading because the scenario was over (clean).
+    Finished,
+    /// A wait ran past its deadline.
+    Deadline,
+    /// The parser refused to go on (a line or event above the size limit).
+    ParserLimit,
+    /// The target refused the request (non-2xx status); the body is in `error_body`.
+    Refused,
+    /// The TCP connection or the request could not be made.
+    ConnectFailed {
+        /// The error text.
+        error: String,
+    },
+}
+
+/// One HTTP request for a stream and what came back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Connection {
+    /// Counted from 0 within the client.
+    pub index: u32,
+    /// The `Last-Event-ID` sent, if any.
+    pub cursor: Option<String>,
+    /// The `X-Correlation-ID` sent, if any.
+    pub correlation_sent: Option<String>,
+    /// Microseconds since the scenario started when the request was sent.
+    pub opened_us: u64,
+    /// Microseconds since the scenario started when the response head arrived.
+    pub head_us: Option<u64>,
+    /// HTTP status, when a response head arrived.
+    pub status: Option<u16>,
+    /// Response headers, lower-cased names.
+    pub headers: BTreeMap<String, String>,
+    /// The first bytes of a non-2xx response body (up to 4 KiB).
+    pub error_body: Option<String>,
+    /// `retry:` values seen, with the body offset of each.
+    pub retries: Vec<(u64, u64)>,
+    /// Comment lines (`: …`) seen, with receive time; some targets heartbeat with them.
+    pub comments: Vec<Comment>,
+    /// Every dispatched event in order.
+    pub frames: Vec<Frame>,
+    /// Wire-level problems the parser reported (malformed lines, invalid UTF-8, ...).
+    pub violations: Vec<WireIssue>,
+    /// Body bytes read in total.
+    pub body_bytes: u64,
+    /// Why it ended.
+    pub end: ConnEnd,
+    /// Microseconds since the scenario started when it ended.
+    pub ended_us: u64,
+}
+
+/// A comment line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Comment {
+    /// Microseconds since the scenario started.
+    pub at_us: u64,
+    /// Body offset of the line.
+    pub offset: u64,
+    /// The text after the colon.
+    pub text: String,
+}
+
+/// A wire-level problem.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireIssue {
+    /// Body offset where it was found.
+    pub offset: u64,
+    /// A short kind, e.g. `invalid-utf8`, `line-too-long`, `unknown-field`.
+    pub kind: String,
+    /// A human explanation.
+    pub detail: String,
+}
+
+/// One dispatched SSE event as received.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Frame {
+    /// The event type (`message` when none was given).
+    pub event: String,
+    /// The `id:` field of this event, if it had one (the raw text).
+    pub id: Option<String>,
+    /// The data (lines joined by `\n`).
+    pub data: String,
+    /// Microseconds since the scenario started when its last byte arrived.
+    pub at_us: u64,
+    /// Body offset of its first byte.
+    pub start: u64,
+    /// Body offset just past its dispatching blank line.
+    pub end: u64,
+    /// What the profile made of it.
+    pub kind: FrameKind,
+}
+
+/// A frame as classified by the target profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FrameKind {
+    /// A log event (a published write or a job's own event).
+    Data(DataEvent),
+    /// A lifecycle frame: `connection_open`, `error`, `connection_close`.
+    Lifecycle {
+        /// The lifecycle event name.
+        name: String,
+        /// Its parsed JSON data (Null when not JSON).
+        fields: serde_json::Value,
+    },
+    /// A heartbeat frame.
+    Heartbeat {
+        /// Its parsed JSON data (Null when not JSON).
+        fields: serde_json::Value,
+    },
+    /// A `version` event on a version stream.
+    Version {
+        /// Its parsed JSON data.
+        fields: serde_json::Value,
+    },
+    /// Something the profile does not know; kept for the framing checks.
+    Other,
+    /// The data should have been JSON (strict) and was not, or lacked required fields.
+    Malformed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The identity of one log event, as far as the profile can read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataEvent {
+    /// The seq (numeric ids: the `id:` field, cross-checked with the data's seq).
+    pub seq: Option<Seq>,
+    /// The opaque id when the profile's ids are not numbers.
+    pub opaque_id: Option<String>,
+    /// The job (channel) it belongs to.
+    pub job: Option<String>,
+    /// Its event type inside the data (`progress_update`, a custom type, ...).
+    pub event_type: Option<String>,
+    /// The harness's publish marker, when the event was published by the harness.
+    pub marker: Option<String>,
+    /// `correlation_id` carried in the data, when any.
+    pub correlation_id: Option<String>,
+    /// A digest of the event's content without per-connection fields (for cross-client comparison).
+    pub digest: String,
+}
+
+/// One write the harness published and the target acknowledged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// The unique marker the harness put in the event.
+    pub marker: String,
+    /// The job (channel) it was published to.
+    pub job: String,
+    /// The seq the target returned, when the profile's ack carries seqs.
+    pub seq: Option<Seq>,
+    /// Which publisher task sent it (order is only defined within one publisher).
+    pub publisher: u32,
+    /// Microseconds since the scenario started when the request was sent.
+    pub sent_us: u64,
+    /// Microseconds since the scenario started when the ack arrived.
+    pub acked_us: u64,
+}
+
+/// A publish request that failed or was not acknowledged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PublishFailure {
+    /// The markers in the request.
+    pub markers: Vec<String>,
+    /// The status, when one came back.
+    pub status: Option<u16>,
+    /// The error text.
+    pub error: String,
+}
+
+/// Everything one scenario recorded: the input to every checker.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Recording {
+    /// One transcript per client.
+    pub transcripts: Vec<Transcript>,
+    /// Every acknowledged write, in ack order per publisher.
+    pub acks: Vec<Ack>,
+    /// Publish requests that were not acknowledged.
+    pub publish_failures: Vec<PublishFailure>,
+    /// Samples of server-side gauges the runner read (e.g. `spine_active_streams`), by name.
+    pub gauges: BTreeMap<String, Vec<(u64, f64)>>,
+    /// What the scenario's steps arranged, so the checkers know what each client must see.
+    pub expect: Expectations,
+    /// Microseconds since the scenario started at which the target was killed or stopped.
+    pub restarts: Vec<u64>,
+    /// The target's integrity report (spine §5 JSON) read after the scenario, if any.
+    pub integrity: Option<serde_json::Value>,
+    /// Free-form facts a step established (e.g. `head_seq_at_end`), for reports.
+    pub facts: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a scenario's steps arranged on purpose, per client. Checkers that judge a
+/// specific shape (a 400, a `task_not_found`, a `replaced` close) read it from here.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Expectations {
+    /// Clients that sent a malformed cursor: they must get `400 invalid_last_event_id`.
+    pub invalid_cursor: Vec<ClientId>,
+    /// Clients that sent a cursor above the head: open, error `cursor_ahead`, close `cursor_ahead`.
+    pub cursor_ahead: Vec<ClientId>,
+    /// Task-stream clients and the terminal close reason their job must end with.
+    pub task_terminal: BTreeMap<ClientId, String>,
+    /// Task-stream clients of a job that does not exist.
+    pub task_not_found: Vec<ClientId>,
+    /// Version-stream clients and the versions they must receive, in order.
+    pub versions: BTreeMap<ClientId, Vec<String>>,
+    /// Version-stream clients that a newer stream for the same request id must replace.
+    pub replaced: Vec<ClientId>,
+    /// Clients left idle on purpose: heartbeat silence is judged on them.
+    pub idle: Vec<ClientId>,
+    /// Clients connected when the target got SIGTERM: they must get `server_shutdown`.
+    pub shutdown: Vec<ClientId>,
+    /// A disconnect-liveness probe, when the scenario made one.
+    pub liveness: Option<LivenessProbe>,
+}
+
+/// The facts a liveness check needs: the gauge's baseline and when the clients vanished.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LivenessProbe {
+    /// The gauge read (samples are in `Recording::gauges` under this name).
+    pub gauge: String,
+    /// Its value before the clients connected.
+    pub baseline: f64,
+    /// Microseconds since the scenario started when the last client closed or reset.
+    pub disconnected_us: u64,
+    /// The target's heartbeat interval.
+    pub heartbeat_ms: u64,
+}
