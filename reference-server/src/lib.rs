@@ -1,1 +1,334 @@
-//! placeholder
+//! The spine reference server: a durable SQLite job event log served as resumable SSE
+//! streams, with receipts, artifacts and an integrity report. It is the known-good
+//! target the harness is tested against (`/work/shared/spine-protocol.md`).
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod durable;
+pub mod error;
+pub mod faults;
+pub mod integrity;
+pub mod jobs;
+pub mod metrics;
+pub mod store;
+pub mod stream;
+pub mod version;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Largest request body (a batch of 1000 events of up to 64 KiB would not fit; a batch
+/// is limited by this size first).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long a graceful shutdown waits for streams to end before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`127.0.0.1:0` picks a port).
+    pub addr: SocketAddr,
+    /// The data folder (`spine.db`, `receipts/`, `artifacts/`); created if missing.
+    pub data_dir: PathBuf,
+    /// The bearer token.
+    pub token: String,
+    /// Idle time after which a stream gets a heartbeat.
+    pub heartbeat_ms: u64,
+    /// The `retry:` sent first on every stream.
+    pub retry_ms: u64,
+    /// Deliberate deviations (none by default).
+    pub faults: faults::FaultSet,
+}
+
+impl Config {
+    /// Defaults: `127.0.0.1:0`, heartbeat 15000 ms, retry 1000 ms, no faults.
+    pub fn new(data_dir: impl Into<PathBuf>, token: impl Into<String>) -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            token: token.into(),
+            heartbeat_ms: 15_000,
+            retry_ms: 1_000,
+            faults: faults::FaultSet::default(),
+        }
+    }
+}
+
+/// What can stop a server from starting or stopping cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerErrorKind {
+    /// Bad configuration (empty token, zero heartbeat, ...).
+    Config,
+    /// The data folder could not be prepared.
+    DataDir,
+    /// The store failed.
+    Store,
+    /// Binding the address failed.
+    Bind,
+    /// The HTTP server failed.
+    Serve,
+}
+
+/// A server start or stop failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {detail}")]
+pub struct ServerError {
+    /// What failed.
+    pub kind: ServerErrorKind,
+    /// Details.
+    pub detail: String,
+}
+
+impl ServerError {
+    fn new(kind: ServerErrorKind, detail: impl Into<String>) -> ServerError {
+        ServerError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) store: store::Store,
+    pub(crate) token: auth::Token,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) faults: faults::FaultSet,
+    pub(crate) heartbeat: Duration,
+    pub(crate) retry_ms: u64,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) jobs: jobs::Jobs,
+    pub(crate) versions: version::VersionHub,
+}
+
+/// The handlers' state: cheap to clone, one per server.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The router with every route of the protocol.
+pub fn app(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/events", get(stream::events_stream))
+        .route("/v1/jobs", post(jobs::create_job))
+        .route("/v1/jobs/{id}", get(jobs::job_status))
+        .route(
+            "/v1/jobs/{id}/events",
+            get(stream::task_stream).post(jobs::publish),
+        )
+        .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
+        .route("/v1/version/stream", get(stream::version_stream))
+        .route("/v1/version/notify", post(version::notify))
+        .route("/v1/diagnostics/integrity", get(integrity_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_route))
+        .merge(v1)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "head_seq": state.store.head() }))
+}
+
+async fn metrics_route(State(state): State<AppState>) -> Response {
+    let mut resp = state.metrics.render(state.store.head()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct IntegrityQuery {
+    #[serde(default)]
+    full_integrity: Option<String>,
+}
+
+async fn integrity_route(
+    State(state): State<AppState>,
+    query: Result<Query<IntegrityQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let full = match q.full_integrity.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ApiError::invalid("full_integrity must be true or false")),
+    };
+    let data_dir = state.store.data_dir().to_path_buf();
+    let report = tokio::task::spawn_blocking(move || {
+        let opts = integrity::IntegrityOptions::from_env(full)?;
+        integrity::build_report(&data_dir, &opts)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "integrity report failed");
+        ApiError::new(ErrorCode::Internal, e.to_string())
+    })?;
+    Ok(Json(report).into_response())
+}
+
+/// A server listening and serving; stop it with [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    url: String,
+    token: String,
+    data_dir: PathBuf,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Prepares the data folder, opens the store, resumes running jobs, binds and
+    /// serves.
+    pub async fn start(cfg: Config) -> Result<RunningServer, ServerError> {
+        if cfg.token.is_empty() {
+            return Err(ServerError::new(ServerErrorKind::Config, "empty token"));
+        }
+        if cfg.heartbeat_ms == 0 {
+            return Err(ServerError::new(
+                ServerErrorKind::Config,
+                "heartbeat_ms must be above 0",
+            ));
+        }
+        let data_dir = cfg.data_dir.clone();
+        let prep_dir = data_dir.clone();
+        let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            std::fs::create_dir_all(prep_dir.join("receipts"))?;
+            std::fs::create_dir_all(prep_dir.join("artifacts"))?;
+            durable::remove_stale_temps(&prep_dir)
+        })
+        .await
+        .map_err(|e| ServerError::new(ServerErrorKind::DataDir, e.to_string()))?
+        .map_err(|e| {
+            ServerError::new(
+                ServerErrorKind::DataDir,
+                format!("{}: {e}", data_dir.display()),
+            )
+        })?;
+        if removed > 0 {
+            tracing::info!(removed, "removed stale temp files");
+        }
+        let metrics = Arc::new(metrics::Metrics::default());
+        let open_dir = data_dir.clone();
+        let persisted = metrics.events_persisted.clone();
+        let store = tokio::task::spawn_blocking(move || store::Store::open(&open_dir, persisted))
+            .await
+            .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?
+            .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(cfg.addr)
+            .await
+            .map_err(|e| ServerError::new(ServerErrorKind::Bind, format!("{}: {e}", cfg.addr)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServerError::new(ServerErrorKind::Bind, e.to_string()))?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = AppState(Arc::new(Shared {
+            store,
+            token: auth::Token::new(&cfg.token),
+            metrics,
+            faults: cfg.faults.clone(),
+            heartbeat: Duration::from_millis(cfg.heartbeat_ms),
+            retry_ms: cfg.retry_ms,
+            shutdown: shutdown_rx.clone(),
+            jobs: jobs::Jobs::default(),
+            versions: version::VersionHub::new(env!("CARGO_PKG_VERSION")),
+        }));
+        let resumed = jobs::resume_all(&state)
+            .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resumed running jobs");
+        }
+        let router = app(state.clone());
+        let mut stop = shutdown_rx;
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                })
+                .await
+        });
+        let url = format!("http://{local}");
+        tracing::info!(%url, "listening");
+        Ok(RunningServer {
+            url,
+            token: cfg.token,
+            data_dir,
+            state,
+            shutdown_tx,
+            serve,
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Graceful stop, as on SIGTERM: job tasks stop (they resume on restart), every
+    /// stream gets `connection_close {server_shutdown}`, in-flight requests finish, and
+    /// the writer commits everything queued before it stops.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.state.jobs.abort_all();
+        self.shutdown_tx.send_replace(true);
+        let mut serve = self.serve;
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!("streams did not end within the grace period; cutting them");
+                serve.abort();
+                serve.await
+            }
+        };
+        self.state.store.close().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::new(ServerErrorKind::Serve, e.to_string())),
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(ServerError::new(ServerErrorKind::Serve, e.to_string())),
+        }
+    }
+}

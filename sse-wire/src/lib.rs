@@ -1,1 +1,17 @@
-//! placeholder
+//! Byte-exact Server-Sent Events on the wire: an HTTP/1.1 client connection
+//! that gives the caller exact control over how many body bytes it reads and
+//! how it closes, and an incremental WHATWG event-stream parser that reports
+//! every frame with its byte offsets, raw bytes and violations.
+#![deny(missing_docs)]
+
+mod chunked;
+mod conn;
+mod parser;
+
+pub use conn::{
+    BodyFraming, ConnectOptions, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response, Target,
+    WireError, WireErrorKind, open, parse_url,
+};
+pub use parser::{
+    DEFAULT_MAX_BYTES, Event, Item, Mode, Parser, ParserConfig, Violation, ViolationKind,
+};

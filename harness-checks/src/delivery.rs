@@ -1,0 +1,471 @@
+//! `delivery.*`: every acknowledged write reaches every subscriber owed it, under the
+//! seq it was acknowledged with, the same for everyone; every publish is acknowledged;
+//! no events stream is dropped without a `connection_close`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use harness_model::{Ack, ClientId, ConnEnd, Evidence, Seq, StreamKind};
+
+use crate::IdMode;
+use crate::resume::PublisherOrder;
+use crate::view::{ClientView, Ctx, Delivery, at_frame, describe_end, is_lifecycle, ms};
+
+/// A restart this close to a connection may have ended it without a close frame.
+const RESTART_WINDOW_US: u64 = 5_000_000;
+
+pub(crate) fn check(ctx: &mut Ctx) {
+    if !ctx.enabled("delivery") {
+        return;
+    }
+    lost_ack(ctx);
+    let flagged = ack_matches(ctx);
+    reused_acks(ctx);
+    match ctx.cfg.ids {
+        IdMode::Numeric => numeric_consistent(ctx, &flagged),
+        IdMode::Opaque => opaque_consistent(ctx),
+    }
+    publish_acked(ctx);
+    slow_consumer_close(ctx);
+}
+
+fn loss_clients<'c, 'a>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c ClientView<'a>> {
+    ctx.log_clients()
+        .filter(|c| c.t.stream == StreamKind::Events)
+}
+
+fn ended(c: &ClientView) -> String {
+    match c.t.connections.last() {
+        Some(last) => format!(
+            "stream ended by {} at {} ms",
+            describe_end(&last.end),
+            ms(last.ended_us)
+        ),
+        None => "no connection".to_owned(),
+    }
+}
+
+fn lost_evidence(
+    c: &ClientView,
+    missing: &[&Ack],
+    last: Option<&Delivery>,
+    numeric: bool,
+) -> Evidence {
+    let a = missing[0];
+    let conn =
+        c.t.connections
+            .last()
+            .expect("a client with owed acks has a connection");
+    let more = match (missing.len(), numeric) {
+        (1, _) => String::new(),
+        (n, true) => format!(
+            " and {} more acked seqs up to {}",
+            n - 1,
+            missing[n - 1].seq.map_or(0, |s| s.0)
+        ),
+        (n, false) => format!(" and {} more acked markers", n - 1),
+    };
+    let name = match (a.seq, numeric) {
+        (Some(s), true) => format!("seq {s}"),
+        _ => format!("marker {} of publisher {}", a.marker, a.publisher),
+    };
+    let got = match (last, numeric) {
+        (Some(d), true) => format!("last delivered seq {}", d.ev.seq.map_or(0, |s| s.0)),
+        (Some(d), false) => format!(
+            "last delivered marker {}",
+            d.ev.marker.as_deref().unwrap_or("?")
+        ),
+        (None, _) => "nothing delivered".to_owned(),
+    };
+    Evidence {
+        seq: a.seq,
+        marker: Some(a.marker.clone()),
+        expected: format!(
+            "{name}{more} (acked at {} ms, job {}) delivered",
+            ms(a.acked_us),
+            a.job
+        ),
+        seen: format!("{got}; {}", ended(c)),
+        ..at_frame(c.id(), conn, None)
+    }
+}
+
+fn lost_ack(ctx: &mut Ctx) {
+    let numeric = ctx.cfg.ids == IdMode::Numeric;
+    let order = PublisherOrder::new(&ctx.rec.acks);
+    let mut found = Vec::new();
+    for c in loss_clients(ctx) {
+        let live =
+            |a: &&Ack| !ctx.vanished.contains(a.marker.as_str()) && c.tail_owed(a, ctx.cfg.ids);
+        if numeric {
+            let last = c
+                .deliveries
+                .iter()
+                .filter(|d| d.ev.seq.is_some())
+                .max_by_key(|d| d.ev.seq);
+            let top = last.and_then(|d| d.ev.seq);
+            let mut missing: Vec<&Ack> = ctx
+                .rec
+                .acks
+                .iter()
+                .filter(|a| a.seq.is_some_and(|s| Some(s) > top))
+                .filter(live)
+                .collect();
+            missing.sort_by_key(|a| a.seq);
+            if !missing.is_empty() {
+                found.push(lost_evidence(c, &missing, last, true));
+            }
+        }
+        let delivered: BTreeMap<&str, &Delivery> = c
+            .deliveries
+            .iter()
+            .filter_map(|d| d.ev.marker.as_deref().map(|m| (m, d)))
+            .collect();
+        for list in order.lists.values() {
+            // Numeric targets judge seq-less acks here too.
+            let list: Vec<&Ack> = list
+                .iter()
+                .copied()
+                .filter(|a| !numeric || a.seq.is_none())
+                .collect();
+            let after = list
+                .iter()
+                .rposition(|a| delivered.contains_key(a.marker.as_str()))
+                .map_or(0, |i| i + 1);
+            let last = after
+                .checked_sub(1)
+                .map(|i| delivered[list[i].marker.as_str()]);
+            let missing: Vec<&Ack> = list[after..].iter().copied().filter(live).collect();
+            if !missing.is_empty() {
+                found.push(lost_evidence(c, &missing, last, false));
+            }
+        }
+    }
+    for e in found {
+        ctx.emit("delivery.lost-ack", e);
+    }
+}
+
+/// Checks each delivery against the ack of its seq and of its marker. Returns the
+/// (client, seq) pairs it flagged, so that consistency does not report them again.
+fn ack_matches(ctx: &mut Ctx) -> BTreeSet<(ClientId, Seq)> {
+    let mut found = Vec::new();
+    let mut flagged = BTreeSet::new();
+    let mut seen_marker = BTreeSet::new();
+    for c in &ctx.clients {
+        for d in &c.deliveries {
+            let by_marker =
+                d.ev.marker
+                    .as_deref()
+                    .and_then(|m| ctx.ack_by_marker.get(m));
+            let problem = match d.ev.seq.and_then(|s| ctx.ack_by_seq.get(&s)) {
+                Some(acks) if ctx.cfg.ids == IdMode::Numeric => {
+                    let fits = |a: &&&Ack| {
+                        d.ev.marker.as_deref() == Some(a.marker.as_str())
+                            && d.ev.job.as_deref().is_none_or(|j| j == a.job)
+                    };
+                    if acks.iter().any(|a| fits(&a)) {
+                        None
+                    } else {
+                        let a = acks[0];
+                        Some(format!(
+                            "marker {} of job {} (acked under this seq)",
+                            a.marker, a.job
+                        ))
+                    }
+                }
+                _ => match by_marker {
+                    Some(a)
+                        if ctx.cfg.ids == IdMode::Numeric
+                            && a.seq.is_some()
+                            && a.seq != d.ev.seq =>
+                    {
+                        Some(format!(
+                            "seq {} (the seq marker {} was acked with)",
+                            a.seq.map_or(0, |s| s.0),
+                            a.marker
+                        ))
+                    }
+                    Some(a) if d.ev.job.as_deref().is_some_and(|j| j != a.job) => Some(format!(
+                        "job {} (the job marker {} was published to)",
+                        a.job, a.marker
+                    )),
+                    _ => None,
+                },
+            };
+            let Some(expected) = problem else { continue };
+            let key = (
+                c.id().clone(),
+                d.ev.seq.unwrap_or(Seq(u64::MAX)),
+                d.ev.marker.clone(),
+            );
+            if !seen_marker.insert(key) {
+                continue;
+            }
+            if let Some(s) = d.ev.seq {
+                flagged.insert((c.id().clone(), s));
+            }
+            let seen = format!(
+                "marker {} of job {}",
+                d.ev.marker.as_deref().unwrap_or("(none)"),
+                d.ev.job.as_deref().unwrap_or("(none)")
+            );
+            found.push((
+                "delivery.ack-matches",
+                Evidence {
+                    expected,
+                    seen,
+                    ..d.evidence(c.id())
+                },
+            ));
+        }
+    }
+    for (id, e) in found {
+        ctx.emit(id, e);
+    }
+    flagged
+}
+
+/// One seq acknowledged for two different writes: `durability.seq-not-reused` when a
+/// restart lies between the two acks, else `delivery.ack-matches`.
+pub(crate) fn reused_acks(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for (s, acks) in &ctx.ack_by_seq {
+        let Some(other) = acks.iter().find(|a| a.marker != acks[0].marker) else {
+            continue;
+        };
+        let a = acks[0];
+        let (t0, t1) = (
+            a.acked_us.min(other.acked_us),
+            a.acked_us.max(other.acked_us),
+        );
+        let id = if ctx.rec.restarts.iter().any(|r| (t0..=t1).contains(r))
+            && ctx.enabled("durability")
+        {
+            "durability.seq-not-reused"
+        } else {
+            "delivery.ack-matches"
+        };
+        found.push((
+            id,
+            Evidence {
+                seq: Some(*s),
+                marker: Some(other.marker.clone()),
+                at_ms: Some(ms(other.acked_us)),
+                expected: format!(
+                    "a fresh seq (seq {s} was acked for marker {} at {} ms)",
+                    a.marker,
+                    ms(a.acked_us)
+                ),
+                seen: format!("seq {s} acked again for marker {}", other.marker),
+                ..Evidence::default()
+            },
+        ));
+    }
+    for (id, e) in found {
+        ctx.emit(id, e);
+    }
+}
+
+/// Same seq, different event, for two deliveries: `durability.seq-not-reused` when a
+/// restart lies between them, else `delivery.consistent`.
+pub(crate) fn numeric_consistent(ctx: &mut Ctx, flagged: &BTreeSet<(ClientId, Seq)>) {
+    let mut reference: BTreeMap<Seq, (&ClientId, &Delivery)> = BTreeMap::new();
+    let mut found = Vec::new();
+    let mut reported = BTreeSet::new();
+    for c in &ctx.clients {
+        for d in &c.deliveries {
+            let Some(s) = d.ev.seq else { continue };
+            if flagged.contains(&(c.id().clone(), s))
+                || ctx.ack_by_seq.get(&s).is_some_and(|a| a.len() > 1)
+            {
+                continue;
+            }
+            let Some((rc, r)) = reference.get(&s) else {
+                reference.insert(s, (c.id(), d));
+                continue;
+            };
+            let same = r.ev.digest == d.ev.digest
+                && r.ev.job == d.ev.job
+                && r.ev.event_type == d.ev.event_type;
+            if same || !reported.insert((c.id().clone(), s)) {
+                continue;
+            }
+            let (t0, t1) = (
+                r.frame.at_us.min(d.frame.at_us),
+                r.frame.at_us.max(d.frame.at_us),
+            );
+            let restart = ctx.rec.restarts.iter().any(|x| (t0..=t1).contains(x));
+            let id = if restart && ctx.enabled("durability") {
+                "durability.seq-not-reused"
+            } else {
+                "delivery.consistent"
+            };
+            let show = |d: &Delivery| {
+                format!(
+                    "{} of job {} digest {}",
+                    d.ev.event_type.as_deref().unwrap_or("(no type)"),
+                    d.ev.job.as_deref().unwrap_or("(none)"),
+                    d.ev.digest
+                )
+            };
+            found.push((
+                id,
+                Evidence {
+                    expected: format!("seq {s} to be {} as {rc} got it at {}", show(r), r.place()),
+                    seen: show(d),
+                    ..d.evidence(c.id())
+                },
+            ));
+        }
+    }
+    for (id, e) in found {
+        ctx.emit(id, e);
+    }
+}
+
+fn opaque_consistent(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    // The same opaque id for two different events.
+    let mut by_id: BTreeMap<&str, (&ClientId, &Delivery)> = BTreeMap::new();
+    let mut reported = BTreeSet::new();
+    for c in &ctx.clients {
+        for d in &c.deliveries {
+            let (Some(o), Some(m)) = (d.ev.opaque_id.as_deref(), d.ev.marker.as_deref()) else {
+                continue;
+            };
+            match by_id.get(o) {
+                None => {
+                    by_id.insert(o, (c.id(), d));
+                }
+                Some((rc, r))
+                    if r.ev.marker.as_deref() != Some(m) && reported.insert((c.id(), o)) =>
+                {
+                    found.push(Evidence {
+                        expected: format!(
+                            "id {o} to be marker {} as {rc} got it at {}",
+                            r.ev.marker.as_deref().unwrap_or("?"),
+                            r.place()
+                        ),
+                        seen: format!("marker {m} under id {o}"),
+                        ..d.evidence(c.id())
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // Two clients seeing two writes in opposite order (same-publisher writes whose order
+    // is causal are resume.monotonic's).
+    let order: Vec<(&ClientId, BTreeMap<&str, usize>, Vec<&Delivery>)> = ctx
+        .clients
+        .iter()
+        .map(|c| {
+            let mut pos = BTreeMap::new();
+            let mut firsts = Vec::new();
+            for d in &c.deliveries {
+                if let Some(m) = d.ev.marker.as_deref()
+                    && !pos.contains_key(m)
+                {
+                    pos.insert(m, firsts.len());
+                    firsts.push(d);
+                }
+            }
+            (c.id(), pos, firsts)
+        })
+        .collect();
+    let causal = |x: &str, y: &str| match (ctx.ack_by_marker.get(x), ctx.ack_by_marker.get(y)) {
+        (Some(a), Some(b)) => {
+            a.publisher == b.publisher && (a.acked_us <= b.sent_us || b.acked_us <= a.sent_us)
+        }
+        _ => false,
+    };
+    for (bi, (b, _, firsts)) in order.iter().enumerate() {
+        'pairs: for (a, apos, _) in &order[..bi] {
+            let mut top: Option<(usize, &str)> = None;
+            for d in firsts {
+                let Some(m) = d.ev.marker.as_deref() else {
+                    continue;
+                };
+                let Some(&p) = apos.get(m) else { continue };
+                match top {
+                    Some((tp, tm)) if p < tp => {
+                        if causal(m, tm) {
+                            continue;
+                        }
+                        found.push(Evidence {
+                            expected: format!("marker {m} before marker {tm}, the order {a} saw"),
+                            seen: format!("marker {m} after marker {tm}"),
+                            ..d.evidence(b)
+                        });
+                        break 'pairs;
+                    }
+                    Some((tp, _)) if p < tp => {}
+                    _ => top = Some((p, m)),
+                }
+            }
+        }
+    }
+    for e in found {
+        ctx.emit("delivery.consistent", e);
+    }
+}
+
+fn publish_acked(ctx: &mut Ctx) {
+    let found: Vec<Evidence> = ctx
+        .rec
+        .publish_failures
+        .iter()
+        .map(|p| Evidence {
+            marker: p.markers.first().cloned(),
+            expected: format!("a 2xx ack for the publish of {} event(s)", p.markers.len()),
+            seen: match p.status {
+                Some(s) => format!("status {s}: {}", p.error),
+                None => format!("no response: {}", p.error),
+            },
+            ..Evidence::default()
+        })
+        .collect();
+    for e in found {
+        ctx.emit("delivery.publish-acked", e);
+    }
+}
+
+fn slow_consumer_close(ctx: &mut Ctx) {
+    if !ctx.cfg.lifecycle_frames {
+        return;
+    }
+    let mut found = Vec::new();
+    for c in loss_clients(ctx) {
+        for conn in &c.t.connections {
+            if conn.end != ConnEnd::ServerClosed || conn.status != Some(200) {
+                continue;
+            }
+            if conn
+                .frames
+                .iter()
+                .any(|f| is_lifecycle(f, "connection_close"))
+            {
+                continue;
+            }
+            let near_restart = ctx.rec.restarts.iter().any(|&r| {
+                r.saturating_add(RESTART_WINDOW_US) >= conn.opened_us
+                    && r <= conn.ended_us.saturating_add(RESTART_WINDOW_US)
+            });
+            if near_restart {
+                continue;
+            }
+            found.push(Evidence {
+                expected: "connection_close (slow_consumer, server_shutdown, ...) before an events stream ends".to_owned(),
+                seen: format!(
+                    "the response ended after {} bytes at {} ms without connection_close",
+                    conn.body_bytes,
+                    ms(conn.ended_us)
+                ),
+                ..at_frame(c.id(), conn, None)
+            });
+        }
+    }
+    for e in found {
+        ctx.emit("delivery.slow-consumer-close", e);
+    }
+}

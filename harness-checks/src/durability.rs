@@ -1,0 +1,198 @@
+//! `durability.*`: acknowledged writes survive restarts, seqs are never given twice,
+//! SIGTERM closes every stream with `server_shutdown`, and the integrity report after
+//! crashes has no MISMATCH or MISSING item.
+
+use std::collections::BTreeSet;
+
+use harness_model::{ConnEnd, Evidence, StreamKind};
+use serde_json::Value;
+
+use crate::IdMode;
+use crate::view::{Ctx, at_frame, describe, describe_end, lifecycle, ms, str_field};
+
+pub(crate) fn check(ctx: &mut Ctx) {
+    if !ctx.enabled("durability") {
+        return;
+    }
+    acked_survive(ctx);
+    if !ctx.enabled("delivery") {
+        // Seq reuse is found by the delivery checks; run them for their durability half.
+        crate::delivery::reused_acks(ctx);
+        if ctx.cfg.ids == IdMode::Numeric {
+            crate::delivery::numeric_consistent(ctx, &BTreeSet::new());
+        }
+    }
+    shutdown_close(ctx);
+    integrity(ctx);
+}
+
+/// The markers of writes acknowledged before a restart that no client received, although
+/// a client owed them was back and reading to the end after that restart.
+pub(crate) fn vanished<'a>(ctx: &Ctx<'a>) -> BTreeSet<&'a str> {
+    let Some(&last_restart) = ctx.rec.restarts.iter().max() else {
+        return BTreeSet::new();
+    };
+    let delivered: BTreeSet<&str> = ctx
+        .clients
+        .iter()
+        .flat_map(|c| c.deliveries.iter().filter_map(|d| d.ev.marker.as_deref()))
+        .collect();
+    ctx.rec
+        .acks
+        .iter()
+        .filter(|a| a.acked_us < last_restart && !delivered.contains(a.marker.as_str()))
+        .filter(|a| {
+            let restart = ctx
+                .rec
+                .restarts
+                .iter()
+                .copied()
+                .filter(|&r| r > a.acked_us)
+                .min()
+                .unwrap_or(last_restart);
+            ctx.log_clients().any(|c| {
+                c.t.stream != StreamKind::Version
+                    && c.owed(a, ctx.cfg.ids)
+                    && c.t
+                        .connections
+                        .iter()
+                        .any(|k| k.head_us.is_some_and(|h| h > restart) && k.status == Some(200))
+                    && c.t
+                        .connections
+                        .last()
+                        .is_some_and(|k| matches!(k.end, ConnEnd::Finished | ConnEnd::Deadline))
+            })
+        })
+        .map(|a| a.marker.as_str())
+        .collect()
+}
+
+fn acked_survive(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for a in ctx
+        .rec
+        .acks
+        .iter()
+        .filter(|a| ctx.vanished.contains(a.marker.as_str()))
+    {
+        let restart = ctx
+            .rec
+            .restarts
+            .iter()
+            .copied()
+            .filter(|&r| r > a.acked_us)
+            .min()
+            .unwrap_or(0);
+        let owed: Vec<&str> = ctx
+            .log_clients()
+            .filter(|c| c.owed(a, ctx.cfg.ids))
+            .map(|c| c.id().0.as_str())
+            .collect();
+        let name = match a.seq {
+            Some(s) => format!("seq {s}"),
+            None => format!("marker {}", a.marker),
+        };
+        found.push(Evidence {
+            seq: a.seq,
+            marker: Some(a.marker.clone()),
+            at_ms: Some(ms(a.acked_us)),
+            expected: format!(
+                "{name} (acked at {} ms, before the restart at {} ms) delivered after the restart",
+                ms(a.acked_us),
+                ms(restart)
+            ),
+            seen: format!("no client received it (owed to {})", owed.join(", ")),
+            ..Evidence::default()
+        });
+    }
+    for e in found {
+        ctx.emit("durability.acked-survive", e);
+    }
+}
+
+fn shutdown_close(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for client in &ctx.rec.expect.shutdown {
+        let Some(c) = ctx.client(client) else {
+            continue;
+        };
+        let mut judged = BTreeSet::new();
+        for &r in &ctx.rec.restarts {
+            let Some(conn) = c.t.connections.iter().rev().find(|k| k.opened_us <= r) else {
+                continue;
+            };
+            let left_before =
+                matches!(conn.end, ConnEnd::Cut { .. } | ConnEnd::Finished) && conn.ended_us < r;
+            if left_before || !judged.insert(conn.index) {
+                continue;
+            }
+            let last = conn.frames.last();
+            let ok = last.is_some_and(|f| {
+                lifecycle(f).is_some_and(|(n, fl)| {
+                    n == "connection_close" && str_field(fl, "reason") == Some("server_shutdown")
+                })
+            });
+            if ok {
+                continue;
+            }
+            let seen = match last {
+                Some(f) => format!("{} last, then {}", describe(f), describe_end(&conn.end)),
+                None => format!("no frame, then {}", describe_end(&conn.end)),
+            };
+            found.push(Evidence {
+                expected: format!(
+                    "connection_close{{reason:server_shutdown}} for the shutdown at {} ms",
+                    ms(r)
+                ),
+                seen,
+                ..at_frame(client, conn, last)
+            });
+        }
+    }
+    for e in found {
+        ctx.emit("durability.shutdown-close", e);
+    }
+}
+
+fn integrity(ctx: &mut Ctx) {
+    let Some(report) = &ctx.rec.integrity else {
+        return;
+    };
+    let mut found = Vec::new();
+    match report.get("items").and_then(Value::as_array) {
+        None => found.push(Evidence {
+            expected: "an integrity report with an items array".to_owned(),
+            seen: format!(
+                "keys {:?}",
+                report
+                    .as_object()
+                    .map(|o| o.keys().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            ),
+            ..Evidence::default()
+        }),
+        Some(items) => {
+            for item in items {
+                let status = str_field(item, "status").unwrap_or("(no status)");
+                if !matches!(status, "MISMATCH" | "MISSING") {
+                    continue;
+                }
+                let s = |k: &str| str_field(item, k).unwrap_or("(none)").to_owned();
+                found.push(Evidence {
+                    expected: format!(
+                        "{} {} of job {} with sha256 {}",
+                        s("kind"),
+                        s("path"),
+                        s("job_id"),
+                        s("expected_hash")
+                    ),
+                    seen: format!("{status}, sha256 {}", s("actual_hash")),
+                    ..Evidence::default()
+                });
+            }
+        }
+    }
+    for e in found {
+        ctx.emit("durability.integrity", e);
+    }
+}

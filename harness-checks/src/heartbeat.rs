@@ -1,0 +1,155 @@
+//! `heartbeat.*`: an idle stream is never silent for more than 2 x `heartbeat_ms`, and
+//! heartbeat frames carry `server_time` and `head_seq` and no id.
+//!
+//! Silence is measured on the client's receive times, which a paused reader stretches.
+//! Clients the scenario left idle on purpose read promptly, so every silence on them is
+//! judged. On other connections a silence that ends in a burst (two or more items
+//! within [`BURST_US`]) is what a paused reader sees of a heartbeating server (the
+//! heartbeats waited in the socket), so it is not held against the target; nor is the
+//! silence before such a connection's end.
+
+use harness_model::{ConnEnd, Connection, Evidence, FrameKind};
+use serde_json::Value;
+
+use crate::view::{Ctx, at_frame, ms, str_field};
+use crate::{HeartbeatForm, IdMode};
+
+/// Items received this close together were read from one buffered burst.
+const BURST_US: u64 = 20_000;
+
+pub(crate) fn check(ctx: &mut Ctx) {
+    if !ctx.enabled("heartbeat") {
+        return;
+    }
+    interval(ctx);
+    fields(ctx);
+}
+
+fn interval_ms(ctx: &Ctx, conn: &Connection) -> Option<u64> {
+    ctx.cfg
+        .heartbeat_ms
+        .or_else(|| {
+            conn.frames.iter().find_map(|f| match &f.kind {
+                FrameKind::Lifecycle { name, fields } if name == "connection_open" => {
+                    fields.get("heartbeat_ms").and_then(Value::as_u64)
+                }
+                _ => None,
+            })
+        })
+        .filter(|&i| i > 0)
+}
+
+fn interval(ctx: &mut Ctx) {
+    if ctx.cfg.heartbeat == HeartbeatForm::None {
+        return;
+    }
+    let mut found = Vec::new();
+    for c in &ctx.clients {
+        let idle = ctx.rec.expect.idle.contains(c.id());
+        for conn in &c.t.connections {
+            if !conn.status.is_some_and(|s| (200..300).contains(&s)) {
+                continue;
+            }
+            let Some(every) = interval_ms(ctx, conn) else {
+                continue;
+            };
+            let limit = every.saturating_mul(2_000);
+            let start = conn.head_us.unwrap_or(conn.opened_us);
+            let long = conn.ended_us.saturating_sub(start) > every.saturating_mul(3_000);
+            if !(idle || ctx.cfg.lifecycle_frames && long) {
+                continue;
+            }
+            // (receive time, frame index) of every frame and comment, in time order.
+            let mut items: Vec<(u64, Option<usize>)> = conn
+                .frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.at_us, Some(i)))
+                .collect();
+            items.extend(conn.comments.iter().map(|c| (c.at_us, None)));
+            items.sort();
+            let mut prev = start;
+            let mut bad = None;
+            for (k, &(t, frame)) in items.iter().enumerate() {
+                if t.saturating_sub(prev) > limit {
+                    let burst = items[k..]
+                        .iter()
+                        .take_while(|(u, _)| *u <= t + BURST_US)
+                        .count()
+                        >= 2;
+                    if idle || !burst {
+                        bad = Some((prev, t, frame));
+                        break;
+                    }
+                }
+                prev = prev.max(t);
+            }
+            let trailing = matches!(conn.end, ConnEnd::Finished | ConnEnd::Cut { .. });
+            if bad.is_none() && idle && trailing && conn.ended_us.saturating_sub(prev) > limit {
+                bad = Some((prev, conn.ended_us, None));
+            }
+            let Some((from, to, frame)) = bad else {
+                continue;
+            };
+            let f = frame.map(|i| &conn.frames[i]);
+            found.push(Evidence {
+                expected: format!("no silence above 2 x heartbeat_ms = {} ms", every * 2),
+                seen: format!(
+                    "{} ms of silence (from {} ms to {} ms)",
+                    ms(to - from),
+                    ms(from),
+                    ms(to)
+                ),
+                ..at_frame(c.id(), conn, f)
+            });
+        }
+    }
+    for e in found {
+        ctx.emit("heartbeat.interval", e);
+    }
+}
+
+fn fields(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for c in &ctx.clients {
+        for conn in &c.t.connections {
+            for f in &conn.frames {
+                let FrameKind::Heartbeat { fields } = &f.kind else {
+                    continue;
+                };
+                let head = fields.get("head_seq");
+                let head_ok = match ctx.cfg.ids {
+                    IdMode::Numeric => head.is_some_and(Value::is_u64),
+                    IdMode::Opaque => head.is_some(),
+                };
+                let seen = if str_field(fields, "server_time").is_none() {
+                    format!(
+                        "server_time {}",
+                        fields
+                            .get("server_time")
+                            .map_or("missing".to_owned(), Value::to_string)
+                    )
+                } else if !head_ok {
+                    format!(
+                        "head_seq {}",
+                        head.map_or("missing".to_owned(), Value::to_string)
+                    )
+                } else if let Some(id) = &f.id {
+                    format!("id: {id}")
+                } else {
+                    continue;
+                };
+                found.push(Evidence {
+                    expected: "a heartbeat with server_time and head_seq, and no id".to_owned(),
+                    seen,
+                    ..at_frame(c.id(), conn, Some(f))
+                });
+                // One per connection: a target that gets it wrong gets it wrong every time.
+                break;
+            }
+        }
+    }
+    for e in found {
+        ctx.emit("heartbeat.fields", e);
+    }
+}

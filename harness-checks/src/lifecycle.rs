@@ -1,0 +1,402 @@
+//! `lifecycle.*`: the grammar of every stream: headers, the leading `retry:` block,
+//! `connection_open` first, no ids on lifecycle frames, nothing after
+//! `connection_close`, errors before abnormal closes, task-stream ends, and one
+//! correlation id per connection.
+
+use std::collections::BTreeSet;
+
+use harness_model::{ClientId, ConnEnd, Connection, Evidence, Frame, FrameKind, StreamKind};
+use serde_json::Value;
+
+use crate::IdMode;
+use crate::view::{
+    Ctx, Cursor, at_conn, at_frame, cursor_of, describe, describe_end, is_lifecycle, lifecycle,
+    str_field,
+};
+
+pub(crate) fn check(ctx: &mut Ctx) {
+    // Frame ids are judged by whichever family owns the frame, even when lifecycle is off.
+    no_id(ctx);
+    if !ctx.enabled("lifecycle") {
+        return;
+    }
+    let shaped = shape_clients(ctx);
+    let mut found: Vec<(&'static str, Evidence)> = Vec::new();
+    for c in &ctx.clients {
+        let id = c.id();
+        for conn in &c.t.connections {
+            if !conn.status.is_some_and(|s| (200..300).contains(&s)) {
+                continue;
+            }
+            found.extend(headers(id, conn).map(|e| ("lifecycle.headers", e)));
+            found.extend(retry_first(id, conn).map(|e| ("lifecycle.retry-first", e)));
+            if ctx.cfg.lifecycle_frames && !shaped.contains(id) {
+                found.extend(
+                    open_first(ctx, c.t.stream, id, conn).map(|e| ("lifecycle.open-first", e)),
+                );
+            }
+            if !shaped.contains(id) {
+                found.extend(close_last(id, conn).map(|e| ("lifecycle.close-last", e)));
+                found.extend(
+                    error_before_close(id, conn).map(|e| ("lifecycle.error-before-close", e)),
+                );
+            }
+            found.extend(correlation(ctx, id, conn).map(|e| ("lifecycle.correlation-id", e)));
+        }
+    }
+    for (client, reason) in &ctx.rec.expect.task_terminal {
+        found.extend(
+            terminal_close(ctx, client, reason)
+                .into_iter()
+                .map(|e| ("lifecycle.terminal-close", e)),
+        );
+    }
+    for client in &ctx.rec.expect.task_not_found {
+        let Some(c) = ctx.client(client) else {
+            continue;
+        };
+        for conn in &c.t.connections {
+            found.extend(
+                crate::resume::error_shape(client, conn, "task_not_found")
+                    .map(|e| ("lifecycle.task-not-found", e)),
+            );
+        }
+    }
+    for (id, e) in found {
+        ctx.emit(id, e);
+    }
+}
+
+/// Clients judged by a shape contract of their own (`cursor_ahead`, `task_not_found`):
+/// the generic grammar checks leave them alone so one problem is reported once.
+fn shape_clients(ctx: &Ctx) -> BTreeSet<ClientId> {
+    let e = &ctx.rec.expect;
+    let mut s: BTreeSet<ClientId> = e.task_not_found.iter().cloned().collect();
+    if ctx.enabled("resume") {
+        s.extend(e.cursor_ahead.iter().cloned());
+    }
+    s
+}
+
+fn headers(id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let ct = conn
+        .headers
+        .get("content-type")
+        .map(|s| s.trim().to_ascii_lowercase());
+    let cc = conn
+        .headers
+        .get("cache-control")
+        .map(|s| s.to_ascii_lowercase());
+    let seen = if !ct
+        .as_deref()
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+    {
+        format!("content-type {}", ct.as_deref().unwrap_or("(none)"))
+    } else if !cc.as_deref().is_some_and(|c| c.contains("no-cache")) {
+        format!("cache-control {}", cc.as_deref().unwrap_or("(none)"))
+    } else {
+        return None;
+    };
+    Some(Evidence {
+        expected: "content-type text/event-stream and cache-control no-cache".to_owned(),
+        seen,
+        ..at_conn(id, conn)
+    })
+}
+
+fn retry_first(id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    if conn.body_bytes == 0 {
+        return None;
+    }
+    let first = conn.frames.first();
+    let ok = conn.retries.iter().any(|(off, _)| *off == 0) && first.is_none_or(|f| f.start > 0);
+    if ok {
+        return None;
+    }
+    let seen = match (conn.retries.first(), first) {
+        (Some((0, _)), Some(f)) => format!("retry inside the first event block ({})", describe(f)),
+        (Some((off, _)), _) => format!("the first retry at byte {off}"),
+        (None, Some(f)) => format!("{} first, no retry", describe(f)),
+        (None, None) => "no retry".to_owned(),
+    };
+    Some(Evidence {
+        expected: "a block of its own with retry: <ms> at byte 0".to_owned(),
+        seen,
+        ..at_frame(id, conn, first)
+    })
+}
+
+fn open_first(ctx: &Ctx, stream: StreamKind, id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let want = match stream {
+        StreamKind::Events => "events",
+        StreamKind::Task => "task",
+        StreamKind::Version => "version",
+    };
+    let expected =
+        format!("connection_open with stream {want}, head_seq, resume_from and heartbeat_ms first");
+    let Some(f) = conn.frames.first() else {
+        return (conn.end == ConnEnd::ServerClosed).then(|| Evidence {
+            expected,
+            seen: "the response ending with no frame".to_owned(),
+            ..at_conn(id, conn)
+        });
+    };
+    let seen = match lifecycle(f) {
+        Some(("connection_open", fields)) => open_fields(ctx, stream, want, conn, fields)?,
+        _ => describe(f),
+    };
+    Some(Evidence {
+        expected,
+        seen,
+        ..at_frame(id, conn, Some(f))
+    })
+}
+
+/// What is wrong with a `connection_open`'s fields, if anything.
+fn open_fields(
+    ctx: &Ctx,
+    stream: StreamKind,
+    want: &str,
+    conn: &Connection,
+    fields: &Value,
+) -> Option<String> {
+    if str_field(fields, "stream") != Some(want) {
+        return Some(format!(
+            "stream {}",
+            fields.get("stream").unwrap_or(&Value::Null)
+        ));
+    }
+    let head = fields.get("head_seq");
+    let head_ok = match ctx.cfg.ids {
+        IdMode::Numeric => head.is_some_and(Value::is_u64),
+        IdMode::Opaque => head.is_some(),
+    };
+    if !head_ok {
+        return Some(format!(
+            "head_seq {}",
+            head.map_or("missing".to_owned(), Value::to_string)
+        ));
+    }
+    if !fields.get("heartbeat_ms").is_some_and(Value::is_u64) {
+        return Some(format!(
+            "heartbeat_ms {}",
+            fields
+                .get("heartbeat_ms")
+                .map_or("missing".to_owned(), Value::to_string)
+        ));
+    }
+    let Some(from) = fields.get("resume_from") else {
+        return Some("no resume_from".to_owned());
+    };
+    let ok = match (cursor_of(&conn.cursor), stream) {
+        (_, StreamKind::Version) => from.is_null() || from.is_u64(),
+        (Cursor::Absent, _) => from.is_null(),
+        (Cursor::Seq(l), _) => from.as_u64() == Some(l),
+        (Cursor::Other(_), _) => true,
+    };
+    (!ok).then(|| {
+        let sent = conn
+            .cursor
+            .as_deref()
+            .map_or("none".to_owned(), |c| format!("cursor {c}"));
+        format!("resume_from {from} for {sent}")
+    })
+}
+
+fn no_id(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for c in &ctx.clients {
+        for conn in &c.t.connections {
+            for f in &conn.frames {
+                let Some(raw) = &f.id else { continue };
+                let (owner, what) = match &f.kind {
+                    FrameKind::Lifecycle { name, .. } => ("lifecycle", name.as_str()),
+                    FrameKind::Heartbeat { .. } => ("heartbeat", "heartbeat"),
+                    FrameKind::Version { .. } => ("version", "version"),
+                    _ => continue,
+                };
+                // Heartbeat and version frames' ids are their own family's, when judged.
+                if owner != "lifecycle" && ctx.enabled(owner) {
+                    continue;
+                }
+                found.push(Evidence {
+                    expected: format!("no id: on {what}"),
+                    seen: format!("id: {raw}"),
+                    ..at_frame(c.id(), conn, Some(f))
+                });
+            }
+        }
+    }
+    for e in found {
+        ctx.emit("lifecycle.no-id", e);
+    }
+}
+
+fn close_last(id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let i = conn
+        .frames
+        .iter()
+        .position(|f| is_lifecycle(f, "connection_close"))?;
+    let close = &conn.frames[i];
+    let expected = "nothing after connection_close, and the end of the response".to_owned();
+    if let Some(f) = conn.frames.get(i + 1) {
+        return Some(Evidence {
+            expected,
+            seen: format!("{} after it", describe(f)),
+            ..at_frame(id, conn, Some(f))
+        });
+    }
+    if let Some(c) = conn.comments.iter().find(|c| c.offset >= close.end) {
+        return Some(Evidence {
+            expected,
+            seen: format!("comment {:?} at byte {} after it", c.text, c.offset),
+            ..at_frame(id, conn, Some(close))
+        });
+    }
+    (conn.end == ConnEnd::Deadline).then(|| Evidence {
+        expected,
+        seen: format!("the response still open until {}", describe_end(&conn.end)),
+        ..at_frame(id, conn, Some(close))
+    })
+}
+
+fn error_before_close(id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let (i, reason) = conn
+        .frames
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| match lifecycle(f) {
+            Some(("connection_close", fields)) => str_field(fields, "reason")
+                .filter(|r| matches!(*r, "task_not_found" | "cursor_ahead"))
+                .map(|r| (i, r)),
+            _ => None,
+        })?;
+    let has_error = conn.frames[..i].iter().any(|f| {
+        lifecycle(f).is_some_and(|(n, fl)| n == "error" && str_field(fl, "code") == Some(reason))
+    });
+    (!has_error).then(|| {
+        let f = &conn.frames[i];
+        let seen = match i.checked_sub(1).map(|p| &conn.frames[p]) {
+            Some(p) => format!("{} then {}", describe(p), describe(f)),
+            None => format!("{} with no error before it", describe(f)),
+        };
+        Evidence {
+            expected: format!("error{{code:{reason}}} before connection_close{{reason:{reason}}}"),
+            seen,
+            ..at_frame(id, conn, Some(f))
+        }
+    })
+}
+
+fn terminal_close(ctx: &Ctx, client: &ClientId, want: &str) -> Vec<Evidence> {
+    let Some(c) = ctx.client(client) else {
+        return Vec::new();
+    };
+    let expected = format!("connection_close{{reason:{want}}} right after the terminal event");
+    let mut found = Vec::new();
+    let mut closed = false;
+    for conn in &c.t.connections {
+        let terminal = conn.frames.iter().position(|f| {
+            matches!(&f.kind, FrameKind::Data(d)
+                if matches!(d.event_type.as_deref(), Some("task_completed" | "task_failed")))
+        });
+        let close = conn
+            .frames
+            .iter()
+            .position(|f| is_lifecycle(f, "connection_close"));
+        let reason =
+            |i: usize| lifecycle(&conn.frames[i]).and_then(|(_, f)| str_field(f, "reason"));
+        match (terminal, close) {
+            (Some(t), _) => {
+                closed = true;
+                let next = conn.frames.get(t + 1);
+                let fits = next.is_some_and(|f| {
+                    is_lifecycle(f, "connection_close")
+                        && lifecycle(f).and_then(|(_, fl)| str_field(fl, "reason")) == Some(want)
+                });
+                if !fits {
+                    let term = describe(&conn.frames[t]);
+                    let seen = match next {
+                        Some(f) => format!("{term} then {}", describe(f)),
+                        None => format!("{term} then {}", describe_end(&conn.end)),
+                    };
+                    found.push(Evidence {
+                        expected: expected.clone(),
+                        seen,
+                        ..at_frame(client, conn, next.or(conn.frames.get(t)))
+                    });
+                }
+            }
+            (None, Some(i)) if matches!(reason(i), Some("task_completed" | "task_failed")) => {
+                closed = true;
+                if reason(i) != Some(want) {
+                    found.push(Evidence {
+                        expected: expected.clone(),
+                        seen: describe(&conn.frames[i]),
+                        ..at_frame(client, conn, Some(&conn.frames[i]))
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if !closed
+        && let Some(last) = c.t.connections.last()
+        && matches!(last.end, ConnEnd::Deadline | ConnEnd::ServerClosed)
+    {
+        found.push(Evidence {
+            expected,
+            seen: format!(
+                "no terminal close; the stream ended by {}",
+                describe_end(&last.end)
+            ),
+            ..at_frame(client, last, last.frames.last())
+        });
+    }
+    found
+}
+
+fn frame_correlation(f: &Frame) -> Option<Option<&str>> {
+    match &f.kind {
+        FrameKind::Data(d) => Some(d.correlation_id.as_deref()),
+        FrameKind::Lifecycle { fields, .. }
+        | FrameKind::Heartbeat { fields }
+        | FrameKind::Version { fields } => fields
+            .is_object()
+            .then(|| str_field(fields, "correlation_id")),
+        _ => None,
+    }
+}
+
+fn correlation(ctx: &Ctx, id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let mut want: Option<(&str, String)> = conn
+        .correlation_sent
+        .as_deref()
+        .map(|s| (s, "the X-Correlation-ID sent".to_owned()));
+    for f in &conn.frames {
+        let Some(cid) = frame_correlation(f) else {
+            continue;
+        };
+        match (cid, &want) {
+            (None, _) if !ctx.cfg.lifecycle_frames => {}
+            (Some(x), None) => want = Some((x, format!("as in the frame at byte {}", f.start))),
+            (Some(x), Some((w, _))) if x == *w => {}
+            (got, w) => {
+                let expected = match w {
+                    Some((w, why)) => format!("correlation_id {w} in every frame ({why})"),
+                    None => "a correlation_id in every frame".to_owned(),
+                };
+                let seen = match got {
+                    Some(x) => format!("correlation_id {x} on {}", describe(f)),
+                    None => format!("no correlation_id on {}", describe(f)),
+                };
+                return Some(Evidence {
+                    expected,
+                    seen,
+                    ..at_frame(id, conn, Some(f))
+                });
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,592 @@
+//! One hand-made recording per anomaly (each must yield exactly its finding), clean
+//! recordings (numeric and opaque) that must yield none, and the registry cross-checks.
+
+use std::collections::BTreeSet;
+
+use harness_model::{
+    ConnEnd, Contracts, FrameKind, LivenessProbe, PublishFailure, Recording, StreamKind, WireIssue,
+};
+use serde_json::{Value, json};
+
+use crate::testkit::*;
+
+/// The clean numeric scenario. Acks seq 1..=5 of job j1 (sent at 110, 120, ... ms).
+/// `a#0` reads everything, is cut after seq 3 and resumes from cursor 3; `b#0` reads
+/// job j1 in one connection with the seqs given; `t#0` reads a task stream to its
+/// terminal close; `idle#0` sits on an empty job with heartbeats; `v#0` and `v2#0`
+/// read version streams (the second is replaced).
+fn numeric_with(b_seqs: &[u64]) -> Recording {
+    let acks = (1..=5).map(|s| ack(s, "j1", 100 + 10 * s)).collect();
+    let a0 = Conn::new(0, 0)
+        .open(2, "events", 0, Value::Null)
+        .data(112, 1, "j1")
+        .data(122, 2, "j1")
+        .data(132, 3, "j1")
+        .end(cut(), 140);
+    let a1 = Conn::new(1, 150)
+        .cursor("3")
+        .open(152, "events", 4, json!(3))
+        .data(153, 4, "j1")
+        .data(162, 5, "j1")
+        .end(ConnEnd::Finished, 1500);
+    let mut b = Conn::new(0, 1).open(3, "events", 0, Value::Null);
+    for (i, s) in b_seqs.iter().enumerate() {
+        b = b.data(160 + i as u64, *s, "j1");
+    }
+    let b = b.end(ConnEnd::Finished, 1500);
+    let mut term = event(9, "j2");
+    term.event_type = Some("task_completed".into());
+    term.marker = None;
+    let t = Conn::new(0, 1000)
+        .open(1001, "task", 9, Value::Null)
+        .data_ev(1002, term)
+        .close(1003, "task_completed")
+        .end(ConnEnd::ServerClosed, 1004);
+    let idle = Conn::new(0, 200)
+        .open(201, "events", 5, Value::Null)
+        .hb(1200, 9)
+        .hb(2200, 9)
+        .hb(3200, 9)
+        .hb(4200, 9)
+        .end(ConnEnd::Finished, 5000);
+    let v = Conn::new(0, 300)
+        .open(301, "version", 5, Value::Null)
+        .version(302, "1.0")
+        .version(303, "1.1")
+        .end(ConnEnd::Finished, 400);
+    let v2 = Conn::new(0, 300)
+        .open(301, "version", 5, Value::Null)
+        .version(302, "0.9")
+        .close(350, "replaced")
+        .end(ConnEnd::ServerClosed, 351);
+    let mut rec = Recording {
+        transcripts: vec![
+            client("a#0", StreamKind::Events, &[], vec![a0, a1]),
+            client("b#0", StreamKind::Events, &["j1"], vec![b]),
+            client("t#0", StreamKind::Task, &["j2"], vec![t]),
+            client("idle#0", StreamKind::Events, &["quiet"], vec![idle]),
+            client("v#0", StreamKind::Version, &[], vec![v]),
+            client("v2#0", StreamKind::Version, &[], vec![v2]),
+        ],
+        acks,
+        ..Recording::default()
+    };
+    let ahead = Conn::new(0, 10)
+        .cursor("99")
+        .open(11, "events", 5, json!(99))
+        .error(12, "cursor_ahead")
+        .close(12, "cursor_ahead")
+        .end(ConnEnd::ServerClosed, 13);
+    let nf = Conn::new(0, 10)
+        .open(11, "task", 5, Value::Null)
+        .error(12, "task_not_found")
+        .close(12, "task_not_found")
+        .end(ConnEnd::ServerClosed, 13);
+    let mut bad = Conn::new(0, 10).cursor("abc").end(ConnEnd::Refused, 11);
+    bad.status = Some(400);
+    bad.retries.clear();
+    bad.body_bytes = 0;
+    bad.error_body = Some(r#"{"error":"invalid_last_event_id","detail":"x"}"#.into());
+    rec.transcripts.extend([
+        client("ahead#0", StreamKind::Events, &[], vec![ahead]),
+        client("nf#0", StreamKind::Task, &["nope"], vec![nf]),
+        client("bad#0", StreamKind::Events, &[], vec![bad]),
+    ]);
+    rec.expect.cursor_ahead.push(cid("ahead#0"));
+    rec.expect.task_not_found.push(cid("nf#0"));
+    rec.expect.invalid_cursor.push(cid("bad#0"));
+    rec.expect
+        .task_terminal
+        .insert(cid("t#0"), "task_completed".into());
+    rec.expect.idle.push(cid("idle#0"));
+    rec.expect
+        .versions
+        .insert(cid("v#0"), vec!["1.0".into(), "1.1".into()]);
+    rec.expect.replaced.push(cid("v2#0"));
+    rec
+}
+
+fn numeric() -> Recording {
+    numeric_with(&[1, 2, 3, 4, 5])
+}
+
+/// The transcript of `name`.
+fn tr<'a>(rec: &'a mut Recording, name: &str) -> &'a mut harness_model::Transcript {
+    rec.transcripts
+        .iter_mut()
+        .find(|t| t.client.0 == name)
+        .expect("client exists")
+}
+
+/// Connection `i` of `name`.
+fn conn<'a>(rec: &'a mut Recording, name: &str, i: usize) -> &'a mut harness_model::Connection {
+    &mut tr(rec, name).connections[i]
+}
+
+/// The clean opaque scenario: two publishers (x1..x4 and y1..y2) on job j1; `a#0` is cut
+/// after x2 and resumes with its id; `b#0` reads in one go.
+fn opaque() -> Recording {
+    let acks = vec![
+        oack("x1", "j1", 0, 100),
+        oack("y1", "j1", 1, 105),
+        oack("x2", "j1", 0, 110),
+        oack("x3", "j1", 0, 120),
+        oack("y2", "j1", 1, 125),
+        oack("x4", "j1", 0, 130),
+    ];
+    let order = [
+        ("1:0", "x1"),
+        ("1:1", "y1"),
+        ("1:2", "x2"),
+        ("1:3", "x3"),
+        ("1:4", "y2"),
+        ("1:5", "x4"),
+    ];
+    let a0 = order[..3]
+        .iter()
+        .enumerate()
+        .fold(Conn::new(0, 0), |c, (i, (id, m))| {
+            c.odata(102 + 5 * i as u64, id, m, "j1")
+        })
+        .end(cut(), 115);
+    let a1 = order[3..]
+        .iter()
+        .enumerate()
+        .fold(Conn::new(1, 116).cursor("1:2"), |c, (i, (id, m))| {
+            c.odata(122 + 5 * i as u64, id, m, "j1")
+        })
+        .end(ConnEnd::Finished, 1500);
+    let b = order
+        .iter()
+        .enumerate()
+        .fold(Conn::new(0, 1), |c, (i, (id, m))| {
+            c.odata(102 + 6 * i as u64, id, m, "j1")
+        })
+        .end(ConnEnd::Finished, 1500);
+    Recording {
+        transcripts: vec![
+            client("a#0", StreamKind::Events, &["j1"], vec![a0, a1]),
+            client("b#0", StreamKind::Events, &["j1"], vec![b]),
+        ],
+        acks,
+        ..Recording::default()
+    }
+}
+
+/// Removes the data frame of seq `seq` (or marker) from a connection.
+fn drop_data(c: &mut harness_model::Connection, what: &str) {
+    c.frames.retain(|f| match &f.kind {
+        FrameKind::Data(d) => {
+            d.seq.map(|s| s.to_string()).as_deref() != Some(what)
+                && d.marker.as_deref() != Some(what)
+        }
+        _ => true,
+    });
+}
+
+fn data_mut(c: &mut harness_model::Connection, seq: u64) -> &mut harness_model::DataEvent {
+    c.frames
+        .iter_mut()
+        .find_map(|f| match &mut f.kind {
+            FrameKind::Data(d) if d.seq.is_some_and(|s| s.0 == seq) => Some(d),
+            _ => None,
+        })
+        .expect("the seq was delivered")
+}
+
+fn lifecycle_fields<'a>(c: &'a mut harness_model::Connection, name: &str) -> &'a mut Value {
+    c.frames
+        .iter_mut()
+        .find_map(|f| match &mut f.kind {
+            FrameKind::Lifecycle { name: n, fields } if n == name => Some(fields),
+            FrameKind::Heartbeat { fields } if name == "heartbeat" => Some(fields),
+            FrameKind::Version { fields } if name == "version" => Some(fields),
+            _ => None,
+        })
+        .expect("the frame exists")
+}
+
+/// Declares one #[test] per case and `all_cases()` listing them.
+macro_rules! cases {
+    ($($name:ident => $body:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let case: Case = $body;
+                case.assert();
+            }
+        )*
+        fn all_cases() -> Vec<(&'static str, Case)> {
+            vec![$((stringify!($name), $body)),*]
+        }
+    };
+}
+
+cases! {
+    clean_numeric => Case::clean(numeric_cfg(), numeric());
+    clean_opaque => Case::clean(opaque_cfg(), opaque());
+
+    gap_inside_a_connection => {
+        Case::one(numeric_cfg(), numeric_with(&[1, 2, 4, 5]), "resume.no-gap", "[resume.no-gap] client b#0 conn 0 seq 4 marker m4 byte 162: expected seq 3 (acked, after seq 2), saw seq 4")
+    };
+    gap_at_resume => {
+        let mut r = numeric();
+        drop_data(conn(&mut r, "a#0", 1), "4");
+        Case::one(numeric_cfg(), r, "resume.no-gap", "[resume.no-gap] client a#0 conn 1 seq 5 marker m5 byte 112: expected seq 4 (acked, after cursor 3), saw seq 5")
+    };
+    gap_opaque => {
+        let mut r = opaque();
+        drop_data(conn(&mut r, "b#0", 0), "x3");
+        Case::one(opaque_cfg(), r, "resume.no-gap", "[resume.no-gap] client b#0 conn 0 marker x4 byte 262: expected marker x3 (publisher 0, acked after marker x2), saw marker x4")
+    };
+    duplicate_across_resume => {
+        let mut r = numeric();
+        let c = conn(&mut r, "a#0", 1);
+        let dup = c.frames[1].clone();
+        let mut dup3 = dup.clone();
+        dup3.kind = FrameKind::Data(event(3, "j1"));
+        c.frames.insert(1, dup3);
+        Case::one(numeric_cfg(), r, "resume.no-duplicate", "[resume.no-duplicate] client a#0 conn 1 seq 3 marker m3 byte 62: expected each event once (resumed from cursor 3), saw seq 3 again, first at conn 0 byte 162")
+    };
+    duplicate_opaque => {
+        let mut r = opaque();
+        let c = conn(&mut r, "b#0", 0);
+        let again = c.frames[1].clone();
+        c.frames.insert(2, again);
+        Case::one(opaque_cfg(), r, "resume.no-duplicate", "[resume.no-duplicate] client b#0 conn 0 marker y1 byte 62: expected each event once (in the same connection), saw marker y1 again, first at conn 0 byte 62")
+    };
+    out_of_order => Case::one(numeric_cfg(), numeric_with(&[1, 2, 3, 5, 4]), "resume.monotonic", "[resume.monotonic] client b#0 conn 0 seq 4 marker m4 byte 262: expected a seq above 5 (the previous one), saw seq 4");
+    invalid_cursor_not_400 => {
+        let mut r = numeric();
+        conn(&mut r, "bad#0", 0).error_body = Some(r#"{"error":"bad_request"}"#.into());
+        Case::one(numeric_cfg(), r, "resume.invalid-cursor", r#"[resume.invalid-cursor] client bad#0 conn 0: expected 400 {"error":"invalid_last_event_id"} before any stream byte, saw error bad_request"#)
+    };
+    cursor_ahead_without_error => {
+        let mut r = numeric();
+        conn(&mut r, "ahead#0", 0).frames.remove(1);
+        Case::one(numeric_cfg(), r, "resume.cursor-ahead", "[resume.cursor-ahead] client ahead#0 conn 0 byte 112: expected 200 with connection_open, error{code:cursor_ahead}, connection_close{reason:cursor_ahead}, then the end of the response, saw connection_close{reason:cursor_ahead} as frame 2")
+    };
+    head_behind_on_resume => {
+        let mut r = numeric();
+        lifecycle_fields(conn(&mut r, "a#0", 1), "connection_open")["head_seq"] = json!(2);
+        Case::one(numeric_cfg(), r, "resume.head-not-behind", "[resume.head-not-behind] client a#0 conn 1 seq 3 byte 12: expected connection_open head_seq ≥ 3 (already sent to a#0), saw head_seq 2")
+    };
+
+    lost_at_tail => Case::one(numeric_cfg(), numeric_with(&[1, 2, 3, 4]), "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 5 marker m5: expected seq 5 (acked at 151 ms, job j1) delivered, saw last delivered seq 4; stream ended by the scenario's end at 1500 ms");
+    lost_at_tail_opaque => {
+        let mut r = opaque();
+        drop_data(conn(&mut r, "b#0", 0), "x4");
+        Case::one(opaque_cfg(), r, "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 marker x4: expected marker x4 of publisher 0 (acked at 131 ms, job j1) delivered, saw last delivered marker x3; stream ended by the scenario's end at 1500 ms")
+    };
+    wrong_marker_under_acked_seq => {
+        let mut r = numeric();
+        data_mut(conn(&mut r, "b#0", 0), 2).marker = Some("m9".into());
+        Case::one(numeric_cfg(), r, "delivery.ack-matches", "[delivery.ack-matches] client b#0 conn 0 seq 2 marker m9 byte 112: expected marker m2 of job j1 (acked under this seq), saw marker m9 of job j1")
+    };
+    different_event_same_seq => {
+        let mut r = numeric();
+        data_mut(conn(&mut r, "b#0", 0), 2).digest = "other".into();
+        Case::one(numeric_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 seq 2 marker m2 byte 112: expected seq 2 to be custom of job j1 digest d2 as a#0 got it at conn 0 byte 112, saw custom of job j1 digest other")
+    };
+    opposite_order_opaque => {
+        let mut r = opaque();
+        // b sees y1 before x1 while a saw x1 first (different publishers: the server's order must agree).
+        let c = conn(&mut r, "b#0", 0);
+        let (k0, k1) = (c.frames[0].kind.clone(), c.frames[1].kind.clone());
+        c.frames[0].kind = k1;
+        c.frames[1].kind = k0;
+        Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x1 byte 62: expected marker x1 before marker y1, the order a#0 saw, saw marker x1 after marker y1")
+    };
+    publish_not_acked => {
+        let mut r = numeric();
+        r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: Some(500), error: "internal".into() });
+        Case::one(numeric_cfg(), r, "delivery.publish-acked", "[delivery.publish-acked] marker m7: expected a 2xx ack for the publish of 1 event(s), saw status 500: internal")
+    };
+    dropped_without_close => {
+        let mut r = numeric();
+        let c = Conn::new(0, 1).open(3, "events", 0, Value::Null);
+        let c = (1..=5).fold(c, |c, s| c.data(113 + 10 * (s - 1), s, "j1")).end(ConnEnd::ServerClosed, 1500);
+        r.transcripts.push(client("c#0", StreamKind::Events, &[], vec![c]));
+        Case::one(numeric_cfg(), r, "delivery.slow-consumer-close", "[delivery.slow-consumer-close] client c#0 conn 0: expected connection_close (slow_consumer, server_shutdown, ...) before an events stream ends, saw the response ended after 312 bytes at 1500 ms without connection_close")
+    };
+
+    wrong_content_type => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).headers.insert("content-type".into(), "text/plain".into());
+        Case::one(numeric_cfg(), r, "lifecycle.headers", "[lifecycle.headers] client b#0 conn 0: expected content-type text/event-stream and cache-control no-cache, saw content-type text/plain")
+    };
+    no_retry_block => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).retries.clear();
+        Case::one(numeric_cfg(), r, "lifecycle.retry-first", "[lifecycle.retry-first] client b#0 conn 0 byte 12: expected a block of its own with retry: <ms> at byte 0, saw connection_open first, no retry")
+    };
+    data_before_open => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).frames.remove(0);
+        Case::one(numeric_cfg(), r, "lifecycle.open-first", "[lifecycle.open-first] client b#0 conn 0 byte 62: expected connection_open with stream events, head_seq, resume_from and heartbeat_ms first, saw data seq 1")
+    };
+    id_on_connection_open => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).frames[0].id = Some("0".into());
+        Case::one(numeric_cfg(), r, "lifecycle.no-id", "[lifecycle.no-id] client b#0 conn 0 byte 12: expected no id: on connection_open, saw id: 0")
+    };
+    frame_after_close => {
+        let mut r = numeric();
+        let c = Conn::new(0, 1).open(3, "events", 0, Value::Null);
+        let c = (1..=5).fold(c, |c, s| c.data(113 + 10 * (s - 1), s, "j1")).close(200, "slow_consumer").hb(201, 5).end(ConnEnd::ServerClosed, 202);
+        r.transcripts.push(client("c#0", StreamKind::Events, &[], vec![c]));
+        Case::one(numeric_cfg(), r, "lifecycle.close-last", "[lifecycle.close-last] client c#0 conn 0 byte 362: expected nothing after connection_close, and the end of the response, saw heartbeat after it")
+    };
+    close_without_error => {
+        let mut r = numeric();
+        let c = Conn::new(0, 1).open(3, "events", 0, Value::Null);
+        let c = (1..=5).fold(c, |c, s| c.data(113 + 10 * (s - 1), s, "j1")).close(200, "cursor_ahead").end(ConnEnd::ServerClosed, 202);
+        r.transcripts.push(client("c#0", StreamKind::Events, &[], vec![c]));
+        Case::one(numeric_cfg(), r, "lifecycle.error-before-close", "[lifecycle.error-before-close] client c#0 conn 0 byte 312: expected error{code:cursor_ahead} before connection_close{reason:cursor_ahead}, saw data seq 5 then connection_close{reason:cursor_ahead}")
+    };
+    terminal_without_close => {
+        let mut r = numeric();
+        let c = conn(&mut r, "t#0", 0);
+        c.frames.pop();
+        Case::one(numeric_cfg(), r, "lifecycle.terminal-close", "[lifecycle.terminal-close] client t#0 conn 0 byte 62: expected connection_close{reason:task_completed} right after the terminal event, saw data seq 9 then the server ending the response")
+    };
+    task_not_found_without_error => {
+        let mut r = numeric();
+        conn(&mut r, "nf#0", 0).frames.remove(1);
+        Case::one(numeric_cfg(), r, "lifecycle.task-not-found", "[lifecycle.task-not-found] client nf#0 conn 0 byte 112: expected 200 with connection_open, error{code:task_not_found}, connection_close{reason:task_not_found}, then the end of the response, saw connection_close{reason:task_not_found} as frame 2")
+    };
+    correlation_changes => {
+        let mut r = numeric();
+        data_mut(conn(&mut r, "b#0", 0), 3).correlation_id = Some("zzz".into());
+        Case::one(numeric_cfg(), r, "lifecycle.correlation-id", "[lifecycle.correlation-id] client b#0 conn 0 byte 162: expected correlation_id c1 in every frame (as in the frame at byte 12), saw correlation_id zzz on data seq 3")
+    };
+
+    idle_silence => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        c.frames.drain(2..4);
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 212: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3000 ms of silence (from 1200 ms to 4200 ms)")
+    };
+    heartbeat_without_server_time => {
+        let mut r = numeric();
+        let f = lifecycle_fields(conn(&mut r, "idle#0", 0), "heartbeat");
+        f.as_object_mut().expect("object").remove("server_time");
+        Case::one(numeric_cfg(), r, "heartbeat.fields", "[heartbeat.fields] client idle#0 conn 0 byte 62: expected a heartbeat with server_time and head_seq, and no id, saw server_time missing")
+    };
+
+    version_without_git_commit => {
+        let mut r = numeric();
+        let f = lifecycle_fields(conn(&mut r, "v#0", 0), "version");
+        f.as_object_mut().expect("object").remove("git_commit");
+        Case::one(numeric_cfg(), r, "version.fields", "[version.fields] client v#0 conn 0 byte 62: expected event: version with request_id, version, environment, git_commit, correlation_id and no id, saw missing or mistyped git_commit")
+    };
+    version_missing => {
+        let mut r = numeric();
+        conn(&mut r, "v#0", 0).frames.pop();
+        Case::one(numeric_cfg(), r, "version.pending-order", "[version.pending-order] client v#0 conn 0: expected versions [1.0, 1.1] after connection_open, in order, saw [1.0]")
+    };
+    not_replaced => {
+        let mut r = numeric();
+        let f = lifecycle_fields(conn(&mut r, "v2#0", 0), "connection_close");
+        f["reason"] = json!("server_shutdown");
+        Case::one(numeric_cfg(), r, "version.replaced", "[version.replaced] client v2#0 conn 0 byte 112: expected the stream to end with connection_close{reason:replaced}, saw connection_close{reason:server_shutdown} last, then the server ending the response")
+    };
+
+    wire_violation_strict => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).violations.push(WireIssue { offset: 40, kind: "invalid-utf8".into(), detail: "byte 0xff".into() });
+        Case::one(numeric_cfg(), r, "framing.well-formed", "[framing.well-formed] client b#0 conn 0 byte 40: expected well-formed UTF-8 event-stream framing, saw invalid-utf8: byte 0xff")
+    };
+    malformed_data_strict => {
+        let mut r = numeric();
+        let c = conn(&mut r, "b#0", 0);
+        let mut f = c.frames[1].clone();
+        f.kind = FrameKind::Malformed { reason: "data is not JSON".into() };
+        f.id = None;
+        f.start = 9000;
+        c.frames.push(f);
+        Case::one(numeric_cfg(), r, "framing.json-data", "[framing.json-data] client b#0 conn 0 byte 9000: expected JSON data with the profile's fields on event task_event, saw data is not JSON")
+    };
+
+    acked_write_lost_in_restart => {
+        let mut r = numeric();
+        r.acks.push(ack(6, "j1", 200));
+        r.restarts.push(ms(300));
+        let b = tr(&mut r, "b#0");
+        b.connections[0].end = ConnEnd::Failed { error: "reset".into() };
+        b.connections[0].ended_us = ms(300);
+        b.connections.push(Conn::new(1, 400).cursor("5").open(401, "events", 5, json!(5)).end(ConnEnd::Finished, 2000));
+        Case::one(numeric_cfg(), r, "durability.acked-survive", "[durability.acked-survive] seq 6 marker m6: expected seq 6 (acked at 201 ms, before the restart at 300 ms) delivered after the restart, saw no client received it (owed to a#0, b#0)")
+    };
+    seq_reused_after_restart => {
+        let mut r = numeric();
+        let mut again = ack(5, "j1", 350);
+        again.marker = "m5b".into();
+        r.acks.push(again);
+        r.restarts.push(ms(300));
+        let mut ev = event(5, "j1");
+        ev.marker = Some("m5b".into());
+        ev.digest = "d5b".into();
+        let c = Conn::new(0, 400).cursor("4").open(401, "events", 5, json!(4)).data_ev(410, ev).end(ConnEnd::Finished, 2000);
+        r.transcripts.push(client("c#0", StreamKind::Events, &[], vec![c]));
+        Case::one(numeric_cfg(), r, "durability.seq-not-reused", "[durability.seq-not-reused] seq 5 marker m5b: expected a fresh seq (seq 5 was acked for marker m5 at 151 ms), saw seq 5 acked again for marker m5b")
+    };
+    no_shutdown_close => {
+        let mut r = numeric();
+        r.restarts.push(ms(1400));
+        r.expect.shutdown.push(cid("b#0"));
+        let c = conn(&mut r, "b#0", 0);
+        c.end = ConnEnd::ServerClosed;
+        c.ended_us = ms(1401);
+        Case::one(numeric_cfg(), r, "durability.shutdown-close", "[durability.shutdown-close] client b#0 conn 0 byte 262: expected connection_close{reason:server_shutdown} for the shutdown at 1400 ms, saw data seq 5 last, then the server ending the response")
+    };
+    integrity_mismatch => {
+        let mut r = numeric();
+        r.integrity = Some(json!({"items": [
+            {"kind": "receipt", "job_id": "j1", "path": "receipts/j1.json", "expected_hash": "aa", "actual_hash": "aa", "status": "MATCH"},
+            {"kind": "artifact", "job_id": "j1", "path": "artifacts/j1/out", "expected_hash": "bb", "actual_hash": "cc", "status": "MISMATCH"}
+        ]}));
+        Case::one(numeric_cfg(), r, "durability.integrity", "[durability.integrity] expected artifact artifacts/j1/out of job j1 with sha256 bb, saw MISMATCH, sha256 cc")
+    };
+
+    gauge_stays_up => {
+        let mut r = numeric();
+        r.expect.liveness = Some(LivenessProbe { gauge: "spine_active_streams".into(), baseline: 0.0, disconnected_us: ms(1000), heartbeat_ms: 1000 });
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 3.0), (ms(1500), 2.0), (ms(3500), 1.0)]);
+        Case::one(numeric_cfg(), r, "liveness.disconnect-noticed", "[liveness.disconnect-noticed] expected spine_active_streams back to 0 within 3000 ms of the disconnect (2 x heartbeat_ms + one interval of sampling slack), saw spine_active_streams still 1 2500 ms after the disconnect (last sample)")
+    };
+}
+
+#[test]
+fn every_contract_of_the_judged_families_has_a_case_and_every_emitted_id_exists() {
+    let contracts = Contracts::builtin();
+    let judged = [
+        "resume",
+        "delivery",
+        "lifecycle",
+        "heartbeat",
+        "version",
+        "framing",
+        "durability",
+        "liveness",
+    ];
+    let mut covered = BTreeSet::new();
+    for (name, case) in all_cases() {
+        for f in case.run() {
+            assert!(
+                contracts.get(&f.contract.0).is_some(),
+                "{name} emitted unknown {}",
+                f.contract
+            );
+            covered.insert(f.contract.0.clone());
+        }
+    }
+    for c in contracts.all().filter(|c| judged.contains(&c.id.family())) {
+        assert!(covered.contains(&c.id.0), "no case produces {}", c.id);
+    }
+}
+
+#[test]
+fn families_not_judged_are_skipped_and_lenient_mode_reports_no_framing() {
+    let mut r = numeric_with(&[1, 2, 4, 5]);
+    conn(&mut r, "b#0", 0).violations.push(WireIssue {
+        offset: 40,
+        kind: "invalid-utf8".into(),
+        detail: "byte 0xff".into(),
+    });
+    let mut cfg = numeric_cfg();
+    cfg.families = vec!["delivery".into()];
+    assert!(Case::clean(cfg, r.clone()).run().is_empty());
+    let mut cfg = numeric_cfg();
+    cfg.strict = false;
+    let ids: Vec<String> = Case::clean(cfg, r).run().into_iter().map(|f| f.contract.0).collect();
+    assert_eq!(ids, ["resume.no-gap"]);
+}
+
+#[test]
+fn a_paused_reader_on_a_heartbeating_server_is_not_a_silence() {
+    // A 5 s connection: nothing read for 3 s, then the buffered heartbeats arrive at once.
+    let mut r = numeric();
+    let c = Conn::new(0, 200)
+        .open(201, "events", 5, Value::Null)
+        .hb(1200, 9)
+        .hb(4200, 9)
+        .hb(4201, 9)
+        .hb(4202, 9)
+        .end(ConnEnd::Finished, 5000);
+    r.transcripts.push(client("slow#0", StreamKind::Events, &["quiet"], vec![c]));
+    Case::clean(numeric_cfg(), r.clone()).assert();
+    // The same silence on a client the scenario keeps idle (reading promptly) is judged.
+    r.expect.idle.push(cid("slow#0"));
+    let found = Case::clean(numeric_cfg(), r).run();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].contract.0, "heartbeat.interval");
+}
+
+#[test]
+fn findings_are_sorted_and_deterministic() {
+    let mut r = numeric_with(&[1, 3, 5]);
+    r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: None, error: "reset".into() });
+    conn(&mut r, "a#0", 1).headers.clear();
+    let case = Case::clean(numeric_cfg(), r);
+    let first = case.run();
+    assert_eq!(first, case.run());
+    let keys: Vec<(String, Option<String>)> = first
+        .iter()
+        .map(|f| (f.contract.0.clone(), f.evidence.client.as_ref().map(|c| c.0.clone())))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(
+        first.iter().map(|f| f.contract.0.as_str()).collect::<Vec<_>>(),
+        ["delivery.publish-acked", "lifecycle.headers", "resume.no-gap", "resume.no-gap"]
+    );
+}
+
+#[test]
+fn a_rewound_cursor_may_replay_what_the_client_had() {
+    // a#0 resumes from cursor 1 although it had 1..3: 2 and 3 come again, legitimately.
+    let mut r = numeric();
+    let a1 = Conn::new(1, 150)
+        .cursor("1")
+        .open(152, "events", 4, json!(1))
+        .data(153, 2, "j1")
+        .data(154, 3, "j1")
+        .data(155, 4, "j1")
+        .data(162, 5, "j1")
+        .end(ConnEnd::Finished, 1500);
+    tr(&mut r, "a#0").connections[1] = a1;
+    Case::clean(numeric_cfg(), r).assert();
+}
+
+#[test]
+fn measure_reports_each_metric_from_the_recording() {
+    let mut r = numeric();
+    // A reconnect that replays 100 acked writes in 50 ms.
+    let acks: Vec<_> = (10..110).map(|s| ack(s, "k", 2000)).collect();
+    r.acks.extend(acks);
+    let c0 = Conn::new(0, 1990).open(1991, "events", 9, Value::Null).end(cut(), 1995);
+    let c1 = (10..110)
+        .fold(Conn::new(1, 2100).cursor("9").open(2101, "events", 109, json!(9)), |c, s| c.data(2101 + (s - 9) / 2, s, "k"))
+        .end(ConnEnd::Finished, 4000);
+    r.transcripts.push(client("k#0", StreamKind::Events, &["k"], vec![c0, c1]));
+    let h = crate::measure(&r);
+    let ct = &h[&harness_model::Metric::ConnectToOpen];
+    assert_eq!(ct.min(), 1000, "open frames arrive 1 ms after the request in the base recording");
+    let p2d = &h[&harness_model::Metric::PublishToDeliver];
+    assert!(p2d.len() >= 100);
+    let rc = &h[&harness_model::Metric::ReconnectToCaughtUp];
+    assert_eq!(rc.len(), 2, "a#0 and k#0 reconnected and had to catch up");
+    assert_eq!(rc.max(), hdr_round(51_000));
+    let rate = &h[&harness_model::Metric::ReplayRate];
+    assert_eq!(rate.len(), 1);
+    assert_eq!(rate.max(), hdr_round(2000));
+}
+
+/// The value an HDR histogram with 3 significant figures reports for `v`.
+fn hdr_round(v: u64) -> u64 {
+    let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("valid");
+    h.record(v).expect("in range");
+    h.max()
+}

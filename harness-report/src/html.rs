@@ -1,0 +1,466 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, no network
+//! request): the verdict, a pass/fail table, failures with their evidence, and one
+//! percentile-curve chart per metric with one line per scenario, on the log
+//! `1/(1-p)` axis HdrHistogram's plotter uses.
+//!
+//! The SVG is written by hand: the charts are a few polylines and ticks, and the
+//! plotting crates either need a font stack at build time (plotters) or emit scripts.
+
+use std::fmt::Write as _;
+
+use harness_model::{Evidence, Finding, Level, Metric, ScenarioResult, Verdict};
+use hdrhistogram::Histogram;
+
+use crate::error::{ReportError, ReportErrorKind};
+use crate::files::Rendered;
+use crate::metrics::{self, MetricSummary, human_duration};
+use crate::runlog::RunLog;
+
+/// Escapes text for HTML content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const PALETTE: [&str; 8] = [
+    "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
+];
+
+const CSS: &str = r#"
+:root { --pass:#15803d; --pass-bg:#dcfce7; --fail:#b91c1c; --fail-bg:#fee2e2;
+  --skip:#6b7280; --skip-bg:#f3f4f6; --err:#b45309; --err-bg:#fef3c7; --line:#e5e7eb; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
+  color:#111827; background:#f9fafb; margin:0; padding:24px 32px 48px; }
+h1 { font-size:22px; margin:0; }
+h2 { font-size:17px; margin:28px 0 10px; padding-bottom:4px; border-bottom:1px solid var(--line); }
+h3 { font-size:15px; margin:0 0 6px; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size:12.5px; }
+.banner { display:flex; align-items:center; gap:16px; padding:14px 18px; border-radius:10px;
+  color:#fff; margin-bottom:14px; }
+.banner.pass { background:var(--pass); } .banner.fail { background:var(--fail); }
+.banner .big { font-size:26px; font-weight:700; letter-spacing:.04em; }
+.facts { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+  gap:4px 24px; margin:0 0 8px; }
+.facts div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.facts b { color:#6b7280; font-weight:500; margin-right:6px; }
+.totals { display:flex; gap:10px; margin:10px 0 4px; }
+.chip { padding:3px 12px; border-radius:999px; font-weight:600; }
+.pill { display:inline-block; min-width:62px; text-align:center; padding:1px 8px;
+  border-radius:999px; font-weight:600; font-size:12px; text-transform:uppercase; }
+.pass-c { color:var(--pass); background:var(--pass-bg); }
+.fail-c { color:var(--fail); background:var(--fail-bg); }
+.skipped-c { color:var(--skip); background:var(--skip-bg); }
+.error-c { color:var(--err); background:var(--err-bg); }
+table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line);
+  border-radius:8px; overflow:hidden; }
+th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:#f3f4f6; font-weight:600; font-size:12.5px; color:#374151; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+tr:last-child td { border-bottom:none; }
+.note { color:#374151; max-width:520px; }
+.card { background:#fff; border:1px solid var(--line); border-left:4px solid var(--fail);
+  border-radius:8px; padding:12px 16px; margin:10px 0; }
+.card.warn { border-left-color:var(--err); }
+.finding { margin:8px 0 0; }
+.finding .msg { font-weight:600; }
+.ev { display:grid; grid-template-columns: max-content 1fr; gap:2px 14px; margin:6px 0 0 8px; }
+.ev dt { color:#6b7280; } .ev dd { margin:0; }
+.replay { margin-top:8px; color:#374151; }
+.replay code { background:#f3f4f6; padding:2px 6px; border-radius:4px; }
+.charts { display:grid; grid-template-columns: repeat(auto-fill, minmax(580px, 1fr)); gap:16px; }
+.chart { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+.chart table { margin-top:8px; font-size:12.5px; }
+.chart .sw { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
+.muted { color:#6b7280; }
+footer { margin-top:32px; color:#6b7280; font-size:12.5px; }
+"#;
+
+fn pill(v: &Verdict) -> String {
+    format!(
+        "<span class=\"pill {0}-c\">{0}</span>",
+        v.label()
+    )
+}
+
+fn evidence_list(e: &Evidence) -> String {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    if let Some(c) = &e.client {
+        rows.push(("client", c.to_string()));
+    }
+    if let Some(n) = e.connection {
+        rows.push(("connection", n.to_string()));
+    }
+    if let Some(s) = e.seq {
+        rows.push(("seq", s.to_string()));
+    }
+    if let Some(m) = &e.marker {
+        rows.push(("marker", m.clone()));
+    }
+    if let Some(b) = e.byte_offset {
+        rows.push(("byte offset", b.to_string()));
+    }
+    if let Some(t) = e.at_ms {
+        rows.push(("at", format!("{} ms", metrics::trim(t, 1))));
+    }
+    rows.push(("expected", e.expected.clone()));
+    rows.push(("seen", e.seen.clone()));
+    let mut s = String::from("<dl class=\"ev\">");
+    for (k, v) in rows {
+        let _ = write!(s, "<dt>{k}</dt><dd class=\"mono\">{}</dd>", esc(&v));
+    }
+    s.push_str("</dl>");
+    s
+}
+
+fn finding_block(f: &Finding) -> String {
+    format!(
+        "<div class=\"finding\"><div><span class=\"pill {}\">{}</span> <code>{}</code> \
+         <span class=\"muted\">{}</span></div>{}</div>",
+        if f.level == Level::Must { "fail-c" } else { "error-c" },
+        f.level,
+        esc(&f.contract.0),
+        esc(&f.spec),
+        evidence_list(&f.evidence)
+    )
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= v * 1.0000001 {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+/// The label of a `1/(1-p)` decade on the x axis: 0%, 90%, 99%, 99.9%, ...
+fn decade_label(d: u32) -> String {
+    match d {
+        0 => "0%".into(),
+        1 => "90%".into(),
+        d => format!("99.{}%", "9".repeat(d as usize - 2)).replace("99.%", "99%"),
+    }
+}
+
+/// One metric's chart: percentile curves of every scenario that measured it.
+fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -> String {
+    const W: f64 = 560.0;
+    const H: f64 = 280.0;
+    const L: f64 = 64.0;
+    const R: f64 = 14.0;
+    const T: f64 = 12.0;
+    const B: f64 = 42.0;
+    let pw = W - L - R;
+    let ph = H - T - B;
+    let scale = metrics::display_scale(metric);
+    let unit = metrics::display_unit(metric);
+    let max_count = series.iter().map(|(_, _, h)| h.len()).max().unwrap_or(1);
+    let decades = ((max_count as f64).log10().ceil() as u32).clamp(2, 6);
+    let x_max = f64::from(decades);
+    let y_max = nice_ceiling(
+        series
+            .iter()
+            .map(|(_, _, h)| h.max() as f64 / scale)
+            .fold(0.0, f64::max),
+    );
+    let x = |q: f64| -> f64 {
+        let lx = if q >= 1.0 { x_max } else { (1.0 / (1.0 - q)).log10().min(x_max) };
+        L + lx / x_max * pw
+    };
+    let y = |v: f64| T + ph - (v / y_max).min(1.0) * ph;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" \
+         role=\"img\" aria-label=\"{} percentile curves\" font-family=\"system-ui, DejaVu Sans, sans-serif\" font-size=\"11\">",
+        esc(metrics::title(metric))
+    );
+    for i in 0..=5 {
+        let v = y_max * f64::from(i) / 5.0;
+        let yy = y(v);
+        let _ = write!(
+            s,
+            "<line x1=\"{L}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#e5e7eb\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#6b7280\">{}</text>",
+            L + pw,
+            L - 6.0,
+            yy + 4.0,
+            metrics::trim(v, 3)
+        );
+    }
+    for d in 0..=decades {
+        let xx = L + f64::from(d) / x_max * pw;
+        let _ = write!(
+            s,
+            "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{T}\" y2=\"{}\" stroke=\"#e5e7eb\"/>\
+             <text x=\"{xx:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#6b7280\">{}</text>",
+            T + ph,
+            T + ph + 15.0,
+            decade_label(d)
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#374151\">percentile</text>\
+         <text transform=\"translate(14 {}) rotate(-90)\" text-anchor=\"middle\" fill=\"#374151\">{}</text>\
+         <rect x=\"{L}\" y=\"{T}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#d1d5db\"/>",
+        L + pw / 2.0,
+        H - 6.0,
+        T + ph / 2.0,
+        esc(unit)
+    );
+    for (i, _, h) in series {
+        let mut pts = String::new();
+        let mut last_x = f64::NAN;
+        for v in h.iter_quantiles(5) {
+            let q = v.quantile_iterated_to();
+            let xx = x(q);
+            let yy = y(v.value_iterated_to() as f64 / scale);
+            if xx == last_x && q < 1.0 {
+                continue;
+            }
+            let _ = write!(pts, "{xx:.1},{yy:.1} ");
+            last_x = xx;
+        }
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"{}\"/>",
+            PALETTE[i % PALETTE.len()],
+            pts.trim_end()
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn charts(log: &RunLog) -> String {
+    let mut s = String::from("<div class=\"charts\">");
+    for m in Metric::ALL {
+        let series: Vec<(usize, &ScenarioResult, &Histogram<u64>)> = log
+            .results
+            .iter()
+            .filter_map(|r| r.histograms.get(&m).filter(|h| !h.is_empty()).map(|h| (r, h)))
+            .enumerate()
+            .map(|(i, (r, h))| (i, r, h))
+            .collect();
+        let _ = write!(
+            s,
+            "<div class=\"chart\"><h3>{} <span class=\"muted\">({})</span></h3>",
+            esc(metrics::title(m)),
+            metrics::display_unit(m)
+        );
+        if series.is_empty() {
+            s.push_str("<p class=\"muted\">No samples in this run.</p></div>");
+            continue;
+        }
+        s.push_str(&chart(m, &series));
+        s.push_str(
+            "<table><tr><th>Scenario</th><th class=\"num\">count</th><th class=\"num\">p50</th>\
+             <th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th>\
+             <th class=\"num\">max</th></tr>",
+        );
+        for (i, r, h) in &series {
+            let st = MetricSummary::of(m, h);
+            let f = |v: f64| metrics::trim(v, 3);
+            let _ = write!(
+                s,
+                "<tr><td><span class=\"sw\" style=\"background:{}\"></span><code>{}</code></td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                PALETTE[i % PALETTE.len()],
+                esc(&r.info.id),
+                st.count,
+                f(st.p50),
+                f(st.p90),
+                f(st.p99),
+                f(st.p999),
+                f(st.max)
+            );
+        }
+        s.push_str("</table></div>");
+    }
+    s.push_str("</div>");
+    s
+}
+
+pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
+    let meta = log
+        .meta
+        .as_ref()
+        .ok_or_else(|| ReportError::new(ReportErrorKind::NotStarted, "no RunStarted event"))?;
+    let t = log.totals();
+    let passed = log.passed();
+    let verdict = if passed { "PASS" } else { "FAIL" };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>sse-harness {verdict}: {} on {}</title><style>{CSS}</style></head><body>\n",
+        esc(&meta.profile),
+        esc(&meta.target)
+    );
+    let _ = write!(
+        s,
+        "<div class=\"banner {}\"><span class=\"big\">{verdict}</span><h1>sse-harness report: \
+         profile {} against {}</h1></div>",
+        if passed { "pass" } else { "fail" },
+        esc(&meta.profile),
+        esc(&meta.target)
+    );
+    let facts = [
+        ("target", format!("{}{}", meta.target, if meta.embedded { " (embedded)" } else { "" })),
+        ("profile", meta.profile.clone()),
+        ("seed", meta.seed.to_string()),
+        ("started", meta.started_at.clone()),
+        ("duration", human_duration(log.duration.unwrap_or_default())),
+        ("harness", meta.harness_version.clone()),
+    ];
+    s.push_str("<div class=\"facts\">");
+    for (k, v) in facts {
+        let _ = write!(s, "<div><b>{k}</b><span class=\"mono\">{}</span></div>", esc(&v));
+    }
+    s.push_str("</div>\n");
+    let _ = write!(
+        s,
+        "<div class=\"totals\"><span class=\"chip pass-c\">{} passed</span>\
+         <span class=\"chip fail-c\">{} failed</span><span class=\"chip skipped-c\">{} skipped</span>\
+         <span class=\"chip error-c\">{} error</span></div>",
+        t.pass, t.fail, t.skipped, t.error
+    );
+
+    s.push_str(
+        "<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Verdict</th><th class=\"num\">Time</th>\
+         <th class=\"num\">Conns</th><th class=\"num\">Events</th><th class=\"num\">Published</th>\
+         <th class=\"num\">Cuts</th><th>First finding / reason</th></tr>\n",
+    );
+    for r in &log.results {
+        let note = match &r.verdict {
+            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
+            _ => r
+                .findings
+                .iter()
+                .find(|f| f.level == Level::Must)
+                .or(r.findings.first())
+                .map(|f| f.message())
+                .unwrap_or_default(),
+        };
+        let _ = write!(
+            s,
+            "<tr><td><code>{}</code><div class=\"muted\">{}</div></td><td>{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"note\">{}</td></tr>",
+            esc(&r.info.id),
+            esc(&r.info.title),
+            pill(&r.verdict),
+            human_duration(r.duration),
+            r.stats.connections,
+            r.stats.events_received,
+            r.stats.events_published,
+            r.stats.cuts,
+            esc(&note)
+        );
+    }
+    s.push_str("</table>\n");
+
+    if !log.gate.is_empty() {
+        s.push_str("<h2>Gate</h2><div class=\"card\">");
+        for f in &log.gate {
+            s.push_str(&finding_block(f));
+        }
+        s.push_str("</div>\n");
+    }
+
+    let failed: Vec<&ScenarioResult> = log
+        .results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
+        .collect();
+    if !failed.is_empty() {
+        s.push_str("<h2>Failures</h2>\n");
+        for r in failed {
+            let _ = write!(
+                s,
+                "<div class=\"card\"><h3><code>{}</code> {}</h3><div class=\"muted\">{} · {}</div>",
+                esc(&r.info.id),
+                pill(&r.verdict),
+                esc(&r.info.title),
+                esc(&r.info.file)
+            );
+            if let Verdict::Error { reason } = &r.verdict {
+                let _ = write!(s, "<p>Harness error: {}</p>", esc(reason));
+            }
+            for f in r.findings.iter().filter(|f| f.level == Level::Must) {
+                s.push_str(&finding_block(f));
+            }
+            let _ = write!(
+                s,
+                "<div class=\"replay\">Replay: <code>{}</code></div></div>",
+                esc(&r.replay_command)
+            );
+        }
+    }
+
+    let warned: Vec<&ScenarioResult> = log
+        .results
+        .iter()
+        .filter(|r| r.findings.iter().any(|f| f.level == Level::Should))
+        .collect();
+    if !warned.is_empty() {
+        s.push_str("<h2>Warnings (SHOULD)</h2>\n");
+        for r in warned {
+            let _ = write!(s, "<div class=\"card warn\"><h3><code>{}</code></h3>", esc(&r.info.id));
+            for f in r.findings.iter().filter(|f| f.level == Level::Should) {
+                s.push_str(&finding_block(f));
+            }
+            s.push_str("</div>\n");
+        }
+    }
+
+    s.push_str("<h2>Latency and replay rate</h2>\n<p class=\"muted\">Percentile curves per scenario; \
+                the x axis is logarithmic in 1/(1&#8722;p), as HdrHistogram plots them. \
+                The .hgrm files beside this report hold the full distributions.</p>\n");
+    s.push_str(&charts(log));
+    let _ = write!(
+        s,
+        "\n<footer>Replay this run: <code>{}</code></footer>\n</body></html>\n",
+        esc(&meta.replay_command)
+    );
+    Ok(s)
+}
+
+pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
+    Ok(vec![Rendered::new("report.html", html(log)?)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_helpers() {
+        assert_eq!(nice_ceiling(73.2), 100.0);
+        assert_eq!(nice_ceiling(12.0), 20.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(decade_label(0), "0%");
+        assert_eq!(decade_label(2), "99%");
+        assert_eq!(decade_label(4), "99.99%");
+        assert_eq!(esc("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+    }
+}

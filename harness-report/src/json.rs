@@ -1,0 +1,132 @@
+//! `summary.json`: the machine-readable report, schema `sse-harness/summary` version 1
+//! (documented in `schema/summary-v1.schema.json`).
+
+use std::collections::BTreeMap;
+
+use harness_model::{Evidence, Finding, Level, ScenarioStats, Verdict};
+use serde::Serialize;
+
+use crate::error::{ReportError, ReportErrorKind};
+use crate::files::Rendered;
+use crate::metrics::MetricSummary;
+use crate::runlog::{RunLog, Totals};
+
+/// The schema's name and version, written into every summary.
+pub(crate) const SCHEMA: &str = "sse-harness/summary";
+pub(crate) const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    schema: &'static str,
+    version: u32,
+    run: Run<'a>,
+    totals: Totals,
+    scenarios: Vec<Scenario<'a>>,
+    gate: Vec<JsonFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct Run<'a> {
+    seed: u64,
+    target: &'a str,
+    profile: &'a str,
+    embedded: bool,
+    started_at: &'a str,
+    harness_version: &'a str,
+    replay_command: &'a str,
+    duration_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Scenario<'a> {
+    id: &'a str,
+    group: &'a str,
+    title: &'a str,
+    file: &'a str,
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    duration_ms: u64,
+    stats: &'a ScenarioStats,
+    replay_command: &'a str,
+    metrics: BTreeMap<&'static str, MetricSummary>,
+    findings: Vec<JsonFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    contract: &'a str,
+    level: Level,
+    spec: &'a str,
+    message: String,
+    evidence: &'a Evidence,
+}
+
+fn finding(f: &Finding) -> JsonFinding<'_> {
+    JsonFinding {
+        contract: &f.contract.0,
+        level: f.level,
+        spec: &f.spec,
+        message: f.message(),
+        evidence: &f.evidence,
+    }
+}
+
+/// The summary of a finished run as a JSON value.
+pub(crate) fn summary(log: &RunLog) -> Result<serde_json::Value, ReportError> {
+    let meta = log
+        .meta
+        .as_ref()
+        .ok_or_else(|| ReportError::new(ReportErrorKind::NotStarted, "no RunStarted event"))?;
+    let summary = Summary {
+        schema: SCHEMA,
+        version: VERSION,
+        run: Run {
+            seed: meta.seed,
+            target: &meta.target,
+            profile: &meta.profile,
+            embedded: meta.embedded,
+            started_at: &meta.started_at,
+            harness_version: &meta.harness_version,
+            replay_command: &meta.replay_command,
+            duration_ms: log.duration.unwrap_or_default().as_millis() as u64,
+        },
+        totals: log.totals(),
+        scenarios: log
+            .results
+            .iter()
+            .map(|r| Scenario {
+                id: &r.info.id,
+                group: &r.info.group,
+                title: &r.info.title,
+                file: &r.info.file,
+                verdict: r.verdict.label(),
+                reason: match &r.verdict {
+                    Verdict::Skipped { reason } | Verdict::Error { reason } => Some(reason),
+                    _ => None,
+                },
+                duration_ms: r.duration.as_millis() as u64,
+                stats: &r.stats,
+                replay_command: &r.replay_command,
+                metrics: r
+                    .histograms
+                    .iter()
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(m, h)| (m.name(), MetricSummary::of(*m, h)))
+                    .collect(),
+                findings: r.findings.iter().map(finding).collect(),
+            })
+            .collect(),
+        gate: log.gate.iter().map(finding).collect(),
+    };
+    serde_json::to_value(&summary)
+        .map_err(|e| ReportError::new(ReportErrorKind::Serialize { format: "summary.json" }, e))
+}
+
+pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
+    let value = summary(log)?;
+    let mut text = serde_json::to_string_pretty(&value)
+        .map_err(|e| ReportError::new(ReportErrorKind::Serialize { format: "summary.json" }, e))?;
+    text.push('\n');
+    Ok(vec![Rendered::new("summary.json", text)])
+}

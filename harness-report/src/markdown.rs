@@ -1,0 +1,149 @@
+//! `report.md`: a summary a person pastes into a pull request: the verdict, one row per
+//! scenario, the gate, the failures with their evidence and replay commands, and the
+//! run's latency percentiles.
+
+use std::fmt::Write as _;
+
+use harness_model::{Level, Metric, Verdict};
+
+use crate::error::{ReportError, ReportErrorKind};
+use crate::files::Rendered;
+use crate::metrics::{self, MetricSummary, human_duration};
+use crate::runlog::RunLog;
+
+/// Makes text safe inside a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn verdict_badge(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail => "❌ fail",
+        Verdict::Skipped { .. } => "⏭️ skipped",
+        Verdict::Error { .. } => "⚠️ error",
+    }
+}
+
+pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
+    let meta = log
+        .meta
+        .as_ref()
+        .ok_or_else(|| ReportError::new(ReportErrorKind::NotStarted, "no RunStarted event"))?;
+    let t = log.totals();
+    let mut md = String::new();
+    let w = &mut md;
+    let head = if log.passed() { "✅ PASS" } else { "❌ FAIL" };
+    let _ = writeln!(w, "## sse-harness: {head}\n");
+    let _ = writeln!(
+        w,
+        "{} passed · {} failed · {} skipped · {} error — profile `{}`, target `{}`{}, seed `{}`, {}\n",
+        t.pass,
+        t.fail,
+        t.skipped,
+        t.error,
+        meta.profile,
+        meta.target,
+        if meta.embedded { " (embedded)" } else { "" },
+        meta.seed,
+        human_duration(log.duration.unwrap_or_default()),
+    );
+    let _ = writeln!(w, "| Scenario | Verdict | Time | Events | First finding |");
+    let _ = writeln!(w, "|---|---|---:|---:|---|");
+    for r in &log.results {
+        let note = match &r.verdict {
+            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
+            _ => r
+                .findings
+                .iter()
+                .find(|f| f.level == Level::Must)
+                .or(r.findings.first())
+                .map(|f| f.message())
+                .unwrap_or_default(),
+        };
+        let _ = writeln!(
+            w,
+            "| `{}` | {} | {} | {} | {} |",
+            r.info.id,
+            verdict_badge(&r.verdict),
+            human_duration(r.duration),
+            r.stats.events_received,
+            cell(&note)
+        );
+    }
+    if !log.gate.is_empty() {
+        let _ = writeln!(w, "\n### Gate\n");
+        for f in &log.gate {
+            let _ = writeln!(w, "- **{}** `{}` ({}): {}", f.level, f.contract, f.spec, f.message());
+        }
+    }
+    let failed: Vec<_> = log
+        .results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(w, "\n### Failures\n");
+        for r in failed {
+            let _ = writeln!(w, "#### `{}` — {}\n", r.info.id, r.info.title);
+            if let Verdict::Error { reason } = &r.verdict {
+                let _ = writeln!(w, "- harness error: {reason}");
+            }
+            for f in r.findings.iter().filter(|f| f.level == Level::Must) {
+                let _ = writeln!(w, "- **MUST** `{}` ({}): {}", f.contract, f.spec, f.message());
+            }
+            let _ = writeln!(w, "\nReplay: `{}`\n", r.replay_command);
+        }
+    }
+    let warnings: Vec<_> = log
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.findings
+                .iter()
+                .filter(|f| f.level == Level::Should)
+                .map(move |f| (r, f))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n<details><summary>{} SHOULD warning(s)</summary>\n",
+            warnings.len()
+        );
+        for (r, f) in warnings {
+            let _ = writeln!(w, "- `{}` `{}` ({}): {}", r.info.id, f.contract, f.spec, f.message());
+        }
+        let _ = writeln!(w, "\n</details>");
+    }
+    let merged = metrics::merged(&log.results);
+    if !merged.is_empty() {
+        let _ = writeln!(w, "\n### Latency and replay rate (whole run)\n");
+        let _ = writeln!(w, "| Metric | Unit | Count | p50 | p90 | p99 | p99.9 | max |");
+        let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for m in Metric::ALL {
+            if let Some(h) = merged.get(&m) {
+                let s = MetricSummary::of(m, h);
+                let f = |v: f64| metrics::trim(v, 3);
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    metrics::title(m),
+                    s.unit,
+                    s.count,
+                    f(s.p50),
+                    f(s.p90),
+                    f(s.p99),
+                    f(s.p999),
+                    f(s.max)
+                );
+            }
+        }
+    }
+    let _ = writeln!(w, "\nReplay the run: `{}`", meta.replay_command);
+    Ok(md)
+}
+
+pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
+    Ok(vec![Rendered::new("report.md", markdown(log)?)])
+}

@@ -1,0 +1,215 @@
+//! The terminal reporter: a progress bar on stderr naming the running scenario (when
+//! asked for and stderr is a terminal), then a summary table with coloured verdicts,
+//! the totals, the gate, the seed and the report directory. Plain text without colour
+//! when colour is off; one line per finished scenario when there is no progress bar,
+//! so CI logs show progress too.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use console::{Style, measure_text_width, pad_str, truncate_str};
+use harness_model::{Level, RunEvent, Verdict};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{ReportError, ReportErrorKind};
+use crate::metrics::human_duration;
+use crate::runlog::RunLog;
+use crate::Reporter;
+
+/// How the terminal reporter draws.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TerminalStyle {
+    /// ANSI colours in the summary (off for `--no-color` or when not a terminal).
+    pub color: bool,
+    /// A progress bar on stderr while scenarios run.
+    pub progress: bool,
+}
+
+/// Widest first-finding text in the summary table.
+const NOTE_WIDTH: usize = 72;
+
+/// Writes progress and the final summary of a run to a terminal or log.
+pub struct TerminalReporter {
+    out: Box<dyn Write + Send>,
+    style: TerminalStyle,
+    bar: Option<ProgressBar>,
+    log: RunLog,
+    report_dir: Option<PathBuf>,
+}
+
+impl TerminalReporter {
+    /// A reporter writing its summary (and, without a progress bar, per-scenario lines) to `out`.
+    pub fn new(out: Box<dyn Write + Send>, style: TerminalStyle) -> Self {
+        TerminalReporter {
+            out,
+            style,
+            bar: None,
+            log: RunLog::new(),
+            report_dir: None,
+        }
+    }
+
+    /// Names the report directory in the summary.
+    pub fn with_report_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.report_dir = Some(dir.into());
+        self
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.style.color {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn verdict_style(v: &Verdict) -> Style {
+        match v {
+            Verdict::Pass => Style::new().green().bold(),
+            Verdict::Fail => Style::new().red().bold(),
+            Verdict::Skipped { .. } => Style::new().dim(),
+            Verdict::Error { .. } => Style::new().yellow().bold(),
+        }
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), ReportError> {
+        let r = match &self.bar {
+            Some(bar) => bar.suspend(|| self.out.write_all(text.as_bytes())),
+            None => self.out.write_all(text.as_bytes()),
+        };
+        r.and_then(|()| self.out.flush())
+            .map_err(|e| ReportError::new(ReportErrorKind::Terminal, e))
+    }
+
+    fn summary(&self, duration: Duration) -> String {
+        let log = &self.log;
+        let id_w = log
+            .results
+            .iter()
+            .map(|r| measure_text_width(&r.info.id))
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        let mut s = String::new();
+        s.push('\n');
+        let header = format!(
+            "{}  {}  {:>9}  {:>8}  {}",
+            pad_str("SCENARIO", id_w, console::Alignment::Left, None),
+            pad_str("VERDICT", 7, console::Alignment::Left, None),
+            "TIME",
+            "EVENTS",
+            "FIRST FINDING"
+        );
+        s.push_str(&self.paint(Style::new().bold(), &header));
+        s.push('\n');
+        for r in &log.results {
+            let note = match &r.verdict {
+                Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
+                _ => r
+                    .findings
+                    .iter()
+                    .find(|f| f.level == Level::Must)
+                    .or(r.findings.first())
+                    .map(|f| f.message())
+                    .unwrap_or_default(),
+            };
+            let label = pad_str(r.verdict.label(), 7, console::Alignment::Left, None);
+            s.push_str(&format!(
+                "{}  {}  {:>9}  {:>8}  {}\n",
+                pad_str(&r.info.id, id_w, console::Alignment::Left, None),
+                self.paint(Self::verdict_style(&r.verdict), &label),
+                human_duration(r.duration),
+                r.stats.events_received,
+                truncate_str(&note, NOTE_WIDTH, "…")
+            ));
+        }
+        let t = log.totals();
+        s.push('\n');
+        let passed = log.passed();
+        let verdict = if passed {
+            self.paint(Style::new().green().bold(), "PASS")
+        } else {
+            self.paint(Style::new().red().bold(), "FAIL")
+        };
+        s.push_str(&format!(
+            "{verdict}: {} passed, {} failed, {} skipped, {} error in {}\n",
+            t.pass,
+            t.fail,
+            t.skipped,
+            t.error,
+            human_duration(duration)
+        ));
+        for f in &log.gate {
+            s.push_str(&format!(
+                "{} {}\n",
+                self.paint(Style::new().red().bold(), "gate:"),
+                f.message()
+            ));
+        }
+        if let Some(meta) = &log.meta {
+            s.push_str(&format!("seed: {}\n", meta.seed));
+            s.push_str(&format!("replay: {}\n", meta.replay_command));
+        }
+        if let Some(dir) = &self.report_dir {
+            s.push_str(&format!("report: {}\n", dir.display()));
+        }
+        s
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn on_event(&mut self, ev: &RunEvent) -> Result<(), ReportError> {
+        self.log.record(ev);
+        match ev {
+            RunEvent::RunStarted { scenarios, .. } => {
+                if self.style.progress {
+                    let bar = ProgressBar::with_draw_target(
+                        Some(scenarios.len() as u64),
+                        ProgressDrawTarget::stderr(),
+                    );
+                    let template = if self.style.color {
+                        "{spinner:.cyan} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {wide_msg}"
+                    } else {
+                        "[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}"
+                    };
+                    if let Ok(style) = ProgressStyle::with_template(template) {
+                        bar.set_style(style.progress_chars("=> "));
+                    }
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.bar = Some(bar);
+                }
+            }
+            RunEvent::ScenarioStarted { info } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(info.id.clone());
+                }
+            }
+            RunEvent::ScenarioFinished(r) => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                } else {
+                    let n = self.log.results.len();
+                    let total = self.log.planned.len().max(n);
+                    let label = pad_str(r.verdict.label(), 7, console::Alignment::Left, None);
+                    let line = format!(
+                        "[{n}/{total}] {} {} ({})\n",
+                        self.paint(Self::verdict_style(&r.verdict), &label),
+                        r.info.id,
+                        human_duration(r.duration)
+                    );
+                    self.write(&line)?;
+                }
+            }
+            RunEvent::RunGate { .. } => {}
+            RunEvent::RunFinished { duration } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let summary = self.summary(*duration);
+                self.write(&summary)?;
+            }
+        }
+        Ok(())
+    }
+}

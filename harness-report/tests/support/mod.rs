@@ -1,0 +1,202 @@
+//! A fixed synthetic run: four scenarios (pass with a warning, fail, skipped, error),
+//! histograms with deterministic values, and one gate finding.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness_model::{
+    ClientId, Contracts, Evidence, Metric, RunEvent, RunMeta, ScenarioInfo, ScenarioResult,
+    ScenarioStats, Seq, Verdict,
+};
+use hdrhistogram::Histogram;
+
+/// A deterministic pseudo-random sequence (an LCG), so histograms are the same every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+/// `n` samples between `lo` and `hi` with a long tail: most near `lo`, a few near `hi`.
+pub fn histogram(seed: u64, n: u64, lo: u64, hi: u64) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    let mut r = Lcg(seed);
+    for _ in 0..n {
+        let u = (r.next() % 10_000) as f64 / 10_000.0;
+        let v = lo as f64 + (hi - lo) as f64 * u.powi(6);
+        h.record(v as u64).unwrap();
+    }
+    h
+}
+
+pub fn info(id: &str, title: &str) -> ScenarioInfo {
+    ScenarioInfo {
+        id: id.into(),
+        group: id.split('/').next().unwrap().into(),
+        title: title.into(),
+        file: format!("scenarios/{}.toml", id.replace('/', "-").to_lowercase()),
+    }
+}
+
+pub fn meta() -> RunMeta {
+    RunMeta {
+        seed: 424242,
+        target: "http://127.0.0.1:40123".into(),
+        embedded: true,
+        profile: "spine".into(),
+        started_at: "2026-11-23T09:15:00Z".into(),
+        harness_version: "0.1.0".into(),
+        replay_command: "sse-harness run --embedded --seed 424242".into(),
+    }
+}
+
+pub fn results() -> Vec<ScenarioResult> {
+    let c = Contracts::builtin();
+    let pass = ScenarioResult {
+        info: info("CT-10/cut-at-random-bytes", "Cuts connections at random byte offsets and resumes."),
+        verdict: Verdict::Pass,
+        findings: vec![c.finding(
+            "lifecycle.retry-first",
+            Evidence {
+                client: Some(ClientId("cutter#0".into())),
+                connection: Some(0),
+                byte_offset: Some(0),
+                expected: "retry: before the first event".into(),
+                seen: "connection_open first".into(),
+                ..Evidence::default()
+            },
+        )],
+        duration: Duration::from_millis(2340),
+        stats: ScenarioStats {
+            clients: 4,
+            connections: 37,
+            events_received: 4000,
+            events_published: 1000,
+            cuts: 33,
+        },
+        histograms: BTreeMap::from([
+            (Metric::ConnectToOpen, histogram(1, 37, 400, 2_500)),
+            (Metric::PublishToDeliver, histogram(2, 4000, 600, 40_000)),
+            (Metric::ReconnectToCaughtUp, histogram(3, 33, 1_500, 30_000)),
+        ]),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-10/cut-at-random-bytes".into(),
+    };
+    let fail = ScenarioResult {
+        info: info("CT-11/slow-reader", "A slow reader resumes after the store moved on."),
+        verdict: Verdict::Fail,
+        findings: vec![
+            c.finding(
+                "resume.no-gap",
+                Evidence {
+                    client: Some(ClientId("slow#1".into())),
+                    connection: Some(3),
+                    seq: Some(Seq(57)),
+                    byte_offset: Some(18_233),
+                    at_ms: Some(1_204.5),
+                    expected: "seq 57 after 56".into(),
+                    seen: "seq 58".into(),
+                    ..Evidence::default()
+                },
+            ),
+            c.finding(
+                "resume.no-duplicate",
+                Evidence {
+                    client: Some(ClientId("slow#1".into())),
+                    connection: Some(4),
+                    seq: Some(Seq(60)),
+                    expected: "each seq once".into(),
+                    seen: "seq 60 twice <dup> & \"quoted\"".into(),
+                    ..Evidence::default()
+                },
+            ),
+        ],
+        duration: Duration::from_millis(5120),
+        stats: ScenarioStats {
+            clients: 2,
+            connections: 9,
+            events_received: 2411,
+            events_published: 1200,
+            cuts: 7,
+        },
+        histograms: BTreeMap::from([
+            (Metric::ConnectToOpen, histogram(4, 9, 700, 9_000)),
+            (Metric::PublishToDeliver, histogram(5, 2411, 900, 120_000)),
+            (Metric::ReplayRate, histogram(6, 7, 40_000, 250_000)),
+        ]),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-11/slow-reader".into(),
+    };
+    let skipped = ScenarioResult {
+        info: info("CT-12/task-stream", "A task stream ends with a terminal event."),
+        verdict: Verdict::Skipped {
+            reason: "profile spine does not claim capability task-stream".into(),
+        },
+        findings: vec![],
+        duration: Duration::ZERO,
+        stats: ScenarioStats::default(),
+        histograms: BTreeMap::new(),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-12/task-stream".into(),
+    };
+    let error = ScenarioResult {
+        info: info("LIFECYCLE/headers", "Responses carry the SSE headers."),
+        verdict: Verdict::Error {
+            reason: "connect to 127.0.0.1:40123: connection refused".into(),
+        },
+        findings: vec![],
+        duration: Duration::from_millis(12),
+        stats: ScenarioStats::default(),
+        histograms: BTreeMap::new(),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario LIFECYCLE/headers".into(),
+    };
+    vec![pass, fail, skipped, error]
+}
+
+/// The whole event stream of the synthetic run.
+pub fn events() -> Vec<RunEvent> {
+    let results = results();
+    let c = Contracts::builtin();
+    let thresholds = ["publish_to_deliver.p99 < 50ms".parse().unwrap()];
+    let gate = harness_report::gate::evaluate(&thresholds, &results, &c);
+    let mut ev = vec![RunEvent::RunStarted {
+        meta: meta(),
+        scenarios: results.iter().map(|r| r.info.clone()).collect(),
+    }];
+    for r in results {
+        ev.push(RunEvent::ScenarioStarted { info: r.info.clone() });
+        ev.push(RunEvent::ScenarioFinished(Box::new(r)));
+    }
+    ev.push(RunEvent::RunGate { findings: gate });
+    ev.push(RunEvent::RunFinished {
+        duration: Duration::from_millis(7612),
+    });
+    ev
+}
+
+/// Runs the file reporters over the synthetic run into a fresh directory.
+pub fn write_reports() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reporters = harness_report::file_reporters(dir.path());
+    for e in events() {
+        for r in reporters.iter_mut() {
+            r.on_event(&e).unwrap();
+        }
+    }
+    dir
+}
+
+/// insta settings that redact times, durations, ports and seeds.
+pub fn redacted() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("snapshots");
+    s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "[TIME]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(r"424242", "[SEED]");
+    s.add_filter(r#"time="[0-9.]+""#, r#"time="[SECS]""#);
+    s.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#);
+    s.add_filter(r"\b\d+(\.\d+)? (ms|s)\b", "[DURATION]");
+    s.add_filter(r"\b\d+ min \d+ s\b", "[DURATION]");
+    s
+}

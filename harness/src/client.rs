@@ -1,0 +1,604 @@
+//! A scripted SSE client: one subscriber of a scenario. It opens its stream over a real
+//! socket (through `sse-wire`), reads at the pace its policy says, cuts the connection
+//! where its seeded chaos plan says (at a byte, inside the `id:` line, after N events,
+//! in a burst with its group), resumes with the last event id it saw, and records
+//! every frame with its time and byte offsets. It stops when it has every write it is
+//! owed, when its stream ends for good, or at the deadline.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness_model::{
+    ClientId, Comment, ConnEnd, Connection, Frame, FrameKind, StreamKind, Transcript, WireIssue,
+};
+use sse_wire::{ConnectOptions, Item, Mode, Parser, ParserConfig, RequestSpec};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::classify::classify;
+use crate::ledger::Ledger;
+use crate::target::Target;
+
+/// One planned disconnect.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cut {
+    /// Close after this many body bytes of the connection.
+    AtByte(u64),
+    /// Close at a place in the framing (see `scenario::AIMS`).
+    Aim(String),
+    /// Close after this many data events of the connection.
+    AfterEvents(u64),
+    /// Close right after the first body bytes arrive.
+    Rapid,
+    /// Close when the group's burst signal fires.
+    Burst,
+}
+
+impl Cut {
+    fn name(&self) -> String {
+        match self {
+            Cut::AtByte(_) => "random-byte".into(),
+            Cut::Aim(a) => a.clone(),
+            Cut::AfterEvents(_) => "after-events".into(),
+            Cut::Rapid => "rapid-cycle".into(),
+            Cut::Burst => "burst".into(),
+        }
+    }
+}
+
+/// When the client may stop.
+#[derive(Clone, Debug)]
+pub enum Until {
+    /// When publishing is over and it has every write it is owed.
+    CaughtUp,
+    /// When the server ends the stream (task streams, probes).
+    ServerEnds,
+    /// After this long (idle probes).
+    For(Duration),
+    /// After this many frames of one kind (`heartbeat`, `version`, `data`) or at the deadline.
+    Frames {
+        /// The frame kind: `heartbeat` (events or comments), `version` or `data`.
+        kind: &'static str,
+        /// How many.
+        count: u64,
+    },
+}
+
+/// Everything a client needs to run.
+#[derive(Clone)]
+pub struct ClientPlan {
+    /// Its name.
+    pub id: ClientId,
+    /// The stream kind, for the transcript.
+    pub stream: StreamKind,
+    /// Path and query of the stream, without a cursor.
+    pub path: String,
+    /// Channels whose writes it is owed (empty: none tracked).
+    pub channels: Vec<String>,
+    /// Cursor of the first connection.
+    pub initial_cursor: Option<String>,
+    /// Whether the first connection takes the whole history.
+    pub from_start: bool,
+    /// Put the cursor in this query parameter instead of the header.
+    pub cursor_query: Option<String>,
+    /// Send this `X-Correlation-ID`.
+    pub correlation: Option<String>,
+    /// Bytes per second while slow (0 = unthrottled).
+    pub bytes_per_sec: u64,
+    /// Read slowly only this long (0 = throughout).
+    pub slow_for: Duration,
+    /// `SO_RCVBUF`.
+    pub rcvbuf: Option<usize>,
+    /// Pause after this many data events of the first connection...
+    pub pause_after_events: u64,
+    /// ...for this long.
+    pub pause: Duration,
+    /// The planned disconnects, in order.
+    pub cuts: VecDeque<Cut>,
+    /// Pause between cuts.
+    pub cut_gap: Duration,
+    /// Close with RST instead of FIN.
+    pub reset: bool,
+    /// When to stop.
+    pub until: Until,
+    /// Reconnect when the server ends the stream (event streams) or not (task, version, probes).
+    pub reconnect: bool,
+    /// Absolute deadline.
+    pub deadline: Instant,
+    /// Strict parsing.
+    pub strict: bool,
+}
+
+/// Shared signals from the runner.
+#[derive(Clone)]
+pub struct Signals {
+    /// Set when publishing is over (the ledger is final).
+    pub published: watch::Receiver<bool>,
+    /// Fired for burst cuts.
+    pub burst: watch::Receiver<bool>,
+    /// Set when the client's first connection has its head (for "all clients open").
+    pub opened: Option<tokio::sync::mpsc::UnboundedSender<ClientId>>,
+    /// Set by the runner to make every client stop now (scenario over, e.g. a probe's end).
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Runs the client to the end and returns its transcript.
+pub async fn run(
+    target: Arc<Target>,
+    ledger: Arc<Ledger>,
+    plan: ClientPlan,
+    mut sig: Signals,
+    epoch: Instant,
+) -> Transcript {
+    let mut st = State {
+        seen: Default::default(),
+        received: HashSet::new(),
+        owed_left: None,
+        last_id: plan.initial_cursor.clone(),
+        first_head_us: None,
+    };
+    let mut cuts = plan.cuts.clone();
+    let mut connections = Vec::new();
+    let mut paused = plan.pause_after_events == 0;
+    let mut consecutive_failures = 0u32;
+    loop {
+        let cut = cuts.pop_front();
+        let index = connections.len() as u32;
+        let conn = connect_once(
+            &target, &ledger, &plan, &mut sig, epoch, &mut st, index, cut.clone(), &mut paused,
+        )
+        .await;
+        let end = conn.end.clone();
+        let got_head = conn.status.is_some();
+        connections.push(conn);
+        if !got_head || matches!(end, ConnEnd::Failed { .. }) {
+            consecutive_failures += 1;
+        } else {
+            consecutive_failures = 0;
+        }
+        let done = match end {
+            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::ParserLimit | ConnEnd::Refused => true,
+            ConnEnd::Cut { .. } => false,
+            ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
+                !plan.reconnect || matches!(plan.until, Until::ServerEnds)
+            }
+        };
+        if done || Instant::now() >= plan.deadline || *sig.stop.borrow() {
+            break;
+        }
+        if consecutive_failures >= 20 || connections.len() >= 5000 {
+            break;
+        }
+        if consecutive_failures > 0 {
+            // A target that refuses or drops connections: back off a little, bounded.
+            tokio::time::sleep(Duration::from_millis(50 * u64::from(consecutive_failures))).await;
+        } else if !plan.cut_gap.is_zero() && !cuts.is_empty() {
+            tokio::time::sleep(plan.cut_gap).await;
+        }
+    }
+    Transcript {
+        client: plan.id.clone(),
+        stream: plan.stream,
+        jobs: plan.channels.clone(),
+        initial_cursor: plan.initial_cursor.clone(),
+        from_start: plan.from_start,
+        connections,
+    }
+}
+
+struct State {
+    /// Frames seen so far over all connections, by kind (`heartbeat`, `version`, `data`).
+    seen: std::collections::BTreeMap<&'static str, u64>,
+    received: HashSet<String>,
+    /// Markers still owed once publishing is over (computed once).
+    owed_left: Option<HashSet<String>>,
+    last_id: Option<String>,
+    first_head_us: Option<u64>,
+}
+
+impl State {
+    fn caught_up(&mut self, ledger: &Ledger, plan: &ClientPlan, published: bool) -> bool {
+        if !published {
+            return false;
+        }
+        if self.owed_left.is_none() {
+            let cursor = if plan.from_start {
+                None
+            } else {
+                plan.initial_cursor.as_deref().and_then(|c| c.parse::<u64>().ok())
+            };
+            let owed = ledger.owed(&plan.channels, plan.from_start, cursor, self.first_head_us);
+            let left: HashSet<String> = owed
+                .into_iter()
+                .filter(|m| !self.received.contains(m))
+                .collect();
+            self.owed_left = Some(left);
+        }
+        let left = self.owed_left.as_mut().map(|l| l.is_empty());
+        left.unwrap_or(false)
+    }
+
+    fn frames_of(&self, kind: &str) -> u64 {
+        self.seen.get(kind).copied().unwrap_or(0)
+    }
+
+    fn note(&mut self, marker: &str) {
+        self.received.insert(marker.to_owned());
+        if let Some(l) = &mut self.owed_left {
+            l.remove(marker);
+        }
+    }
+}
+
+fn us(epoch: Instant) -> u64 {
+    epoch.elapsed().as_micros() as u64
+}
+
+/// Scans raw bytes for the place a framing-aimed cut targets.
+struct AimScanner {
+    aim: String,
+    /// The current line's first bytes (enough to see its field name).
+    line: Vec<u8>,
+    /// The current event has had an `id:` line (so it is a data event, not lifecycle).
+    event_has_id: bool,
+    /// The previous byte was a CR (a following LF belongs to the same line ending).
+    prev_cr: bool,
+    /// The line that ended last was a `data:` line.
+    last_ended_data: bool,
+}
+
+impl AimScanner {
+    fn new(aim: &str) -> AimScanner {
+        AimScanner {
+            aim: aim.to_owned(),
+            line: Vec::new(),
+            event_has_id: false,
+            prev_cr: false,
+            last_ended_data: false,
+        }
+    }
+
+    /// Feeds one byte; true when the cut should happen right after it.
+    fn hit(&mut self, b: u8) -> bool {
+        let term = b == b'\n' || b == b'\r';
+        let l = &self.line;
+        let hit = match self.aim.as_str() {
+            "inside-id" => !term && l.starts_with(b"id:") && l.len() >= 4,
+            "inside-data" => !term && self.event_has_id && l.starts_with(b"data:") && l.len() >= 9,
+            "inside-event-name" => {
+                !term && self.event_has_id && l.starts_with(b"event:") && l.len() >= 8
+            }
+            "inside-utf8" => self.event_has_id && b >= 0xC0,
+            // After the first byte of an `id:` line's terminator: between CR and LF on CRLF servers.
+            "cr-lf" => term && l.starts_with(b"id:"),
+            // After a data line's full terminator, before the blank line that dispatches it.
+            "between-newlines" => {
+                b == b'\n'
+                    && self.event_has_id
+                    && (l.starts_with(b"data:") || (self.prev_cr && l.is_empty() && self.last_ended_data))
+            }
+            _ => false,
+        };
+        if term {
+            if b == b'\n' && self.prev_cr && self.line.is_empty() {
+                // The LF of a CRLF pair: the same line ending.
+            } else if self.line.is_empty() {
+                self.event_has_id = false;
+                self.last_ended_data = false;
+            } else {
+                if self.line.starts_with(b"id:") {
+                    self.event_has_id = true;
+                }
+                self.last_ended_data = self.line.starts_with(b"data:");
+                self.line.clear();
+            }
+            self.prev_cr = b == b'\r';
+        } else {
+            if self.line.len() < 64 {
+                self.line.push(b);
+            }
+            self.prev_cr = false;
+        }
+        hit
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_once(
+    target: &Target,
+    ledger: &Ledger,
+    plan: &ClientPlan,
+    sig: &mut Signals,
+    epoch: Instant,
+    st: &mut State,
+    index: u32,
+    cut: Option<Cut>,
+    paused: &mut bool,
+) -> Connection {
+    let mut path = plan.path.clone();
+    let mut headers = target.auth_headers();
+    for (k, v) in &target.profile.subscribe.headers {
+        headers.push((k.clone(), v.clone()));
+    }
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+        headers.push(("Accept".into(), "text/event-stream".into()));
+    }
+    let cursor = st.last_id.clone().filter(|c| !c.is_empty());
+    if let Some(c) = &cursor {
+        match &plan.cursor_query {
+            Some(q) => {
+                path.push(if path.contains('?') { '&' } else { '?' });
+                path.push_str(&format!("{q}={}", crate::target::encode_segment(c)));
+            }
+            None => headers.push((target.profile.subscribe.cursor_header.clone(), c.clone())),
+        }
+    }
+    if let Some(c) = &plan.correlation {
+        headers.push(("X-Correlation-ID".into(), c.clone()));
+    }
+    let mut conn = Connection {
+        index,
+        cursor: cursor.clone(),
+        correlation_sent: plan.correlation.clone(),
+        opened_us: us(epoch),
+        head_us: None,
+        status: None,
+        headers: Default::default(),
+        error_body: None,
+        retries: Vec::new(),
+        comments: Vec::new(),
+        frames: Vec::new(),
+        violations: Vec::new(),
+        body_bytes: 0,
+        end: ConnEnd::Finished,
+        ended_us: 0,
+    };
+    let left = plan.deadline.saturating_duration_since(Instant::now());
+    let opts = ConnectOptions {
+        rcvbuf: plan.rcvbuf,
+        connect_timeout: left.min(Duration::from_secs(10)),
+        head_timeout: left.min(Duration::from_secs(15)),
+    };
+    let req = RequestSpec {
+        method: "GET".into(),
+        path_and_query: path,
+        headers,
+        body: None,
+    };
+    let mut resp = match sse_wire::open(&target.wire, &req, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            conn.end = ConnEnd::ConnectFailed {
+                error: e.to_string(),
+            };
+            conn.ended_us = us(epoch);
+            return conn;
+        }
+    };
+    conn.head_us = Some(us(epoch));
+    if st.first_head_us.is_none() {
+        st.first_head_us = conn.head_us;
+        if let Some(tx) = &sig.opened {
+            let _ = tx.send(plan.id.clone());
+        }
+    }
+    conn.status = Some(resp.status);
+    conn.headers = resp
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    if !(200..300).contains(&resp.status) {
+        let body = resp.read_to_end_limited(4096).await.unwrap_or_default();
+        conn.error_body = Some(String::from_utf8_lossy(&body).into_owned());
+        conn.end = ConnEnd::Refused;
+        conn.ended_us = us(epoch);
+        return conn;
+    }
+
+    let mode = if plan.strict {
+        Mode::Strict
+    } else {
+        Mode::Lenient
+    };
+    let mut parser = Parser::new(ParserConfig {
+        mode,
+        ..ParserConfig::default()
+    });
+    let mut items = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut data_events = 0u64;
+    let mut aim = match &cut {
+        Some(Cut::Aim(a)) => Some(AimScanner::new(a)),
+        _ => None,
+    };
+    let started = Instant::now();
+    let idle_until = match plan.until {
+        Until::For(d) => Some(Instant::now() + d),
+        _ => None,
+    };
+    let mut burst = sig.burst.clone();
+    let mut published = sig.published.clone();
+    let mut stop = sig.stop.clone();
+    let end = loop {
+        if *stop.borrow() {
+            break ConnEnd::Finished;
+        }
+        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, plan, *published.borrow()) {
+            break ConnEnd::Finished;
+        }
+        let now = Instant::now();
+        if now >= plan.deadline {
+            break ConnEnd::Deadline;
+        }
+        if let Some(t) = idle_until
+            && now >= t
+        {
+            break ConnEnd::Finished;
+        }
+        if let Until::Frames { kind, count } = plan.until
+            && st.frames_of(kind) >= count
+        {
+            break ConnEnd::Finished;
+        }
+        // How many bytes this read may take.
+        let slow = plan.bytes_per_sec > 0
+            && (plan.slow_for.is_zero() || started.elapsed() < plan.slow_for);
+        let mut want = buf.len();
+        if slow {
+            want = want.min(((plan.bytes_per_sec / 20).max(1)) as usize);
+        }
+        if aim.is_some() {
+            want = 1;
+        }
+        if let Some(Cut::AtByte(k)) = &cut {
+            let left = k.saturating_sub(conn.body_bytes);
+            if left == 0 {
+                break cut_end(&cut, conn.body_bytes);
+            }
+            want = want.min(left as usize);
+        }
+        if matches!(cut, Some(Cut::Rapid)) && conn.body_bytes > 0 {
+            break cut_end(&cut, conn.body_bytes);
+        }
+        let wake = [Some(plan.deadline), idle_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(plan.deadline);
+        let read = tokio::select! {
+            r = resp.read_body(&mut buf[..want]) => Some(r),
+            _ = tokio::time::sleep_until(wake) => None,
+            _ = burst.changed(), if matches!(cut, Some(Cut::Burst)) => {
+                break cut_end(&cut, conn.body_bytes);
+            }
+            _ = published.changed(), if matches!(plan.until, Until::CaughtUp) => continue,
+            _ = stop.changed() => continue,
+        };
+        let Some(read) = read else { continue };
+        let n = match read {
+            Ok(0) => break ConnEnd::ServerClosed,
+            Ok(n) => n,
+            Err(e) => {
+                break ConnEnd::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let at = us(epoch);
+        conn.body_bytes += n as u64;
+        let chunk = &buf[..n];
+        let mut aim_hit = false;
+        if let Some(a) = &mut aim {
+            aim_hit = chunk.iter().any(|&b| a.hit(b));
+        }
+        parser.feed(chunk, &mut items);
+        for it in items.drain(..) {
+            record(&mut conn, target, mode, it, at, &mut data_events, st);
+        }
+        if parser.is_stopped() {
+            break ConnEnd::ParserLimit;
+        }
+        if aim_hit {
+            break cut_end(&cut, conn.body_bytes);
+        }
+        if let Some(Cut::AfterEvents(k)) = &cut
+            && data_events >= *k
+        {
+            break cut_end(&cut, conn.body_bytes);
+        }
+        if !*paused && index == 0 && data_events >= plan.pause_after_events {
+            *paused = true;
+            tokio::time::sleep(plan.pause.min(plan.deadline.saturating_duration_since(Instant::now())))
+                .await;
+        }
+        if slow {
+            // Rate control, not synchronisation: hold the reader to its byte budget.
+            let budget = Duration::from_secs_f64(n as f64 / plan.bytes_per_sec as f64);
+            tokio::time::sleep(budget.min(plan.deadline.saturating_duration_since(Instant::now())))
+                .await;
+        }
+    };
+    let mut tail = Vec::new();
+    parser.finish(&mut tail);
+    let at = us(epoch);
+    for it in tail {
+        record(&mut conn, target, mode, it, at, &mut data_events, st);
+    }
+    if !parser.last_event_id().is_empty() || st.last_id.is_some() {
+        st.last_id = Some(parser.last_event_id().to_owned()).filter(|s| !s.is_empty()).or(st.last_id.take());
+    }
+    if matches!(end, ConnEnd::Cut { .. }) && plan.reset {
+        resp.reset();
+    } else {
+        resp.close();
+    }
+    conn.end = end;
+    conn.ended_us = us(epoch);
+    conn
+}
+
+fn cut_end(cut: &Option<Cut>, after: u64) -> ConnEnd {
+    ConnEnd::Cut {
+        after_byte: after,
+        aim: cut.as_ref().map(Cut::name).unwrap_or_default(),
+    }
+}
+
+fn record(
+    conn: &mut Connection,
+    target: &Target,
+    mode: Mode,
+    it: Item,
+    at: u64,
+    data_events: &mut u64,
+    st: &mut State,
+) {
+    match it {
+        Item::Event(ev) => {
+            let kind = classify(&target.profile, &ev.event_type, ev.id.as_deref(), &ev.data);
+            let label = match &kind {
+                FrameKind::Data(_) => "data",
+                FrameKind::Heartbeat { .. } => "heartbeat",
+                FrameKind::Version { .. } => "version",
+                _ => "other",
+            };
+            *st.seen.entry(label).or_default() += 1;
+            if let FrameKind::Data(d) = &kind {
+                *data_events += 1;
+                if let Some(m) = &d.marker {
+                    st.note(m);
+                }
+            }
+            conn.frames.push(Frame {
+                event: ev.event_type,
+                id: ev.id,
+                data: ev.data,
+                at_us: at,
+                start: ev.start,
+                end: ev.end,
+                kind,
+            });
+        }
+        Item::Comment { offset, text } => {
+            *st.seen.entry("heartbeat").or_default() += 1;
+            conn.comments.push(Comment {
+            at_us: at,
+            offset,
+            text,
+        })
+        }
+        Item::Retry { offset, millis } => conn.retries.push((offset, millis)),
+        Item::Violation(v) => {
+            if v.is_failure(mode) {
+                conn.violations.push(WireIssue {
+                    offset: v.offset,
+                    kind: v.kind.name().to_owned(),
+                    detail: v.detail,
+                });
+            }
+        }
+        Item::Discarded { .. } | Item::UnknownField { .. } => {}
+    }
+}

@@ -1,0 +1,97 @@
+//! Control over the target's process, for the durability probes: start it, kill it
+//! with SIGKILL (a crash), stop it with SIGTERM (a graceful shutdown). The target is
+//! started from a shell command the user gives (`--server-cmd`).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::error::{HarnessError, HarnessErrorKind};
+
+/// Starts, crashes and stops the target.
+pub trait ServerControl: Send + Sync {
+    /// Starts the target (it must come back on the same address and data).
+    fn start(&self) -> Result<(), HarnessError>;
+    /// Kills it with SIGKILL and waits for it to be gone.
+    fn kill(&self) -> Result<(), HarnessError>;
+    /// Sends SIGTERM and waits (bounded) for it to exit.
+    fn terminate(&self) -> Result<(), HarnessError>;
+}
+
+/// A target started by `sh -c <command>` (use `exec` in the command so the signal
+/// reaches the server itself).
+pub struct CommandControl {
+    command: String,
+    child: Mutex<Option<Child>>,
+}
+
+impl CommandControl {
+    /// A controller for `command`; nothing is started yet.
+    pub fn new(command: impl Into<String>) -> CommandControl {
+        CommandControl {
+            command: command.into(),
+            child: Mutex::new(None),
+        }
+    }
+
+    fn signal_and_wait(&self, sig: Signal, bound: Duration) -> Result<(), HarnessError> {
+        let mut guard = self.child.lock().expect("control lock");
+        let Some(mut child) = guard.take() else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, sig);
+        let until = Instant::now() + bound;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HarnessError::new(
+                        HarnessErrorKind::Server,
+                        format!("target did not exit within {bound:?} of {sig}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl ServerControl for CommandControl {
+    fn start(&self) -> Result<(), HarnessError> {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                HarnessError::new(
+                    HarnessErrorKind::Server,
+                    format!("starting {:?}: {e}", self.command),
+                )
+            })?;
+        *self.child.lock().expect("control lock") = Some(child);
+        Ok(())
+    }
+
+    fn kill(&self) -> Result<(), HarnessError> {
+        self.signal_and_wait(Signal::SIGKILL, Duration::from_secs(10))
+    }
+
+    fn terminate(&self) -> Result<(), HarnessError> {
+        self.signal_and_wait(Signal::SIGTERM, Duration::from_secs(20))
+    }
+}
+
+impl Drop for CommandControl {
+    fn drop(&mut self) {
+        let _ = self.signal_and_wait(Signal::SIGKILL, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,405 @@
+//! Target profiles: how to subscribe to, publish through and read one kind of SSE
+//! server. The format is documented in `contracts/profiles/README.md`; the built-in
+//! profiles are embedded so the binary runs from anywhere.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use harness_checks::{CheckConfig, HeartbeatForm, IdMode};
+use serde::Deserialize;
+
+use crate::error::{HarnessError, HarnessErrorKind};
+
+/// The built-in profiles by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("spine", include_str!("../../contracts/profiles/spine.toml")),
+    ("generic", include_str!("../../contracts/profiles/generic.toml")),
+    ("nchan", include_str!("../../contracts/profiles/nchan.toml")),
+];
+
+/// A target profile, as read from TOML.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Its name, shown in reports.
+    pub name: String,
+    /// One line on what the target is.
+    #[serde(default)]
+    pub description: String,
+    /// What the ids look like.
+    pub ids: Ids,
+    /// Strict framing judgement.
+    #[serde(default)]
+    pub strict: bool,
+    /// What the target claims to do; scenarios needing more are skipped.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// How to authenticate.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// Where events go.
+    #[serde(default)]
+    pub channels: Channels,
+    /// How to subscribe.
+    pub subscribe: Subscribe,
+    /// How to publish.
+    pub publish: Option<Publish>,
+    /// How to read data frames.
+    pub events: Events,
+    /// Lifecycle frames.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Heartbeats.
+    #[serde(default)]
+    pub heartbeat: Heartbeat,
+    /// Task streams (spine).
+    pub task: Option<Task>,
+    /// Version streams (spine).
+    pub version: Option<Version>,
+    /// Server gauges (liveness).
+    pub metrics: Option<Metrics>,
+    /// Gates on this target.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+}
+
+/// Id shape.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ids {
+    /// `id:` is a u64 seq.
+    Numeric,
+    /// Any string; order judged by markers.
+    Opaque,
+}
+
+/// Authentication.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Header name.
+    pub header: String,
+    /// Header value template with `{token}`.
+    pub value: String,
+    /// Query parameter carrying the token on streams, if the target takes one.
+    pub query: Option<String>,
+}
+
+/// An HTTP request template.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTemplate {
+    /// Method.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Path template.
+    pub path: String,
+    /// Body template.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// JSON pointer to the created id in the response.
+    #[serde(default)]
+    pub id_pointer: Option<String>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// Channel provisioning.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    /// A request that creates a channel and returns its id.
+    pub create: Option<RequestTemplate>,
+    /// Name prefix for channels the harness names itself.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_prefix() -> String {
+    "sse-harness-".into()
+}
+
+/// Subscription.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    /// Path template with `{channel}`.
+    pub path: String,
+    /// A stream of every channel.
+    pub all_path: Option<String>,
+    /// The header carrying the cursor.
+    #[serde(default = "last_event_id")]
+    pub cursor_header: String,
+    /// The query parameter carrying the cursor.
+    pub cursor_query: Option<String>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A path that reports the head seq (numeric ids), so "from now" is an exact cursor.
+    pub head_path: Option<String>,
+    /// JSON pointer to the head seq in that answer.
+    pub head_pointer: Option<String>,
+}
+
+fn last_event_id() -> String {
+    "Last-Event-ID".into()
+}
+
+/// Publishing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// Method.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Path template with `{channel}`.
+    pub path: String,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body template with `{marker}`, `{pad}`, `{channel}`.
+    pub body: String,
+    /// Batch body template with `{items}`.
+    pub batch_body: Option<String>,
+    /// Batch item template.
+    pub batch_item: Option<String>,
+    /// Statuses that mean acknowledged.
+    #[serde(default = "ack_status")]
+    pub ack_status: Vec<u16>,
+    /// JSON pointer to the array of seqs in the ack body.
+    pub ack_seqs_pointer: Option<String>,
+}
+
+fn ack_status() -> Vec<u16> {
+    vec![200, 201, 202]
+}
+
+/// How data frames look.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// Event name of data frames.
+    #[serde(default = "message")]
+    pub data_event: String,
+    /// `json` or `text`.
+    #[serde(default)]
+    pub format: Format,
+    /// JSON pointer to the seq.
+    pub seq_pointer: Option<String>,
+    /// JSON pointer to the job / channel.
+    pub job_pointer: Option<String>,
+    /// JSON pointer to the marker.
+    pub marker_pointer: Option<String>,
+    /// JSON pointer to the event type.
+    pub event_type_pointer: Option<String>,
+    /// JSON pointers left out of the cross-client digest.
+    #[serde(default)]
+    pub volatile: Vec<String>,
+}
+
+fn message() -> String {
+    "message".into()
+}
+
+/// Data format.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Data is a JSON object.
+    Json,
+    /// Data is text containing the marker.
+    #[default]
+    Text,
+}
+
+/// Lifecycle frames.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// The target sends spine lifecycle frames.
+    #[serde(default)]
+    pub frames: bool,
+}
+
+/// Heartbeats.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// `event`, `comment` or `none`.
+    #[serde(default)]
+    pub form: HeartbeatKind,
+    /// Event name for `event`.
+    pub event: Option<String>,
+    /// Interval, when not announced in connection_open.
+    pub interval_ms: Option<u64>,
+}
+
+/// Heartbeat form.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeartbeatKind {
+    /// An event with a name.
+    Event,
+    /// A comment line.
+    Comment,
+    /// None.
+    #[default]
+    None,
+}
+
+/// Task streams.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// Path template with `{job}`.
+    pub path: String,
+    /// Job creation request (body is the scenario's job spec).
+    pub create: RequestTemplate,
+}
+
+/// Version streams.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    /// Stream path template with `{rid}`.
+    pub stream_path: String,
+    /// Notify path.
+    pub notify_path: String,
+}
+
+/// Gauges.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Prometheus text endpoint.
+    pub path: String,
+    /// Active-streams gauge name.
+    pub active_streams: String,
+}
+
+/// Gates.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Threshold expressions.
+    #[serde(default)]
+    pub gates: Vec<String>,
+}
+
+impl Profile {
+    /// Loads `spine`, `generic`, `nchan` or a TOML file path.
+    pub fn load(name_or_path: &str) -> Result<Profile, HarnessError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(text, name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Profile,
+                format!(
+                    "profile {name_or_path}: not a built-in profile (spine, generic, nchan) and not readable: {e}"
+                ),
+            )
+        })?;
+        Profile::parse(&text, name_or_path)
+    }
+
+    /// Parses profile text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, HarnessError> {
+        let p: Profile = toml::from_str(text).map_err(|e| {
+            HarnessError::new(HarnessErrorKind::Profile, format!("profile {origin}: {e}"))
+        })?;
+        for c in &p.capabilities {
+            if !CAPABILITIES.contains(&c.as_str()) {
+                return Err(HarnessError::new(
+                    HarnessErrorKind::Profile,
+                    format!(
+                        "profile {origin}: unknown capability {c:?} (known: {})",
+                        CAPABILITIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether the profile claims a capability.
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// The checker configuration this profile implies.
+    pub fn check_config(&self, families: Vec<String>) -> CheckConfig {
+        CheckConfig {
+            ids: match self.ids {
+                Ids::Numeric => IdMode::Numeric,
+                Ids::Opaque => IdMode::Opaque,
+            },
+            strict: self.strict,
+            lifecycle_frames: self.lifecycle.frames,
+            heartbeat: match self.heartbeat.form {
+                HeartbeatKind::Event => HeartbeatForm::Event {
+                    name: self
+                        .heartbeat
+                        .event
+                        .clone()
+                        .unwrap_or_else(|| "heartbeat".into()),
+                },
+                HeartbeatKind::Comment => HeartbeatForm::Comment,
+                HeartbeatKind::None => HeartbeatForm::None,
+            },
+            heartbeat_ms: self.heartbeat.interval_ms,
+            families,
+        }
+    }
+}
+
+/// Every capability a profile may claim (see `contracts/profiles/README.md`).
+pub const CAPABILITIES: &[&str] = &[
+    "publish",
+    "resume",
+    "resume-query",
+    "replay-from-start",
+    "all-stream",
+    "batch-publish",
+    "ack-seq",
+    "lifecycle",
+    "heartbeat",
+    "cursor-errors",
+    "task-stream",
+    "version-stream",
+    "correlation-id",
+    "liveness",
+    "durability",
+];
+
+/// Replaces `{key}` placeholders in a template.
+pub fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn unknown_capability_is_a_clear_error() {
+        let text = BUILTIN[1].1.replace("\"publish\"", "\"teleport\"");
+        let err = Profile::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown capability \"teleport\""), "{err}");
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs scenarios against a target and emits the run event stream. For each scenario:
+//! skip it if the profile lacks a capability it needs, else play its workload or probe
+//! with a random generator seeded from the run seed and the scenario id (so one
+//! scenario replays alone with the same schedule), judge the recording with the
+//! contract checkers, and measure its latencies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness_model::{
+    Contracts, Recording, RunEvent, ScenarioInfo, ScenarioResult, ScenarioStats, Verdict,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use crate::control::ServerControl;
+use crate::scenario::Scenario;
+use crate::target::Target;
+
+/// Runs scenarios against one target.
+pub struct Runner {
+    /// The target.
+    pub target: Arc<Target>,
+    /// The contract registry.
+    pub contracts: Contracts,
+    /// The run seed.
+    pub seed: u64,
+    /// How to replay: the command line before `--scenario`.
+    pub replay_prefix: String,
+    /// How to kill and restart the target, when the run may (durability probes).
+    pub control: Option<Arc<dyn ServerControl>>,
+}
+
+impl Runner {
+    /// The scenario's announcement.
+    pub fn info(sc: &Scenario) -> ScenarioInfo {
+        ScenarioInfo {
+            id: sc.id(),
+            group: sc.group.clone(),
+            title: sc.title.clone(),
+            file: sc.file.clone(),
+        }
+    }
+
+    /// Runs one scenario to its verdict.
+    pub async fn run_scenario(&self, sc: &Scenario) -> ScenarioResult {
+        let info = Runner::info(sc);
+        let replay_command = format!("{} --scenario '{}'", self.replay_prefix, sc.id());
+        let started = Instant::now();
+        let result = |verdict, findings, stats, histograms| ScenarioResult {
+            info: info.clone(),
+            verdict,
+            findings,
+            duration: started.elapsed(),
+            stats,
+            histograms,
+            replay_command: replay_command.clone(),
+        };
+        if let Some(missing) = sc.requires.iter().find(|c| !self.target.profile.has(c)) {
+            let reason = format!(
+                "profile {} does not claim capability {missing}",
+                self.target.profile.name
+            );
+            return result(
+                Verdict::Skipped { reason },
+                Vec::new(),
+                ScenarioStats::default(),
+                Default::default(),
+            );
+        }
+        if sc.probe.as_ref().is_some_and(|p| p.needs_control()) && self.control.is_none() {
+            return result(
+                Verdict::Skipped {
+                    reason: "needs --server-cmd (the harness must be able to kill and restart the target)"
+                        .into(),
+                },
+                Vec::new(),
+                ScenarioStats::default(),
+                Default::default(),
+            );
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
+        let tag = format!("{:08x}", rng.random::<u32>());
+        let outcome = match &sc.probe {
+            Some(p) => {
+                crate::probes::run(self.target.clone(), self.control.clone(), sc, p, &mut rng, &tag)
+                    .await
+            }
+            None => crate::workload::run(self.target.clone(), sc, &mut rng, &tag).await,
+        };
+        let rec = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                return result(
+                    Verdict::Error {
+                        reason: e.to_string(),
+                    },
+                    Vec::new(),
+                    ScenarioStats::default(),
+                    Default::default(),
+                );
+            }
+        };
+        let cfg = self.target.profile.check_config(sc.families.clone());
+        let mut findings = harness_checks::check(&self.contracts, &cfg, &rec);
+        if rec.transcripts.iter().all(|t| t.connections.iter().all(|c| c.status.is_none()))
+            && !rec.transcripts.is_empty()
+        {
+            let first = rec.transcripts[0]
+                .connections
+                .first()
+                .map(|c| format!("{:?}", c.end))
+                .unwrap_or_default();
+            return result(
+                Verdict::Error {
+                    reason: format!("no client could connect to {}: {first}", self.target.base),
+                },
+                findings,
+                stats(&rec),
+                Default::default(),
+            );
+        }
+        findings.sort_by(|a, b| (&a.contract, a.evidence.client.as_ref()).cmp(&(&b.contract, b.evidence.client.as_ref())));
+        let histograms = harness_checks::measure(&rec);
+        result(Verdict::from_findings(&findings), findings, stats(&rec), histograms)
+    }
+
+    /// Runs scenarios in order, sending every run event to `sink`.
+    pub async fn run_all(
+        &self,
+        scenarios: &[Scenario],
+        sink: &mut (dyn FnMut(&RunEvent) + Send),
+    ) -> Vec<ScenarioResult> {
+        let mut out = Vec::new();
+        for sc in scenarios {
+            sink(&RunEvent::ScenarioStarted {
+                info: Runner::info(sc),
+            });
+            let r = self.run_scenario(sc).await;
+            sink(&RunEvent::ScenarioFinished(Box::new(r.clone())));
+            out.push(r);
+        }
+        out
+    }
+}
+
+fn stats(rec: &Recording) -> ScenarioStats {
+    let mut s = ScenarioStats {
+        clients: rec.transcripts.len() as u64,
+        events_published: rec.acks.len() as u64,
+        ..ScenarioStats::default()
+    };
+    for t in &rec.transcripts {
+        s.connections += t.connections.len() as u64;
+        for c in &t.connections {
+            if matches!(c.end, harness_model::ConnEnd::Cut { .. }) {
+                s.cuts += 1;
+            }
+            s.events_received += c
+                .frames
+                .iter()
+                .filter(|f| matches!(f.kind, harness_model::FrameKind::Data(_)))
+                .count() as u64;
+        }
+    }
+    s
+}
+
+/// FNV-1a, to derive a scenario's seed from the run seed and its id (stable across
+/// versions, unlike std's hasher).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A generous default per-request timeout for probes.
+pub const PROBE_STEP: Duration = Duration::from_secs(20);

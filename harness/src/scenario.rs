@@ -1,0 +1,446 @@
+//! The scenario file model (TOML under `scenarios/`) and its loader. A scenario is a
+//! workload — channels, publishers, scripted clients with their chaos — or a probe (a
+//! fixed exchange such as a task stream's lifecycle), plus the contract families that
+//! judge what the clients recorded. Files are embedded so the binary runs anywhere.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{HarnessError, HarnessErrorKind};
+
+/// One scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed table group: `CT-07`, `CT-09` … `CT-12`, `LIFECYCLE`, `VERSION`, `CURSOR`, `DURABILITY`.
+    pub group: String,
+    /// Short kebab-case name; the test is `<group>/<name>`.
+    pub name: String,
+    /// What it exercises, in one sentence.
+    pub title: String,
+    /// The seed table rows or protocol sections it covers.
+    #[serde(default)]
+    pub covers: Vec<String>,
+    /// Contract families that judge it.
+    pub families: Vec<String>,
+    /// Capabilities the target profile must claim, else the scenario is skipped.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Overall deadline in seconds; past it, clients stop and what is missing is a finding.
+    #[serde(default = "default_deadline")]
+    pub deadline_s: u64,
+    /// Publishers.
+    #[serde(default)]
+    pub traffic: Traffic,
+    /// Scripted client groups.
+    #[serde(default)]
+    pub clients: Vec<ClientGroup>,
+    /// A fixed exchange instead of (or before) the workload.
+    pub probe: Option<Probe>,
+    /// The file it came from (filled by the loader).
+    #[serde(skip)]
+    pub file: String,
+}
+
+fn default_deadline() -> u64 {
+    60
+}
+
+/// The publishers of a workload.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Channels (spine: jobs) to create and publish to, round-robin.
+    #[serde(default = "one")]
+    pub channels: u32,
+    /// Writes published and acknowledged before any client connects.
+    #[serde(default)]
+    pub backlog: u64,
+    /// Writes published while the clients run.
+    #[serde(default)]
+    pub events: u64,
+    /// Concurrent publisher tasks.
+    #[serde(default = "one32")]
+    pub publishers: u32,
+    /// Target rate in writes per second over all publishers; 0 = as fast as acks come.
+    #[serde(default)]
+    pub rate: u64,
+    /// Writes per publish request (used when the profile has `batch-publish`).
+    #[serde(default = "one32")]
+    pub batch: u32,
+    /// Padding per write, in characters.
+    #[serde(default)]
+    pub pad: u32,
+    /// Pad with a multi-byte UTF-8 character (so cuts can land inside one).
+    #[serde(default)]
+    pub pad_utf8: bool,
+    /// Start publishing only when every client has its first connection open.
+    #[serde(default = "yes")]
+    pub after_clients_open: bool,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            channels: 1,
+            backlog: 0,
+            events: 0,
+            publishers: 1,
+            rate: 0,
+            batch: 1,
+            pad: 0,
+            pad_utf8: false,
+            after_clients_open: true,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn one32() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Which stream a client reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamChoice {
+    /// One channel's stream (`subscribe.path`).
+    Channel,
+    /// The stream of every channel (`subscribe.all_path`).
+    All,
+}
+
+/// Where a client's first connection starts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum From {
+    /// The whole history (no cursor).
+    Start,
+    /// Only what is published from now on (numeric ids: cursor = current head).
+    Now,
+}
+
+/// A group of identical scripted clients.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientGroup {
+    /// Group name; clients are `<name>#<i>`.
+    pub name: String,
+    /// How many.
+    #[serde(default = "one32")]
+    pub count: u32,
+    /// Stream to read.
+    #[serde(default = "channel")]
+    pub stream: StreamChoice,
+    /// Channel index for `stream = "channel"` (clients spread over channels when absent).
+    pub channel: Option<u32>,
+    /// Start of the first connection.
+    #[serde(default = "from_start")]
+    pub from: From,
+    /// Resume by header (default) or query parameter.
+    #[serde(default)]
+    pub cursor_in_query: bool,
+    /// Read policy.
+    #[serde(default)]
+    pub read: ReadPolicy,
+    /// Chaos: deliberate disconnects.
+    #[serde(default)]
+    pub cuts: Cuts,
+}
+
+fn channel() -> StreamChoice {
+    StreamChoice::Channel
+}
+fn from_start() -> From {
+    From::Start
+}
+
+/// How fast a client reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPolicy {
+    /// Bytes per second while slow; 0 = unthrottled.
+    #[serde(default)]
+    pub bytes_per_sec: u64,
+    /// Read slowly only for this long, then at full speed (0 = slow throughout).
+    #[serde(default)]
+    pub slow_for_ms: u64,
+    /// `SO_RCVBUF` in bytes (small values make backpressure reach the server).
+    #[serde(default)]
+    pub rcvbuf: usize,
+    /// Stop reading after this many data events of the first connection...
+    #[serde(default)]
+    pub pause_after_events: u64,
+    /// ...for this long.
+    #[serde(default)]
+    pub pause_ms: u64,
+}
+
+/// Deliberate disconnects.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cuts {
+    /// Cuts at random body offsets, each within `span_bytes` of the previous resume.
+    #[serde(default)]
+    pub random_bytes: u32,
+    /// Upper bound of a random byte cut, in body bytes after the connection starts.
+    #[serde(default = "default_span_bytes")]
+    pub span_bytes: u64,
+    /// Cuts aimed at a place in the framing: `inside-id`, `inside-data`, `cr-lf`,
+    /// `between-newlines`, `inside-utf8`, `inside-event-name`.
+    #[serde(default)]
+    pub aims: Vec<String>,
+    /// Repeat the aimed cuts this many times.
+    #[serde(default = "one32")]
+    pub aim_rounds: u32,
+    /// Cuts after a random number of data events (1..=span_events).
+    #[serde(default)]
+    pub random_events: u32,
+    /// Upper bound of a random event-count cut.
+    #[serde(default = "default_span_events")]
+    pub span_events: u64,
+    /// Rapid connect/disconnect cycles: open, close at once, resume.
+    #[serde(default)]
+    pub rapid_cycles: u32,
+    /// All clients of the group cut at this many ms after publishing starts, together (a burst).
+    pub burst_at_ms: Option<u64>,
+    /// Close with a TCP reset instead of a FIN.
+    #[serde(default)]
+    pub reset: bool,
+    /// Spread the cuts over the publishing period: wait this long between cuts.
+    #[serde(default)]
+    pub gap_ms: u64,
+}
+
+impl Default for Cuts {
+    fn default() -> Self {
+        Cuts {
+            random_bytes: 0,
+            span_bytes: default_span_bytes(),
+            aims: Vec::new(),
+            aim_rounds: 1,
+            random_events: 0,
+            span_events: default_span_events(),
+            rapid_cycles: 0,
+            burst_at_ms: None,
+            reset: false,
+            gap_ms: 0,
+        }
+    }
+}
+
+fn default_span_bytes() -> u64 {
+    4096
+}
+fn default_span_events() -> u64 {
+    50
+}
+
+/// A fixed exchange, judged by the listed families. Each kind lives in `probes/`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Probe {
+    /// A job with `steps` steps on its task stream: progress, terminal, close.
+    TaskLifecycle {
+        /// Steps of the job.
+        steps: u32,
+        /// Milliseconds between steps.
+        interval_ms: u64,
+        /// Fail at this step (the `task_failed` path).
+        fail_at_step: Option<u32>,
+        /// Connect only after the job has ended (resume at/after the terminal event).
+        #[serde(default)]
+        after_end: bool,
+        /// Artifact bytes for the job.
+        artifact_bytes: Option<u64>,
+    },
+    /// The task stream of a job that does not exist.
+    TaskNotFound,
+    /// An idle stream for `heartbeats` intervals.
+    HeartbeatIdle {
+        /// How many intervals to stay idle.
+        heartbeats: u32,
+        /// Which stream: `all`, `task`, `version`.
+        stream: String,
+    },
+    /// Versions queued before the stream opens arrive in order.
+    VersionPending {
+        /// Versions to queue.
+        versions: Vec<String>,
+    },
+    /// A second stream for the same request id replaces the first.
+    VersionReplace,
+    /// A malformed cursor gets 400.
+    InvalidCursor {
+        /// The cursors to try.
+        cursors: Vec<String>,
+    },
+    /// A cursor above the head gets error + close.
+    CursorAhead,
+    /// X-Correlation-ID is echoed in every frame.
+    CorrelationId,
+    /// Clients that vanish are noticed.
+    Liveness {
+        /// How many clients.
+        clients: u32,
+        /// Reset instead of close.
+        #[serde(default)]
+        reset: bool,
+    },
+    /// Kill the target mid-burst and restart it, over and over.
+    CrashRestart {
+        /// Kill/restart cycles.
+        cycles: u32,
+        /// Writes per cycle.
+        events_per_cycle: u64,
+        /// Subscribers that resume across restarts.
+        clients: u32,
+    },
+    /// SIGTERM: every stream gets `server_shutdown`, then resume after restart.
+    GracefulShutdown {
+        /// Subscribers.
+        clients: u32,
+        /// Writes before the shutdown.
+        events: u64,
+    },
+}
+
+impl Probe {
+    /// The probe kind's name, as in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::TaskLifecycle { .. } => "task-lifecycle",
+            Probe::TaskNotFound => "task-not-found",
+            Probe::HeartbeatIdle { .. } => "heartbeat-idle",
+            Probe::VersionPending { .. } => "version-pending",
+            Probe::VersionReplace => "version-replace",
+            Probe::InvalidCursor { .. } => "invalid-cursor",
+            Probe::CursorAhead => "cursor-ahead",
+            Probe::CorrelationId => "correlation-id",
+            Probe::Liveness { .. } => "liveness",
+            Probe::CrashRestart { .. } => "crash-restart",
+            Probe::GracefulShutdown { .. } => "graceful-shutdown",
+        }
+    }
+}
+
+impl Scenario {
+    /// `<group>/<name>`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.group, self.name)
+    }
+
+    /// Parses one scenario file's text.
+    pub fn parse(text: &str, file: &str) -> Result<Scenario, HarnessError> {
+        let mut s: Scenario = toml::from_str(text).map_err(|e| {
+            HarnessError::new(HarnessErrorKind::Scenario, format!("scenario {file}: {e}"))
+        })?;
+        s.file = file.to_owned();
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), HarnessError> {
+        let bad = |m: String| {
+            Err(HarnessError::new(
+                HarnessErrorKind::Scenario,
+                format!("scenario {}: {m}", self.file),
+            ))
+        };
+        if self.clients.is_empty() && self.probe.is_none() {
+            return bad("has neither [[clients]] nor [probe]".into());
+        }
+        for f in &self.families {
+            if !crate::FAMILIES.contains(&f.as_str()) {
+                return bad(format!("unknown contract family {f:?}"));
+            }
+        }
+        for r in &self.requires {
+            if !crate::profile::CAPABILITIES.contains(&r.as_str()) {
+                return bad(format!("unknown capability {r:?}"));
+            }
+        }
+        for g in &self.clients {
+            if g.count == 0 {
+                return bad(format!("client group {} has count 0", g.name));
+            }
+            for a in &g.cuts.aims {
+                if !AIMS.contains(&a.as_str()) {
+                    return bad(format!(
+                        "client group {}: unknown cut aim {a:?} (known: {})",
+                        g.name,
+                        AIMS.join(", ")
+                    ));
+                }
+            }
+            if let Some(c) = g.channel
+                && c >= self.traffic.channels
+            {
+                return bad(format!(
+                    "client group {} reads channel {c} of {}",
+                    g.name, self.traffic.channels
+                ));
+            }
+        }
+        if self.traffic.batch == 0 || self.traffic.publishers == 0 {
+            return bad("traffic.batch and traffic.publishers must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The cut aims a client knows.
+pub const AIMS: &[&str] = &[
+    "inside-id",
+    "inside-data",
+    "cr-lf",
+    "between-newlines",
+    "inside-utf8",
+    "inside-event-name",
+];
+
+/// The scenario files shipped with the harness, embedded at build time.
+pub fn builtin() -> Result<Vec<Scenario>, HarnessError> {
+    let mut out = Vec::new();
+    for (file, text) in crate::embedded::SCENARIOS {
+        out.push(Scenario::parse(text, file)?);
+    }
+    out.sort_by_key(|a| a.id());
+    Ok(out)
+}
+
+/// Loads scenario files from a folder (every `*.toml` below it).
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, HarnessError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Scenario,
+                format!("scenario folder {}: {e}", d.display()),
+            )
+        })?;
+        for entry in rd.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    HarnessError::new(
+                        HarnessErrorKind::Scenario,
+                        format!("scenario {}: {e}", p.display()),
+                    )
+                })?;
+                out.push(Scenario::parse(&text, &p.display().to_string())?);
+            }
+        }
+    }
+    out.sort_by_key(|a| a.id());
+    Ok(out)
+}

@@ -1,0 +1,219 @@
+//! Plays a scenario's workload: creates its channels, publishes the backlog, starts the
+//! scripted clients with their seeded chaos plans, publishes the live traffic once
+//! they are all connected, fires bursts, and collects the recording when every client
+//! has caught up (or the deadline passed).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness_model::{ClientId, Recording, StreamKind};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::client::{self, ClientPlan, Cut, Signals, Until};
+use crate::error::HarnessError;
+use crate::ledger::Ledger;
+use crate::profile::fill;
+use crate::publisher::{PublishPlan, publish};
+use crate::scenario::{ClientGroup, From, Scenario, StreamChoice};
+use crate::target::{Target, encode_segment};
+
+/// Runs the workload of `sc` against `target` and returns what was recorded.
+pub async fn run(
+    target: Arc<Target>,
+    sc: &Scenario,
+    rng: &mut ChaCha8Rng,
+    tag: &str,
+) -> Result<Recording, HarnessError> {
+    let epoch = Instant::now();
+    let deadline = epoch + Duration::from_secs(sc.deadline_s);
+    let ledger = Arc::new(Ledger::default());
+    let head_before = target.head_seq().await?;
+    let mut channels = Vec::new();
+    for i in 0..sc.traffic.channels {
+        channels.push(target.channel(tag, i).await?);
+    }
+    let t = &sc.traffic;
+    let pad: String = std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect();
+    let plan = |count: u64, tag: String| PublishPlan {
+        channels: channels.clone(),
+        count,
+        publishers: t.publishers,
+        rate: t.rate,
+        batch: t.batch,
+        pad: pad.clone(),
+        tag,
+    };
+    if t.backlog > 0 {
+        let mut backlog = plan(t.backlog, format!("{tag}b"));
+        backlog.rate = 0;
+        publish(target.clone(), ledger.clone(), backlog, epoch, deadline).await;
+    }
+    let head_now = target.head_seq().await?;
+
+    let (published_tx, published_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
+    let mut bursts = Vec::new();
+    let mut tasks = Vec::new();
+    let mut total = 0usize;
+    for g in &sc.clients {
+        let (burst_tx, burst_rx) = watch::channel(false);
+        if let Some(ms) = g.cuts.burst_at_ms {
+            bursts.push((ms, burst_tx));
+        }
+        for i in 0..g.count {
+            let plan = client_plan(
+                &target, g, i, &channels, head_before, head_now, rng, deadline,
+            );
+            let sig = Signals {
+                published: published_rx.clone(),
+                burst: burst_rx.clone(),
+                opened: Some(opened_tx.clone()),
+                stop: stop_rx.clone(),
+            };
+            let (target, ledger) = (target.clone(), ledger.clone());
+            tasks.push(tokio::spawn(client::run(target, ledger, plan, sig, epoch)));
+            total += 1;
+        }
+    }
+    drop(opened_tx);
+    if t.after_clients_open {
+        // Wait (bounded) until every client has its first response head.
+        let bound = Instant::now() + Duration::from_secs(15).min(deadline - Instant::now());
+        let mut seen = 0;
+        while seen < total {
+            match tokio::time::timeout_at(bound, opened_rx.recv()).await {
+                Ok(Some(_)) => seen += 1,
+                _ => break,
+            }
+        }
+    }
+    let started = Instant::now();
+    let live = tokio::spawn(publish(
+        target.clone(),
+        ledger.clone(),
+        plan(t.events, tag.to_owned()),
+        epoch,
+        deadline,
+    ));
+    for (ms, tx) in bursts {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(started + Duration::from_millis(ms)).await;
+            let _ = tx.send(true);
+        });
+    }
+    let _ = live.await;
+    let _ = published_tx.send(true);
+    let mut transcripts = Vec::new();
+    for task in tasks {
+        match tokio::time::timeout_at(deadline + Duration::from_secs(5), task).await {
+            Ok(Ok(tr)) => transcripts.push(tr),
+            _ => {
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let (acks, publish_failures) = ledger.take();
+    Ok(Recording {
+        transcripts,
+        acks,
+        publish_failures,
+        ..Recording::default()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn client_plan(
+    target: &Target,
+    g: &ClientGroup,
+    i: u32,
+    channels: &[String],
+    head_before: Option<u64>,
+    head_now: Option<u64>,
+    rng: &mut ChaCha8Rng,
+    deadline: Instant,
+) -> ClientPlan {
+    let sub = &target.profile.subscribe;
+    let (path, mine, initial_cursor, from_start) = match g.stream {
+        StreamChoice::All => {
+            let path = sub.all_path.clone().unwrap_or_else(|| sub.path.clone());
+            match g.from {
+                // "From the start" of this scenario: the head before its channels existed.
+                From::Start => (path, channels.to_vec(), head_before.map(|h| h.to_string()), true),
+                From::Now => (path, channels.to_vec(), head_now.map(|h| h.to_string()), false),
+            }
+        }
+        StreamChoice::Channel => {
+            let ch = channels[g.channel.unwrap_or(i % channels.len() as u32) as usize].clone();
+            let path = fill(&sub.path, &[("channel", &encode_segment(&ch))]);
+            match g.from {
+                From::Start => (path, vec![ch], None, true),
+                From::Now => (path, vec![ch], head_now.map(|h| h.to_string()), false),
+            }
+        }
+    };
+    let mut cuts = VecDeque::new();
+    if g.cuts.burst_at_ms.is_some() {
+        cuts.push_back(Cut::Burst);
+    }
+    for _ in 0..g.cuts.aim_rounds {
+        for a in &g.cuts.aims {
+            cuts.push_back(Cut::Aim(a.clone()));
+        }
+    }
+    for _ in 0..g.cuts.random_bytes {
+        cuts.push_back(Cut::AtByte(rng.random_range(1..=g.cuts.span_bytes.max(1))));
+    }
+    for _ in 0..g.cuts.random_events {
+        cuts.push_back(Cut::AfterEvents(rng.random_range(1..=g.cuts.span_events.max(1))));
+    }
+    for _ in 0..g.cuts.rapid_cycles {
+        cuts.push_back(Cut::Rapid);
+    }
+    ClientPlan {
+        id: ClientId(format!("{}#{i}", g.name)),
+        stream: StreamKind::Events,
+        path,
+        channels: mine,
+        initial_cursor,
+        from_start,
+        cursor_query: if g.cursor_in_query {
+            sub.cursor_query.clone()
+        } else {
+            None
+        },
+        correlation: None,
+        bytes_per_sec: g.read.bytes_per_sec,
+        slow_for: Duration::from_millis(g.read.slow_for_ms),
+        rcvbuf: (g.read.rcvbuf > 0).then_some(g.read.rcvbuf),
+        pause_after_events: g.read.pause_after_events,
+        pause: Duration::from_millis(g.read.pause_ms),
+        cuts,
+        cut_gap: Duration::from_millis(g.cuts.gap_ms),
+        reset: g.cuts.reset,
+        until: Until::CaughtUp,
+        reconnect: true,
+        deadline,
+        strict: target.profile.strict,
+    }
+}
+
+/// Facts about a scenario's backpressure: how far the head ran ahead of the slowest reader.
+pub fn lag_facts(rec: &Recording) -> serde_json::Value {
+    let last_ack = rec.acks.iter().map(|a| a.acked_us).max().unwrap_or(0);
+    let slowest_done = rec
+        .transcripts
+        .iter()
+        .filter_map(|t| t.connections.last().map(|c| c.ended_us))
+        .max()
+        .unwrap_or(0);
+    serde_json::json!({
+        "last_ack_ms": last_ack as f64 / 1000.0,
+        "slowest_client_done_ms": slowest_done as f64 / 1000.0,
+    })
+}

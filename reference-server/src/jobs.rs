@@ -1,0 +1,600 @@
+//! Jobs: creation, the background task that emits a job's events, publishing, status,
+//! receipts and artifacts.
+//!
+//! Each job has a `RwLock<bool>` "terminal" flag. A publish holds the read side until
+//! its events are committed; the job task takes the write side before it starts its
+//! terminal sequence. So once the terminal is under way every publish gets
+//! `409 job_terminal`, and the receipt covers exactly the events before
+//! `task_completed`, by construction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use tokio::task::AbortHandle;
+
+use crate::AppState;
+use crate::durable;
+use crate::error::{ApiError, ErrorCode, parse_json};
+use crate::store::{ArtifactRow, JobState, NewEvent, StoredEvent, WriteOp, now_ts};
+
+/// Most steps a job may have.
+pub const MAX_STEPS: u64 = 10_000;
+/// Longest interval between steps.
+pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+/// Largest artifact.
+pub const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest requested progress payload, and largest published payload (compact JSON).
+pub const MAX_PAYLOAD_BYTES: u64 = 65_536;
+/// Most events in one publish.
+pub const MAX_BATCH: usize = 1000;
+/// Longest event type, in bytes.
+pub const MAX_EVENT_TYPE: usize = 128;
+/// The name of a job's artifact.
+pub const ARTIFACT_NAME: &str = "output.bin";
+/// Event types only the server emits.
+pub const RESERVED_TYPES: [&str; 5] = [
+    "job_started",
+    "progress_update",
+    "artifact_written",
+    "task_completed",
+    "task_failed",
+];
+
+/// A job's parameters, as stored in `jobs.spec`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Progress steps.
+    pub steps: u64,
+    /// Milliseconds between steps.
+    pub interval_ms: u64,
+    /// The step replaced by `task_failed`.
+    pub fail_at_step: Option<u64>,
+    /// Size of the artifact to write, if any.
+    pub artifact_bytes: Option<u64>,
+    /// Approximate size of each progress payload.
+    pub payload_bytes: u64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct JobRequest {
+    steps: Option<u64>,
+    interval_ms: Option<u64>,
+    fail_at_step: Option<u64>,
+    artifact_bytes: Option<u64>,
+    payload_bytes: Option<u64>,
+}
+
+impl JobRequest {
+    fn into_spec(self) -> Result<JobSpec, ApiError> {
+        let steps = self.steps.unwrap_or(3);
+        let interval_ms = self.interval_ms.unwrap_or(100);
+        let payload_bytes = self.payload_bytes.unwrap_or(0);
+        let range = |name: &str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ApiError::invalid(format!("{name} must be in {lo}..={hi}")))
+            }
+        };
+        range("steps", steps, 0, MAX_STEPS)?;
+        range("interval_ms", interval_ms, 0, MAX_INTERVAL_MS)?;
+        range("payload_bytes", payload_bytes, 0, MAX_PAYLOAD_BYTES)?;
+        if let Some(k) = self.fail_at_step {
+            range("fail_at_step", k, 1, steps)?;
+        }
+        if let Some(b) = self.artifact_bytes {
+            range("artifact_bytes", b, 0, MAX_ARTIFACT_BYTES)?;
+        }
+        Ok(JobSpec {
+            steps,
+            interval_ms,
+            fail_at_step: self.fail_at_step,
+            artifact_bytes: self.artifact_bytes,
+            payload_bytes,
+        })
+    }
+}
+
+/// One job's in-memory entry.
+#[derive(Debug, Default)]
+pub struct JobEntry {
+    /// Set once the terminal sequence starts.
+    terminal: RwLock<bool>,
+}
+
+/// Every job this server knows, and the tasks running them.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    map: Mutex<HashMap<String, Arc<JobEntry>>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Jobs {
+    /// Whether the job exists.
+    pub fn exists(&self, job_id: &str) -> bool {
+        self.get(job_id).is_some()
+    }
+
+    fn get(&self, job_id: &str) -> Option<Arc<JobEntry>> {
+        self.map.lock().ok()?.get(job_id).cloned()
+    }
+
+    fn insert(&self, job_id: &str, terminal: bool) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(
+                job_id.to_owned(),
+                Arc::new(JobEntry {
+                    terminal: RwLock::new(terminal),
+                }),
+            );
+        }
+    }
+
+    fn track(&self, handle: AbortHandle) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|h| !h.is_finished());
+            t.push(handle);
+        }
+    }
+
+    /// Stops every job task; they carry on from their last persisted step on restart.
+    pub fn abort_all(&self) {
+        if let Ok(mut t) = self.tasks.lock() {
+            for h in t.drain(..) {
+                h.abort();
+            }
+        }
+    }
+}
+
+fn progress_payload(step: u64, total: u64, payload_bytes: u64) -> String {
+    let base = format!("{{\"step\":{step},\"total\":{total}}}");
+    // `,"pad":""` adds 9 bytes around the padding.
+    let want = payload_bytes as usize;
+    if want > base.len() + 9 {
+        let pad = "x".repeat(want - base.len() - 9);
+        format!("{{\"step\":{step},\"total\":{total},\"pad\":\"{pad}\"}}")
+    } else {
+        base
+    }
+}
+
+fn event(job_id: &str, event_type: &str, payload: String) -> NewEvent {
+    NewEvent {
+        job_id: job_id.to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+    }
+}
+
+/// Loads every job at start-up and resumes the running ones.
+pub fn resume_all(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let rows = state.store.load_jobs_blocking()?;
+    let mut resumed = 0;
+    for row in rows {
+        let running = row.state == JobState::Running;
+        state.jobs.insert(&row.job_id, !running);
+        if running {
+            match serde_json::from_str::<JobSpec>(&row.spec) {
+                Ok(spec) => {
+                    spawn_job(state, row.job_id, spec, true);
+                    resumed += 1;
+                }
+                Err(e) => tracing::error!(job_id = %row.job_id, error = %e, "bad stored spec"),
+            }
+        }
+    }
+    Ok(resumed)
+}
+
+fn spawn_job(state: &AppState, job_id: String, spec: JobSpec, resumed: bool) {
+    let st = state.clone();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = run_job(&st, &job_id, &spec, resumed).await {
+            tracing::warn!(job_id = %job_id, error = %e, "job stopped");
+        }
+    });
+    state.jobs.track(handle.abort_handle());
+}
+
+async fn run_job(
+    state: &AppState,
+    job_id: &str,
+    spec: &JobSpec,
+    resumed: bool,
+) -> Result<(), ApiError> {
+    let mut start = 1;
+    let mut artifact_done = false;
+    if resumed {
+        for ev in state.store.job_events(job_id).await? {
+            match ev.event_type.as_str() {
+                "progress_update" => {
+                    let step = serde_json::from_str::<Value>(&ev.payload)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(Value::as_u64))
+                        .unwrap_or(0);
+                    start = start.max(step + 1);
+                }
+                "artifact_written" => artifact_done = true,
+                _ => {}
+            }
+        }
+        tracing::info!(job_id, from_step = start, "resuming job");
+    }
+    // Once the artifact is written the steps are all done.
+    if !artifact_done {
+        for step in start..=spec.steps {
+            if spec.interval_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(spec.interval_ms)).await;
+            }
+            if spec.fail_at_step == Some(step) {
+                return finish_failed(state, job_id, step).await;
+            }
+            state
+                .store
+                .write(WriteOp::Append(vec![event(
+                    job_id,
+                    "progress_update",
+                    progress_payload(step, spec.steps, spec.payload_bytes),
+                )]))
+                .await?;
+        }
+    }
+    finish_completed(state, job_id, spec, artifact_done).await
+}
+
+async fn enter_terminal(state: &AppState, job_id: &str) {
+    if let Some(entry) = state.jobs.get(job_id) {
+        *entry.terminal.write().await = true;
+    }
+}
+
+async fn finish_failed(state: &AppState, job_id: &str, step: u64) -> Result<(), ApiError> {
+    enter_terminal(state, job_id).await;
+    let payload = json!({ "error": format!("failed at step {step}") }).to_string();
+    state
+        .store
+        .write(WriteOp::Finish {
+            job_id: job_id.to_owned(),
+            state: JobState::Failed,
+            receipt_hash: None,
+            completed_at: now_ts(),
+            event: event(job_id, "task_failed", payload),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Writes `bytes` deterministic pseudo-random bytes (seeded by the job id) to `path`
+/// atomically, hashing them as they stream.
+fn write_artifact(path: &FsPath, job_id: &str, bytes: u64) -> std::io::Result<ArtifactRow> {
+    let seed: [u8; 32] = Sha256::digest(job_id.as_bytes()).into();
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    let sha256 = durable::atomic_write(path, |file| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = bytes;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            rng.fill_bytes(&mut buf[..n]);
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        out.flush()?;
+        Ok(hex::encode(hasher.finalize()))
+    })?;
+    Ok(ArtifactRow {
+        name: ARTIFACT_NAME.to_owned(),
+        sha256,
+        bytes,
+    })
+}
+
+/// The path of a job's receipt.
+pub fn receipt_path(data_dir: &FsPath, job_id: &str) -> PathBuf {
+    data_dir.join("receipts").join(format!("{job_id}.json"))
+}
+
+/// A completed job's receipt (protocol §5).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    /// The job.
+    pub job_id: String,
+    /// Always `completed`.
+    pub state: String,
+    /// First covered seq.
+    pub first_seq: Option<u64>,
+    /// Last covered seq.
+    pub last_seq: Option<u64>,
+    /// Covered events.
+    pub event_count: u64,
+    /// SHA-256 over the canonical event lines.
+    pub events_sha256: String,
+    /// The job's artifacts.
+    pub artifacts: Vec<ArtifactRow>,
+    /// When the receipt was made.
+    pub completed_at: String,
+}
+
+/// A JSON value with every object's keys sorted, whatever serde_json's map type is.
+fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<String, Value> =
+                m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            let mut out = Map::new();
+            for (k, v) in sorted {
+                out.insert(k, v);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+/// The canonical line of one event: compact JSON, sorted keys, then `\n`.
+pub fn canonical_line(ev: &StoredEvent) -> String {
+    let payload: Value = serde_json::from_str(&ev.payload).unwrap_or(Value::Null);
+    // Keys inserted in sorted order: event_type, job_id, payload, seq, ts.
+    let mut m = Map::new();
+    m.insert("event_type".into(), Value::from(ev.event_type.as_str()));
+    m.insert("job_id".into(), Value::from(ev.job_id.as_str()));
+    m.insert("payload".into(), canonical(payload));
+    m.insert("seq".into(), Value::from(ev.seq));
+    m.insert("ts".into(), Value::from(ev.ts.as_str()));
+    let mut line = Value::Object(m).to_string();
+    line.push('\n');
+    line
+}
+
+async fn finish_completed(
+    state: &AppState,
+    job_id: &str,
+    spec: &JobSpec,
+    artifact_done: bool,
+) -> Result<(), ApiError> {
+    enter_terminal(state, job_id).await;
+    let data_dir = state.store.data_dir().to_path_buf();
+    if let (Some(bytes), false) = (spec.artifact_bytes, artifact_done) {
+        let path = data_dir.join("artifacts").join(job_id).join(ARTIFACT_NAME);
+        let id = job_id.to_owned();
+        let row = tokio::task::spawn_blocking(move || write_artifact(&path, &id, bytes))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("artifact: {e}")))?;
+        let payload = json!({ "name": row.name, "sha256": row.sha256, "bytes": row.bytes });
+        state
+            .store
+            .write(WriteOp::AddArtifact {
+                job_id: job_id.to_owned(),
+                row,
+                event: event(job_id, "artifact_written", payload.to_string()),
+            })
+            .await?;
+    }
+    let events = state.store.job_events(job_id).await?;
+    let mut hasher = Sha256::new();
+    for ev in &events {
+        hasher.update(canonical_line(ev).as_bytes());
+    }
+    let completed_at = now_ts();
+    let receipt = Receipt {
+        job_id: job_id.to_owned(),
+        state: JobState::Completed.as_str().to_owned(),
+        first_seq: events.first().map(|e| e.seq),
+        last_seq: events.last().map(|e| e.seq),
+        event_count: events.len() as u64,
+        events_sha256: hex::encode(hasher.finalize()),
+        artifacts: state.store.artifacts(job_id).await?,
+        completed_at: completed_at.clone(),
+    };
+    let bytes = serde_json::to_vec(&receipt)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let hash = hex::encode(Sha256::digest(&bytes));
+    let path = receipt_path(&data_dir, job_id);
+    tokio::task::spawn_blocking(move || durable::atomic_write_bytes(&path, &bytes))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("receipt: {e}")))?;
+    state
+        .store
+        .write(WriteOp::Finish {
+            job_id: job_id.to_owned(),
+            state: JobState::Completed,
+            receipt_hash: Some(hash.clone()),
+            completed_at,
+            event: event(
+                job_id,
+                "task_completed",
+                json!({ "receipt_hash": hash }).to_string(),
+            ),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `POST /v1/jobs`.
+pub async fn create_job(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body?;
+    let req: JobRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JobRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let spec = req.into_spec()?;
+    let job_id = uuid::Uuid::new_v4().simple().to_string();
+    let spec_json = serde_json::to_string(&spec)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    state
+        .store
+        .write(WriteOp::CreateJob {
+            job_id: job_id.clone(),
+            spec: spec_json.clone(),
+            first: event(&job_id, "job_started", spec_json),
+        })
+        .await?;
+    state.jobs.insert(&job_id, false);
+    spawn_job(&state, job_id.clone(), spec, false);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "job_id": job_id, "events_url": format!("/v1/jobs/{job_id}/events") })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishOne {
+    event_type: String,
+    #[serde(default)]
+    payload: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBatch {
+    events: Vec<PublishOne>,
+}
+
+fn validate(one: PublishOne, job_id: &str) -> Result<NewEvent, ApiError> {
+    if one.event_type.is_empty() || one.event_type.len() > MAX_EVENT_TYPE {
+        return Err(ApiError::invalid(format!(
+            "event_type must be 1..={MAX_EVENT_TYPE} bytes"
+        )));
+    }
+    if one.event_type.chars().any(char::is_control) {
+        return Err(ApiError::invalid("event_type has control characters"));
+    }
+    if RESERVED_TYPES.contains(&one.event_type.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "event_type {} is reserved for the server",
+            one.event_type
+        )));
+    }
+    let payload = Value::Object(one.payload.unwrap_or_default()).to_string();
+    if payload.len() as u64 > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("payload is above {MAX_PAYLOAD_BYTES} bytes"),
+        ));
+    }
+    Ok(event(job_id, &one.event_type, payload))
+}
+
+/// `POST /v1/jobs/<id>/events`: one event or a batch; answers once committed.
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let entry = state
+        .jobs
+        .get(&job_id)
+        .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, "no job with that id"))?;
+    let body = body?;
+    let value: Value = parse_json(&body)?;
+    let ones = match &value {
+        Value::Object(m) if m.contains_key("events") => {
+            let batch: PublishBatch = serde_json::from_value(value)
+                .map_err(|e| ApiError::invalid(format!("body: {e}")))?;
+            if batch.events.is_empty() {
+                return Err(ApiError::invalid("events is empty"));
+            }
+            if batch.events.len() > MAX_BATCH {
+                return Err(ApiError::invalid(format!(
+                    "at most {MAX_BATCH} events per publish"
+                )));
+            }
+            batch.events
+        }
+        Value::Object(_) => vec![
+            serde_json::from_value(value).map_err(|e| ApiError::invalid(format!("body: {e}")))?,
+        ],
+        _ => return Err(ApiError::invalid("body must be a JSON object")),
+    };
+    let events = ones
+        .into_iter()
+        .map(|o| validate(o, &job_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let terminal = entry.terminal.read().await;
+    if *terminal {
+        return Err(ApiError::new(
+            ErrorCode::JobTerminal,
+            "the job's terminal event is written or under way",
+        ));
+    }
+    let seqs = state.store.write(WriteOp::Append(events)).await?;
+    drop(terminal);
+    Ok((StatusCode::CREATED, Json(json!({ "seqs": seqs }))))
+}
+
+/// `GET /v1/jobs/<id>`.
+pub async fn job_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::JobNotFound, "no job with that id");
+    if !state.jobs.exists(&job_id) {
+        return Err(not_found());
+    }
+    let row = state.store.job(&job_id).await?.ok_or_else(not_found)?;
+    let (first, last, count) = state.store.job_stats(&job_id, state.store.head()).await?;
+    Ok(Json(json!({
+        "job_id": row.job_id,
+        "state": row.state.as_str(),
+        "first_seq": first,
+        "last_seq": last,
+        "event_count": count,
+        "receipt_hash": row.receipt_hash,
+    })))
+}
+
+/// `GET /v1/jobs/<id>/receipt`: the file's exact bytes and the store's hash.
+pub async fn receipt(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let none = || ApiError::new(ErrorCode::ReceiptNotFound, "this job has no receipt");
+    if !state.jobs.exists(&job_id) {
+        return Err(none());
+    }
+    let row = state.store.job(&job_id).await?.ok_or_else(none)?;
+    let hash = match (row.state, row.receipt_hash) {
+        (JobState::Completed, Some(h)) => h,
+        _ => return Err(none()),
+    };
+    let bytes = tokio::fs::read(receipt_path(state.store.data_dir(), &job_id))
+        .await
+        .map_err(|_| none())?;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&hash) {
+        h.insert("x-receipt-sha256", v);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,793 @@
+//! The SQLite event log: one writer thread owns the write connection and group-commits
+//! every write waiting at that moment into one transaction; the seq is the table's
+//! `AUTOINCREMENT` key, so it comes from the store and continues after a restart.
+//!
+//! After each commit the writer appends the new events to a bounded in-memory ring of
+//! recent events, then advances the head (`watch<u64>`), then answers the writers. So
+//! every seq at or below the announced head is committed and readable, and an ack is
+//! never seen before its head. Readers page from the ring when their cursor is inside
+//! it and from a small pool of read-only WAL connections otherwise (bounded memory for
+//! a slow or late reader).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The store's schema (fixed: the integrity report reads it too).
+pub const SCHEMA: &str = include_str!("schema.sql");
+
+/// Most commands folded into one transaction.
+const MAX_GROUP_COMMANDS: usize = 4096;
+/// Most events folded into one transaction.
+const MAX_GROUP_EVENTS: usize = 50_000;
+/// Most events kept in the in-memory ring of recent events.
+const RING_EVENTS: usize = 16_384;
+/// Most payload bytes kept in the ring.
+const RING_BYTES: usize = 32 * 1024 * 1024;
+/// Idle read-only connections kept open.
+const READ_POOL_IDLE: usize = 8;
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Opening or preparing the database failed.
+    Open,
+    /// A statement failed.
+    Sql,
+    /// The writer has stopped (the server is shutting down).
+    Closed,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("store {kind:?}: {detail}")]
+pub struct StoreError {
+    /// What went wrong.
+    pub kind: StoreErrorKind,
+    /// Details for the log.
+    pub detail: String,
+}
+
+impl StoreError {
+    fn new(kind: StoreErrorKind, detail: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+    fn sql(e: rusqlite::Error) -> StoreError {
+        StoreError::new(StoreErrorKind::Sql, e.to_string())
+    }
+}
+
+/// An event to append; `payload` is compact JSON of an object.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The job the event belongs to.
+    pub job_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Compact JSON object.
+    pub payload: String,
+}
+
+/// A persisted event.
+#[derive(Debug)]
+pub struct StoredEvent {
+    /// The store-assigned sequence number.
+    pub seq: u64,
+    /// The job.
+    pub job_id: String,
+    /// The type.
+    pub event_type: String,
+    /// Server time, RFC 3339 with milliseconds.
+    pub ts: String,
+    /// Compact JSON object.
+    pub payload: String,
+    /// `{"seq":..,"job_id":..,"event_type":..,"ts":..,"payload":..` without the closing
+    /// brace, so a stream only appends its correlation id.
+    pub wire_prefix: String,
+}
+
+impl StoredEvent {
+    fn new(seq: u64, job_id: String, event_type: String, ts: String, payload: String) -> Self {
+        let wire_prefix = format!(
+            "{{\"seq\":{seq},\"job_id\":{},\"event_type\":{},\"ts\":{},\"payload\":{payload}",
+            json_str(&job_id),
+            json_str(&event_type),
+            json_str(&ts),
+        );
+        StoredEvent {
+            seq,
+            job_id,
+            event_type,
+            ts,
+            payload,
+            wire_prefix,
+        }
+    }
+}
+
+/// A string as a JSON string literal.
+pub fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// Server time now, RFC 3339 with milliseconds.
+pub fn now_ts() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The terminal or running state of a job as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Still emitting.
+    Running,
+    /// Ended with `task_completed`.
+    Completed,
+    /// Ended with `task_failed`.
+    Failed,
+}
+
+impl JobState {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> JobState {
+        match s {
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            _ => JobState::Running,
+        }
+    }
+}
+
+/// An `artifacts` row.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ArtifactRow {
+    /// File name under `artifacts/<job_id>/`.
+    pub name: String,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// Size.
+    pub bytes: u64,
+}
+
+/// One write, applied atomically inside a group transaction.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Append events.
+    Append(Vec<NewEvent>),
+    /// Create a job row and its first event.
+    CreateJob {
+        /// The new id.
+        job_id: String,
+        /// The spec as JSON.
+        spec: String,
+        /// The first event (`job_started`).
+        first: NewEvent,
+    },
+    /// Record an artifact and append its event.
+    AddArtifact {
+        /// The job.
+        job_id: String,
+        /// The row.
+        row: ArtifactRow,
+        /// The `artifact_written` event.
+        event: NewEvent,
+    },
+    /// End a job: state, receipt hash and the terminal event.
+    Finish {
+        /// The job.
+        job_id: String,
+        /// `Completed` or `Failed`.
+        state: JobState,
+        /// The receipt's hash (completed jobs).
+        receipt_hash: Option<String>,
+        /// When.
+        completed_at: String,
+        /// The terminal event.
+        event: NewEvent,
+    },
+}
+
+impl WriteOp {
+    fn event_count(&self) -> usize {
+        match self {
+            WriteOp::Append(v) => v.len(),
+            _ => 1,
+        }
+    }
+}
+
+struct WriteCmd {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
+}
+
+enum Cmd {
+    Write(WriteCmd),
+    Stop,
+}
+
+/// The bounded ring of the most recent events: every event with `seq > floor` is in it.
+struct Ring {
+    floor: u64,
+    events: VecDeque<Arc<StoredEvent>>,
+    bytes: usize,
+}
+
+impl Ring {
+    fn push(&mut self, ev: Arc<StoredEvent>) {
+        self.bytes += ev.wire_prefix.len();
+        self.events.push_back(ev);
+        while self.events.len() > RING_EVENTS || self.bytes > RING_BYTES {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= old.wire_prefix.len();
+            self.floor = old.seq;
+        }
+    }
+}
+
+/// A page read: the events and the cursor to continue from.
+#[derive(Debug)]
+pub struct Page {
+    /// The matching events, in seq order.
+    pub events: Vec<Arc<StoredEvent>>,
+    /// Everything up to this seq has been scanned.
+    pub scanned_to: u64,
+}
+
+/// A job row with its event statistics.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// The job.
+    pub job_id: String,
+    /// The spec JSON.
+    pub spec: String,
+    /// The state.
+    pub state: JobState,
+    /// The receipt's hash when completed.
+    pub receipt_hash: Option<String>,
+}
+
+/// The event log and job tables.
+pub struct Store {
+    data_dir: PathBuf,
+    db_path: PathBuf,
+    tx: mpsc::Sender<Cmd>,
+    head: watch::Receiver<u64>,
+    ring: Arc<Mutex<Ring>>,
+    idle_readers: Arc<Mutex<Vec<Connection>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    persisted: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db_path", &self.db_path)
+            .field("head", &*self.head.borrow())
+            .finish()
+    }
+}
+
+fn open_write(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::new(StoreErrorKind::Open, format!("{}: {e}", path.display())))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(StoreError::sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(StoreError::sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(StoreError::sql)?;
+    conn.execute_batch(SCHEMA).map_err(StoreError::sql)?;
+    Ok(conn)
+}
+
+fn open_read(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::new(StoreErrorKind::Open, format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(StoreError::sql)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating) `<data_dir>/spine.db` and starts the writer thread.
+    pub fn open(data_dir: &Path, persisted: Arc<AtomicU64>) -> Result<Store, StoreError> {
+        let db_path = data_dir.join("spine.db");
+        let conn = open_write(&db_path)?;
+        let head: u64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(StoreError::sql)? as u64;
+        let (head_tx, head_rx) = watch::channel(head);
+        let ring = Arc::new(Mutex::new(Ring {
+            floor: head,
+            events: VecDeque::new(),
+            bytes: 0,
+        }));
+        let (tx, rx) = mpsc::channel(8192);
+        let writer_ring = ring.clone();
+        let writer_persisted = persisted.clone();
+        let writer = std::thread::Builder::new()
+            .name("spine-writer".into())
+            .spawn(move || writer_loop(conn, rx, head_tx, writer_ring, writer_persisted))
+            .map_err(|e| StoreError::new(StoreErrorKind::Open, e.to_string()))?;
+        Ok(Store {
+            data_dir: data_dir.to_path_buf(),
+            db_path,
+            tx,
+            head: head_rx,
+            ring,
+            idle_readers: Arc::new(Mutex::new(Vec::new())),
+            writer: Mutex::new(Some(writer)),
+            persisted,
+        })
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The committed head seq (0 for an empty log).
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// A receiver that changes whenever the head advances.
+    pub fn subscribe_head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    /// Events persisted by this process.
+    pub fn persisted_total(&self) -> u64 {
+        self.persisted.load(Ordering::Relaxed)
+    }
+
+    /// Applies `op` in the next group commit; returns the seqs once committed.
+    pub async fn write(&self, op: WriteOp) -> Result<Vec<u64>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Write(WriteCmd { op, reply }))
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "writer stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::new(StoreErrorKind::Closed, "writer stopped"))?
+    }
+
+    /// Drains every queued write, then stops the writer thread and waits for it.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Cmd::Stop).await;
+        let handle = self.writer.lock().map(|mut g| g.take()).unwrap_or(None);
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let pool = self.idle_readers.clone();
+        let path = self.db_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.lock().ok().and_then(|mut p| p.pop()) {
+                Some(c) => c,
+                None => open_read(&path)?,
+            };
+            let out = f(&conn).map_err(StoreError::sql);
+            if let Ok(mut p) = pool.lock()
+                && p.len() < READ_POOL_IDLE
+            {
+                p.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::new(StoreErrorKind::Sql, e.to_string()))?
+    }
+
+    /// Reads events with `after < seq <= upto` (of one job when `job` is set), at most
+    /// `limit` rows and about `max_bytes` of payload, from the ring when it holds them.
+    pub async fn page(
+        &self,
+        after: u64,
+        upto: u64,
+        job: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page, StoreError> {
+        if after >= upto {
+            return Ok(Page {
+                events: Vec::new(),
+                scanned_to: after,
+            });
+        }
+        if let Some(page) = self.page_from_ring(after, upto, job, limit, max_bytes) {
+            return Ok(page);
+        }
+        let job = job.map(str::to_owned);
+        self.read(move |conn| {
+            let mut events = Vec::new();
+            let mut bytes = 0usize;
+            let mut last = after;
+            let mut full = false;
+            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<StoredEvent> {
+                Ok(StoredEvent::new(
+                    r.get::<_, i64>(0)? as u64,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            };
+            let mut push = |ev: StoredEvent| {
+                last = ev.seq;
+                bytes += ev.wire_prefix.len();
+                events.push(Arc::new(ev));
+                if events.len() >= limit || bytes >= max_bytes {
+                    full = true;
+                }
+            };
+            match &job {
+                Some(j) => {
+                    let mut st = conn.prepare_cached(
+                        "SELECT seq, job_id, event_type, ts, payload FROM events \
+                         WHERE job_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+                    )?;
+                    let mut rows = st.query(params![j, after as i64, upto as i64, limit as i64])?;
+                    while let Some(r) = rows.next()? {
+                        push(map(r)?);
+                        if full {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let mut st = conn.prepare_cached(
+                        "SELECT seq, job_id, event_type, ts, payload FROM events \
+                         WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+                    )?;
+                    let mut rows = st.query(params![after as i64, upto as i64, limit as i64])?;
+                    while let Some(r) = rows.next()? {
+                        push(map(r)?);
+                        if full {
+                            break;
+                        }
+                    }
+                }
+            }
+            let scanned_to = if full { last } else { upto };
+            Ok(Page { events, scanned_to })
+        })
+        .await
+    }
+
+    fn page_from_ring(
+        &self,
+        after: u64,
+        upto: u64,
+        job: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Option<Page> {
+        let ring = self.ring.lock().ok()?;
+        if after < ring.floor {
+            return None;
+        }
+        let start = ring.events.partition_point(|e| e.seq <= after);
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let mut scanned_to = upto;
+        for ev in ring.events.iter().skip(start) {
+            if ev.seq > upto {
+                break;
+            }
+            if job.is_none_or(|j| j == ev.job_id) {
+                bytes += ev.wire_prefix.len();
+                events.push(ev.clone());
+                if events.len() >= limit || bytes >= max_bytes {
+                    scanned_to = ev.seq;
+                    break;
+                }
+            }
+        }
+        Some(Page { events, scanned_to })
+    }
+
+    /// All jobs, for start-up.
+    pub fn load_jobs_blocking(&self) -> Result<Vec<JobRow>, StoreError> {
+        let conn = open_read(&self.db_path)?;
+        let mut st = conn
+            .prepare("SELECT job_id, spec, state, receipt_hash FROM jobs")
+            .map_err(StoreError::sql)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(JobRow {
+                    job_id: r.get(0)?,
+                    spec: r.get(1)?,
+                    state: JobState::parse(&r.get::<_, String>(2)?),
+                    receipt_hash: r.get(3)?,
+                })
+            })
+            .map_err(StoreError::sql)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::sql);
+        rows
+    }
+
+    /// One job row, if it exists.
+    pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT job_id, spec, state, receipt_hash FROM jobs WHERE job_id = ?1",
+                [&job_id],
+                |r| {
+                    Ok(JobRow {
+                        job_id: r.get(0)?,
+                        spec: r.get(1)?,
+                        state: JobState::parse(&r.get::<_, String>(2)?),
+                        receipt_hash: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// `(first_seq, last_seq, count)` of a job's events with `seq <= upto`.
+    pub async fn job_stats(
+        &self,
+        job_id: &str,
+        upto: u64,
+    ) -> Result<(Option<u64>, Option<u64>, u64), StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT MIN(seq), MAX(seq), COUNT(*) FROM events WHERE job_id = ?1 AND seq <= ?2",
+                params![job_id, upto as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<i64>>(0)?.map(|v| v as u64),
+                        r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                },
+            )
+        })
+        .await
+    }
+
+    /// Every event of a job, in seq order.
+    pub async fn job_events(&self, job_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            let mut st = conn.prepare_cached(
+                "SELECT seq, job_id, event_type, ts, payload FROM events WHERE job_id = ?1 ORDER BY seq",
+            )?;
+            st.query_map([&job_id], |r| {
+                Ok(StoredEvent::new(
+                    r.get::<_, i64>(0)? as u64,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// The seq and type of a job's terminal event, if written.
+    pub async fn terminal_of(&self, job_id: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT seq, event_type FROM events WHERE job_id = ?1 \
+                 AND event_type IN ('task_completed','task_failed') ORDER BY seq LIMIT 1",
+                [&job_id],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// A job's artifact rows.
+    pub async fn artifacts(&self, job_id: &str) -> Result<Vec<ArtifactRow>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            let mut st = conn.prepare_cached(
+                "SELECT name, sha256, bytes FROM artifacts WHERE job_id = ?1 ORDER BY name",
+            )?;
+            st.query_map([&job_id], |r| {
+                Ok(ArtifactRow {
+                    name: r.get(0)?,
+                    sha256: r.get(1)?,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+}
+
+fn insert_event(
+    tx: &Connection,
+    ev: &NewEvent,
+    ts: &str,
+    out: &mut Vec<StoredEvent>,
+) -> rusqlite::Result<u64> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO events (job_id, event_type, ts, payload) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    st.execute(params![ev.job_id, ev.event_type, ts, ev.payload])?;
+    let seq = tx.last_insert_rowid() as u64;
+    out.push(StoredEvent::new(
+        seq,
+        ev.job_id.clone(),
+        ev.event_type.clone(),
+        ts.to_owned(),
+        ev.payload.clone(),
+    ));
+    Ok(seq)
+}
+
+fn apply(tx: &Connection, op: &WriteOp, ts: &str, out: &mut Vec<StoredEvent>) -> rusqlite::Result<Vec<u64>> {
+    match op {
+        WriteOp::Append(events) => events
+            .iter()
+            .map(|ev| insert_event(tx, ev, ts, out))
+            .collect(),
+        WriteOp::CreateJob { job_id, spec, first } => {
+            tx.execute(
+                "INSERT INTO jobs (job_id, spec, state, created_at) VALUES (?1, ?2, 'running', ?3)",
+                params![job_id, spec, ts],
+            )?;
+            Ok(vec![insert_event(tx, first, ts, out)?])
+        }
+        WriteOp::AddArtifact { job_id, row, event } => {
+            tx.execute(
+                "INSERT OR REPLACE INTO artifacts (job_id, name, sha256, bytes) VALUES (?1, ?2, ?3, ?4)",
+                params![job_id, row.name, row.sha256, row.bytes as i64],
+            )?;
+            Ok(vec![insert_event(tx, event, ts, out)?])
+        }
+        WriteOp::Finish {
+            job_id,
+            state,
+            receipt_hash,
+            completed_at,
+            event,
+        } => {
+            tx.execute(
+                "UPDATE jobs SET state = ?2, receipt_hash = ?3, completed_at = ?4 WHERE job_id = ?1",
+                params![job_id, state.as_str(), receipt_hash, completed_at],
+            )?;
+            Ok(vec![insert_event(tx, event, ts, out)?])
+        }
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Cmd>,
+    head: watch::Sender<u64>,
+    ring: Arc<Mutex<Ring>>,
+    persisted: Arc<AtomicU64>,
+) {
+    let mut stop = false;
+    while !stop {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut batch = Vec::new();
+        let mut events = 0usize;
+        match first {
+            Cmd::Stop => stop = true,
+            Cmd::Write(w) => {
+                events += w.op.event_count();
+                batch.push(w);
+            }
+        }
+        while !stop && batch.len() < MAX_GROUP_COMMANDS && events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(Cmd::Write(w)) => {
+                    events += w.op.event_count();
+                    batch.push(w);
+                }
+                Ok(Cmd::Stop) => stop = true,
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        commit_group(&mut conn, batch, &head, &ring, &persisted);
+    }
+    // Writes queued after Stop are refused by dropping their reply senders.
+    rx.close();
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+        tracing::warn!(error = %e, "checkpoint at close failed");
+    }
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    batch: Vec<WriteCmd>,
+    head: &watch::Sender<u64>,
+    ring: &Arc<Mutex<Ring>>,
+    persisted: &Arc<AtomicU64>,
+) {
+    let ts = now_ts();
+    let mut results: Vec<Result<Vec<u64>, StoreError>> = Vec::with_capacity(batch.len());
+    let mut stored = Vec::new();
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction()?;
+        for cmd in &batch {
+            let mut sp = tx.savepoint()?;
+            let mut local = Vec::new();
+            match apply(&sp, &cmd.op, &ts, &mut local) {
+                Ok(seqs) => {
+                    sp.commit()?;
+                    stored.append(&mut local);
+                    results.push(Ok(seqs));
+                }
+                Err(e) => {
+                    // Dropping an uncommitted savepoint rolls it back and releases it.
+                    drop(sp);
+                    results.push(Err(StoreError::sql(e)));
+                }
+            }
+        }
+        tx.commit()
+    })();
+    if let Err(e) = outcome {
+        tracing::error!(error = %e, "group commit failed");
+        for cmd in batch {
+            let _ = cmd
+                .reply
+                .send(Err(StoreError::new(StoreErrorKind::Sql, e.to_string())));
+        }
+        return;
+    }
+    let new_head = stored.last().map(|e| e.seq);
+    persisted.fetch_add(stored.len() as u64, Ordering::Relaxed);
+    if let Ok(mut r) = ring.lock() {
+        for ev in stored {
+            r.push(Arc::new(ev));
+        }
+    }
+    if let Some(h) = new_head {
+        head.send_replace(h);
+    }
+    for (cmd, res) in batch.into_iter().zip(results) {
+        let _ = cmd.reply.send(res);
+    }
+}

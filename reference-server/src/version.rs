@@ -1,0 +1,226 @@
+//! Version streams: per request id, a queue of notifications waiting for a stream, and
+//! at most one open stream (a new one replaces the old). A queue never grows past
+//! [`MAX_PENDING`]: a notification beyond it is refused with `429 queue_full`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode, parse_json};
+
+/// Most notifications pending for one request id (queued or in an open stream's buffer).
+pub const MAX_PENDING: usize = 1000;
+/// Longest request id, in bytes.
+pub const MAX_REQUEST_ID: usize = 256;
+/// Longest `version`, `environment` or `git_commit`, in bytes.
+const MAX_FIELD: usize = 1024;
+
+/// One version notification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VersionMsg {
+    /// Whose.
+    pub request_id: String,
+    /// The version.
+    pub version: String,
+    /// The environment, if given.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The commit, if given.
+    #[serde(default)]
+    pub git_commit: Option<String>,
+}
+
+struct Active {
+    id: u64,
+    tx: mpsc::Sender<VersionMsg>,
+    replaced: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    queue: VecDeque<VersionMsg>,
+    active: Option<Active>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    slots: HashMap<String, Slot>,
+}
+
+/// All request ids' queues and open streams.
+#[derive(Clone, Default)]
+pub struct VersionHub {
+    inner: Arc<Mutex<Inner>>,
+    /// The running server's version, sent when nothing was queued.
+    pub server_version: String,
+}
+
+impl std::fmt::Debug for VersionHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionHub").finish_non_exhaustive()
+    }
+}
+
+/// An open version stream's registration; unregisters when dropped.
+pub struct VersionSubscription {
+    hub: VersionHub,
+    request_id: String,
+    id: u64,
+}
+
+impl Drop for VersionSubscription {
+    fn drop(&mut self) {
+        let Ok(mut inner) = self.hub.inner.lock() else {
+            return;
+        };
+        if let Some(slot) = inner.slots.get_mut(&self.request_id) {
+            if slot.active.as_ref().is_some_and(|a| a.id == self.id) {
+                slot.active = None;
+            }
+            if slot.active.is_none() && slot.queue.is_empty() {
+                inner.slots.remove(&self.request_id);
+            }
+        }
+    }
+}
+
+/// What a new stream receives: its message channel, its replacement signal and its
+/// registration.
+pub struct NewSubscription {
+    rx: mpsc::Receiver<VersionMsg>,
+    replaced: oneshot::Receiver<()>,
+    sub: VersionSubscription,
+}
+
+impl NewSubscription {
+    /// Splits into the parts a stream holds.
+    pub fn into_parts(
+        self,
+    ) -> (
+        mpsc::Receiver<VersionMsg>,
+        oneshot::Receiver<()>,
+        VersionSubscription,
+    ) {
+        (self.rx, self.replaced, self.sub)
+    }
+}
+
+impl VersionHub {
+    /// A hub announcing `server_version` for the running server.
+    pub fn new(server_version: impl Into<String>) -> VersionHub {
+        VersionHub {
+            inner: Arc::default(),
+            server_version: server_version.into(),
+        }
+    }
+
+    /// The running server's version, addressed to `request_id`.
+    pub fn own_version(&self, request_id: &str) -> VersionMsg {
+        VersionMsg {
+            request_id: request_id.to_owned(),
+            version: self.server_version.clone(),
+            environment: Some("reference".to_owned()),
+            git_commit: option_env!("SPINE_GIT_COMMIT").map(str::to_owned),
+        }
+    }
+
+    /// Opens the stream of `request_id`, replacing any open one; returns the
+    /// notifications queued while none was open.
+    pub fn subscribe(&self, request_id: &str) -> (NewSubscription, Vec<VersionMsg>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let slot = inner.slots.entry(request_id.to_owned()).or_default();
+        if let Some(mut old) = slot.active.take()
+            && let Some(r) = old.replaced.take()
+        {
+            let _ = r.send(());
+        }
+        let (tx, rx) = mpsc::channel(MAX_PENDING);
+        let (rtx, rrx) = oneshot::channel();
+        slot.active = Some(Active {
+            id,
+            tx,
+            replaced: Some(rtx),
+        });
+        let pending = slot.queue.drain(..).collect();
+        (
+            NewSubscription {
+                rx,
+                replaced: rrx,
+                sub: VersionSubscription {
+                    hub: self.clone(),
+                    request_id: request_id.to_owned(),
+                    id,
+                },
+            },
+            pending,
+        )
+    }
+
+    /// Delivers to the open stream or queues; `Ok(true)` when delivered.
+    pub fn notify(&self, msg: VersionMsg) -> Result<bool, ApiError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = inner.slots.entry(msg.request_id.clone()).or_default();
+        let msg = match &slot.active {
+            Some(a) => match a.tx.try_send(msg) {
+                Ok(()) => return Ok(true),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(queue_full());
+                }
+                Err(mpsc::error::TrySendError::Closed(m)) => m,
+            },
+            None => msg,
+        };
+        if slot.queue.len() >= MAX_PENDING {
+            return Err(queue_full());
+        }
+        slot.queue.push_back(msg);
+        Ok(false)
+    }
+}
+
+fn queue_full() -> ApiError {
+    ApiError::new(
+        ErrorCode::QueueFull,
+        format!("{MAX_PENDING} notifications already pending for this request id"),
+    )
+}
+
+/// `POST /v1/version/notify`.
+pub async fn notify(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let body = body?;
+    let msg: VersionMsg = parse_json(&body)?;
+    if msg.request_id.is_empty() || msg.request_id.len() > MAX_REQUEST_ID {
+        return Err(ApiError::invalid(format!(
+            "request_id must be 1..={MAX_REQUEST_ID} bytes"
+        )));
+    }
+    let too_long = [Some(&msg.version), msg.environment.as_ref(), msg.git_commit.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|s| s.len() > MAX_FIELD);
+    if too_long {
+        return Err(ApiError::invalid(format!(
+            "version fields are at most {MAX_FIELD} bytes"
+        )));
+    }
+    let delivered = state.versions.notify(msg)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "delivered": delivered })),
+    ))
+}

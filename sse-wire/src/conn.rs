@@ -1,0 +1,768 @@
+//! A minimal HTTP/1.1 client connection with byte-exact control of the body.
+//!
+//! Written here rather than using hyper or reqwest because chaos testing needs
+//! what those hide: close exactly after decoded body byte k, read at a chosen
+//! pace so that the socket (not a client-side buffer) applies backpressure,
+//! set `SO_RCVBUF` before connecting, and choose between an orderly close
+//! (FIN) and an abortive one (RST). The head is parsed with `httparse`; the
+//! chunked decoder is ours (see `chunked`). The URL parser is ours too: it
+//! only splits an absolute `http`/`https` URL and passes the path and query
+//! through byte for byte, where the `url` crate would normalise them.
+//!
+//! Backpressure: close-delimited and content-length bodies are read from the
+//! socket at most as many bytes as the caller asked for; chunked bodies at
+//! most that plus a little framing slack. Only bytes read together with the
+//! response head can be buffered ahead (up to one head read, 4 KiB).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::chunked::{ChunkError, ChunkedDecoder};
+
+/// Largest response head accepted.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields accepted in a response head.
+pub const MAX_HEADERS: usize = 128;
+/// Largest socket read done at once.
+const READ_CAP: usize = 16 * 1024;
+/// Socket read size while reading the head.
+const HEAD_READ: usize = 4 * 1024;
+/// Framing slack added to chunked reads.
+const CHUNK_SLACK: usize = 32;
+
+/// What went wrong on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireErrorKind {
+    /// The TCP connection could not be made (refused, unreachable, no address).
+    Connect,
+    /// A connect or head deadline passed.
+    Timeout,
+    /// An I/O error on an established connection (e.g. reset by peer).
+    Io,
+    /// The peer closed the connection before the head or body was complete.
+    UnexpectedEof,
+    /// The response head is malformed.
+    BadHead,
+    /// The chunked body framing is malformed or exceeds a limit.
+    BadChunk,
+    /// A head or body exceeded a size limit.
+    TooLarge,
+    /// TLS was requested; not supported yet.
+    Tls,
+    /// The URL is not an absolute `http`/`https` URL we can use.
+    Url,
+    /// The request to send is malformed (e.g. a header with CR or LF).
+    BadRequest,
+}
+
+impl WireErrorKind {
+    /// The stable kebab-case name used in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WireErrorKind::Connect => "connect",
+            WireErrorKind::Timeout => "timeout",
+            WireErrorKind::Io => "io",
+            WireErrorKind::UnexpectedEof => "unexpected-eof",
+            WireErrorKind::BadHead => "bad-head",
+            WireErrorKind::BadChunk => "bad-chunk",
+            WireErrorKind::TooLarge => "too-large",
+            WireErrorKind::Tls => "tls",
+            WireErrorKind::Url => "url",
+            WireErrorKind::BadRequest => "bad-request",
+        }
+    }
+}
+
+impl std::fmt::Display for WireErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An error of the wire client.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct WireError {
+    /// What kind of failure.
+    pub kind: WireErrorKind,
+    /// Human-readable detail.
+    pub detail: String,
+    /// The underlying I/O error, if any.
+    #[source]
+    pub source: Option<std::io::Error>,
+}
+
+impl WireError {
+    fn new(kind: WireErrorKind, detail: impl Into<String>) -> Self {
+        WireError {
+            kind,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    fn io(kind: WireErrorKind, what: &str, e: std::io::Error) -> Self {
+        WireError {
+            kind,
+            detail: format!("{what}: {e}"),
+            source: Some(e),
+        }
+    }
+}
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host name or IP address (an IPv6 address without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Whether the URL scheme was `https`.
+    pub tls: bool,
+}
+
+impl Target {
+    /// The `Host` header value: the host (IPv6 bracketed) and the port when
+    /// it is not the scheme's default.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Splits an absolute `http`/`https` URL into its target and its
+/// path-and-query (sent verbatim; `/` when empty; the fragment dropped).
+pub fn parse_url(url: &str) -> Result<(Target, String), WireError> {
+    let bad = |why: &str| WireError::new(WireErrorKind::Url, format!("{url:?}: {why}"));
+    if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(bad("contains whitespace or control characters"));
+    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(bad("scheme is not http or https")),
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(auth_end);
+    if authority.contains('@') {
+        return Err(bad("user info is not supported"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+        };
+        (host, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    let port = match port {
+        None | Some("") => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(bad("port is not a number in 1..=65535")),
+            Ok(p) => p,
+        },
+    };
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    Ok((
+        Target {
+            host: host.to_owned(),
+            port,
+            tls,
+        },
+        path,
+    ))
+}
+
+/// The request to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The request target, e.g. `/v1/events?job_id=x`.
+    pub path_and_query: String,
+    /// Extra header fields, sent in this order. `Host` and
+    /// `Connection: close` are added unless given here; `Content-Length`
+    /// is added for a body unless given.
+    pub headers: Vec<(String, String)>,
+    /// The request body, if any.
+    pub body: Option<Vec<u8>>,
+}
+
+impl RequestSpec {
+    /// A `GET` of `path_and_query` without extra headers.
+    pub fn get(path_and_query: impl Into<String>) -> Self {
+        RequestSpec {
+            method: "GET".to_owned(),
+            path_and_query: path_and_query.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+/// Socket and deadline options of [`open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// `SO_RCVBUF` to set before connecting (Linux doubles the value).
+    pub rcvbuf: Option<usize>,
+    /// Deadline for resolving and connecting.
+    pub connect_timeout: Duration,
+    /// Deadline for writing the request and reading the response head.
+    pub head_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            rcvbuf: None,
+            connect_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// `Content-Length` (or a status/method without a body: 0).
+    Length(u64),
+    /// Ends when the server closes the connection.
+    CloseDelimited,
+}
+
+/// The byte stream under the HTTP layer; an enum so TLS can be added.
+#[derive(Debug)]
+enum Transport {
+    Plain(TcpStream),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Close,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Done,
+}
+
+/// An open response: its head, and its body to be read.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase.
+    pub reason: String,
+    /// Header fields in order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    transport: Transport,
+    /// Raw bytes read from the socket and not yet decoded: `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    framing: BodyFraming,
+    body: BodyState,
+    body_offset: u64,
+}
+
+/// Connects (TCP_NODELAY, optional `SO_RCVBUF`), sends `req` as HTTP/1.1 and
+/// reads the response head (at most [`MAX_HEAD_BYTES`]; interim 1xx
+/// responses other than 101 are skipped).
+pub async fn open(
+    target: &Target,
+    req: &RequestSpec,
+    opts: &ConnectOptions,
+) -> Result<Response, WireError> {
+    if target.tls {
+        return Err(WireError::new(
+            WireErrorKind::Tls,
+            "https targets are not supported yet",
+        ));
+    }
+    let request = encode_request(target, req)?;
+    let stream = tokio::time::timeout(opts.connect_timeout, connect(target, opts.rcvbuf))
+        .await
+        .map_err(|_| {
+            WireError::new(
+                WireErrorKind::Timeout,
+                format!(
+                    "connecting to {} took longer than {:?}",
+                    target.authority(),
+                    opts.connect_timeout
+                ),
+            )
+        })??;
+    let mut transport = Transport::Plain(stream);
+    let head_only = req.method.eq_ignore_ascii_case("HEAD");
+    tokio::time::timeout(opts.head_timeout, async move {
+        transport
+            .write_all(&request)
+            .await
+            .map_err(|e| WireError::io(WireErrorKind::Io, "writing the request", e))?;
+        read_head(transport, head_only).await
+    })
+    .await
+    .map_err(|_| {
+        WireError::new(
+            WireErrorKind::Timeout,
+            format!("no complete response head within {:?}", opts.head_timeout),
+        )
+    })?
+}
+
+async fn connect(target: &Target, rcvbuf: Option<usize>) -> Result<TcpStream, WireError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| WireError::io(WireErrorKind::Connect, "resolving the host", e))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match connect_addr(addr, rcvbuf).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    Err(match last {
+        Some((addr, e)) => WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e),
+        None => WireError::new(
+            WireErrorKind::Connect,
+            format!("{} resolves to no address", target.host),
+        ),
+    })
+}
+
+async fn connect_addr(addr: SocketAddr, rcvbuf: Option<usize>) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(u32::try_from(size).unwrap_or(u32::MAX))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn encode_request(target: &Target, req: &RequestSpec) -> Result<Vec<u8>, WireError> {
+    let bad = |why: String| WireError::new(WireErrorKind::BadRequest, why);
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    if !is_token(&req.method) {
+        return Err(bad(format!("method {:?} is not a token", req.method)));
+    }
+    if req.path_and_query.is_empty()
+        || req
+            .path_and_query
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ')
+    {
+        return Err(bad(format!(
+            "request target {:?} is empty or has whitespace/control characters",
+            req.path_and_query
+        )));
+    }
+    let has = |name: &str| req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", req.method, req.path_and_query).as_bytes());
+    if !has("host") {
+        out.extend_from_slice(format!("Host: {}\r\n", target.authority()).as_bytes());
+    }
+    for (name, value) in &req.headers {
+        if !is_token(name) {
+            return Err(bad(format!("header name {name:?} is not a token")));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(bad(format!("header {name} has CR, LF or NUL in its value")));
+        }
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if !has("connection") {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if let Some(body) = &req.body
+        && !has("content-length")
+        && !has("transfer-encoding")
+    {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(body) = &req.body {
+        out.extend_from_slice(body);
+    }
+    Ok(out)
+}
+
+async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response, WireError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(HEAD_READ);
+    loop {
+        // Parse what we have (possibly several interim responses).
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = parsed.code.unwrap_or_default();
+                    if (100..200).contains(&status) && status != 101 {
+                        buf.drain(..n);
+                        continue;
+                    }
+                    let reason = parsed.reason.unwrap_or_default().to_owned();
+                    let headers: Vec<(String, String)> = parsed
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let framing = framing(status, head_only, &headers)?;
+                    buf.drain(..n);
+                    let body = match framing {
+                        BodyFraming::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
+                        BodyFraming::Length(0) => BodyState::Done,
+                        BodyFraming::Length(n) => BodyState::Length(n),
+                        BodyFraming::CloseDelimited => BodyState::Close,
+                    };
+                    return Ok(Response {
+                        status,
+                        reason,
+                        headers,
+                        transport,
+                        buf,
+                        pos: 0,
+                        framing,
+                        body,
+                        body_offset: 0,
+                    });
+                }
+                Ok(httparse::Status::Partial) => break,
+                Err(e) => {
+                    return Err(WireError::new(
+                        WireErrorKind::BadHead,
+                        format!("malformed response head: {e}"),
+                    ));
+                }
+            }
+        }
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Err(WireError::new(
+                WireErrorKind::TooLarge,
+                format!("response head longer than {MAX_HEAD_BYTES} bytes"),
+            ));
+        }
+        let old = buf.len();
+        let want = HEAD_READ.min(MAX_HEAD_BYTES - old);
+        buf.resize(old + want, 0);
+        let n = transport
+            .read(&mut buf[old..])
+            .await
+            .map_err(|e| WireError::io(WireErrorKind::Io, "reading the response head", e))?;
+        buf.truncate(old + n);
+        if n == 0 {
+            return Err(WireError::new(
+                WireErrorKind::UnexpectedEof,
+                format!("connection closed after {old} bytes, before the end of the response head"),
+            ));
+        }
+    }
+}
+
+fn framing(
+    status: u16,
+    head_only: bool,
+    headers: &[(String, String)],
+) -> Result<BodyFraming, WireError> {
+    if head_only || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(BodyFraming::Length(0));
+    }
+    let codings: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "transfer-encoding")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if let Some(last) = codings.last() {
+        return Ok(if last.eq_ignore_ascii_case("chunked") {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::CloseDelimited
+        });
+    }
+    let mut length: Option<u64> = None;
+    for value in headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .flat_map(|(_, v)| v.split(','))
+    {
+        let value = value.trim();
+        let n = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            value.parse::<u64>().ok()
+        } else {
+            None
+        };
+        let Some(n) = n else {
+            return Err(WireError::new(
+                WireErrorKind::BadHead,
+                format!("invalid Content-Length {value:?}"),
+            ));
+        };
+        if length.is_some_and(|l| l != n) {
+            return Err(WireError::new(
+                WireErrorKind::BadHead,
+                "conflicting Content-Length values",
+            ));
+        }
+        length = Some(n);
+    }
+    Ok(length.map_or(BodyFraming::CloseDelimited, BodyFraming::Length))
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How the body is delimited.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// Reads up to `buf.len()` decoded (de-chunked) body bytes. `Ok(0)` is
+    /// the clean end of the body (EOF for close-delimited, last chunk for
+    /// chunked, content length reached), or `buf` was empty. Never returns
+    /// more than `buf.len()`, so the caller decides exactly how many body
+    /// bytes it consumes. No deadline of its own: wrap it in a timeout.
+    pub async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, WireError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = match &mut self.body {
+                BodyState::Done => return Ok(0),
+                BodyState::Close => {
+                    if self.pos == self.buf.len() && self.fill(buf.len()).await? == 0 {
+                        self.body = BodyState::Done;
+                        return Ok(0);
+                    }
+                    self.take(buf)
+                }
+                BodyState::Length(remaining) => {
+                    let remaining = *remaining;
+                    let want = remaining.min(buf.len() as u64) as usize;
+                    if self.pos == self.buf.len() && self.fill(want).await? == 0 {
+                        return Err(WireError::new(
+                            WireErrorKind::UnexpectedEof,
+                            format!(
+                                "connection closed with {remaining} of the Content-Length bytes missing"
+                            ),
+                        ));
+                    }
+                    let n = self.take(&mut buf[..want]);
+                    let left = remaining - n as u64;
+                    self.body = if left == 0 {
+                        BodyState::Done
+                    } else {
+                        BodyState::Length(left)
+                    };
+                    n
+                }
+                BodyState::Chunked(dec) => {
+                    if dec.is_done() {
+                        self.body = BodyState::Done;
+                        return Ok(0);
+                    }
+                    let (used, n) = dec
+                        .decode(&self.buf[self.pos..], buf)
+                        .map_err(chunk_error)?;
+                    self.pos += used;
+                    if n == 0 {
+                        if dec.is_done() {
+                            self.body = BodyState::Done;
+                            return Ok(0);
+                        }
+                        let last_chunk_seen = dec.saw_last_chunk();
+                        let want = buf.len().saturating_add(CHUNK_SLACK);
+                        if self.fill(want).await? == 0 {
+                            if last_chunk_seen {
+                                // Only the final CRLF/trailers are missing.
+                                self.body = BodyState::Done;
+                                return Ok(0);
+                            }
+                            return Err(WireError::new(
+                                WireErrorKind::UnexpectedEof,
+                                "connection closed inside the chunked body",
+                            ));
+                        }
+                        continue;
+                    }
+                    n
+                }
+            };
+            self.body_offset += n as u64;
+            return Ok(n);
+        }
+    }
+
+    /// Decoded body bytes returned so far.
+    pub fn body_offset(&self) -> u64 {
+        self.body_offset
+    }
+
+    /// Reads the rest of a small body (e.g. a non-200 JSON error); more than
+    /// `limit` bytes is a [`WireErrorKind::TooLarge`] error.
+    pub async fn read_to_end_limited(&mut self, limit: usize) -> Result<Vec<u8>, WireError> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let room = (limit - out.len()).saturating_add(1).min(chunk.len());
+            let n = self.read_body(&mut chunk[..room]).await?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() + n > limit {
+                return Err(WireError::new(
+                    WireErrorKind::TooLarge,
+                    format!("body longer than {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.transport.tcp().local_addr().ok()
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.transport.tcp().peer_addr().ok()
+    }
+
+    /// The socket's `SO_RCVBUF` as the kernel reports it.
+    pub fn recv_buffer_size(&self) -> Option<usize> {
+        socket2::SockRef::from(self.transport.tcp())
+            .recv_buffer_size()
+            .ok()
+    }
+
+    /// Orderly close: sends FIN, drains what already arrived (bounded) so the
+    /// kernel does not turn the close into a reset, then closes.
+    pub fn close(self) {
+        let tcp = self.transport.tcp();
+        let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
+        let mut scratch = [0u8; 16 * 1024];
+        for _ in 0..64 {
+            match tcp.try_read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Abortive close: `SO_LINGER` 0, then close, so the peer sees a reset.
+    pub fn reset(self) {
+        let _ = socket2::SockRef::from(self.transport.tcp()).set_linger(Some(Duration::ZERO));
+    }
+
+    /// Copies buffered raw bytes into `out`.
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        n
+    }
+
+    /// Reads at most `want` (capped at 16 KiB) raw bytes from the socket into
+    /// the (empty) buffer. `Ok(0)` is EOF.
+    async fn fill(&mut self, want: usize) -> Result<usize, WireError> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        let want = want.clamp(1, READ_CAP);
+        self.buf.resize(old + want, 0);
+        let r = self.transport.read(&mut self.buf[old..]).await;
+        let n = *r.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n);
+        r.map_err(|e| WireError::io(WireErrorKind::Io, "reading the response body", e))
+    }
+}
+
+fn chunk_error(e: ChunkError) -> WireError {
+    match e {
+        ChunkError::Bad(m) | ChunkError::TooLarge(m) => WireError::new(WireErrorKind::BadChunk, m),
+    }
+}
