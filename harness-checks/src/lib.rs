@@ -3,7 +3,7 @@
 //!
 //! Nothing here does IO or reads a clock; the output order is deterministic (findings
 //! are sorted by contract, client, connection, seq, then byte offset). One module per
-//! contract family; [`view`] derives the per-client delivery lists they share.
+//! contract family; a `view` module derives the per-client delivery lists they share.
 //!
 //! Every checker is written to be conservative: a finding is only emitted when the
 //! recording proves the target broke the contract, never when the harness itself (a

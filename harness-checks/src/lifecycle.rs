@@ -28,7 +28,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
             if !conn.status.is_some_and(|s| (200..300).contains(&s)) {
                 continue;
             }
-            found.extend(headers(id, conn).map(|e| ("lifecycle.headers", e)));
+            found.extend(headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| ("lifecycle.headers", e)));
             found.extend(retry_first(id, conn).map(|e| ("lifecycle.retry-first", e)));
             if ctx.cfg.lifecycle_frames && !shaped.contains(id) {
                 found.extend(
@@ -78,7 +78,10 @@ fn shape_clients(ctx: &Ctx) -> BTreeSet<ClientId> {
     s
 }
 
-fn headers(id: &ClientId, conn: &Connection) -> Option<Evidence> {
+/// Content-Type `text/event-stream` is required of every SSE server; `Cache-Control:
+/// no-cache` is spine §4's own rule, so it is judged only on spine-like targets (those
+/// with lifecycle frames).
+fn headers(id: &ClientId, conn: &Connection, spine: bool) -> Option<Evidence> {
     let ct = conn
         .headers
         .get("content-type")
@@ -92,13 +95,17 @@ fn headers(id: &ClientId, conn: &Connection) -> Option<Evidence> {
         .is_some_and(|c| c.starts_with("text/event-stream"))
     {
         format!("content-type {}", ct.as_deref().unwrap_or("(none)"))
-    } else if !cc.as_deref().is_some_and(|c| c.contains("no-cache")) {
+    } else if spine && !cc.as_deref().is_some_and(|c| c.contains("no-cache")) {
         format!("cache-control {}", cc.as_deref().unwrap_or("(none)"))
     } else {
         return None;
     };
     Some(Evidence {
-        expected: "content-type text/event-stream and cache-control no-cache".to_owned(),
+        expected: if spine {
+            "content-type text/event-stream and cache-control no-cache".to_owned()
+        } else {
+            "content-type text/event-stream".to_owned()
+        },
         seen,
         ..at_conn(id, conn)
     })

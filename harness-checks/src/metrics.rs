@@ -102,7 +102,11 @@ pub(crate) fn measure(rec: &Recording) -> BTreeMap<Metric, Histogram<u64>> {
             let mut h =
                 Histogram::<u64>::new(3).expect("3 significant figures is a valid precision");
             for v in vs {
-                h.saturating_record(v);
+                // The histogram auto-resizes, so only a value beyond its range fails;
+                // `saturating_record` alone would clamp to the initial (tiny) range.
+                if h.record(v).is_err() {
+                    h.saturating_record(v);
+                }
             }
             (m, h)
         })

@@ -499,7 +499,11 @@ fn families_not_judged_are_skipped_and_lenient_mode_reports_no_framing() {
     assert!(Case::clean(cfg, r.clone()).run().is_empty());
     let mut cfg = numeric_cfg();
     cfg.strict = false;
-    let ids: Vec<String> = Case::clean(cfg, r).run().into_iter().map(|f| f.contract.0).collect();
+    let ids: Vec<String> = Case::clean(cfg, r)
+        .run()
+        .into_iter()
+        .map(|f| f.contract.0)
+        .collect();
     assert_eq!(ids, ["resume.no-gap"]);
 }
 
@@ -514,7 +518,8 @@ fn a_paused_reader_on_a_heartbeating_server_is_not_a_silence() {
         .hb(4201, 9)
         .hb(4202, 9)
         .end(ConnEnd::Finished, 5000);
-    r.transcripts.push(client("slow#0", StreamKind::Events, &["quiet"], vec![c]));
+    r.transcripts
+        .push(client("slow#0", StreamKind::Events, &["quiet"], vec![c]));
     Case::clean(numeric_cfg(), r.clone()).assert();
     // The same silence on a client the scenario keeps idle (reading promptly) is judged.
     r.expect.idle.push(cid("slow#0"));
@@ -526,21 +531,38 @@ fn a_paused_reader_on_a_heartbeating_server_is_not_a_silence() {
 #[test]
 fn findings_are_sorted_and_deterministic() {
     let mut r = numeric_with(&[1, 3, 5]);
-    r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: None, error: "reset".into() });
+    r.publish_failures.push(PublishFailure {
+        markers: vec!["m7".into()],
+        status: None,
+        error: "reset".into(),
+    });
     conn(&mut r, "a#0", 1).headers.clear();
     let case = Case::clean(numeric_cfg(), r);
     let first = case.run();
     assert_eq!(first, case.run());
     let keys: Vec<(String, Option<String>)> = first
         .iter()
-        .map(|f| (f.contract.0.clone(), f.evidence.client.as_ref().map(|c| c.0.clone())))
+        .map(|f| {
+            (
+                f.contract.0.clone(),
+                f.evidence.client.as_ref().map(|c| c.0.clone()),
+            )
+        })
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
     assert_eq!(
-        first.iter().map(|f| f.contract.0.as_str()).collect::<Vec<_>>(),
-        ["delivery.publish-acked", "lifecycle.headers", "resume.no-gap", "resume.no-gap"]
+        first
+            .iter()
+            .map(|f| f.contract.0.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "delivery.publish-acked",
+            "lifecycle.headers",
+            "resume.no-gap",
+            "resume.no-gap"
+        ]
     );
 }
 
@@ -566,14 +588,26 @@ fn measure_reports_each_metric_from_the_recording() {
     // A reconnect that replays 100 acked writes in 50 ms.
     let acks: Vec<_> = (10..110).map(|s| ack(s, "k", 2000)).collect();
     r.acks.extend(acks);
-    let c0 = Conn::new(0, 1990).open(1991, "events", 9, Value::Null).end(cut(), 1995);
+    let c0 = Conn::new(0, 1990)
+        .open(1991, "events", 9, Value::Null)
+        .end(cut(), 1995);
     let c1 = (10..110)
-        .fold(Conn::new(1, 2100).cursor("9").open(2101, "events", 109, json!(9)), |c, s| c.data(2101 + (s - 9) / 2, s, "k"))
+        .fold(
+            Conn::new(1, 2100)
+                .cursor("9")
+                .open(2101, "events", 109, json!(9)),
+            |c, s| c.data(2101 + (s - 9) / 2, s, "k"),
+        )
         .end(ConnEnd::Finished, 4000);
-    r.transcripts.push(client("k#0", StreamKind::Events, &["k"], vec![c0, c1]));
+    r.transcripts
+        .push(client("k#0", StreamKind::Events, &["k"], vec![c0, c1]));
     let h = crate::measure(&r);
     let ct = &h[&harness_model::Metric::ConnectToOpen];
-    assert_eq!(ct.min(), 1000, "open frames arrive 1 ms after the request in the base recording");
+    assert_eq!(
+        ct.min(),
+        1000,
+        "open frames arrive 1 ms after the request in the base recording"
+    );
     let p2d = &h[&harness_model::Metric::PublishToDeliver];
     assert!(p2d.len() >= 100);
     let rc = &h[&harness_model::Metric::ReconnectToCaughtUp];

@@ -60,13 +60,22 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 
 fn hgrm_files(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
     let mut out = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for r in &log.results {
         for (metric, h) in &r.histograms {
             if h.is_empty() {
                 continue;
             }
             let mut bytes = Vec::new();
-            let name = PathBuf::from("hgrm").join(hgrm::file_name(&r.info.id, *metric));
+            // Ids that differ only in characters a file name cannot hold get a suffix.
+            let stem = hgrm::file_stem(&r.info.id);
+            let mut file = format!("{stem}.{}.hgrm", metric.name());
+            let mut n = 2;
+            while !used.insert(file.clone()) {
+                file = format!("{stem}-{n}.{}.hgrm", metric.name());
+                n += 1;
+            }
+            let name = PathBuf::from("hgrm").join(file);
             hgrm::write_percentile_distribution(h, hgrm::scaling_ratio(*metric), &mut bytes)
                 .map_err(|e| ReportError::io(&name, e))?;
             out.push(Rendered::new(name, bytes));

@@ -10,7 +10,9 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use harness_model::{ContractId, Contracts, Evidence, Finding, Level, Metric, ScenarioResult, Verdict};
+use harness_model::{
+    ContractId, Contracts, Evidence, Finding, Level, Metric, ScenarioResult, Verdict,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReportError, ReportErrorKind};
@@ -99,7 +101,9 @@ impl Op {
 }
 
 /// A limit on one statistic of one metric over the whole run, e.g. `publish_to_deliver.p99 < 50ms`.
-#[derive(Copy, Clone, Debug, PartialEq)]
+/// In a profile it is that string (serde reads and writes it as one).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Threshold {
     /// The metric limited.
     pub metric: Metric,
@@ -121,7 +125,9 @@ pub enum ThresholdErrorKind {
     #[error("the left side must be <metric>.<stat>, e.g. publish_to_deliver.p99")]
     MissingStat,
     /// An unknown metric name.
-    #[error("unknown metric {0:?} (known: connect_to_open, publish_to_deliver, reconnect_to_caught_up, replay_rate)")]
+    #[error(
+        "unknown metric {0:?} (known: connect_to_open, publish_to_deliver, reconnect_to_caught_up, replay_rate)"
+    )]
     UnknownMetric(String),
     /// An unknown statistic.
     #[error("unknown statistic {0:?} (known: p50, p90, p99, p999, max, mean, min)")]
@@ -203,6 +209,20 @@ impl FromStr for Threshold {
             op,
             value,
         })
+    }
+}
+
+impl TryFrom<String> for Threshold {
+    type Error = ThresholdError;
+
+    fn try_from(s: String) -> Result<Threshold, ThresholdError> {
+        s.parse()
+    }
+}
+
+impl From<Threshold> for String {
+    fn from(t: Threshold) -> String {
+        t.to_string()
     }
 }
 

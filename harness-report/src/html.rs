@@ -50,9 +50,8 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; f
   color:#fff; margin-bottom:14px; }
 .banner.pass { background:var(--pass); } .banner.fail { background:var(--fail); }
 .banner .big { font-size:26px; font-weight:700; letter-spacing:.04em; }
-.facts { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
-  gap:4px 24px; margin:0 0 8px; }
-.facts div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.facts { display:flex; flex-wrap:wrap; gap:4px 28px; margin:0 0 8px; }
+.facts div { white-space:nowrap; }
 .facts b { color:#6b7280; font-weight:500; margin-right:6px; }
 .totals { display:flex; gap:10px; margin:10px 0 4px; }
 .chip { padding:3px 12px; border-radius:999px; font-weight:600; }
@@ -66,7 +65,7 @@ table { border-collapse:collapse; width:100%; background:#fff; border:1px solid 
   border-radius:8px; overflow:hidden; }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#f3f4f6; font-weight:600; font-size:12.5px; color:#374151; }
-td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
 tr:last-child td { border-bottom:none; }
 .note { color:#374151; max-width:520px; }
 .card { background:#fff; border:1px solid var(--line); border-left:4px solid var(--fail);
@@ -81,16 +80,14 @@ tr:last-child td { border-bottom:none; }
 .charts { display:grid; grid-template-columns: repeat(auto-fill, minmax(580px, 1fr)); gap:16px; }
 .chart { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
 .chart table { margin-top:8px; font-size:12.5px; }
+.chart th, .chart td { padding:4px 7px; }
 .chart .sw { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
 .muted { color:#6b7280; }
 footer { margin-top:32px; color:#6b7280; font-size:12.5px; }
 "#;
 
 fn pill(v: &Verdict) -> String {
-    format!(
-        "<span class=\"pill {0}-c\">{0}</span>",
-        v.label()
-    )
+    format!("<span class=\"pill {0}-c\">{0}</span>", v.label())
 }
 
 fn evidence_list(e: &Evidence) -> String {
@@ -127,7 +124,11 @@ fn finding_block(f: &Finding) -> String {
     format!(
         "<div class=\"finding\"><div><span class=\"pill {}\">{}</span> <code>{}</code> \
          <span class=\"muted\">{}</span></div>{}</div>",
-        if f.level == Level::Must { "fail-c" } else { "error-c" },
+        if f.level == Level::Must {
+            "fail-c"
+        } else {
+            "error-c"
+        },
         f.level,
         esc(&f.contract.0),
         esc(&f.spec),
@@ -149,6 +150,17 @@ fn nice_ceiling(v: f64) -> f64 {
     10.0 * p
 }
 
+/// A y-axis tick: compact for large values (`120k`, `1.5M`).
+fn tick_label(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{}M", metrics::trim(v / 1_000_000.0, 2))
+    } else if v >= 10_000.0 {
+        format!("{}k", metrics::trim(v / 1_000.0, 1))
+    } else {
+        metrics::trim(v, 3)
+    }
+}
+
 /// The label of a `1/(1-p)` decade on the x axis: 0%, 90%, 99%, 99.9%, ...
 fn decade_label(d: u32) -> String {
     match d {
@@ -163,7 +175,7 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
     const W: f64 = 560.0;
     const H: f64 = 280.0;
     const L: f64 = 64.0;
-    const R: f64 = 14.0;
+    const R: f64 = 28.0;
     const T: f64 = 12.0;
     const B: f64 = 42.0;
     let pw = W - L - R;
@@ -180,7 +192,11 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
             .fold(0.0, f64::max),
     );
     let x = |q: f64| -> f64 {
-        let lx = if q >= 1.0 { x_max } else { (1.0 / (1.0 - q)).log10().min(x_max) };
+        let lx = if q >= 1.0 {
+            x_max
+        } else {
+            (1.0 / (1.0 - q)).log10().min(x_max)
+        };
         L + lx / x_max * pw
     };
     let y = |v: f64| T + ph - (v / y_max).min(1.0) * ph;
@@ -201,7 +217,7 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
             L + pw,
             L - 6.0,
             yy + 4.0,
-            metrics::trim(v, 3)
+            tick_label(v)
         );
     }
     for d in 0..=decades {
@@ -252,12 +268,18 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
 fn charts(log: &RunLog) -> String {
     let mut s = String::from("<div class=\"charts\">");
     for m in Metric::ALL {
+        // Colours follow the scenario, not the chart, so one scenario is one colour everywhere.
         let series: Vec<(usize, &ScenarioResult, &Histogram<u64>)> = log
             .results
             .iter()
-            .filter_map(|r| r.histograms.get(&m).filter(|h| !h.is_empty()).map(|h| (r, h)))
+            .filter(|r| r.histograms.values().any(|h| !h.is_empty()))
             .enumerate()
-            .map(|(i, (r, h))| (i, r, h))
+            .filter_map(|(i, r)| {
+                r.histograms
+                    .get(&m)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| (i, r, h))
+            })
             .collect();
         let _ = write!(
             s,
@@ -325,7 +347,14 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         esc(&meta.target)
     );
     let facts = [
-        ("target", format!("{}{}", meta.target, if meta.embedded { " (embedded)" } else { "" })),
+        (
+            "target",
+            format!(
+                "{}{}",
+                meta.target,
+                if meta.embedded { " (embedded)" } else { "" }
+            ),
+        ),
         ("profile", meta.profile.clone()),
         ("seed", meta.seed.to_string()),
         ("started", meta.started_at.clone()),
@@ -334,7 +363,11 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
     ];
     s.push_str("<div class=\"facts\">");
     for (k, v) in facts {
-        let _ = write!(s, "<div><b>{k}</b><span class=\"mono\">{}</span></div>", esc(&v));
+        let _ = write!(
+            s,
+            "<div><b>{k}</b><span class=\"mono\">{}</span></div>",
+            esc(&v)
+        );
     }
     s.push_str("</div>\n");
     let _ = write!(
@@ -425,7 +458,11 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
     if !warned.is_empty() {
         s.push_str("<h2>Warnings (SHOULD)</h2>\n");
         for r in warned {
-            let _ = write!(s, "<div class=\"card warn\"><h3><code>{}</code></h3>", esc(&r.info.id));
+            let _ = write!(
+                s,
+                "<div class=\"card warn\"><h3><code>{}</code></h3>",
+                esc(&r.info.id)
+            );
             for f in r.findings.iter().filter(|f| f.level == Level::Should) {
                 s.push_str(&finding_block(f));
             }
@@ -433,9 +470,11 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         }
     }
 
-    s.push_str("<h2>Latency and replay rate</h2>\n<p class=\"muted\">Percentile curves per scenario; \
+    s.push_str(
+        "<h2>Latency and replay rate</h2>\n<p class=\"muted\">Percentile curves per scenario; \
                 the x axis is logarithmic in 1/(1&#8722;p), as HdrHistogram plots them. \
-                The .hgrm files beside this report hold the full distributions.</p>\n");
+                The .hgrm files beside this report hold the full distributions.</p>\n",
+    );
     s.push_str(&charts(log));
     let _ = write!(
         s,
@@ -458,9 +497,15 @@ mod tests {
         assert_eq!(nice_ceiling(73.2), 100.0);
         assert_eq!(nice_ceiling(12.0), 20.0);
         assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(tick_label(120_000.0), "120k");
+        assert_eq!(tick_label(2_500_000.0), "2.5M");
+        assert_eq!(tick_label(0.5), "0.5");
         assert_eq!(decade_label(0), "0%");
         assert_eq!(decade_label(2), "99%");
         assert_eq!(decade_label(4), "99.99%");
-        assert_eq!(esc("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
     }
 }

@@ -72,8 +72,8 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     }
 }
 
-/// The summary of a finished run as a JSON value.
-pub(crate) fn summary(log: &RunLog) -> Result<serde_json::Value, ReportError> {
+/// The summary of a finished run, as pretty JSON in schema field order.
+pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
     let meta = log
         .meta
         .as_ref()
@@ -119,14 +119,18 @@ pub(crate) fn summary(log: &RunLog) -> Result<serde_json::Value, ReportError> {
             .collect(),
         gate: log.gate.iter().map(finding).collect(),
     };
-    serde_json::to_value(&summary)
-        .map_err(|e| ReportError::new(ReportErrorKind::Serialize { format: "summary.json" }, e))
+    let mut text = serde_json::to_string_pretty(&summary).map_err(|e| {
+        ReportError::new(
+            ReportErrorKind::Serialize {
+                format: "summary.json",
+            },
+            e,
+        )
+    })?;
+    text.push('\n');
+    Ok(text)
 }
 
 pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
-    let value = summary(log)?;
-    let mut text = serde_json::to_string_pretty(&value)
-        .map_err(|e| ReportError::new(ReportErrorKind::Serialize { format: "summary.json" }, e))?;
-    text.push('\n');
-    Ok(vec![Rendered::new("summary.json", text)])
+    Ok(vec![Rendered::new("summary.json", summary(log)?)])
 }

@@ -48,9 +48,16 @@ pub(crate) fn report(log: &RunLog) -> Report {
         let mut time = std::time::Duration::ZERO;
         for r in log.results.iter().filter(|r| r.info.group == group) {
             time += r.duration;
-            let must: Vec<&Finding> = r.findings.iter().filter(|f| f.level == Level::Must).collect();
-            let should: Vec<&Finding> =
-                r.findings.iter().filter(|f| f.level == Level::Should).collect();
+            let must: Vec<&Finding> = r
+                .findings
+                .iter()
+                .filter(|f| f.level == Level::Must)
+                .collect();
+            let should: Vec<&Finding> = r
+                .findings
+                .iter()
+                .filter(|f| f.level == Level::Should)
+                .collect();
             let status = match &r.verdict {
                 Verdict::Pass => TestCaseStatus::success(),
                 Verdict::Fail => {
@@ -108,9 +115,14 @@ pub(crate) fn report(log: &RunLog) -> Report {
 }
 
 pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {
-    let xml = report(log)
-        .to_string()
-        .map_err(|e| ReportError::new(ReportErrorKind::Serialize { format: "junit.xml" }, e))?;
+    let xml = report(log).to_string().map_err(|e| {
+        ReportError::new(
+            ReportErrorKind::Serialize {
+                format: "junit.xml",
+            },
+            e,
+        )
+    })?;
     Ok(vec![Rendered::new("junit.xml", drop_suites_skipped(xml))])
 }
 
@@ -126,6 +138,8 @@ fn drop_suites_skipped(xml: String) -> String {
     let Some(at) = tag.find(" skipped=\"") else {
         return xml;
     };
-    let value_end = tag[at + 10..].find('"').map_or(tag.len(), |e| at + 10 + e + 1);
+    let value_end = tag[at + 10..]
+        .find('"')
+        .map_or(tag.len(), |e| at + 10 + e + 1);
     format!("{}{}{}", &xml[..start + at], &tag[value_end..], &xml[end..])
 }

@@ -27,7 +27,7 @@ pub use gate::{Baseline, BaselineOutcome, Threshold};
 pub use harness_model::RunEvent;
 pub use hgrm::write_percentile_distribution;
 pub use metrics::MetricSummary;
-pub use runlog::RunLog;
+pub use runlog::{RunLog, Totals};
 pub use terminal::{TerminalReporter, TerminalStyle};
 
 use harness_model::{Finding, ScenarioResult, Verdict};

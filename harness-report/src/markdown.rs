@@ -11,9 +11,16 @@ use crate::files::Rendered;
 use crate::metrics::{self, MetricSummary, human_duration};
 use crate::runlog::RunLog;
 
+/// Makes text safe as Markdown prose: angle brackets would be taken for HTML tags.
+fn text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// Makes text safe inside a table cell.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    text(s).replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 fn verdict_badge(v: &Verdict) -> &'static str {
@@ -74,7 +81,13 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     if !log.gate.is_empty() {
         let _ = writeln!(w, "\n### Gate\n");
         for f in &log.gate {
-            let _ = writeln!(w, "- **{}** `{}` ({}): {}", f.level, f.contract, f.spec, f.message());
+            let _ = writeln!(
+                w,
+                "- **{}** {} — _{}_",
+                f.level,
+                text(&f.message()),
+                text(&f.spec)
+            );
         }
     }
     let failed: Vec<_> = log
@@ -85,12 +98,12 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     if !failed.is_empty() {
         let _ = writeln!(w, "\n### Failures\n");
         for r in failed {
-            let _ = writeln!(w, "#### `{}` — {}\n", r.info.id, r.info.title);
+            let _ = writeln!(w, "#### `{}` — {}\n", r.info.id, text(&r.info.title));
             if let Verdict::Error { reason } = &r.verdict {
-                let _ = writeln!(w, "- harness error: {reason}");
+                let _ = writeln!(w, "- harness error: {}", text(reason));
             }
             for f in r.findings.iter().filter(|f| f.level == Level::Must) {
-                let _ = writeln!(w, "- **MUST** `{}` ({}): {}", f.contract, f.spec, f.message());
+                let _ = writeln!(w, "- **MUST** {} — _{}_", text(&f.message()), text(&f.spec));
             }
             let _ = writeln!(w, "\nReplay: `{}`\n", r.replay_command);
         }
@@ -112,14 +125,23 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             warnings.len()
         );
         for (r, f) in warnings {
-            let _ = writeln!(w, "- `{}` `{}` ({}): {}", r.info.id, f.contract, f.spec, f.message());
+            let _ = writeln!(
+                w,
+                "- `{}`: {} — _{}_",
+                r.info.id,
+                text(&f.message()),
+                text(&f.spec)
+            );
         }
         let _ = writeln!(w, "\n</details>");
     }
     let merged = metrics::merged(&log.results);
     if !merged.is_empty() {
         let _ = writeln!(w, "\n### Latency and replay rate (whole run)\n");
-        let _ = writeln!(w, "| Metric | Unit | Count | p50 | p90 | p99 | p99.9 | max |");
+        let _ = writeln!(
+            w,
+            "| Metric | Unit | Count | p50 | p90 | p99 | p99.9 | max |"
+        );
         let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|");
         for m in Metric::ALL {
             if let Some(h) = merged.get(&m) {

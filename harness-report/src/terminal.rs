@@ -12,10 +12,10 @@ use console::{Style, measure_text_width, pad_str, truncate_str};
 use harness_model::{Level, RunEvent, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::Reporter;
 use crate::error::{ReportError, ReportErrorKind};
 use crate::metrics::human_duration;
 use crate::runlog::RunLog;
-use crate::Reporter;
 
 /// How the terminal reporter draws.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,18 @@ pub struct TerminalStyle {
     pub color: bool,
     /// A progress bar on stderr while scenarios run.
     pub progress: bool,
+}
+
+impl TerminalStyle {
+    /// The usual choice: colour when stdout is a terminal, colours are not disabled by the
+    /// environment (`NO_COLOR`, `CLICOLOR=0`) and `no_color` is false; a progress bar when
+    /// stderr is a terminal.
+    pub fn detect(no_color: bool) -> TerminalStyle {
+        TerminalStyle {
+            color: !no_color && console::Term::stdout().is_term() && console::colors_enabled(),
+            progress: console::Term::stderr().is_term(),
+        }
+    }
 }
 
 /// Widest first-finding text in the summary table.

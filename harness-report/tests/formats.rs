@@ -50,12 +50,22 @@ fn summary_json_snapshot_and_schema() {
     let dir = support::write_reports();
     let text = read(dir.path(), "summary.json");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/summary-v1.schema.json")).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/summary-v1.schema.json")).unwrap();
     let validator = jsonschema::draft202012::new(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "summary.json violates its schema: {errors:#?}");
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json violates its schema: {errors:#?}"
+    );
     assert_eq!(value["totals"]["fail"], 1);
-    assert_eq!(value["scenarios"][1]["findings"][0]["contract"], "resume.no-gap");
+    assert_eq!(
+        value["scenarios"][1]["findings"][0]["contract"],
+        "resume.no-gap"
+    );
     assert_eq!(value["gate"][0]["contract"], "gate.threshold");
     support::redacted().bind(|| insta::assert_snapshot!("summary.json", text));
 }
@@ -63,10 +73,16 @@ fn summary_json_snapshot_and_schema() {
 #[test]
 fn schema_rejects_a_broken_summary() {
     let dir = support::write_reports();
-    let mut value: serde_json::Value = serde_json::from_str(&read(dir.path(), "summary.json")).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&read(dir.path(), "summary.json")).unwrap();
     value["scenarios"][0]["verdict"] = "maybe".into();
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../schema/summary-v1.schema.json")).unwrap();
-    assert!(!jsonschema::draft202012::new(&schema).unwrap().is_valid(&value));
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/summary-v1.schema.json")).unwrap();
+    assert!(
+        !jsonschema::draft202012::new(&schema)
+            .unwrap()
+            .is_valid(&value)
+    );
 }
 
 #[test]
@@ -79,13 +95,32 @@ fn junit_snapshot_parses_back() {
     let ct11 = &report.test_suites[1];
     assert_eq!(ct11.failures, 1);
     match &ct11.test_cases[0].status {
-        quick_junit::TestCaseStatus::NonSuccess { message, description, .. } => {
-            assert!(message.as_ref().unwrap().as_str().contains("[resume.no-gap]"));
-            assert!(description.as_ref().unwrap().as_str().contains("resume.no-duplicate"));
+        quick_junit::TestCaseStatus::NonSuccess {
+            message,
+            description,
+            ..
+        } => {
+            assert!(
+                message
+                    .as_ref()
+                    .unwrap()
+                    .as_str()
+                    .contains("[resume.no-gap]")
+            );
+            assert!(
+                description
+                    .as_ref()
+                    .unwrap()
+                    .as_str()
+                    .contains("resume.no-duplicate")
+            );
         }
         other => panic!("CT-11 should fail: {other:?}"),
     }
-    assert!(matches!(report.test_suites[2].test_cases[0].status, quick_junit::TestCaseStatus::Skipped { .. }));
+    assert!(matches!(
+        report.test_suites[2].test_cases[0].status,
+        quick_junit::TestCaseStatus::Skipped { .. }
+    ));
     assert_eq!(report.test_suites[3].errors, 1);
     support::redacted().bind(|| insta::assert_snapshot!("junit.xml", text));
 }
@@ -93,7 +128,9 @@ fn junit_snapshot_parses_back() {
 #[test]
 fn junit_validates_against_jenkins_xsd() {
     let Ok(out) = Command::new("xmllint").arg("--version").output() else {
-        eprintln!("NOTICE: xmllint not found (Debian package libxml2-utils); JUnit XSD check skipped");
+        eprintln!(
+            "NOTICE: xmllint not found (Debian package libxml2-utils); JUnit XSD check skipped"
+        );
         return;
     };
     assert!(out.status.success());
@@ -115,7 +152,8 @@ fn junit_validates_against_jenkins_xsd() {
 #[test]
 fn markdown_snapshot() {
     let dir = support::write_reports();
-    support::redacted().bind(|| insta::assert_snapshot!("report.md", read(dir.path(), "report.md")));
+    support::redacted()
+        .bind(|| insta::assert_snapshot!("report.md", read(dir.path(), "report.md")));
 }
 
 #[test]
@@ -123,7 +161,10 @@ fn html_is_self_contained() {
     let dir = support::write_reports();
     let html = read(dir.path(), "report.html");
     for forbidden in ["<script", "<link", "src=", "@import", "url("] {
-        assert!(!html.contains(forbidden), "report.html contains {forbidden}");
+        assert!(
+            !html.contains(forbidden),
+            "report.html contains {forbidden}"
+        );
     }
     assert!(!html.contains("http://") || html.matches("http://").all(|_| true));
     let svgs = html.matches("<svg").count();
@@ -163,14 +204,19 @@ fn reporting_into_an_unwritable_place_is_an_io_error() {
         }
     }
     let err = err.expect("writing under a file fails");
-    assert!(matches!(err.kind(), harness_report::ReportErrorKind::Io { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), harness_report::ReportErrorKind::Io { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn finishing_without_starting_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let mut reporters = harness_report::file_reporters(dir.path());
-    let end = harness_report::RunEvent::RunFinished { duration: std::time::Duration::ZERO };
+    let end = harness_report::RunEvent::RunFinished {
+        duration: std::time::Duration::ZERO,
+    };
     let err = reporters[0].on_event(&end).unwrap_err();
     assert_eq!(err.kind(), &harness_report::ReportErrorKind::NotStarted);
 }

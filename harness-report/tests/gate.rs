@@ -11,11 +11,19 @@ fn thresholds_parse_with_units() {
     let t: Threshold = "publish_to_deliver.p99 < 50ms".parse().unwrap();
     assert_eq!(
         t,
-        Threshold { metric: Metric::PublishToDeliver, stat: Stat::P99, op: Op::Lt, value: 50_000.0 }
+        Threshold {
+            metric: Metric::PublishToDeliver,
+            stat: Stat::P99,
+            op: Op::Lt,
+            value: 50_000.0
+        }
     );
     assert_eq!(t.to_string(), "publish_to_deliver.p99 < 50ms");
     let t: Threshold = "replay_rate.p50>=100000".parse().unwrap();
-    assert_eq!((t.metric, t.stat, t.op, t.value), (Metric::ReplayRate, Stat::P50, Op::Ge, 100_000.0));
+    assert_eq!(
+        (t.metric, t.stat, t.op, t.value),
+        (Metric::ReplayRate, Stat::P50, Op::Ge, 100_000.0)
+    );
     let t: Threshold = "connect_to_open.max <= 1.5s".parse().unwrap();
     assert_eq!(t.value, 1_500_000.0);
     let t: Threshold = "reconnect_to_caught_up.p99.9 > 250us".parse().unwrap();
@@ -23,19 +31,70 @@ fn thresholds_parse_with_units() {
 }
 
 #[test]
+fn thresholds_read_from_a_profile_as_strings() {
+    #[derive(serde::Deserialize)]
+    struct Profile {
+        thresholds: Vec<Threshold>,
+    }
+    let p: Profile = toml::from_str(
+        "thresholds = [\"publish_to_deliver.p99 < 50ms\", \"replay_rate.p50 > 100_000\"]",
+    )
+    .map_err(|e| e.to_string())
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.thresholds[0].to_string(), "publish_to_deliver.p99 < 50ms");
+    let err = toml::from_str::<Profile>("thresholds = [\"latency.p99 < 5ms\"]")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("unknown metric"), "{err}");
+}
+
+#[test]
 fn bad_thresholds_say_what_is_wrong() {
     let kind = |s: &str| s.parse::<Threshold>().unwrap_err().kind;
-    assert_eq!(kind("publish_to_deliver.p99 50ms"), ThresholdErrorKind::MissingOperator);
-    assert_eq!(kind("publish_to_deliver < 50ms"), ThresholdErrorKind::MissingStat);
-    assert_eq!(kind("latency.p99 < 50ms"), ThresholdErrorKind::UnknownMetric("latency".into()));
-    assert_eq!(kind("publish_to_deliver.p98 < 50ms"), ThresholdErrorKind::UnknownStat("p98".into()));
-    assert_eq!(kind("publish_to_deliver.p99 < 50"), ThresholdErrorKind::BadLatencyUnit("".into()));
-    assert_eq!(kind("publish_to_deliver.p99 < 50 parsecs"), ThresholdErrorKind::BadLatencyUnit("parsecs".into()));
-    assert_eq!(kind("publish_to_deliver.p99 < -5ms"), ThresholdErrorKind::BadNumber("-5ms".into()));
-    assert_eq!(kind("publish_to_deliver.p99 <"), ThresholdErrorKind::BadNumber("".into()));
-    assert_eq!(kind("replay_rate.p50 > 10ms"), ThresholdErrorKind::BadRateUnit("ms".into()));
-    let msg = "latency.p99 < 5ms".parse::<Threshold>().unwrap_err().to_string();
-    assert!(msg.contains("latency.p99 < 5ms") && msg.contains("publish_to_deliver"), "{msg}");
+    assert_eq!(
+        kind("publish_to_deliver.p99 50ms"),
+        ThresholdErrorKind::MissingOperator
+    );
+    assert_eq!(
+        kind("publish_to_deliver < 50ms"),
+        ThresholdErrorKind::MissingStat
+    );
+    assert_eq!(
+        kind("latency.p99 < 50ms"),
+        ThresholdErrorKind::UnknownMetric("latency".into())
+    );
+    assert_eq!(
+        kind("publish_to_deliver.p98 < 50ms"),
+        ThresholdErrorKind::UnknownStat("p98".into())
+    );
+    assert_eq!(
+        kind("publish_to_deliver.p99 < 50"),
+        ThresholdErrorKind::BadLatencyUnit("".into())
+    );
+    assert_eq!(
+        kind("publish_to_deliver.p99 < 50 parsecs"),
+        ThresholdErrorKind::BadLatencyUnit("parsecs".into())
+    );
+    assert_eq!(
+        kind("publish_to_deliver.p99 < -5ms"),
+        ThresholdErrorKind::BadNumber("-5ms".into())
+    );
+    assert_eq!(
+        kind("publish_to_deliver.p99 <"),
+        ThresholdErrorKind::BadNumber("".into())
+    );
+    assert_eq!(
+        kind("replay_rate.p50 > 10ms"),
+        ThresholdErrorKind::BadRateUnit("ms".into())
+    );
+    let msg = "latency.p99 < 5ms"
+        .parse::<Threshold>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("latency.p99 < 5ms") && msg.contains("publish_to_deliver"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -56,8 +115,16 @@ fn thresholds_evaluate_over_the_merged_run() {
     let f = &findings[0];
     assert_eq!(f.contract.0, "gate.threshold");
     assert_eq!(f.evidence.expected, "publish_to_deliver.p99 < 50ms");
-    assert!(f.evidence.seen.starts_with("publish_to_deliver.p99 = "), "{}", f.evidence.seen);
-    assert!(f.evidence.seen.ends_with("ms over 6411 samples"), "{}", f.evidence.seen);
+    assert!(
+        f.evidence.seen.starts_with("publish_to_deliver.p99 = "),
+        "{}",
+        f.evidence.seen
+    );
+    assert!(
+        f.evidence.seen.ends_with("ms over 6411 samples"),
+        "{}",
+        f.evidence.seen
+    );
 
     let none = gate::evaluate(&["replay_rate.p50 > 1".parse().unwrap()], &results[..1], &c);
     assert_eq!(none[0].evidence.seen, "no samples of replay_rate");
@@ -69,7 +136,12 @@ fn baseline_round_trips_and_gates_only_tighten() {
     let c = Contracts::builtin();
     let b = Baseline::from_results(&results);
     let text = b.to_toml();
-    assert!(text.contains("[[failure]]\nscenario = \"CT-11/slow-reader\"\ncontract = \"resume.no-gap\""), "{text}");
+    assert!(
+        text.contains(
+            "[[failure]]\nscenario = \"CT-11/slow-reader\"\ncontract = \"resume.no-gap\""
+        ),
+        "{text}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("baseline.toml");
     std::fs::write(&path, &text).unwrap();
@@ -78,12 +150,26 @@ fn baseline_round_trips_and_gates_only_tighten() {
 
     // The same failures: known, and the run passes apart from the errored scenario.
     let out = gate::compare(&loaded, &results, &c);
-    assert!(out.new_failures.is_empty() && out.stale.is_empty(), "{out:#?}");
+    assert!(
+        out.new_failures.is_empty() && out.stale.is_empty(),
+        "{out:#?}"
+    );
     assert_eq!(out.known.len(), 2);
-    let no_error: Vec<_> = results.iter().filter(|r| !matches!(r.verdict, Verdict::Error { .. })).cloned().collect();
-    assert_eq!(run_outcome(&no_error, &[], Some(&gate::compare(&loaded, &no_error, &c))), Outcome::Pass);
+    let no_error: Vec<_> = results
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Error { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        run_outcome(&no_error, &[], Some(&gate::compare(&loaded, &no_error, &c))),
+        Outcome::Pass
+    );
     assert_eq!(run_outcome(&no_error, &[], None), Outcome::Fail);
-    assert_eq!(run_outcome(&results, &[], Some(&out)), Outcome::Fail, "an error fails the run");
+    assert_eq!(
+        run_outcome(&results, &[], Some(&out)),
+        Outcome::Fail,
+        "an error fails the run"
+    );
 
     // A baselined failure that now passes is stale; a new one is new.
     std::fs::write(
@@ -95,10 +181,24 @@ fn baseline_round_trips_and_gates_only_tighten() {
     .unwrap();
     let out = gate::compare(&Baseline::load(&path).unwrap(), &no_error, &c);
     assert_eq!(out.new_failures.len(), 1);
-    assert!(out.new_failures[0].message().contains("no failure of resume.no-duplicate in CT-11/slow-reader"), "{}", out.new_failures[0]);
-    assert_eq!(out.new_failures[0].evidence.seq.map(|s| s.0), Some(60), "evidence keeps the place");
+    assert!(
+        out.new_failures[0]
+            .message()
+            .contains("no failure of resume.no-duplicate in CT-11/slow-reader"),
+        "{}",
+        out.new_failures[0]
+    );
+    assert_eq!(
+        out.new_failures[0].evidence.seq.map(|s| s.0),
+        Some(60),
+        "evidence keeps the place"
+    );
     assert_eq!(out.stale.len(), 1);
-    assert!(out.stale[0].message().contains("resume.monotonic in CT-10/cut-at-random-bytes"));
+    assert!(
+        out.stale[0]
+            .message()
+            .contains("resume.monotonic in CT-10/cut-at-random-bytes")
+    );
     assert_eq!(out.unchecked.len(), 1, "a scenario not run is not judged");
     assert_eq!(out.findings().count(), 2);
     assert_eq!(run_outcome(&no_error, &[], Some(&out)), Outcome::Fail);
@@ -110,11 +210,17 @@ fn malformed_baselines_are_clear_errors() {
     let path = dir.path().join("b.toml");
     std::fs::write(&path, "[[failure]]\nscenario = \"x\"\ncontrat = \"typo\"\n").unwrap();
     let err = Baseline::load(&path).unwrap_err();
-    assert!(matches!(err.kind(), harness_report::ReportErrorKind::Baseline { .. }));
+    assert!(matches!(
+        err.kind(),
+        harness_report::ReportErrorKind::Baseline { .. }
+    ));
     let chain = std::error::Error::source(&err).unwrap().to_string();
     assert!(chain.contains("contrat"), "{chain}");
     let err = Baseline::load(&dir.path().join("missing.toml")).unwrap_err();
-    assert!(matches!(err.kind(), harness_report::ReportErrorKind::Io { .. }));
+    assert!(matches!(
+        err.kind(),
+        harness_report::ReportErrorKind::Io { .. }
+    ));
 }
 
 #[test]
@@ -125,6 +231,10 @@ fn outcome_rule() {
     let skipped_too = [results[0].clone(), results[2].clone()];
     assert_eq!(run_outcome(&skipped_too, &[], None), Outcome::Pass);
     let c = Contracts::builtin();
-    let breach = gate::evaluate(&["publish_to_deliver.p99 < 1us".parse().unwrap()], pass_only, &c);
+    let breach = gate::evaluate(
+        &["publish_to_deliver.p99 < 1us".parse().unwrap()],
+        pass_only,
+        &c,
+    );
     assert_eq!(run_outcome(pass_only, &breach, None), Outcome::Fail);
 }

@@ -22,8 +22,14 @@ impl Write for Buf {
 
 fn run(color: bool) -> String {
     let buf = Buf::default();
-    let mut t = TerminalReporter::new(Box::new(buf.clone()), TerminalStyle { color, progress: false })
-        .with_report_dir("reports/20261123T091500Z-424242");
+    let mut t = TerminalReporter::new(
+        Box::new(buf.clone()),
+        TerminalStyle {
+            color,
+            progress: false,
+        },
+    )
+    .with_report_dir("reports/20261123T091500Z-424242");
     for e in support::events() {
         t.on_event(&e).unwrap();
     }
@@ -40,7 +46,12 @@ fn plain_summary() {
 #[test]
 fn coloured_summary() {
     let text = run(true);
-    assert!(text.contains("\x1b[31m") || text.contains("\x1b[1m\x1b[31m") || text.contains("\x1b[31;1m"), "red fail");
+    assert!(
+        text.contains("\x1b[31m")
+            || text.contains("\x1b[1m\x1b[31m")
+            || text.contains("\x1b[31;1m"),
+        "red fail"
+    );
     let stripped = console::strip_ansi_codes(&text);
     assert_eq!(stripped, run(false), "colour changes nothing but colour");
 }
@@ -48,11 +59,23 @@ fn coloured_summary() {
 #[test]
 fn progress_bar_mode_still_prints_the_summary() {
     let buf = Buf::default();
-    let mut t = TerminalReporter::new(Box::new(buf.clone()), TerminalStyle { color: false, progress: true });
+    let mut t = TerminalReporter::new(
+        Box::new(buf.clone()),
+        TerminalStyle {
+            color: false,
+            progress: true,
+        },
+    );
     for e in support::events() {
         t.on_event(&e).unwrap();
     }
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("FAIL: 1 passed, 1 failed, 1 skipped, 1 error"), "{text}");
-    assert!(!text.contains("[1/4]"), "per-scenario lines only without a bar");
+    assert!(
+        text.contains("FAIL: 1 passed, 1 failed, 1 skipped, 1 error"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("[1/4]"),
+        "per-scenario lines only without a bar"
+    );
 }

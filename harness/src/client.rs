@@ -173,8 +173,10 @@ pub async fn run(
         if consecutive_failures > 0 {
             // A target that refuses or drops connections: back off a little, bounded.
             tokio::time::sleep(Duration::from_millis(50 * u64::from(consecutive_failures))).await;
-        } else if !plan.cut_gap.is_zero() && !cuts.is_empty() {
-            tokio::time::sleep(plan.cut_gap).await;
+        } else if !plan.cut_gap.is_zero() && matches!(end, ConnEnd::Cut { .. }) {
+            // Chaos timing, not synchronisation: stay away as long as the plan says.
+            tokio::time::sleep(plan.cut_gap.min(plan.deadline.saturating_duration_since(Instant::now())))
+                .await;
         }
     }
     Transcript {
@@ -217,6 +219,21 @@ impl State {
         }
         let left = self.owed_left.as_mut().map(|l| l.is_empty());
         left.unwrap_or(false)
+    }
+
+    /// Notes the first moment the client was surely subscribed, and tells the runner once.
+    fn established(
+        &mut self,
+        at: Option<u64>,
+        opened: &Option<tokio::sync::mpsc::UnboundedSender<ClientId>>,
+        id: &ClientId,
+    ) {
+        if self.first_head_us.is_none() {
+            self.first_head_us = at;
+            if let Some(tx) = opened {
+                let _ = tx.send(id.clone());
+            }
+        }
     }
 
     fn frames_of(&self, kind: &str) -> u64 {
@@ -377,12 +394,6 @@ async fn connect_once(
         }
     };
     conn.head_us = Some(us(epoch));
-    if st.first_head_us.is_none() {
-        st.first_head_us = conn.head_us;
-        if let Some(tx) = &sig.opened {
-            let _ = tx.send(plan.id.clone());
-        }
-    }
     conn.status = Some(resp.status);
     conn.headers = resp
         .headers
@@ -390,6 +401,7 @@ async fn connect_once(
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     if !(200..300).contains(&resp.status) {
+        st.established(conn.head_us, &sig.opened, &plan.id);
         let body = resp.read_to_end_limited(4096).await.unwrap_or_default();
         conn.error_body = Some(String::from_utf8_lossy(&body).into_owned());
         conn.end = ConnEnd::Refused;
@@ -487,6 +499,9 @@ async fn connect_once(
             }
         };
         let at = us(epoch);
+        // Subscribed for sure once the first body bytes arrive (some targets register
+        // the subscriber only when they send them).
+        st.established(Some(at), &sig.opened, &plan.id);
         conn.body_bytes += n as u64;
         let chunk = &buf[..n];
         let mut aim_hit = false;

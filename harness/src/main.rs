@@ -95,6 +95,10 @@ struct RunArgs {
     /// Embedded server only: turn on a deliberate fault (repeatable), to see a contract fail.
     #[arg(long = "fault", value_name = "NAME")]
     faults: Vec<String>,
+    /// Also write every scenario's full recording (each frame of each client, with
+    /// times and byte offsets) as JSON under <report-dir>/recordings/.
+    #[arg(long)]
+    keep_recordings: bool,
     /// Plain output without colours.
     #[arg(long)]
     no_color: bool,
@@ -289,6 +293,7 @@ async fn run(a: RunArgs) -> Result<u8> {
         seed,
         replay_prefix: replay,
         control,
+        recordings: a.keep_recordings.then(|| dir.join("recordings")),
     };
     let started = Instant::now();
     let results = runner.run_all(&scenarios, &mut emit).await;

@@ -196,6 +196,7 @@ async fn play_one(
             seed,
             replay_prefix: String::new(),
             control: Some(control),
+            recordings: None,
         };
         return Ok(runner.run_scenario(sc).await.findings);
     }
@@ -207,6 +208,7 @@ async fn play_one(
         seed,
         replay_prefix: String::new(),
         control: None,
+        recordings: None,
     };
     let r = runner.run_scenario(sc).await;
     let _ = server.server.shutdown().await;

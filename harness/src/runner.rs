@@ -30,6 +30,8 @@ pub struct Runner {
     pub replay_prefix: String,
     /// How to kill and restart the target, when the run may (durability probes).
     pub control: Option<Arc<dyn ServerControl>>,
+    /// Write each scenario's full recording (every frame of every client) as JSON here.
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 impl Runner {
@@ -102,6 +104,14 @@ impl Runner {
                 );
             }
         };
+        if let Some(dir) = &self.recordings {
+            let path = dir.join(format!("{}.json", sc.id().replace('/', "_")));
+            let written = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&path, serde_json::to_vec(&rec).unwrap_or_default()));
+            if let Err(e) = written {
+                tracing::warn!("could not write {}: {e}", path.display());
+            }
+        }
         let cfg = self.target.profile.check_config(sc.families.clone());
         let mut findings = harness_checks::check(&self.contracts, &cfg, &rec);
         if rec.transcripts.iter().all(|t| t.connections.iter().all(|c| c.status.is_none()))

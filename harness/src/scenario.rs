@@ -216,6 +216,10 @@ pub struct Cuts {
     /// Spread the cuts over the publishing period: wait this long between cuts.
     #[serde(default)]
     pub gap_ms: u64,
+    /// Stay disconnected this long after each cut before resuming (longer than the
+    /// target's buffer holds, to test what an evicted cursor gets).
+    #[serde(default)]
+    pub down_ms: u64,
 }
 
 impl Default for Cuts {
@@ -231,6 +235,7 @@ impl Default for Cuts {
             burst_at_ms: None,
             reset: false,
             gap_ms: 0,
+            down_ms: 0,
         }
     }
 }

@@ -194,7 +194,7 @@ fn client_plan(
         pause_after_events: g.read.pause_after_events,
         pause: Duration::from_millis(g.read.pause_ms),
         cuts,
-        cut_gap: Duration::from_millis(g.cuts.gap_ms),
+        cut_gap: Duration::from_millis(g.cuts.gap_ms.max(g.cuts.down_ms)),
         reset: g.cuts.reset,
         until: Until::CaughtUp,
         reconnect: true,

@@ -69,6 +69,7 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
         seed,
         replay_prefix: format!("SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test conformance --"),
         control,
+        recordings: None,
     };
     let r = runner.run_scenario(&sc).await;
     if let Some(s) = _keep {

@@ -10,7 +10,10 @@ use std::path::Path;
 pub const TMP_SUFFIX: &str = ".tmp";
 
 /// Writes `path` atomically: `fill` writes the content into a temp file beside it.
-pub fn atomic_write<T>(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<T>) -> io::Result<T> {
+pub fn atomic_write<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
@@ -19,7 +22,10 @@ pub fn atomic_write<T>(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<T
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
         .to_string_lossy();
-    let tmp = dir.join(format!("{name}.{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(
+        "{name}.{}{TMP_SUFFIX}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut file = File::options().write(true).create_new(true).open(&tmp)?;
         let out = fill(&mut file)?;
@@ -71,4 +77,39 @@ pub fn remove_stale_temps(data_dir: &Path) -> io::Result<usize> {
         File::open(&dir)?.sync_all()?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        atomic_write_bytes(&path, b"old").unwrap();
+        let err = atomic_write(&path, |f| {
+            f.write_all(b"half")?;
+            Err::<(), _>(io::Error::other("crash before rename"))
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_temp_left_by_a_crash_is_removed_and_the_old_file_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let receipts = dir.path().join("receipts");
+        fs::create_dir_all(&receipts).unwrap();
+        atomic_write_bytes(&receipts.join("j.json"), b"old").unwrap();
+        fs::write(receipts.join("j.json.123.tmp"), b"new but not renamed").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert_eq!(fs::read(receipts.join("j.json")).unwrap(), b"old");
+        assert_eq!(fs::read_dir(&receipts).unwrap().count(), 1);
+    }
 }

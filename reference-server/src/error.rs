@@ -156,5 +156,8 @@ pub async fn not_found() -> ApiError {
 
 /// The fallback for a known route with another method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
 }

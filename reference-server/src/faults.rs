@@ -10,18 +10,18 @@ use std::str::FromStr;
 /// One deliberate deviation from the spine protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
-    /// Heartbeats are never sent (a trivial deviation, used to prove the flag works).
-    NoHeartbeat,
+    /// Idle streams never get a heartbeat.
+    HeartbeatAbsent,
 }
 
 impl Fault {
     /// Every fault, in a stable order.
-    pub const ALL: &'static [Fault] = &[Fault::NoHeartbeat];
+    pub const ALL: &'static [Fault] = &[Fault::HeartbeatAbsent];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
-            Fault::NoHeartbeat => "no_heartbeat",
+            Fault::HeartbeatAbsent => "heartbeat-absent",
         }
     }
 }
@@ -83,5 +83,20 @@ impl FaultSet {
     /// Whether no fault is on.
     pub fn is_empty(&self) -> bool {
         self.on.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_parses_from_its_name_and_unknown_names_are_refused() {
+        for f in Fault::ALL {
+            assert_eq!(f.name().parse::<Fault>().unwrap(), *f);
+        }
+        let err = "nope".parse::<Fault>().unwrap_err();
+        assert!(err.to_string().contains("heartbeat-absent"));
+        assert!(FaultSet::default().is_empty());
     }
 }

@@ -634,17 +634,19 @@ fn plan_orphan(data_dir: &Path, opts: &IntegrityOptions, found: &Found) -> Plann
     }
 }
 
-/// The job an orphan's path names: `receipts/<job>.json` or `artifacts/<job>/...`.
+/// The job an orphan's path names: `receipts/<job>.json` (or a temp file of it,
+/// `<job>.json.<unique>.tmp`), or `artifacts/<job>/...`.
 fn orphan_job_id(rel: &Path, kind: ItemKind) -> Option<String> {
     let parts: Vec<&OsStr> = rel.iter().collect();
-    let name = match (kind, parts.as_slice()) {
-        (ItemKind::Receipt, [_, file]) => Path::new(file).file_stem()?,
-        (ItemKind::Artifact, [_, job, _, ..]) => job,
+    let job = match (kind, parts.as_slice()) {
+        (ItemKind::Receipt, [_, file]) => {
+            let file = file.to_str()?;
+            &file[..file.rfind(".json")?]
+        }
+        (ItemKind::Artifact, [_, job, _, ..]) => job.to_str()?,
         _ => return None,
     };
-    let name = name.to_str()?;
-    let name = name.strip_suffix(".json").unwrap_or(name);
-    (!name.is_empty()).then(|| name.to_owned())
+    (!job.is_empty()).then(|| job.to_owned())
 }
 
 /// `rel` as a `/`-separated string.

@@ -239,21 +239,27 @@ async fn run_job(
     }
     // Once the artifact is written the steps are all done.
     if !artifact_done {
-        for step in start..=spec.steps {
+        // Without an interval, steps are appended in batches (one commit each) rather
+        // than one commit per step.
+        let batch = if spec.interval_ms == 0 { 500 } else { 1 };
+        let mut step = start;
+        while step <= spec.steps {
             if spec.interval_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(spec.interval_ms)).await;
             }
             if spec.fail_at_step == Some(step) {
                 return finish_failed(state, job_id, step).await;
             }
-            state
-                .store
-                .write(WriteOp::Append(vec![event(
+            let mut events = Vec::new();
+            while step <= spec.steps && events.len() < batch && spec.fail_at_step != Some(step) {
+                events.push(event(
                     job_id,
                     "progress_update",
                     progress_payload(step, spec.steps, spec.payload_bytes),
-                )]))
-                .await?;
+                ));
+                step += 1;
+            }
+            state.store.write(WriteOp::Append(events)).await?;
         }
     }
     finish_completed(state, job_id, spec, artifact_done).await

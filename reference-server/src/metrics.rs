@@ -66,7 +66,9 @@ impl Metrics {
                 "spine_slow_consumer_closes_total",
                 "counter",
                 "Streams closed because the client fell behind.",
-                self.slow_consumer_closes.load(Ordering::Relaxed).to_string(),
+                self.slow_consumer_closes
+                    .load(Ordering::Relaxed)
+                    .to_string(),
             ),
             (
                 "spine_head_seq",
@@ -76,7 +78,10 @@ impl Metrics {
             ),
         ];
         for (name, kind, help, value) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }

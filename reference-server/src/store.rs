@@ -433,7 +433,6 @@ impl Store {
             let mut events = Vec::new();
             let mut bytes = 0usize;
             let mut last = after;
-            let mut full = false;
             let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<StoredEvent> {
                 Ok(StoredEvent::new(
                     r.get::<_, i64>(0)? as u64,
@@ -443,14 +442,14 @@ impl Store {
                     r.get(4)?,
                 ))
             };
-            let mut push = |ev: StoredEvent| {
+            // Returns whether the page is full.
+            let mut push = |ev: StoredEvent| -> bool {
                 last = ev.seq;
                 bytes += ev.wire_prefix.len();
                 events.push(Arc::new(ev));
-                if events.len() >= limit || bytes >= max_bytes {
-                    full = true;
-                }
+                events.len() >= limit || bytes >= max_bytes
             };
+            let mut full = false;
             match &job {
                 Some(j) => {
                     let mut st = conn.prepare_cached(
@@ -459,7 +458,7 @@ impl Store {
                     )?;
                     let mut rows = st.query(params![j, after as i64, upto as i64, limit as i64])?;
                     while let Some(r) = rows.next()? {
-                        push(map(r)?);
+                        full = push(map(r)?);
                         if full {
                             break;
                         }
@@ -472,7 +471,7 @@ impl Store {
                     )?;
                     let mut rows = st.query(params![after as i64, upto as i64, limit as i64])?;
                     while let Some(r) = rows.next()? {
-                        push(map(r)?);
+                        full = push(map(r)?);
                         if full {
                             break;
                         }
@@ -523,7 +522,7 @@ impl Store {
         let mut st = conn
             .prepare("SELECT job_id, spec, state, receipt_hash FROM jobs")
             .map_err(StoreError::sql)?;
-        let rows = st
+        let rows: Vec<JobRow> = st
             .query_map([], |r| {
                 Ok(JobRow {
                     job_id: r.get(0)?,
@@ -534,8 +533,8 @@ impl Store {
             })
             .map_err(StoreError::sql)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::sql);
-        rows
+            .map_err(StoreError::sql)?;
+        Ok(rows)
     }
 
     /// One job row, if it exists.
@@ -659,13 +658,22 @@ fn insert_event(
     Ok(seq)
 }
 
-fn apply(tx: &Connection, op: &WriteOp, ts: &str, out: &mut Vec<StoredEvent>) -> rusqlite::Result<Vec<u64>> {
+fn apply(
+    tx: &Connection,
+    op: &WriteOp,
+    ts: &str,
+    out: &mut Vec<StoredEvent>,
+) -> rusqlite::Result<Vec<u64>> {
     match op {
         WriteOp::Append(events) => events
             .iter()
             .map(|ev| insert_event(tx, ev, ts, out))
             .collect(),
-        WriteOp::CreateJob { job_id, spec, first } => {
+        WriteOp::CreateJob {
+            job_id,
+            spec,
+            first,
+        } => {
             tx.execute(
                 "INSERT INTO jobs (job_id, spec, state, created_at) VALUES (?1, ?2, 'running', ?3)",
                 params![job_id, spec, ts],
@@ -751,7 +759,7 @@ fn commit_group(
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for cmd in &batch {
-            let mut sp = tx.savepoint()?;
+            let sp = tx.savepoint()?;
             let mut local = Vec::new();
             match apply(&sp, &cmd.op, &ts, &mut local) {
                 Ok(seqs) => {

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -115,9 +115,8 @@ enum Source {
     },
     /// Version notifications for one request id.
     Version {
-        rx: mpsc::Receiver<VersionMsg>,
+        sub: VersionSubscription,
         replaced: Option<oneshot::Receiver<()>>,
-        _sub: VersionSubscription,
     },
 }
 
@@ -201,7 +200,7 @@ impl Stream {
     }
 
     fn heartbeat_due(&self) -> Option<Instant> {
-        if self.state.faults.has(Fault::NoHeartbeat) {
+        if self.state.faults.has(Fault::HeartbeatAbsent) {
             None
         } else {
             Some(self.last_write + self.state.heartbeat)
@@ -259,7 +258,7 @@ impl Stream {
                     _ = sleep => self.heartbeat(),
                 }
             }
-            Source::Version { rx, replaced, .. } => {
+            Source::Version { sub, replaced } => {
                 let replaced_fut = async {
                     match replaced.as_mut() {
                         Some(r) => r.await.is_ok(),
@@ -276,7 +275,7 @@ impl Stream {
                     biased;
                     _ = stop => Woke::Stop,
                     r = replaced_fut => Woke::Replaced(r),
-                    m = rx.recv() => Woke::Msg(m),
+                    m = sub.recv() => Woke::Msg(m),
                     _ = sleep => Woke::Beat,
                 };
                 match woke {
@@ -412,13 +411,14 @@ pub async fn task_stream(
     let cursor = parse_cursor(&headers, q.last_event_id.as_deref())?;
     let cid = correlation_id(&headers);
     let known = state.jobs.exists(&job_id);
+    // The head first: a terminal committed after it is found by paging instead.
+    let head_rx = state.store.subscribe_head();
+    let head = *head_rx.borrow();
     let terminal = if known {
         state.store.terminal_of(&job_id).await?
     } else {
         None
     };
-    let head_rx = state.store.subscribe_head();
-    let head = *head_rx.borrow();
     let c = cursor.unwrap_or(0);
     let mut s = Stream::new(
         state.clone(),
@@ -462,14 +462,13 @@ pub async fn version_stream(
     let cid = correlation_id(&headers);
     let (sub, pending) = state.versions.subscribe(&request_id);
     let head = state.store.head();
-    let (rx, replaced, sub) = sub.into_parts();
+    let (replaced, sub) = sub.into_parts();
     let mut s = Stream::new(
         state.clone(),
         &cid,
         Source::Version {
-            rx,
+            sub,
             replaced: Some(replaced),
-            _sub: sub,
         },
     );
     s.open(StreamName::Version, head, None);

@@ -71,11 +71,21 @@ impl std::fmt::Debug for VersionHub {
     }
 }
 
-/// An open version stream's registration; unregisters when dropped.
+/// An open version stream's registration and message channel; unregisters when
+/// dropped, putting notifications it had not yet written back in the queue when no
+/// other stream took its place.
 pub struct VersionSubscription {
     hub: VersionHub,
     request_id: String,
     id: u64,
+    rx: mpsc::Receiver<VersionMsg>,
+}
+
+impl VersionSubscription {
+    /// The next notification for this stream.
+    pub async fn recv(&mut self) -> Option<VersionMsg> {
+        self.rx.recv().await
+    }
 }
 
 impl Drop for VersionSubscription {
@@ -86,6 +96,15 @@ impl Drop for VersionSubscription {
         if let Some(slot) = inner.slots.get_mut(&self.request_id) {
             if slot.active.as_ref().is_some_and(|a| a.id == self.id) {
                 slot.active = None;
+                self.rx.close();
+                let mut unsent = Vec::new();
+                while let Ok(m) = self.rx.try_recv() {
+                    unsent.push(m);
+                }
+                for m in unsent.into_iter().rev() {
+                    slot.queue.push_front(m);
+                }
+                slot.queue.truncate(MAX_PENDING);
             }
             if slot.active.is_none() && slot.queue.is_empty() {
                 inner.slots.remove(&self.request_id);
@@ -94,24 +113,16 @@ impl Drop for VersionSubscription {
     }
 }
 
-/// What a new stream receives: its message channel, its replacement signal and its
-/// registration.
+/// What a new stream receives: its replacement signal and its registration.
 pub struct NewSubscription {
-    rx: mpsc::Receiver<VersionMsg>,
     replaced: oneshot::Receiver<()>,
     sub: VersionSubscription,
 }
 
 impl NewSubscription {
     /// Splits into the parts a stream holds.
-    pub fn into_parts(
-        self,
-    ) -> (
-        mpsc::Receiver<VersionMsg>,
-        oneshot::Receiver<()>,
-        VersionSubscription,
-    ) {
-        (self.rx, self.replaced, self.sub)
+    pub fn into_parts(self) -> (oneshot::Receiver<()>, VersionSubscription) {
+        (self.replaced, self.sub)
     }
 }
 
@@ -156,12 +167,12 @@ impl VersionHub {
         let pending = slot.queue.drain(..).collect();
         (
             NewSubscription {
-                rx,
                 replaced: rrx,
                 sub: VersionSubscription {
                     hub: self.clone(),
                     request_id: request_id.to_owned(),
                     id,
+                    rx,
                 },
             },
             pending,
@@ -209,10 +220,14 @@ pub async fn notify(
             "request_id must be 1..={MAX_REQUEST_ID} bytes"
         )));
     }
-    let too_long = [Some(&msg.version), msg.environment.as_ref(), msg.git_commit.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|s| s.len() > MAX_FIELD);
+    let too_long = [
+        Some(&msg.version),
+        msg.environment.as_ref(),
+        msg.git_commit.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| s.len() > MAX_FIELD);
     if too_long {
         return Err(ApiError::invalid(format!(
             "version fields are at most {MAX_FIELD} bytes"

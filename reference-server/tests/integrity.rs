@@ -327,7 +327,8 @@ fn stray_files_are_orphans() {
     data.write("artifacts/job-a/stray.bin", b"not in the store");
     data.write("receipts/job-c.json", b"{}"); // job-c has no receipt_hash
     data.write("receipts/nobody.json", b"{}");
-    data.write("receipts/job-z.json.tmp", b"{\"half");
+    // Named as `durable.rs` names the temp files of atomic writes.
+    data.write("receipts/job-z.json.0123abcd.tmp", b"{\"half");
     data.write("artifacts/loose.bin", b"loose");
 
     let report = data.report(&default_opts());
@@ -349,7 +350,8 @@ fn stray_files_are_orphans() {
     let receipt = item(&report, "receipts/job-c.json");
     assert_eq!(receipt.status, Status::Orphan);
     assert_eq!(receipt.job_id.as_deref(), Some("job-c"));
-    let tmp = item(&report, "receipts/job-z.json.tmp");
+    let tmp = item(&report, "receipts/job-z.json.0123abcd.tmp");
+    assert_eq!(tmp.job_id.as_deref(), Some("job-z"));
     assert_eq!(tmp.status, Status::Orphan);
     assert!(tmp.note.as_deref().unwrap().contains("atomic write"));
     let loose = item(&report, "artifacts/loose.bin");

@@ -157,7 +157,9 @@ impl ChunkedDecoder {
             }
             State::SizeLf { size } => {
                 if b != b'\n' {
-                    return Err(ChunkError::Bad("CR not followed by LF in chunk size line".into()));
+                    return Err(ChunkError::Bad(
+                        "CR not followed by LF in chunk size line".into(),
+                    ));
                 }
                 self.end_size_line(size);
                 Ok(())
@@ -177,7 +179,9 @@ impl ChunkedDecoder {
             },
             State::DataLf => {
                 if b != b'\n' {
-                    return Err(ChunkError::Bad("CR not followed by LF after chunk data".into()));
+                    return Err(ChunkError::Bad(
+                        "CR not followed by LF after chunk data".into(),
+                    ));
                 }
                 self.state = State::Size { size: 0, digits: 0 };
                 Ok(())
@@ -223,5 +227,85 @@ impl ChunkedDecoder {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes `wire` fed in `step`-byte pieces into `out_step`-byte buffers.
+    fn decode_all(
+        wire: &[u8],
+        step: usize,
+        out_step: usize,
+    ) -> Result<(Vec<u8>, bool), ChunkError> {
+        let mut dec = ChunkedDecoder::new();
+        let mut body = Vec::new();
+        let mut out = vec![0u8; out_step];
+        for piece in wire.chunks(step) {
+            let mut at = 0;
+            loop {
+                let (used, n) = dec.decode(&piece[at..], &mut out)?;
+                at += used;
+                body.extend_from_slice(&out[..n]);
+                if at == piece.len() || dec.is_done() || (used == 0 && n == 0) {
+                    break;
+                }
+            }
+        }
+        Ok((body, dec.is_done()))
+    }
+
+    fn encode(body: &[u8], sizes: &[usize], ext: bool) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut rest = body;
+        let mut i = 0;
+        while !rest.is_empty() {
+            let n = sizes
+                .get(i)
+                .copied()
+                .unwrap_or(rest.len())
+                .clamp(1, rest.len());
+            i += 1;
+            let ext = if ext && i % 2 == 0 { ";a=\"b;c\"" } else { "" };
+            wire.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+            wire.extend_from_slice(&rest[..n]);
+            wire.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+        }
+        wire.extend_from_slice(b"0\r\nTrailer: x\r\n\r\n");
+        wire
+    }
+
+    #[test]
+    fn stops_at_the_end_of_the_body() {
+        let mut dec = ChunkedDecoder::new();
+        let mut out = [0u8; 16];
+        let (used, n) = dec.decode(b"3\r\nabc\r\n0\r\n\r\nNEXT", &mut out).unwrap();
+        assert_eq!((used, n, &out[..3]), (13, 3, &b"abc"[..]));
+        assert!(dec.is_done());
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_decodes_the_body(
+            body in prop::collection::vec(any::<u8>(), 0..300),
+            sizes in prop::collection::vec(1usize..40, 0..20),
+            ext in any::<bool>(),
+            step in 1usize..20,
+            out_step in 1usize..20,
+        ) {
+            let wire = encode(&body, &sizes, ext);
+            let (got, done) = decode_all(&wire, step, out_step).unwrap();
+            prop_assert_eq!(got, body);
+            prop_assert!(done);
+        }
+
+        #[test]
+        fn garbage_never_panics(wire in prop::collection::vec(any::<u8>(), 0..200), step in 1usize..9) {
+            let _ = decode_all(&wire, step, 7);
+        }
     }
 }

@@ -379,7 +379,9 @@ async fn connect(target: &Target, rcvbuf: Option<usize>) -> Result<TcpStream, Wi
         }
     }
     Err(match last {
-        Some((addr, e)) => WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e),
+        Some((addr, e)) => {
+            WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e)
+        }
         None => WireError::new(
             WireErrorKind::Connect,
             format!("{} resolves to no address", target.host),
@@ -422,7 +424,11 @@ fn encode_request(target: &Target, req: &RequestSpec) -> Result<Vec<u8>, WireErr
             req.path_and_query
         )));
     }
-    let has = |name: &str| req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let has = |name: &str| {
+        req.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", req.method, req.path_and_query).as_bytes());
     if !has("host") {

@@ -30,7 +30,10 @@ where
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
-            let n = timeout(DEADLINE, stream.read(&mut byte)).await.unwrap().unwrap();
+            let n = timeout(DEADLINE, stream.read(&mut byte))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(n, 1, "client closed before the end of the request head");
             head.push(byte[0]);
             assert!(head.len() < 65536);
@@ -62,10 +65,13 @@ fn opts() -> ConnectOptions {
 }
 
 async fn get(target: &Target) -> Response {
-    timeout(DEADLINE, open(target, &RequestSpec::get("/stream"), &opts()))
-        .await
-        .unwrap()
-        .unwrap()
+    timeout(
+        DEADLINE,
+        open(target, &RequestSpec::get("/stream"), &opts()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 /// Reads the whole body with buffers of `step` bytes, checking no read
@@ -74,7 +80,10 @@ async fn read_all(resp: &mut Response, step: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; step];
     loop {
-        let n = timeout(DEADLINE, resp.read_body(&mut buf)).await.unwrap().unwrap();
+        let n = timeout(DEADLINE, resp.read_body(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n <= step);
         if n == 0 {
             return out;
@@ -134,7 +143,13 @@ async fn parser_over_the_wire_records_offsets() {
         let b = SSE_BODY;
         write_segments(
             &mut s,
-            &[b"HTTP/1.1 200 OK\r\n\r\n", &b[..3], &b[3..20], &b[20..71], &b[71..]],
+            &[
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                &b[..3],
+                &b[3..20],
+                &b[20..71],
+                &b[71..],
+            ],
         )
         .await;
     })
@@ -145,7 +160,10 @@ async fn parser_over_the_wire_records_offsets() {
     let mut items = Vec::new();
     let mut buf = [0u8; 11];
     loop {
-        let n = timeout(DEADLINE, resp.read_body(&mut buf)).await.unwrap().unwrap();
+        let n = timeout(DEADLINE, resp.read_body(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -172,7 +190,14 @@ async fn parser_over_the_wire_records_offsets() {
 #[tokio::test]
 async fn close_delimited_body() {
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n", b"\ndata: b\n\n"]).await;
+        write_segments(
+            &mut s,
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n",
+                b"\ndata: b\n\n",
+            ],
+        )
+        .await;
     })
     .await;
     let mut resp = get(&target).await;
@@ -186,7 +211,14 @@ async fn close_delimited_body() {
 #[tokio::test]
 async fn content_length_body_ends_without_close() {
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123", b"456789"]).await;
+        write_segments(
+            &mut s,
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123",
+                b"456789",
+            ],
+        )
+        .await;
         // Hold the connection open until the client goes away.
         let mut rest = Vec::new();
         let _ = timeout(DEADLINE, s.read_to_end(&mut rest)).await;
@@ -214,7 +246,9 @@ async fn non_200_json_body_and_limit() {
         let mut resp = get(&target).await;
         assert_eq!((resp.status, resp.reason.as_str()), (401, "Unauthorized"));
         assert_eq!(resp.header("Content-Type"), Some("application/json"));
-        let r = timeout(DEADLINE, resp.read_to_end_limited(limit)).await.unwrap();
+        let r = timeout(DEADLINE, resp.read_to_end_limited(limit))
+            .await
+            .unwrap();
         if limit == 4096 {
             assert_eq!(r.unwrap(), br#"{"error":"unauthorized"}"#);
         } else {
@@ -226,7 +260,14 @@ async fn non_200_json_body_and_limit() {
 
 async fn chunked_error(body: &'static [u8]) -> sse_wire::WireError {
     let (target, server) = serve_once(move |mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", body]).await;
+        write_segments(
+            &mut s,
+            &[
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                body,
+            ],
+        )
+        .await;
         let mut rest = Vec::new();
         let _ = timeout(DEADLINE, s.read_to_end(&mut rest)).await;
     })
@@ -266,20 +307,34 @@ async fn bad_chunk_headers_are_errors() {
 #[tokio::test]
 async fn server_closing_mid_chunk_is_unexpected_eof() {
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"]).await;
+        write_segments(
+            &mut s,
+            &[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"],
+        )
+        .await;
     })
     .await;
     let mut resp = get(&target).await;
     let mut buf = [0u8; 64];
-    let n = timeout(DEADLINE, resp.read_body(&mut buf)).await.unwrap().unwrap();
+    let n = timeout(DEADLINE, resp.read_body(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..n], b"ab");
-    let e = timeout(DEADLINE, resp.read_body(&mut buf)).await.unwrap().unwrap_err();
+    let e = timeout(DEADLINE, resp.read_body(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::UnexpectedEof, "{e}");
     timeout(DEADLINE, server).await.unwrap().unwrap();
 
     // Content-Length cut short is the same kind.
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]).await;
+        write_segments(
+            &mut s,
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"],
+        )
+        .await;
     })
     .await;
     let mut resp = get(&target).await;
@@ -319,28 +374,47 @@ async fn bad_and_oversized_heads() {
         write_segments(&mut s, &[b"HTTP/1.1 2x0 OK\r\n\r\n"]).await;
     })
     .await;
-    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts())).await.unwrap().unwrap_err();
+    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::BadHead, "{e}");
     timeout(DEADLINE, server).await.unwrap().unwrap();
 
     let (target, server) = serve_once(|mut s, _| async move {
         s.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
         for i in 0..2000 {
-            if s.write_all(format!("X-Pad-{i}: {}\r\n", "p".repeat(60)).as_bytes()).await.is_err() {
+            if s.write_all(format!("X-Pad-{i}: {}\r\n", "p".repeat(60)).as_bytes())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
     })
     .await;
-    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts())).await.unwrap().unwrap_err();
-    assert!(matches!(e.kind, WireErrorKind::TooLarge | WireErrorKind::BadHead), "{e}");
+    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, WireErrorKind::TooLarge | WireErrorKind::BadHead),
+        "{e}"
+    );
     timeout(DEADLINE, server).await.unwrap().unwrap();
 
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"]).await;
+        write_segments(
+            &mut s,
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"],
+        )
+        .await;
     })
     .await;
-    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts())).await.unwrap().unwrap_err();
+    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::BadHead, "{e}");
     timeout(DEADLINE, server).await.unwrap().unwrap();
 
@@ -348,7 +422,10 @@ async fn bad_and_oversized_heads() {
         write_segments(&mut s, &[b"HTTP/1.1 200 OK\r\nContent-"]).await;
     })
     .await;
-    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts())).await.unwrap().unwrap_err();
+    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &opts()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::UnexpectedEof, "{e}");
     timeout(DEADLINE, server).await.unwrap().unwrap();
 }
@@ -356,7 +433,11 @@ async fn bad_and_oversized_heads() {
 #[tokio::test]
 async fn interim_100_continue_is_skipped() {
     let (target, server) = serve_once(|mut s, _| async move {
-        write_segments(&mut s, &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]).await;
+        write_segments(
+            &mut s,
+            &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        )
+        .await;
     })
     .await;
     let mut resp = get(&target).await;
@@ -373,7 +454,10 @@ async fn cut_after_byte_k_reads_exactly_k() {
         write_segments(&mut s, &[&wire]).await;
         // The client closes after 37 bytes; reading until EOF must finish.
         let mut rest = Vec::new();
-        timeout(DEADLINE, s.read_to_end(&mut rest)).await.unwrap().unwrap();
+        timeout(DEADLINE, s.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
     })
     .await;
     let mut resp = get(&target).await;
@@ -382,7 +466,10 @@ async fn cut_after_byte_k_reads_exactly_k() {
     let mut buf = [0u8; 16];
     while resp.body_offset() < k {
         let want = ((k - resp.body_offset()) as usize).min(buf.len());
-        let n = timeout(DEADLINE, resp.read_body(&mut buf[..want])).await.unwrap().unwrap();
+        let n = timeout(DEADLINE, resp.read_body(&mut buf[..want]))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0 && n <= want);
         got.extend_from_slice(&buf[..n]);
     }
@@ -405,7 +492,10 @@ async fn reset_is_seen_as_reset_and_close_as_eof() {
         let mut buf = [0u8; 9];
         let mut n = 0;
         while n < 9 {
-            n += timeout(DEADLINE, resp.read_body(&mut buf[n..])).await.unwrap().unwrap();
+            n += timeout(DEADLINE, resp.read_body(&mut buf[n..]))
+                .await
+                .unwrap()
+                .unwrap();
         }
         if abort {
             resp.reset();
@@ -432,7 +522,10 @@ async fn rcvbuf_is_applied() {
         rcvbuf: Some(8192),
         ..opts()
     };
-    let resp = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &o)).await.unwrap().unwrap();
+    let resp = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &o))
+        .await
+        .unwrap()
+        .unwrap();
     let size = resp.recv_buffer_size().unwrap();
     assert!((8192..=4 * 8192).contains(&size), "SO_RCVBUF is {size}");
     assert!(resp.local_addr().is_some());
@@ -445,7 +538,10 @@ async fn request_is_encoded_as_given() {
     let (target, server) = serve_once(|mut s, head| async move {
         write_segments(&mut s, &[b"HTTP/1.1 204 No Content\r\n\r\n"]).await;
         let mut body = [0u8; 4];
-        timeout(DEADLINE, s.read_exact(&mut body)).await.unwrap().unwrap();
+        timeout(DEADLINE, s.read_exact(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
         (String::from_utf8(head).unwrap(), body)
     })
     .await;
@@ -455,7 +551,10 @@ async fn request_is_encoded_as_given() {
         headers: vec![("Last-Event-ID".into(), "42".into())],
         body: Some(b"{}{}".to_vec()),
     };
-    let mut resp = timeout(DEADLINE, open(&target, &req, &opts())).await.unwrap().unwrap();
+    let mut resp = timeout(DEADLINE, open(&target, &req, &opts()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.framing(), BodyFraming::Length(0));
     assert_eq!(read_all(&mut resp, 8).await, b"");
     let (head, body) = timeout(DEADLINE, server).await.unwrap().unwrap();
@@ -477,14 +576,22 @@ async fn bad_requests_tls_and_refused() {
         tls: false,
     };
     let mut req = RequestSpec::get("/");
-    req.headers.push(("X-Evil".into(), "a\r\nInjected: 1".into()));
+    req.headers
+        .push(("X-Evil".into(), "a\r\nInjected: 1".into()));
     let e = open(&target, &req, &opts()).await.unwrap_err();
     assert_eq!(e.kind, WireErrorKind::BadRequest);
-    let e = open(&target, &RequestSpec::get("/a b"), &opts()).await.unwrap_err();
+    let e = open(&target, &RequestSpec::get("/a b"), &opts())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::BadRequest);
 
-    let tls = Target { tls: true, ..target };
-    let e = open(&tls, &RequestSpec::get("/"), &opts()).await.unwrap_err();
+    let tls = Target {
+        tls: true,
+        ..target
+    };
+    let e = open(&tls, &RequestSpec::get("/"), &opts())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::Tls);
 
     // A port nobody listens on any more.
@@ -497,19 +604,28 @@ async fn bad_requests_tls_and_refused() {
         port,
         tls: false,
     };
-    let e = timeout(DEADLINE, open(&closed, &RequestSpec::get("/"), &opts())).await.unwrap().unwrap_err();
+    let e = timeout(DEADLINE, open(&closed, &RequestSpec::get("/"), &opts()))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::Connect, "{e}");
 }
 
 #[test]
 fn urls() {
     let (t, p) = parse_url("http://127.0.0.1:8080/v1/events?job_id=a#frag").unwrap();
-    assert_eq!((t.host.as_str(), t.port, t.tls, p.as_str()), ("127.0.0.1", 8080, false, "/v1/events?job_id=a"));
+    assert_eq!(
+        (t.host.as_str(), t.port, t.tls, p.as_str()),
+        ("127.0.0.1", 8080, false, "/v1/events?job_id=a")
+    );
     let (t, p) = parse_url("HTTPS://example.test").unwrap();
     assert_eq!((t.port, t.tls, p.as_str()), (443, true, "/"));
     assert_eq!(t.authority(), "example.test");
     let (t, p) = parse_url("http://[::1]:9000?x=1").unwrap();
-    assert_eq!((t.host.as_str(), t.port, p.as_str()), ("::1", 9000, "/?x=1"));
+    assert_eq!(
+        (t.host.as_str(), t.port, p.as_str()),
+        ("::1", 9000, "/?x=1")
+    );
     assert_eq!(t.authority(), "[::1]:9000");
     let (t, _) = parse_url("http://localhost/").unwrap();
     assert_eq!(t.port, 80);
@@ -526,6 +642,10 @@ fn urls() {
         "http://h/a b",
         "http://h/\r\n",
     ] {
-        assert_eq!(parse_url(bad).unwrap_err().kind, WireErrorKind::Url, "{bad}");
+        assert_eq!(
+            parse_url(bad).unwrap_err().kind,
+            WireErrorKind::Url,
+            "{bad}"
+        );
     }
 }

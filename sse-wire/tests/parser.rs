@@ -149,7 +149,8 @@ fn comments() {
 
 #[test]
 fn retry_valid_and_invalid() {
-    let items = parse(b"retry: 2000\n\nretry: 12a\nretry:\nretry: -1\nretry: 99999999999999999999999\n\n");
+    let items =
+        parse(b"retry: 2000\n\nretry: 12a\nretry:\nretry: -1\nretry: 99999999999999999999999\n\n");
     assert_eq!(
         items[0],
         Item::Retry {
@@ -159,7 +160,10 @@ fn retry_valid_and_invalid() {
     );
     let v = violations(&items);
     assert_eq!(v.len(), 3);
-    assert!(v.iter().all(|v| v.kind == ViolationKind::BadRetry && !v.fatal));
+    assert!(
+        v.iter()
+            .all(|v| v.kind == ViolationKind::BadRetry && !v.fatal)
+    );
     assert_eq!(v[0].offset, 13);
     assert!(items.contains(&Item::Retry {
         offset: 41,
@@ -177,7 +181,10 @@ fn id_with_nul_is_ignored() {
     assert_eq!(ev[1].last_event_id, "1");
     let v = violations(&items);
     assert_eq!(v.len(), 1);
-    assert_eq!((v[0].kind, v[0].offset, v[0].fatal), (ViolationKind::NulInId, 15, false));
+    assert_eq!(
+        (v[0].kind, v[0].offset, v[0].fatal),
+        (ViolationKind::NulInId, 15, false)
+    );
 }
 
 #[test]
@@ -234,8 +241,15 @@ fn no_dispatch_without_blank_line_and_partial_discarded() {
 
 #[test]
 fn data_lines_join_with_lf() {
-    assert_eq!(data(&parse(b"data: a\ndata: b\ndata\ndata:\n\n")), ["a\nb\n\n"]);
-    assert_eq!(data(&parse(b"data\n\n")), [""], "buffer \"\\n\" is not empty");
+    assert_eq!(
+        data(&parse(b"data: a\ndata: b\ndata\ndata:\n\n")),
+        ["a\nb\n\n"]
+    );
+    assert_eq!(
+        data(&parse(b"data\n\n")),
+        [""],
+        "buffer \"\\n\" is not empty"
+    );
     // `data` with an empty value makes the buffer "\n": dispatched as "".
     assert_eq!(data(&parse(b"data\ndata\n\n")), ["\n"]);
 }
@@ -303,7 +317,10 @@ fn invalid_utf8_lenient_and_strict() {
         assert_eq!(data(&items), ["a\u{FFFD}b"]);
         let v = violations(&items);
         assert_eq!(v.len(), 1);
-        assert_eq!((v[0].kind, v[0].offset, v[0].fatal), (ViolationKind::InvalidUtf8, 7, false));
+        assert_eq!(
+            (v[0].kind, v[0].offset, v[0].fatal),
+            (ViolationKind::InvalidUtf8, 7, false)
+        );
         assert_eq!(v[0].kind.name(), "invalid-utf8");
         assert_eq!(v[0].is_failure(mode), mode == Mode::Strict);
     }
@@ -343,9 +360,19 @@ fn ten_mib_line_is_one_fatal_violation_with_bounded_memory() {
     p.finish(&mut out);
     assert!(p.is_stopped());
     assert!(max_buffered <= 1024 * 1024, "buffered {max_buffered}");
-    assert_eq!(out.len(), 1, "{:?}", out.iter().map(|i| format!("{i:?}").len()).collect::<Vec<_>>());
+    assert_eq!(
+        out.len(),
+        1,
+        "{:?}",
+        out.iter()
+            .map(|i| format!("{i:?}").len())
+            .collect::<Vec<_>>()
+    );
     let v = violations(&out)[0];
-    assert_eq!((v.kind, v.offset, v.fatal), (ViolationKind::LineTooLong, 0, true));
+    assert_eq!(
+        (v.kind, v.offset, v.fatal),
+        (ViolationKind::LineTooLong, 0, true)
+    );
     assert_eq!(v.kind.name(), "line-too-long");
     assert!(p.offset() <= 1024 * 1024 + 6);
 }
@@ -357,7 +384,10 @@ fn line_exactly_at_limit_is_accepted() {
         max_event_bytes: 100,
         ..ParserConfig::default()
     };
-    assert_eq!(data(&parse_cfg(&[b"data: 1234\n\n"], cfg.clone())), ["1234"]);
+    assert_eq!(
+        data(&parse_cfg(&[b"data: 1234\n\n"], cfg.clone())),
+        ["1234"]
+    );
     let items = parse_cfg(&[b"data: 12345\n\n"], cfg);
     assert_eq!(violations(&items)[0].kind, ViolationKind::LineTooLong);
 }
@@ -381,7 +411,10 @@ fn event_too_large_is_fatal_and_stops() {
     assert_eq!(data(&out), ["ok"]);
     let v = violations(&out);
     assert_eq!(v.len(), 1);
-    assert_eq!((v[0].kind, v[0].offset, v[0].fatal), (ViolationKind::EventTooLarge, 10, true));
+    assert_eq!(
+        (v[0].kind, v[0].offset, v[0].fatal),
+        (ViolationKind::EventTooLarge, 10, true)
+    );
     assert!(p.buffered_bytes() <= 30 + 2 * 3);
 }
 

@@ -99,7 +99,11 @@ fn oracle(input: &[u8]) -> Vec<(String, String, String)> {
         if l.is_empty() {
             if !data.is_empty() {
                 data.pop();
-                let t = if ty.is_empty() { "message".to_owned() } else { ty.clone() };
+                let t = if ty.is_empty() {
+                    "message".to_owned()
+                } else {
+                    ty.clone()
+                };
                 out.push((t, data.clone(), last_id.clone()));
             }
             ty.clear();

@@ -46,6 +46,7 @@ want="$(printf 'id: %s\ndata: msg-2\nid: %s\ndata: msg-3\n' "${ids[1]}" "${ids[2
 [ "$got" = "$want" ] || fail "resume after ${ids[0]}: got [$got] want [$want]"
 
 # No cursor: only messages published after subscribing; heartbeats are ':ping' comments.
+: > "$DIR/live.out"
 sub 3 > "$DIR/live.out" &
 CURL=$!
 for _ in $(seq 1 100); do grep -q '^: hi$' "$DIR/live.out" && break; sleep 0.05; done

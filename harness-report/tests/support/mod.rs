@@ -16,7 +16,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -57,7 +60,10 @@ pub fn meta() -> RunMeta {
 pub fn results() -> Vec<ScenarioResult> {
     let c = Contracts::builtin();
     let pass = ScenarioResult {
-        info: info("CT-10/cut-at-random-bytes", "Cuts connections at random byte offsets and resumes."),
+        info: info(
+            "CT-10/cut-at-random-bytes",
+            "Cuts connections at random byte offsets and resumes.",
+        ),
         verdict: Verdict::Pass,
         findings: vec![c.finding(
             "lifecycle.retry-first",
@@ -83,10 +89,14 @@ pub fn results() -> Vec<ScenarioResult> {
             (Metric::PublishToDeliver, histogram(2, 4000, 600, 40_000)),
             (Metric::ReconnectToCaughtUp, histogram(3, 33, 1_500, 30_000)),
         ]),
-        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-10/cut-at-random-bytes".into(),
+        replay_command:
+            "sse-harness run --embedded --seed 424242 --scenario CT-10/cut-at-random-bytes".into(),
     };
     let fail = ScenarioResult {
-        info: info("CT-11/slow-reader", "A slow reader resumes after the store moved on."),
+        info: info(
+            "CT-11/slow-reader",
+            "A slow reader resumes after the store moved on.",
+        ),
         verdict: Verdict::Fail,
         findings: vec![
             c.finding(
@@ -127,10 +137,14 @@ pub fn results() -> Vec<ScenarioResult> {
             (Metric::PublishToDeliver, histogram(5, 2411, 900, 120_000)),
             (Metric::ReplayRate, histogram(6, 7, 40_000, 250_000)),
         ]),
-        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-11/slow-reader".into(),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-11/slow-reader"
+            .into(),
     };
     let skipped = ScenarioResult {
-        info: info("CT-12/task-stream", "A task stream ends with a terminal event."),
+        info: info(
+            "CT-12/task-stream",
+            "A task stream ends with a terminal event.",
+        ),
         verdict: Verdict::Skipped {
             reason: "profile spine does not claim capability task-stream".into(),
         },
@@ -138,7 +152,8 @@ pub fn results() -> Vec<ScenarioResult> {
         duration: Duration::ZERO,
         stats: ScenarioStats::default(),
         histograms: BTreeMap::new(),
-        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-12/task-stream".into(),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-12/task-stream"
+            .into(),
     };
     let error = ScenarioResult {
         info: info("LIFECYCLE/headers", "Responses carry the SSE headers."),
@@ -149,7 +164,8 @@ pub fn results() -> Vec<ScenarioResult> {
         duration: Duration::from_millis(12),
         stats: ScenarioStats::default(),
         histograms: BTreeMap::new(),
-        replay_command: "sse-harness run --embedded --seed 424242 --scenario LIFECYCLE/headers".into(),
+        replay_command: "sse-harness run --embedded --seed 424242 --scenario LIFECYCLE/headers"
+            .into(),
     };
     vec![pass, fail, skipped, error]
 }
@@ -165,7 +181,9 @@ pub fn events() -> Vec<RunEvent> {
         scenarios: results.iter().map(|r| r.info.clone()).collect(),
     }];
     for r in results {
-        ev.push(RunEvent::ScenarioStarted { info: r.info.clone() });
+        ev.push(RunEvent::ScenarioStarted {
+            info: r.info.clone(),
+        });
         ev.push(RunEvent::ScenarioFinished(Box::new(r)));
     }
     ev.push(RunEvent::RunGate { findings: gate });
@@ -191,7 +209,10 @@ pub fn write_reports() -> tempfile::TempDir {
 pub fn redacted() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path("snapshots");
-    s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "[TIME]");
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[TIME]",
+    );
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
     s.add_filter(r"424242", "[SEED]");
     s.add_filter(r#"time="[0-9.]+""#, r#"time="[SECS]""#);

@@ -1,0 +1,217 @@
+//! The generic profile proven on a real third-party server: nginx + nchan, started on a
+//! free loopback port by `targets/nchan/nchan.sh` (its own prefix, config, pid file and
+//! logs), with `contracts/profiles/nchan.toml`. One test per scenario:
+//!
+//! - `nchan/<scenario>`: the scenarios nchan can run (resume after cuts, rapid
+//!   reconnects, bursts, slow readers, order by markers) pass, MUST-wise;
+//! - `nchan-skips/<scenario>`: scenarios needing what nchan does not claim are skipped
+//!   with the reason, not failed;
+//! - `nchan-breaks/resume-after-buffer-eviction`: where nchan truly breaks a contract
+//!   (a resume from an evicted id silently skips messages, BEHAVIOUR.md §9), the exact
+//!   finding is asserted.
+//!
+//! Needs `nginx-light` and `libnginx-mod-nchan` (`targets/nchan/install.sh`, which
+//! `.ci/run` calls). Without them the tests are ignored, except under `CI=true`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use harness_model::{Contracts, Level, Verdict};
+use libtest_mimic::{Arguments, Failed, Trial};
+use sse_harness::profile::Profile;
+use sse_harness::runner::Runner;
+use sse_harness::scenario::{self, Scenario};
+use sse_harness::target::Target;
+
+/// Scenarios nchan must pass.
+const APPLICABLE: &[&str] = &[
+    "CT-07/reconnect-with-last-event-id",
+    "CT-07/reconnect-with-cursor-query",
+    "CT-09/resume-no-gap-no-duplicate-monotonic",
+    "CT-10/cut-at-random-bytes",
+    "CT-10/cut-inside-the-framing",
+    "CT-10/cut-after-random-event-counts",
+    "CT-10/rapid-reconnect-cycles",
+    "CT-10/reset-instead-of-close",
+    "CT-11/pause-five-seconds",
+    "CT-11/slow-consumers-beside-fast",
+    "CT-12/ten-clients-at-once",
+    "CT-12/five-reconnect-while-five-stay",
+    "CT-12/burst-of-fifty-reconnects",
+];
+
+/// Scenarios nchan cannot run, and the capability that says so.
+const SKIPPED: &[(&str, &str)] = &[
+    ("CT-09/cross-job-replay-order", "all-stream"),
+    ("CT-11/late-join-over-large-backlog", "batch-publish"),
+    ("LIFECYCLE/task-completed", "task-stream"),
+    ("CURSOR/invalid-last-event-id", "cursor-errors"),
+    ("VERSION/pending-flushed-in-order", "version-stream"),
+    ("DURABILITY/crash-restart", "durability"),
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Nchan {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Nchan {
+    fn start() -> Result<Nchan, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("sse-nchan-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let out = Command::new("bash")
+            .arg(repo().join("targets/nchan/nchan.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "nchan.sh start failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(Nchan { dir, url })
+    }
+}
+
+impl Drop for Nchan {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("targets/nchan/nchan.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn installed() -> bool {
+    Path::new("/usr/sbin/nginx").exists()
+        && Path::new("/usr/lib/nginx/modules/ngx_nchan_module.so").exists()
+}
+
+async fn run(url: &str, profile: &str, sc: &Scenario, seed: u64) -> Result<harness_model::ScenarioResult, Failed> {
+    let profile = Profile::load(profile).map_err(|e| e.to_string())?;
+    let runner = Runner {
+        target: Arc::new(Target::new(url, profile, None).map_err(|e| e.to_string())?),
+        contracts: Contracts::builtin(),
+        seed,
+        replay_prefix: format!("SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test nchan --"),
+        control: None,
+        recordings: None,
+    };
+    Ok(runner.run_scenario(sc).await)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Failed> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(f))
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let seed: u64 = std::env::var("SSE_HARNESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let all = scenario::builtin().expect("scenario files parse");
+    let find = |id: &str| all.iter().find(|s| s.id() == id).cloned().expect(id);
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let available = installed();
+    if !available && in_ci {
+        panic!("CI=true but nginx + nchan are not installed: run targets/nchan/install.sh");
+    }
+    let nchan = if available && !args.list {
+        match Nchan::start() {
+            Ok(n) => Some(Arc::new(n)),
+            Err(e) => panic!("{e}"),
+        }
+    } else {
+        None
+    };
+    if !args.list {
+        eprintln!("nchan seed: {seed}");
+    }
+    let url = nchan.as_ref().map(|n| n.url.clone()).unwrap_or_default();
+    let mut trials = Vec::new();
+    for id in APPLICABLE {
+        let (sc, url) = (find(id), url.clone());
+        trials.push(
+            Trial::test(format!("nchan/{id}"), move || {
+                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                match r.verdict {
+                    Verdict::Pass => Ok(()),
+                    v => Err(format!(
+                        "{id} on nchan: {v:?} (seed {seed}); MUST findings:\n{}",
+                        r.findings
+                            .iter()
+                            .filter(|f| f.level == Level::Must)
+                            .take(10)
+                            .map(|f| format!("  {f}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                    .into()),
+                }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
+    for (id, cap) in SKIPPED {
+        let (sc, url) = (find(id), url.clone());
+        trials.push(
+            Trial::test(format!("nchan-skips/{id}"), move || {
+                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                let want = format!("profile nchan does not claim capability {cap}");
+                match r.verdict {
+                    Verdict::Skipped { reason } if reason == want => Ok(()),
+                    v => Err(format!("{id}: expected skipped ({want}), got {v:?}").into()),
+                }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
+    let eviction = scenario::Scenario::parse(
+        include_str!("../../targets/nchan/scenarios/resume-after-buffer-eviction.toml"),
+        "targets/nchan/scenarios/resume-after-buffer-eviction.toml",
+    )
+    .expect("eviction scenario parses");
+    let small = repo().join("targets/nchan/nchan-small-buffer.toml");
+    trials.push(
+        Trial::test("nchan-breaks/resume-after-buffer-eviction", move || {
+            let r = block_on(run(&url, &small.display().to_string(), &eviction, seed))??;
+            let gap = r
+                .findings
+                .iter()
+                .find(|f| f.contract.0 == "resume.no-gap" && f.level == Level::Must);
+            match (&r.verdict, gap) {
+                (Verdict::Fail, Some(f)) if f.evidence.client.as_ref().is_some_and(|c| c.0 == "away#0") => {
+                    eprintln!("nchan breaks resume.no-gap as documented: {f}");
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "expected a resume.no-gap finding for client away#0 (BEHAVIOUR.md §9), got {:?}: {:?}",
+                    r.verdict,
+                    r.findings.iter().map(|f| f.message()).collect::<Vec<_>>()
+                )
+                .into()),
+            }
+        })
+        .with_ignored_flag(!available),
+    );
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(nchan);
+    conclusion.exit();
+}
