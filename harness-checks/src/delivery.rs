@@ -8,7 +8,9 @@ use harness_model::{Ack, ClientId, ConnEnd, Evidence, Seq, StreamKind};
 
 use crate::IdMode;
 use crate::resume::PublisherOrder;
-use crate::view::{ClientView, Ctx, Delivery, at_frame, describe_end, is_lifecycle, ms};
+use crate::view::{
+    ClientView, Ctx, Cursor, Delivery, at_frame, cursor_of, describe_end, is_lifecycle, ms,
+};
 
 /// A restart this close to a connection may have ended it without a close frame.
 const RESTART_WINDOW_US: u64 = 5_000_000;
@@ -114,6 +116,45 @@ fn lost_ack(ctx: &mut Ctx) {
             if !missing.is_empty() {
                 found.push(lost_evidence(c, &missing, last, true));
             }
+            // Skipped below a later cursor: owed, never delivered, not after the last
+            // delivery and not between two deliveries of one connection (those are
+            // resume.no-gap). The client resumed past them, e.g. because the target
+            // sent an id: on a block without data, or the client resumed with an id it
+            // never received.
+            let got: BTreeSet<Seq> = c.deliveries.iter().filter_map(|d| d.ev.seq).collect();
+            let spans = connection_spans(c);
+            let mut skipped: Vec<&Ack> = ctx
+                .rec
+                .acks
+                .iter()
+                .filter(|a| a.seq.is_some_and(|s| Some(s) < top && !got.contains(&s)))
+                .filter(|a| !spans.iter().any(|(lo, hi)| a.seq.is_some_and(|s| s.0 > *lo && s.0 < *hi)))
+                .filter(|a| !ctx.vanished.contains(a.marker.as_str()) && c.owed(a, ctx.cfg.ids))
+                .collect();
+            skipped.sort_by_key(|a| a.seq);
+            if let Some(first) = skipped.first() {
+                let after = c
+                    .deliveries
+                    .iter()
+                    .find(|d| d.ev.seq.is_some_and(|s| Some(s) > first.seq));
+                let mut e = after.map(|d| d.evidence(c.id())).unwrap_or_default();
+                e.client = Some(c.id().clone());
+                e.seq = first.seq;
+                e.marker = Some(first.marker.clone());
+                e.expected = format!(
+                    "acked seq {} delivered (owed: the client read that job over it)",
+                    first.seq.map(|s| s.0).unwrap_or_default()
+                );
+                e.seen = format!(
+                    "{} acked seq(s) never delivered, skipped below a later cursor{}",
+                    skipped.len(),
+                    after.map_or(String::new(), |d| format!(
+                        " (next delivered: seq {})",
+                        d.ev.seq.map(|s| s.0).unwrap_or_default()
+                    ))
+                );
+                found.push(e);
+            }
         }
         let delivered: BTreeMap<&str, &Delivery> = c
             .deliveries
@@ -143,6 +184,29 @@ fn lost_ack(ctx: &mut Ctx) {
     for e in found {
         ctx.emit("delivery.lost-ack", e);
     }
+}
+
+/// Per connection, the open interval in which resume.no-gap judges missing seqs:
+/// from its numeric cursor (or its first delivery) to its last delivery.
+fn connection_spans(c: &ClientView<'_>) -> Vec<(u64, u64)> {
+    let mut spans = Vec::new();
+    for (pos, conn) in c.t.connections.iter().enumerate() {
+        let seqs: Vec<u64> = c
+            .deliveries
+            .iter()
+            .filter(|d| d.conn_pos == pos)
+            .filter_map(|d| d.ev.seq.map(|s| s.0))
+            .collect();
+        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            continue;
+        };
+        let lo = match cursor_of(&conn.cursor) {
+            Cursor::Seq(l) => l.min(*first),
+            _ => *first,
+        };
+        spans.push((lo, *last));
+    }
+    spans
 }
 
 /// Checks each delivery against the ack of its seq and of its marker. Returns the

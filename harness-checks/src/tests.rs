@@ -273,6 +273,13 @@ cases! {
     };
 
     lost_at_tail => Case::one(numeric_cfg(), numeric_with(&[1, 2, 3, 4]), "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 5 marker m5: expected seq 5 (acked at 151 ms, job j1) delivered, saw last delivered seq 4; stream ended by the scenario's end at 1500 ms");
+    // Regression: the harness once resumed with the id of an event a cut interrupted,
+    // so seq 3 was never delivered, lay below the next cursor, and nobody reported it.
+    skipped_below_a_later_cursor => {
+        let mut r = numeric();
+        drop_data(conn(&mut r, "a#0", 0), "m3");
+        Case::one(numeric_cfg(), r, "delivery.lost-ack", "[delivery.lost-ack] client a#0 conn 1 seq 3 marker m3 byte 62: expected acked seq 3 delivered (owed: the client read that job over it), saw 1 acked seq(s) never delivered, skipped below a later cursor (next delivered: seq 4)")
+    };
     lost_at_tail_opaque => {
         let mut r = opaque();
         drop_data(conn(&mut r, "b#0", 0), "x4");

@@ -418,6 +418,9 @@ async fn connect_once(
         mode,
         ..ParserConfig::default()
     });
+    if let Some(c) = &st.last_id {
+        parser.set_last_event_id(c);
+    }
     let mut items = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut data_events = 0u64;
@@ -541,9 +544,9 @@ async fn connect_once(
     for it in tail {
         record(&mut conn, target, mode, it, at, &mut data_events, st);
     }
-    if !parser.last_event_id().is_empty() || st.last_id.is_some() {
-        st.last_id = Some(parser.last_event_id().to_owned()).filter(|s| !s.is_empty()).or(st.last_id.take());
-    }
+    // Resume with the id of the last event actually dispatched (not the id of an event
+    // the cut interrupted). An empty id resets: the next connection has no cursor.
+    st.last_id = Some(parser.reconnect_id().to_owned()).filter(|s| !s.is_empty());
     if matches!(end, ConnEnd::Cut { .. }) && plan.reset {
         resp.reset();
     } else {

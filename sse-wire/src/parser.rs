@@ -198,6 +198,8 @@ pub struct Parser {
     data: String,
     event_id: Option<String>,
     last_event_id: String,
+    /// The last event ID string: the buffer as it was at the last blank line.
+    reconnect_id: String,
     stopped: bool,
 }
 
@@ -217,6 +219,7 @@ impl Parser {
             data: String::new(),
             event_id: None,
             last_event_id: String::new(),
+            reconnect_id: String::new(),
             stopped: false,
         }
     }
@@ -284,9 +287,24 @@ impl Parser {
         self.offset + self.bom_matched.unwrap_or(0) as u64
     }
 
-    /// The last event ID buffer.
+    /// The last event ID buffer: updated as soon as an `id:` line is read, even inside
+    /// an event that has not been dispatched yet.
     pub fn last_event_id(&self) -> &str {
         &self.last_event_id
+    }
+
+    /// Starts a reconnected stream with the last event ID string the client already
+    /// holds (an EventSource keeps it across reconnections).
+    pub fn set_last_event_id(&mut self, id: &str) {
+        id.clone_into(&mut self.last_event_id);
+        id.clone_into(&mut self.reconnect_id);
+    }
+
+    /// The id a reconnecting client must send as `Last-Event-ID`: the last event ID
+    /// string as an EventSource holds it, i.e. the buffer as of the last blank line.
+    /// After a cut inside an event, this is NOT that event's id (it was not received).
+    pub fn reconnect_id(&self) -> &str {
+        &self.reconnect_id
     }
 
     /// Whether a fatal violation stopped the parser; it ignores input after.
@@ -463,6 +481,9 @@ impl Parser {
         let event_type = std::mem::take(&mut self.event_type);
         let mut data = std::mem::take(&mut self.data);
         self.reset_block();
+        // WHATWG: the last event ID string is set at every dispatch, even of an event
+        // whose data buffer is empty (which is then not fired).
+        self.reconnect_id.clone_from(&self.last_event_id);
         if data.is_empty() {
             return;
         }

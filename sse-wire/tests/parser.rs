@@ -432,3 +432,30 @@ fn feeding_after_stop_is_ignored() {
     assert_eq!(out.len(), 1);
     assert_eq!(p.offset(), at);
 }
+
+/// Regression: a cut inside an event must not move the id a client resumes with
+/// (the harness once resumed after an event it never received).
+#[test]
+fn reconnect_id_ignores_the_id_of_an_undispatched_event() {
+    let mut p = Parser::new(ParserConfig::default());
+    let mut out = Vec::new();
+    p.feed(b"id: 14\ndata: a\n\nid: 15\ndata: b\n", &mut out);
+    assert_eq!(p.last_event_id(), "15");
+    assert_eq!(p.reconnect_id(), "14");
+    p.finish(&mut out);
+    assert_eq!(p.reconnect_id(), "14");
+    // A block without data still sets it at its blank line.
+    let mut p = Parser::new(ParserConfig::default());
+    p.feed(b"id: 7\n\n", &mut out);
+    assert_eq!(p.reconnect_id(), "7");
+}
+
+#[test]
+fn reconnect_id_carries_over_a_connection_that_dispatched_nothing() {
+    let mut p = Parser::new(ParserConfig::default());
+    p.set_last_event_id("41");
+    let mut out = Vec::new();
+    p.feed(b"retry: 10\n\nid: 42\ndata: par", &mut out);
+    p.finish(&mut out);
+    assert_eq!(p.reconnect_id(), "41");
+}
