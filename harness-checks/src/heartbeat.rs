@@ -84,7 +84,12 @@ fn interval(ctx: &mut Ctx) {
                 }
                 prev = prev.max(t);
             }
-            let trailing = matches!(conn.end, ConnEnd::Finished | ConnEnd::Cut { .. });
+            // An idle client that reached its deadline waiting for heartbeats was silent
+            // up to that end too: the deadline is when it gave up on them.
+            let trailing = matches!(
+                conn.end,
+                ConnEnd::Finished | ConnEnd::Cut { .. } | ConnEnd::Deadline
+            );
             if bad.is_none() && idle && trailing && conn.ended_us.saturating_sub(prev) > limit {
                 bad = Some((prev, conn.ended_us, None));
             }

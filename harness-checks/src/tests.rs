@@ -374,6 +374,15 @@ cases! {
         c.frames.drain(2..4);
         Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 212: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3000 ms of silence (from 1200 ms to 4200 ms)")
     };
+    // Regression: with heartbeats switched off, the idle client waited until its
+    // deadline and the silence before that end was not judged.
+    no_heartbeat_until_the_deadline => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        c.frames.truncate(1);
+        c.end = ConnEnd::Deadline;
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 4799 ms of silence (from 201 ms to 5000 ms)")
+    };
     heartbeat_without_server_time => {
         let mut r = numeric();
         let f = lifecycle_fields(conn(&mut r, "idle#0", 0), "heartbeat");

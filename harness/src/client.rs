@@ -159,7 +159,8 @@ pub async fn run(
         }
         let done = match end {
             ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::ParserLimit | ConnEnd::Refused => true,
-            ConnEnd::Cut { .. } => false,
+            // A client that does not reconnect vanishes after its last planned cut.
+            ConnEnd::Cut { .. } => !plan.reconnect && cuts.is_empty(),
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
                 !plan.reconnect || matches!(plan.until, Until::ServerEnds)
             }
@@ -433,6 +434,11 @@ async fn connect_once(
         Until::For(d) => Some(Instant::now() + d),
         _ => None,
     };
+    // Waiting for heartbeats: once the stream has been silent for 3 x its interval the
+    // evidence is in (the contract allows 2 x), so stop instead of waiting for the deadline.
+    let waits_for_heartbeats = matches!(plan.until, Until::Frames { kind: "heartbeat", .. });
+    let mut heartbeat_ms = target.profile.heartbeat.interval_ms;
+    let mut last_activity = Instant::now();
     let mut burst = sig.burst.clone();
     let mut published = sig.published.clone();
     let mut stop = sig.stop.clone();
@@ -477,7 +483,13 @@ async fn connect_once(
         if matches!(cut, Some(Cut::Rapid)) && conn.body_bytes > 0 {
             break cut_end(&cut, conn.body_bytes);
         }
-        let wake = [Some(plan.deadline), idle_until]
+        let silence_limit = heartbeat_ms
+            .filter(|_| waits_for_heartbeats)
+            .map(|ms| last_activity + Duration::from_millis(3 * ms));
+        if silence_limit.is_some_and(|t| now >= t) {
+            break ConnEnd::Finished;
+        }
+        let wake = [Some(plan.deadline), idle_until, silence_limit]
             .into_iter()
             .flatten()
             .min()
@@ -512,7 +524,16 @@ async fn connect_once(
             aim_hit = chunk.iter().any(|&b| a.hit(b));
         }
         parser.feed(chunk, &mut items);
+        last_activity = Instant::now();
         for it in items.drain(..) {
+            if let Item::Event(ev) = &it
+                && ev.event_type == "connection_open"
+                && heartbeat_ms.is_none()
+            {
+                heartbeat_ms = serde_json::from_str::<serde_json::Value>(&ev.data)
+                    .ok()
+                    .and_then(|v| v.get("heartbeat_ms")?.as_u64());
+            }
             record(&mut conn, target, mode, it, at, &mut data_events, st);
         }
         if parser.is_stopped() {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use harness_model::{Contracts, RunEvent, RunMeta};
+use harness_model::{Contracts, RunEvent, RunMeta, Verdict};
 use harness_report::gate::{self, Baseline, Threshold};
 use harness_report::{Outcome, Reporter, TerminalReporter, TerminalStyle};
 use sse_harness::control::{CommandControl, ServerControl};
@@ -246,6 +246,13 @@ async fn run(a: RunArgs) -> Result<u8> {
     if control.is_some() {
         // The target was just started by --server-cmd: give it time to listen.
         wait_reachable(&target).await?;
+    } else if embedded.is_none() {
+        // Any HTTP answer will do; no answer at all means the run cannot be judged.
+        let path = profile.subscribe.head_path.clone().unwrap_or_else(|| "/".into());
+        target
+            .request("GET", &path, None, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("target unreachable: {e}"))?;
     }
     let mut replay = format!("sse-harness run --profile {} --seed {seed}", a.profile);
     if let Some(t) = &a.target {
@@ -321,8 +328,21 @@ async fn run(a: RunArgs) -> Result<u8> {
         bail!("writing the report: {e}");
     }
     eprintln!("report: {}", dir.display());
+    let failed = results.iter().any(|r| r.verdict == Verdict::Fail) || !gate_findings.is_empty();
+    let errors: Vec<_> = results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Error { reason } => Some(format!("{}: {reason}", r.info.id)),
+            _ => None,
+        })
+        .collect();
     Ok(match harness_report::run_outcome(&results, &gate_findings, outcome_baseline.as_ref()) {
         Outcome::Pass => 0,
+        // Nothing failed, but some scenarios could not be judged: the run could not run.
+        Outcome::Fail if !failed && !errors.is_empty() => {
+            eprintln!("sse-harness: could not run {} scenario(s); first: {}", errors.len(), errors[0]);
+            2
+        }
         Outcome::Fail => 1,
     })
 }

@@ -183,6 +183,26 @@ fn main() {
             .with_ignored_flag(!available),
         );
     }
+    {
+        let (sc, url) = (find("CT-07/reconnect-with-last-event-id"), url.clone());
+        trials.push(
+            Trial::test("nchan-warns/no-retry-block-is-a-should", move || {
+                // nchan never sends retry: (BEHAVIOUR.md §1): a SHOULD, so a warning on a passing run.
+                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                let warned = r
+                    .findings
+                    .iter()
+                    .any(|f| f.contract.0 == "lifecycle.retry-first" && f.level == Level::Should);
+                if r.verdict == Verdict::Pass && warned {
+                    Ok(())
+                } else {
+                    Err(format!("expected a pass with a SHOULD lifecycle.retry-first warning, got {:?}: {:?}",
+                        r.verdict, r.findings.iter().map(|f| f.message()).collect::<Vec<_>>()).into())
+                }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
     let eviction = scenario::Scenario::parse(
         include_str!("../../targets/nchan/scenarios/resume-after-buffer-eviction.toml"),
         "targets/nchan/scenarios/resume-after-buffer-eviction.toml",

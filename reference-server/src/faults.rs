@@ -1,29 +1,167 @@
 //! Deliberate protocol deviations, off by default, switched on only from the command
 //! line (`serve --fault NAME`) or by an embedding harness through [`crate::Config`].
-//! No client request can turn one on. Every place a fault may hook reads
-//! `state.faults`.
+//! No client request can turn one on: nothing reads a header, query or body to decide.
+//!
+//! Each fault is a small hook at the place it belongs (store, stream, jobs, version),
+//! guarded by `state.faults.has(Fault::X)`; grep the variant name to find it. The
+//! table of faults, the contract that must catch each and the scenarios that show it
+//! is `contracts/mutations.toml`; `Fault::name` is that table's `fault` column.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One deliberate deviation from the spine protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Fault {
-    /// Idle streams never get a heartbeat.
-    HeartbeatAbsent,
+/// How far a stream must lag behind the head (in events) before
+/// [`Fault::SlowConsumerDrop`] skips it ahead.
+pub const SLOW_DROP_LAG: u64 = 1_000;
+/// Where [`Fault::SlowConsumerDrop`] puts the cursor: this many events below the head.
+pub const SLOW_DROP_KEEP: u64 = 10;
+/// How far a stream must lag behind the head (in events) before
+/// [`Fault::SlowConsumerAbruptClose`] cuts it.
+pub const SLOW_CUT_LAG: u64 = 2_000;
+/// [`Fault::StaleHead`] announces the head this many seqs lower.
+pub const STALE_HEAD_BY: u64 = 5;
+/// [`Fault::DropForSomeClients`]: every this-many-th log stream is affected...
+pub const DROP_EVERY_CONN: u64 = 3;
+/// ...and misses every event whose seq is a multiple of this.
+pub const DROP_EVERY_SEQ: u64 = 97;
+/// [`Fault::AckWithoutWrite`]: every this-many-th publish is acknowledged but not stored.
+pub const UNWRITTEN_EVERY: u64 = 50;
+/// [`Fault::PublishRejectsSome`]: every this-many-th well-formed publish gets 503.
+pub const REJECT_EVERY: u64 = 20;
+/// [`Fault::HeartbeatLate`]: heartbeats come after this many heartbeat intervals.
+pub const LATE_HEARTBEAT_FACTOR: u32 = 3;
+/// [`Fault::AckBeforeCommit`]: how long the commit lags behind the acknowledgement.
+pub const COMMIT_LAG: std::time::Duration = std::time::Duration::from_millis(100);
+
+macro_rules! faults {
+    ($($(#[doc = $doc:literal])+ $variant:ident => $name:literal,)+) => {
+        /// One deliberate deviation from the spine protocol.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Fault {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Fault {
+            /// Every fault, in the order of `contracts/mutations.toml`.
+            pub const ALL: &'static [Fault] = &[$(Fault::$variant,)+];
+
+            /// The kebab-case name used on the command line and in the mutation table.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Fault::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl Fault {
-    /// Every fault, in a stable order.
-    pub const ALL: &'static [Fault] = &[Fault::HeartbeatAbsent];
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::HeartbeatAbsent => "heartbeat-absent",
-        }
-    }
+faults! {
+    /// Resume replays the cursor's own event again: the replay starts at `seq >= L`
+    /// instead of `seq > L`.
+    ReplayOffByOne => "replay-off-by-one",
+    /// Resume starts one event late: the replay starts at `seq > L + 1`, so the event
+    /// right after the cursor is never sent.
+    ReplaySkipsOne => "replay-skips-one",
+    /// `Last-Event-ID` (header or query) is parsed and then ignored: every reconnect
+    /// replays from the start, with `resume_from: null`.
+    IgnoreCursor => "ignore-cursor",
+    /// Once the replay reaches the head the stream saw when it opened, it "subscribes"
+    /// to live notifications: it waits for the next head change and continues above
+    /// the head at that later moment, so whatever was committed in between is never
+    /// sent.
+    LiveBoundaryRace => "live-boundary-race",
+    /// A stream lagging more than [`SLOW_DROP_LAG`] events behind the head silently
+    /// jumps its cursor to [`SLOW_DROP_KEEP`] events below the head instead of paging
+    /// from the store.
+    SlowConsumerDrop => "slow-consumer-drop",
+    /// Every [`DROP_EVERY_CONN`]-th log stream (events or task) opened since start
+    /// silently skips every event whose seq is a multiple of [`DROP_EVERY_SEQ`].
+    DropForSomeClients => "drop-for-some-clients",
+    /// Events are sent in swapped pairs: each stream holds back every other event and
+    /// writes it after the next one (or before the next heartbeat or close).
+    Reorder => "reorder",
+    /// Every [`UNWRITTEN_EVERY`]-th publish request gets `201` with seqs, but its rows
+    /// are deleted in the same transaction: the seqs are used up, the events never
+    /// exist.
+    AckWithoutWrite => "ack-without-write",
+    /// The task stream stays open (heartbeats) after `task_completed`/`task_failed`
+    /// instead of sending `connection_close` and ending.
+    NoCloseAfterTerminal => "no-close-after-terminal",
+    /// An unknown job's task stream answers `404 job_not_found` instead of `200` with
+    /// `connection_open`, `error`, `connection_close`.
+    TaskNotFound404 => "task-not-found-404",
+    /// `connection_open` and `connection_close` carry an `id: <head_seq>` line.
+    IdOnLifecycle => "id-on-lifecycle",
+    /// Every frame carries a freshly generated `correlation_id` instead of the
+    /// connection's.
+    CorrelationIdPerFrame => "correlation-id-per-frame",
+    /// Idle streams heartbeat every [`LATE_HEARTBEAT_FACTOR`] × `heartbeat_ms`.
+    HeartbeatLate => "heartbeat-late",
+    /// Idle streams never get a heartbeat.
+    HeartbeatAbsent => "heartbeat-absent",
+    /// A second version stream for a request id leaves the first one open (no
+    /// `connection_close replaced`); later notifications reach only the second.
+    VersionNoReplace => "version-no-replace",
+    /// Versions queued while no stream was open are flushed newest first.
+    VersionPendingReversed => "version-pending-reversed",
+    /// `progress_update` frames carry a `0xFF` byte (not UTF-8) inside a JSON string
+    /// of their payload.
+    InvalidUtf8 => "invalid-utf8",
+    /// `progress_update` frames carry data that is not JSON (a plain-text line).
+    NonJsonData => "non-json-data",
+    /// A malformed `Last-Event-ID` is treated as absent instead of `400
+    /// invalid_last_event_id`.
+    InvalidCursorAccepted => "invalid-cursor-accepted",
+    /// A cursor above the head gets an empty live stream instead of `error
+    /// cursor_ahead` and `connection_close cursor_ahead`.
+    CursorAheadIgnored => "cursor-ahead-ignored",
+    /// Streams of vanished clients are never freed: no heartbeat is ever written, so
+    /// nothing notices a closed connection and `spine_active_streams` stays up.
+    LeakClosedStreams => "leak-closed-streams",
+    /// Seqs come from an in-memory counter that starts at 1 at every start; events
+    /// are stored under them (`INSERT OR REPLACE` with an explicit seq), so after a
+    /// restart old seqs are given to new events.
+    SeqFromCounter => "seq-from-counter",
+    /// `connection_open` and heartbeats announce `head_seq` [`STALE_HEAD_BY`] seqs
+    /// below the real head, so below seqs already sent.
+    StaleHead => "stale-head",
+    /// Publish acknowledges each event with its seq + 1 (the seq of the next one).
+    AckSeqOffByOne => "ack-seq-off-by-one",
+    /// Each log stream adds `"conn": <its ordinal since start>` inside every event's
+    /// `payload`, so the same seq shows different payloads on different connections.
+    PerClientPayload => "per-client-payload",
+    /// Every [`REJECT_EVERY`]-th well-formed publish request is refused with `503
+    /// unavailable` (nothing is written).
+    PublishRejectsSome => "publish-rejects-some",
+    /// A stream lagging more than [`SLOW_CUT_LAG`] events behind the head is ended
+    /// without any `connection_close` frame.
+    SlowConsumerAbruptClose => "slow-consumer-abrupt-close",
+    /// Streams answer `Content-Type: text/plain`.
+    WrongContentType => "wrong-content-type",
+    /// Streams do not start with the `retry:` block.
+    NoRetry => "no-retry",
+    /// Streams start without the `connection_open` frame.
+    NoConnectionOpen => "no-connection-open",
+    /// A heartbeat frame follows `connection_close` before the response ends.
+    EventAfterClose => "event-after-close",
+    /// Abnormal ends (`cursor_ahead`, `task_not_found`, store failures) send
+    /// `connection_close` without the `error` frame before it.
+    CloseWithoutError => "close-without-error",
+    /// Heartbeats carry `server_time` but no `head_seq`.
+    HeartbeatWithoutHead => "heartbeat-without-head",
+    /// `version` events lack the `git_commit` field.
+    VersionMissingFields => "version-missing-fields",
+    /// Publish (and every other write) is acknowledged with its seqs before the
+    /// transaction commits; the commit follows [`COMMIT_LAG`] later, so a crash in
+    /// that window loses acknowledged writes.
+    AckBeforeCommit => "ack-before-commit",
+    /// On shutdown (SIGTERM) streams end without `connection_close server_shutdown`.
+    ShutdownWithoutClose => "shutdown-without-close",
+    /// The receipt hash stored with a completed job (and sent in `task_completed`) is
+    /// the SHA-256 of the receipt bytes plus a newline, not of the file written.
+    ReceiptHashWrong => "receipt-hash-wrong",
 }
 
 impl fmt::Display for Fault {
@@ -77,12 +215,37 @@ impl FaultSet {
 
     /// Whether `fault` is on.
     pub fn has(&self, fault: Fault) -> bool {
-        self.on.contains(&fault)
+        !self.on.is_empty() && self.on.contains(&fault)
     }
 
     /// Whether no fault is on.
     pub fn is_empty(&self) -> bool {
         self.on.is_empty()
+    }
+
+    /// The faults on, in [`Fault`] order.
+    pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
+        self.on.iter().copied()
+    }
+}
+
+/// Counters some faults need ("every n-th connection", "every n-th publish"); touched
+/// only while such a fault is on.
+#[derive(Debug, Default)]
+pub(crate) struct FaultCounters {
+    connections: AtomicU64,
+    publishes: AtomicU64,
+}
+
+impl FaultCounters {
+    /// The 1-based ordinal of a new log stream.
+    pub(crate) fn next_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The 1-based ordinal of a new well-formed publish request.
+    pub(crate) fn next_publish(&self) -> u64 {
+        self.publishes.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -91,12 +254,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_fault_parses_from_its_name_and_unknown_names_are_refused() {
+    fn every_fault_parses_from_its_unique_name_and_unknown_names_are_refused() {
+        let mut seen = BTreeSet::new();
         for f in Fault::ALL {
             assert_eq!(f.name().parse::<Fault>().unwrap(), *f);
+            assert!(seen.insert(f.name()), "duplicate name {}", f.name());
+            assert!(
+                f.name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{} is not kebab-case",
+                f.name()
+            );
         }
         let err = "nope".parse::<Fault>().unwrap_err();
         assert!(err.to_string().contains("heartbeat-absent"));
-        assert!(FaultSet::default().is_empty());
+        assert!("".parse::<Fault>().is_err());
+        assert!("Replay-Off-By-One".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn the_default_set_is_empty_and_has_nothing_on() {
+        let set = FaultSet::default();
+        assert!(set.is_empty());
+        assert!(Fault::ALL.iter().all(|f| !set.has(*f)));
+        let one = FaultSet::new([Fault::Reorder]);
+        assert!(one.has(Fault::Reorder) && !one.has(Fault::NoRetry));
+    }
+
+    #[test]
+    fn every_row_of_the_mutation_table_has_a_fault_and_every_fault_a_row() {
+        let table = include_str!("../../contracts/mutations.toml");
+        let rows: BTreeSet<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("fault = \""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .collect();
+        let names: BTreeSet<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        assert_eq!(rows, names);
     }
 }

@@ -30,6 +30,7 @@ use tokio::task::AbortHandle;
 use crate::AppState;
 use crate::durable;
 use crate::error::{ApiError, ErrorCode, parse_json};
+use crate::faults::{Fault, REJECT_EVERY, UNWRITTEN_EVERY};
 use crate::store::{ArtifactRow, JobState, NewEvent, StoredEvent, WriteOp, now_ts};
 
 /// Most steps a job may have.
@@ -415,7 +416,11 @@ async fn finish_completed(
     };
     let bytes = serde_json::to_vec(&receipt)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let hash = hex::encode(Sha256::digest(&bytes));
+    let hash = if state.faults.has(Fault::ReceiptHashWrong) {
+        hex::encode(Sha256::digest([&bytes[..], b"\n"].concat()))
+    } else {
+        hex::encode(Sha256::digest(&bytes))
+    };
     let path = receipt_path(&data_dir, job_id);
     tokio::task::spawn_blocking(move || durable::atomic_write_bytes(&path, &bytes))
         .await
@@ -550,8 +555,28 @@ pub async fn publish(
             "the job's terminal event is written or under way",
         ));
     }
-    let seqs = state.store.write(WriteOp::Append(events)).await?;
+    let counted = state.faults.has(Fault::PublishRejectsSome)
+        || state.faults.has(Fault::AckWithoutWrite);
+    let nth = if counted {
+        state.fault_counters.next_publish()
+    } else {
+        0
+    };
+    if state.faults.has(Fault::PublishRejectsSome) && nth % REJECT_EVERY == 0 {
+        return Err(ApiError::new(ErrorCode::Unavailable, "try again later"));
+    }
+    let op = if state.faults.has(Fault::AckWithoutWrite) && nth % UNWRITTEN_EVERY == 0 {
+        WriteOp::AppendUnwritten(events)
+    } else {
+        WriteOp::Append(events)
+    };
+    let mut seqs = state.store.write(op).await?;
     drop(terminal);
+    if state.faults.has(Fault::AckSeqOffByOne) {
+        for s in &mut seqs {
+            *s += 1;
+        }
+    }
     Ok((StatusCode::CREATED, Json(json!({ "seqs": seqs }))))
 }
 

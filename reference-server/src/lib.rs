@@ -111,6 +111,7 @@ pub struct Shared {
     pub(crate) token: auth::Token,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) faults: faults::FaultSet,
+    pub(crate) fault_counters: faults::FaultCounters,
     pub(crate) heartbeat: Duration,
     pub(crate) retry_ms: u64,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -245,7 +246,10 @@ impl RunningServer {
         let metrics = Arc::new(metrics::Metrics::default());
         let open_dir = data_dir.clone();
         let persisted = metrics.events_persisted.clone();
-        let store = tokio::task::spawn_blocking(move || store::Store::open(&open_dir, persisted))
+        let store_faults = cfg.faults.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            store::Store::open(&open_dir, persisted, &store_faults)
+        })
             .await
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
@@ -261,11 +265,12 @@ impl RunningServer {
             token: auth::Token::new(&cfg.token),
             metrics,
             faults: cfg.faults.clone(),
+            fault_counters: faults::FaultCounters::default(),
             heartbeat: Duration::from_millis(cfg.heartbeat_ms),
             retry_ms: cfg.retry_ms,
             shutdown: shutdown_rx.clone(),
             jobs: jobs::Jobs::default(),
-            versions: version::VersionHub::new(env!("CARGO_PKG_VERSION")),
+            versions: version::VersionHub::new(env!("CARGO_PKG_VERSION"), &cfg.faults),
         }));
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;

@@ -35,8 +35,9 @@ enum Command {
         /// The `retry:` advice sent to clients, in milliseconds.
         #[arg(long, default_value_t = 1_000)]
         retry_ms: u64,
-        /// A deliberate protocol deviation to switch on (repeatable).
-        #[arg(long = "fault")]
+        /// A deliberate protocol deviation to switch on (repeatable); see
+        /// contracts/mutations.toml for what each does.
+        #[arg(long = "fault", value_name = "NAME", value_parser = fault_parser())]
         faults: Vec<Fault>,
     },
     /// Write integrity_report.json and integrity_report.txt for a data folder.
@@ -51,6 +52,13 @@ enum Command {
         #[arg(long)]
         full_integrity: bool,
     },
+}
+
+/// Parses `--fault NAME`, listing every name in `--help` and in the error.
+fn fault_parser() -> impl clap::builder::TypedValueParser<Value = Fault> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Fault::ALL.iter().map(|f| f.name()))
+        .try_map(|s| s.parse::<Fault>())
 }
 
 fn main() -> anyhow::Result<()> {

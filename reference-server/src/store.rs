@@ -19,6 +19,8 @@ use chrono::{SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::faults::{COMMIT_LAG, Fault, FaultSet};
+
 /// The store's schema (fixed: the integrity report reads it too).
 pub const SCHEMA: &str = include_str!("schema.sql");
 
@@ -169,6 +171,9 @@ pub struct ArtifactRow {
 pub enum WriteOp {
     /// Append events.
     Append(Vec<NewEvent>),
+    /// Fault [`Fault::AckWithoutWrite`]: give the events seqs, then delete their rows in
+    /// the same transaction (the seqs are used up, nothing is stored).
+    AppendUnwritten(Vec<NewEvent>),
     /// Create a job row and its first event.
     CreateJob {
         /// The new id.
@@ -205,7 +210,7 @@ pub enum WriteOp {
 impl WriteOp {
     fn event_count(&self) -> usize {
         match self {
-            WriteOp::Append(v) => v.len(),
+            WriteOp::Append(v) | WriteOp::AppendUnwritten(v) => v.len(),
             _ => 1,
         }
     }
@@ -310,15 +315,28 @@ fn open_read(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Store {
-    /// Opens (creating) `<data_dir>/spine.db` and starts the writer thread.
-    pub fn open(data_dir: &Path, persisted: Arc<AtomicU64>) -> Result<Store, StoreError> {
+    /// Opens (creating) `<data_dir>/spine.db` and starts the writer thread; `faults`
+    /// are the store's deliberate deviations (none in a correct server).
+    pub fn open(
+        data_dir: &Path,
+        persisted: Arc<AtomicU64>,
+        faults: &FaultSet,
+    ) -> Result<Store, StoreError> {
         let db_path = data_dir.join("spine.db");
         let conn = open_write(&db_path)?;
-        let head: u64 = conn
+        let mut head: u64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map_err(StoreError::sql)? as u64;
+        let wf = WriterFaults {
+            ack_before_commit: faults.has(Fault::AckBeforeCommit),
+            seq_counter: faults.has(Fault::SeqFromCounter).then_some(1),
+        };
+        if wf.seq_counter.is_some() {
+            // The counter's view: nothing was written before this start.
+            head = 0;
+        }
         let (head_tx, head_rx) = watch::channel(head);
         let ring = Arc::new(Mutex::new(Ring {
             floor: head,
@@ -330,7 +348,7 @@ impl Store {
         let writer_persisted = persisted.clone();
         let writer = std::thread::Builder::new()
             .name("spine-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_tx, writer_ring, writer_persisted))
+            .spawn(move || writer_loop(conn, rx, head_tx, writer_ring, writer_persisted, wf))
             .map_err(|e| StoreError::new(StoreErrorKind::Open, e.to_string()))?;
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
@@ -637,12 +655,41 @@ impl Store {
     }
 }
 
+/// The writer's deliberate deviations.
+#[derive(Debug, Clone, Copy)]
+struct WriterFaults {
+    /// [`Fault::AckBeforeCommit`].
+    ack_before_commit: bool,
+    /// [`Fault::SeqFromCounter`]: the next seq to give, counted from 1 at each start.
+    seq_counter: Option<u64>,
+}
+
 fn insert_event(
     tx: &Connection,
     ev: &NewEvent,
     ts: &str,
     out: &mut Vec<StoredEvent>,
+    seq_counter: &mut Option<u64>,
 ) -> rusqlite::Result<u64> {
+    if let Some(next) = seq_counter.as_mut() {
+        // Fault SeqFromCounter: the seq is the in-memory counter's, whatever the
+        // table holds under it.
+        let seq = *next;
+        *next += 1;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO events (seq, job_id, event_type, ts, payload) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![seq as i64, ev.job_id, ev.event_type, ts, ev.payload])?;
+        out.push(StoredEvent::new(
+            seq,
+            ev.job_id.clone(),
+            ev.event_type.clone(),
+            ts.to_owned(),
+            ev.payload.clone(),
+        ));
+        return Ok(seq);
+    }
     let mut st = tx.prepare_cached(
         "INSERT INTO events (job_id, event_type, ts, payload) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -663,12 +710,27 @@ fn apply(
     op: &WriteOp,
     ts: &str,
     out: &mut Vec<StoredEvent>,
+    seq_counter: &mut Option<u64>,
 ) -> rusqlite::Result<Vec<u64>> {
     match op {
         WriteOp::Append(events) => events
             .iter()
-            .map(|ev| insert_event(tx, ev, ts, out))
+            .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
             .collect(),
+        WriteOp::AppendUnwritten(events) => {
+            // Fault AckWithoutWrite: the rows get their seqs (AUTOINCREMENT never gives
+            // them again) and are deleted at once; nothing reaches the ring or the head.
+            let mut gone = Vec::new();
+            let seqs = events
+                .iter()
+                .map(|ev| insert_event(tx, ev, ts, &mut gone, seq_counter))
+                .collect::<rusqlite::Result<Vec<u64>>>()?;
+            let mut del = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+            for s in &seqs {
+                del.execute([*s as i64])?;
+            }
+            Ok(seqs)
+        }
         WriteOp::CreateJob {
             job_id,
             spec,
@@ -678,14 +740,14 @@ fn apply(
                 "INSERT INTO jobs (job_id, spec, state, created_at) VALUES (?1, ?2, 'running', ?3)",
                 params![job_id, spec, ts],
             )?;
-            Ok(vec![insert_event(tx, first, ts, out)?])
+            Ok(vec![insert_event(tx, first, ts, out, seq_counter)?])
         }
         WriteOp::AddArtifact { job_id, row, event } => {
             tx.execute(
                 "INSERT OR REPLACE INTO artifacts (job_id, name, sha256, bytes) VALUES (?1, ?2, ?3, ?4)",
                 params![job_id, row.name, row.sha256, row.bytes as i64],
             )?;
-            Ok(vec![insert_event(tx, event, ts, out)?])
+            Ok(vec![insert_event(tx, event, ts, out, seq_counter)?])
         }
         WriteOp::Finish {
             job_id,
@@ -698,7 +760,7 @@ fn apply(
                 "UPDATE jobs SET state = ?2, receipt_hash = ?3, completed_at = ?4 WHERE job_id = ?1",
                 params![job_id, state.as_str(), receipt_hash, completed_at],
             )?;
-            Ok(vec![insert_event(tx, event, ts, out)?])
+            Ok(vec![insert_event(tx, event, ts, out, seq_counter)?])
         }
     }
 }
@@ -709,6 +771,7 @@ fn writer_loop(
     head: watch::Sender<u64>,
     ring: Arc<Mutex<Ring>>,
     persisted: Arc<AtomicU64>,
+    mut faults: WriterFaults,
 ) {
     let mut stop = false;
     while !stop {
@@ -737,7 +800,7 @@ fn writer_loop(
         if batch.is_empty() {
             continue;
         }
-        commit_group(&mut conn, batch, &head, &ring, &persisted);
+        commit_group(&mut conn, batch, &head, &ring, &persisted, &mut faults);
     }
     // Writes queued after Stop are refused by dropping their reply senders.
     rx.close();
@@ -752,16 +815,19 @@ fn commit_group(
     head: &watch::Sender<u64>,
     ring: &Arc<Mutex<Ring>>,
     persisted: &Arc<AtomicU64>,
+    faults: &mut WriterFaults,
 ) {
     let ts = now_ts();
-    let mut results: Vec<Result<Vec<u64>, StoreError>> = Vec::with_capacity(batch.len());
+    let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.into_iter().map(|c| (c.op, c.reply)).unzip();
+    let mut replies: Vec<Option<oneshot::Sender<_>>> = replies.into_iter().map(Some).collect();
+    let mut results: Vec<Result<Vec<u64>, StoreError>> = Vec::with_capacity(ops.len());
     let mut stored = Vec::new();
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
-        for cmd in &batch {
+        for op in &ops {
             let sp = tx.savepoint()?;
             let mut local = Vec::new();
-            match apply(&sp, &cmd.op, &ts, &mut local) {
+            match apply(&sp, op, &ts, &mut local, &mut faults.seq_counter) {
                 Ok(seqs) => {
                     sp.commit()?;
                     stored.append(&mut local);
@@ -774,14 +840,21 @@ fn commit_group(
                 }
             }
         }
+        if faults.ack_before_commit {
+            // Fault AckBeforeCommit: answer the writers now, commit later.
+            for (reply, res) in replies.iter_mut().zip(results.drain(..)) {
+                if let Some(r) = reply.take() {
+                    let _ = r.send(res);
+                }
+            }
+            std::thread::sleep(COMMIT_LAG);
+        }
         tx.commit()
     })();
     if let Err(e) = outcome {
         tracing::error!(error = %e, "group commit failed");
-        for cmd in batch {
-            let _ = cmd
-                .reply
-                .send(Err(StoreError::new(StoreErrorKind::Sql, e.to_string())));
+        for reply in replies.into_iter().flatten() {
+            let _ = reply.send(Err(StoreError::new(StoreErrorKind::Sql, e.to_string())));
         }
         return;
     }
@@ -795,7 +868,9 @@ fn commit_group(
     if let Some(h) = new_head {
         head.send_replace(h);
     }
-    for (cmd, res) in batch.into_iter().zip(results) {
-        let _ = cmd.reply.send(res);
+    for (reply, res) in replies.into_iter().zip(results) {
+        if let Some(r) = reply {
+            let _ = r.send(res);
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! bytes: a `retry:` block of its own, lifecycle frames without `id:`, one chunk per
 //! flush.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,7 +28,10 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::faults::Fault;
+use crate::faults::{
+    DROP_EVERY_CONN, DROP_EVERY_SEQ, Fault, LATE_HEARTBEAT_FACTOR, SLOW_CUT_LAG, SLOW_DROP_KEEP,
+    SLOW_DROP_LAG, STALE_HEAD_BY,
+};
 use crate::metrics::ActiveStream;
 use crate::store::{StoredEvent, json_str, now_ts};
 use crate::version::{VersionMsg, VersionSubscription};
@@ -120,6 +124,21 @@ enum Source {
     },
 }
 
+/// Per-stream state of the faults that need some; untouched while none of them is on.
+#[derive(Debug, Default)]
+struct FaultState {
+    /// The 1-based ordinal of this log stream ([`Fault::DropForSomeClients`],
+    /// [`Fault::PerClientPayload`]); 0 when neither is on.
+    conn: u64,
+    /// [`Fault::Reorder`]: an event frame held back to be written after the next one.
+    held: Option<Bytes>,
+    /// [`Fault::LiveBoundaryRace`]: the head when the stream opened (where its replay
+    /// ends) ...
+    replay_end: u64,
+    /// ... and whether it has switched to live since.
+    live: bool,
+}
+
 /// One open stream: the frames waiting to be written and where more come from.
 struct Stream {
     state: AppState,
@@ -129,7 +148,15 @@ struct Stream {
     source: Source,
     last_write: Instant,
     shutdown: watch::Receiver<bool>,
+    fault: FaultState,
     _active: ActiveStream,
+}
+
+/// What woke a caught-up log stream.
+enum LogWoke {
+    Stop,
+    Head(bool),
+    Beat,
 }
 
 impl Stream {
@@ -137,7 +164,20 @@ impl Stream {
         let shutdown = state.shutdown.clone();
         let active = ActiveStream::new(state.metrics.clone());
         let mut out = VecDeque::new();
-        out.push_back(Bytes::from(format!("retry: {}\n\n", state.retry_ms)));
+        if !state.faults.has(Fault::NoRetry) {
+            out.push_back(Bytes::from(format!("retry: {}\n\n", state.retry_ms)));
+        }
+        let mut fault = FaultState::default();
+        if let Source::Log { head, .. } = &source {
+            if state.faults.has(Fault::DropForSomeClients)
+                || state.faults.has(Fault::PerClientPayload)
+            {
+                fault.conn = state.fault_counters.next_connection();
+            }
+            if state.faults.has(Fault::LiveBoundaryRace) {
+                fault.replay_end = *head.borrow();
+            }
+        }
         Stream {
             state,
             cid_json: json_str(cid),
@@ -146,7 +186,26 @@ impl Stream {
             source,
             last_write: Instant::now(),
             shutdown,
+            fault,
             _active: active,
+        }
+    }
+
+    /// The connection's correlation id as a JSON string.
+    fn cid(&self) -> Cow<'_, str> {
+        if self.state.faults.has(Fault::CorrelationIdPerFrame) {
+            Cow::Owned(json_str(&uuid::Uuid::new_v4().to_string()))
+        } else {
+            Cow::Borrowed(&self.cid_json)
+        }
+    }
+
+    /// The `head_seq` to announce for the committed head `head`.
+    fn announced_head(&self, head: u64) -> u64 {
+        if self.state.faults.has(Fault::StaleHead) {
+            head.saturating_sub(STALE_HEAD_BY)
+        } else {
+            head
         }
     }
 
@@ -157,29 +216,63 @@ impl Stream {
         if !data.ends_with('{') {
             data.push(',');
         }
+        let id_line = if self.state.faults.has(Fault::IdOnLifecycle)
+            && matches!(event, "connection_open" | "connection_close")
+        {
+            format!("id: {}\n", self.state.store.head())
+        } else {
+            String::new()
+        };
         let frame = format!(
-            "event: {event}\ndata: {data}\"correlation_id\":{}}}\n\n",
-            self.cid_json
+            "{id_line}event: {event}\ndata: {data}\"correlation_id\":{}}}\n\n",
+            self.cid()
         );
         self.out.push_back(Bytes::from(frame));
     }
 
+    /// [`Fault::Reorder`]: writes the held-back event frame, if any.
+    fn flush_held(&mut self) {
+        if let Some(h) = self.fault.held.take() {
+            self.out.push_back(h);
+        }
+    }
+
     fn close(&mut self, reason: &str) {
+        self.flush_held();
         self.lifecycle("connection_close", json!({ "reason": reason }));
         self.done = true;
+        if self.state.faults.has(Fault::EventAfterClose) {
+            self.heartbeat();
+        }
     }
 
     fn fail(&mut self, code: &str, message: &str) {
-        self.lifecycle("error", json!({ "code": code, "message": message }));
+        if !self.state.faults.has(Fault::CloseWithoutError) {
+            self.lifecycle("error", json!({ "code": code, "message": message }));
+        }
         self.close(code);
     }
 
+    /// The server is shutting down: the last frame is `connection_close
+    /// server_shutdown`.
+    fn shut_down(&mut self) {
+        if self.state.faults.has(Fault::ShutdownWithoutClose) {
+            self.flush_held();
+            self.done = true;
+        } else {
+            self.close("server_shutdown");
+        }
+    }
+
     fn heartbeat(&mut self) {
-        let head = self.state.store.head();
-        self.lifecycle(
-            "heartbeat",
-            json!({ "server_time": now_ts(), "head_seq": head }),
-        );
+        self.flush_held();
+        let head = self.announced_head(self.state.store.head());
+        let data = if self.state.faults.has(Fault::HeartbeatWithoutHead) {
+            json!({ "server_time": now_ts() })
+        } else {
+            json!({ "server_time": now_ts(), "head_seq": head })
+        };
+        self.lifecycle("heartbeat", data);
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -192,7 +285,7 @@ impl Stream {
                 return None;
             }
             if *self.shutdown.borrow() {
-                self.close("server_shutdown");
+                self.shut_down();
                 continue;
             }
             self.fill().await;
@@ -200,8 +293,11 @@ impl Stream {
     }
 
     fn heartbeat_due(&self) -> Option<Instant> {
-        if self.state.faults.has(Fault::HeartbeatAbsent) {
+        let f = &self.state.faults;
+        if f.has(Fault::HeartbeatAbsent) || f.has(Fault::LeakClosedStreams) {
             None
+        } else if f.has(Fault::HeartbeatLate) {
+            Some(self.last_write + self.state.heartbeat * LATE_HEARTBEAT_FACTOR)
         } else {
             Some(self.last_write + self.state.heartbeat)
         }
@@ -227,7 +323,21 @@ impl Stream {
                 cursor,
                 head,
             } => {
-                let seen = *head.borrow_and_update();
+                let mut seen = *head.borrow_and_update();
+                let faults = &self.state.faults;
+                let lag = seen.saturating_sub(*cursor);
+                if faults.has(Fault::SlowConsumerAbruptClose) && lag > SLOW_CUT_LAG {
+                    // The response just ends: no connection_close.
+                    self.done = true;
+                    return;
+                }
+                if faults.has(Fault::SlowConsumerDrop) && lag > SLOW_DROP_LAG {
+                    *cursor = seen - SLOW_DROP_KEEP;
+                }
+                let racing = faults.has(Fault::LiveBoundaryRace) && !self.fault.live;
+                if racing {
+                    seen = seen.min(self.fault.replay_end);
+                }
                 if *cursor < seen {
                     let page = self
                         .state
@@ -247,15 +357,23 @@ impl Stream {
                     }
                     return;
                 }
-                tokio::select! {
+                let woke = tokio::select! {
                     biased;
-                    _ = stop => self.close("server_shutdown"),
-                    r = head.changed() => {
-                        if r.is_err() {
-                            self.close("server_shutdown");
-                        }
-                    }
-                    _ = sleep => self.heartbeat(),
+                    _ = stop => LogWoke::Stop,
+                    r = head.changed() => LogWoke::Head(r.is_ok()),
+                    _ = sleep => LogWoke::Beat,
+                };
+                if racing && matches!(woke, LogWoke::Head(true)) {
+                    // Fault LiveBoundaryRace: the replay is over and this is the first
+                    // live notification; go on above the head it announces, skipping
+                    // whatever was committed since the replay's head.
+                    *cursor = (*cursor).max(*head.borrow_and_update());
+                    self.fault.live = true;
+                }
+                match woke {
+                    LogWoke::Stop | LogWoke::Head(false) => self.shut_down(),
+                    LogWoke::Head(true) => {}
+                    LogWoke::Beat => self.heartbeat(),
                 }
             }
             Source::Version { sub, replaced } => {
@@ -279,7 +397,7 @@ impl Stream {
                     _ = sleep => Woke::Beat,
                 };
                 match woke {
-                    Woke::Stop => self.close("server_shutdown"),
+                    Woke::Stop => self.shut_down(),
                     Woke::Replaced(true) => self.close("replaced"),
                     Woke::Replaced(false) => {
                         if let Source::Version { replaced, .. } = &mut self.source {
@@ -294,6 +412,46 @@ impl Stream {
         }
     }
 
+    /// Writes one event frame into `buf`.
+    fn write_event(&self, buf: &mut BytesMut, ev: &StoredEvent) {
+        let faults = &self.state.faults;
+        let progress = ev.event_type == "progress_update";
+        if faults.has(Fault::NonJsonData) && progress {
+            buf.put_slice(
+                format!(
+                    "id: {}\nevent: task_event\ndata: progress update {} of job {}\n\n",
+                    ev.seq, ev.seq, ev.job_id
+                )
+                .as_bytes(),
+            );
+            return;
+        }
+        buf.put_slice(format!("id: {}\nevent: task_event\ndata: ", ev.seq).as_bytes());
+        // A field added inside the payload, which ends the wire prefix.
+        let extra = if faults.has(Fault::PerClientPayload) {
+            Some(format!("\"conn\":{}", self.fault.conn).into_bytes())
+        } else if faults.has(Fault::InvalidUtf8) && progress {
+            Some(b"\"note\":\"\xff\"".to_vec())
+        } else {
+            None
+        };
+        match extra {
+            Some(extra) => {
+                let prefix = ev.wire_prefix.as_bytes();
+                buf.put_slice(&prefix[..prefix.len() - 1]);
+                if ev.payload != "{}" {
+                    buf.put_u8(b',');
+                }
+                buf.put_slice(&extra);
+                buf.put_u8(b'}');
+            }
+            None => buf.put_slice(ev.wire_prefix.as_bytes()),
+        }
+        buf.put_slice(b",\"correlation_id\":");
+        buf.put_slice(self.cid().as_bytes());
+        buf.put_slice(b"}\n\n");
+    }
+
     fn push_events(&mut self, events: &[Arc<StoredEvent>], task: bool) {
         if events.is_empty() {
             return;
@@ -302,14 +460,29 @@ impl Stream {
         let mut n = 0u64;
         let mut terminal = None;
         for ev in events {
-            buf.put_slice(format!("id: {}\nevent: task_event\ndata: ", ev.seq).as_bytes());
-            buf.put_slice(ev.wire_prefix.as_bytes());
-            buf.put_slice(b",\"correlation_id\":");
-            buf.put_slice(self.cid_json.as_bytes());
-            buf.put_slice(b"}\n\n");
-            n += 1;
             if task && matches!(ev.event_type.as_str(), "task_completed" | "task_failed") {
                 terminal = Some(ev.event_type.clone());
+            }
+            let skip = self.state.faults.has(Fault::DropForSomeClients)
+                && self.fault.conn % DROP_EVERY_CONN == 0
+                && ev.seq % DROP_EVERY_SEQ == 0;
+            if !skip {
+                if self.state.faults.has(Fault::Reorder) {
+                    let mut frame = BytesMut::new();
+                    self.write_event(&mut frame, ev);
+                    match self.fault.held.take() {
+                        None => self.fault.held = Some(frame.freeze()),
+                        Some(held) => {
+                            buf.put_slice(&frame);
+                            buf.put_slice(&held);
+                        }
+                    }
+                } else {
+                    self.write_event(&mut buf, ev);
+                }
+                n += 1;
+            }
+            if terminal.is_some() {
                 break;
             }
         }
@@ -317,30 +490,46 @@ impl Stream {
             .metrics
             .events_delivered
             .fetch_add(n, Ordering::Relaxed);
-        self.out.push_back(buf.freeze());
-        if let Some(reason) = terminal {
+        if !buf.is_empty() {
+            self.out.push_back(buf.freeze());
+        }
+        if let Some(reason) = terminal
+            && !self.state.faults.has(Fault::NoCloseAfterTerminal)
+        {
             self.close(&reason);
         }
     }
 
     fn push_version(&mut self, m: &VersionMsg) {
-        let data = json!({
-            "request_id": m.request_id,
-            "version": m.version,
-            "environment": m.environment,
-            "git_commit": m.git_commit,
-        });
+        let data = if self.state.faults.has(Fault::VersionMissingFields) {
+            json!({
+                "request_id": m.request_id,
+                "version": m.version,
+                "environment": m.environment,
+            })
+        } else {
+            json!({
+                "request_id": m.request_id,
+                "version": m.version,
+                "environment": m.environment,
+                "git_commit": m.git_commit,
+            })
+        };
         let mut data = data.to_string();
         data.pop();
         let frame = format!(
             "event: version\ndata: {data},\"correlation_id\":{}}}\n\n",
-            self.cid_json
+            self.cid()
         );
         self.out.push_back(Bytes::from(frame));
     }
 
     fn open(&mut self, name: StreamName, head: u64, resume_from: Option<u64>) {
+        if self.state.faults.has(Fault::NoConnectionOpen) {
+            return;
+        }
         let hb = self.state.heartbeat.as_millis() as u64;
+        let head = self.announced_head(head);
         self.lifecycle(
             "connection_open",
             json!({
@@ -353,15 +542,17 @@ impl Stream {
     }
 
     fn into_response(self) -> Response {
+        let content_type = if self.state.faults.has(Fault::WrongContentType) {
+            "text/plain"
+        } else {
+            "text/event-stream"
+        };
         let body = Body::from_stream(futures_util::stream::unfold(self, |mut s| async move {
             s.next_chunk().await.map(|b| (Ok::<_, Infallible>(b), s))
         }));
         let mut resp = body.into_response();
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         resp
@@ -372,6 +563,33 @@ fn query_or_err(q: Result<Query<StreamQuery>, QueryRejection>) -> Result<StreamQ
     q.map(|Query(q)| q).map_err(ApiError::from)
 }
 
+/// The cursor of a stream request, as [`parse_cursor`] reads it (and as the cursor
+/// faults bend it).
+fn request_cursor(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<u64>, ApiError> {
+    let cursor = match parse_cursor(headers, query) {
+        Err(_) if state.faults.has(Fault::InvalidCursorAccepted) => None,
+        r => r?,
+    };
+    if state.faults.has(Fault::IgnoreCursor) {
+        return Ok(None);
+    }
+    Ok(cursor)
+}
+
+/// Where a log stream's replay starts: after the cursor (0: from the start).
+fn replay_after(state: &AppState, cursor: Option<u64>) -> u64 {
+    match cursor {
+        None => 0,
+        Some(c) if state.faults.has(Fault::ReplayOffByOne) => c.saturating_sub(1),
+        Some(c) if state.faults.has(Fault::ReplaySkipsOne) => c.saturating_add(1),
+        Some(c) => c,
+    }
+}
+
 /// `GET /v1/events[?job_id=]`: the whole log (or one job's), then live.
 pub async fn events_stream(
     State(state): State<AppState>,
@@ -379,7 +597,7 @@ pub async fn events_stream(
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query_or_err(query)?;
-    let cursor = parse_cursor(&headers, q.last_event_id.as_deref())?;
+    let cursor = request_cursor(&state, &headers, q.last_event_id.as_deref())?;
     let cid = correlation_id(&headers);
     let head_rx = state.store.subscribe_head();
     let head = *head_rx.borrow();
@@ -389,12 +607,12 @@ pub async fn events_stream(
         Source::Log {
             job: q.job_id,
             task: false,
-            cursor: cursor.unwrap_or(0),
+            cursor: replay_after(&state, cursor),
             head: head_rx,
         },
     );
     s.open(StreamName::Events, head, cursor);
-    if cursor.is_some_and(|c| c > head) {
+    if cursor.is_some_and(|c| c > head) && !state.faults.has(Fault::CursorAheadIgnored) {
         s.fail("cursor_ahead", "cursor is above the head of the log");
     }
     Ok(s.into_response())
@@ -408,9 +626,12 @@ pub async fn task_stream(
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query_or_err(query)?;
-    let cursor = parse_cursor(&headers, q.last_event_id.as_deref())?;
+    let cursor = request_cursor(&state, &headers, q.last_event_id.as_deref())?;
     let cid = correlation_id(&headers);
     let known = state.jobs.exists(&job_id);
+    if !known && state.faults.has(Fault::TaskNotFound404) {
+        return Err(ApiError::new(ErrorCode::JobNotFound, "no job with that id"));
+    }
     // The head first: a terminal committed after it is found by paging instead.
     let head_rx = state.store.subscribe_head();
     let head = *head_rx.borrow();
@@ -426,17 +647,18 @@ pub async fn task_stream(
         Source::Log {
             job: Some(job_id),
             task: true,
-            cursor: c,
+            cursor: replay_after(&state, cursor),
             head: head_rx,
         },
     );
     s.open(StreamName::Task, head, cursor);
     if !known {
         s.fail("task_not_found", "no job with that id");
-    } else if c > head {
+    } else if c > head && !state.faults.has(Fault::CursorAheadIgnored) {
         s.fail("cursor_ahead", "cursor is above the head of the log");
     } else if let Some((seq, kind)) = terminal
         && seq <= c
+        && !state.faults.has(Fault::NoCloseAfterTerminal)
     {
         s.close(&kind);
     }
@@ -451,7 +673,7 @@ pub async fn version_stream(
 ) -> Result<Response, ApiError> {
     let q = query_or_err(query)?;
     // A well-formed cursor is ignored; a malformed one is still refused.
-    parse_cursor(&headers, q.last_event_id.as_deref())?;
+    request_cursor(&state, &headers, q.last_event_id.as_deref())?;
     let request_id = q
         .request_id
         .filter(|r| !r.is_empty())

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, parse_json};
+use crate::faults::{Fault, FaultSet};
 
 /// Most notifications pending for one request id (queued or in an open stream's buffer).
 pub const MAX_PENDING: usize = 1000;
@@ -49,6 +50,9 @@ struct Active {
 struct Slot {
     queue: VecDeque<VersionMsg>,
     active: Option<Active>,
+    /// Fault [`Fault::VersionNoReplace`]: streams that should have been replaced, kept
+    /// open (never signalled, never fed).
+    unreplaced: Vec<Active>,
 }
 
 #[derive(Default)]
@@ -63,6 +67,7 @@ pub struct VersionHub {
     inner: Arc<Mutex<Inner>>,
     /// The running server's version, sent when nothing was queued.
     pub server_version: String,
+    faults: FaultSet,
 }
 
 impl std::fmt::Debug for VersionHub {
@@ -94,6 +99,7 @@ impl Drop for VersionSubscription {
             return;
         };
         if let Some(slot) = inner.slots.get_mut(&self.request_id) {
+            slot.unreplaced.retain(|a| a.id != self.id);
             if slot.active.as_ref().is_some_and(|a| a.id == self.id) {
                 slot.active = None;
                 self.rx.close();
@@ -127,11 +133,13 @@ impl NewSubscription {
 }
 
 impl VersionHub {
-    /// A hub announcing `server_version` for the running server.
-    pub fn new(server_version: impl Into<String>) -> VersionHub {
+    /// A hub announcing `server_version` for the running server, with the version
+    /// streams' deliberate deviations among `faults` (none in a correct server).
+    pub fn new(server_version: impl Into<String>, faults: &FaultSet) -> VersionHub {
         VersionHub {
             inner: Arc::default(),
             server_version: server_version.into(),
+            faults: faults.clone(),
         }
     }
 
@@ -152,10 +160,12 @@ impl VersionHub {
         inner.next_id += 1;
         let id = inner.next_id;
         let slot = inner.slots.entry(request_id.to_owned()).or_default();
-        if let Some(mut old) = slot.active.take()
-            && let Some(r) = old.replaced.take()
-        {
-            let _ = r.send(());
+        if let Some(mut old) = slot.active.take() {
+            if self.faults.has(Fault::VersionNoReplace) {
+                slot.unreplaced.push(old);
+            } else if let Some(r) = old.replaced.take() {
+                let _ = r.send(());
+            }
         }
         let (tx, rx) = mpsc::channel(MAX_PENDING);
         let (rtx, rrx) = oneshot::channel();
@@ -164,7 +174,10 @@ impl VersionHub {
             tx,
             replaced: Some(rtx),
         });
-        let pending = slot.queue.drain(..).collect();
+        let mut pending: Vec<VersionMsg> = slot.queue.drain(..).collect();
+        if self.faults.has(Fault::VersionPendingReversed) {
+            pending.reverse();
+        }
         (
             NewSubscription {
                 replaced: rrx,
