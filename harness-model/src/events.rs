@@ -120,6 +120,9 @@ pub struct ScenarioResult {
     pub histograms: BTreeMap<Metric, Histogram<u64>>,
     /// The command that replays just this scenario with the same seed.
     pub replay_command: String,
+    /// What the scenario established beyond pass/fail, by name (e.g. the publish rate it
+    /// reached, how far the head ran ahead of a slow reader), for reports.
+    pub facts: BTreeMap<String, serde_json::Value>,
 }
 
 /// One event of a run, in the order the runner emits them.

@@ -50,6 +50,8 @@ struct Scenario<'a> {
     stats: &'a ScenarioStats,
     replay_command: &'a str,
     metrics: BTreeMap<&'static str, MetricSummary>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    facts: &'a BTreeMap<String, serde_json::Value>,
     findings: Vec<JsonFinding<'a>>,
 }
 
@@ -114,6 +116,7 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
                     .filter(|(_, h)| !h.is_empty())
                     .map(|(m, h)| (m.name(), MetricSummary::of(*m, h)))
                     .collect(),
+                facts: &r.facts,
                 findings: r.findings.iter().map(finding).collect(),
             })
             .collect(),

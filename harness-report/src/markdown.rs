@@ -108,6 +108,18 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             let _ = writeln!(w, "\nReplay: `{}`\n", r.replay_command);
         }
     }
+    let with_facts: Vec<_> = log.results.iter().filter(|r| !r.facts.is_empty()).collect();
+    if !with_facts.is_empty() {
+        let _ = writeln!(w, "\n### What the scenarios established\n");
+        for r in with_facts {
+            let facts: Vec<String> = r
+                .facts
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            let _ = writeln!(w, "- `{}`: {}", r.info.id, text(&facts.join(", ")));
+        }
+    }
     let warnings: Vec<_> = log
         .results
         .iter()

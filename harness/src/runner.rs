@@ -50,7 +50,7 @@ impl Runner {
         let info = Runner::info(sc);
         let replay_command = format!("{} --scenario '{}'", self.replay_prefix, sc.id());
         let started = Instant::now();
-        let result = |verdict, findings, stats, histograms| ScenarioResult {
+        let result = |verdict, findings, stats, histograms, facts| ScenarioResult {
             info: info.clone(),
             verdict,
             findings,
@@ -58,6 +58,7 @@ impl Runner {
             stats,
             histograms,
             replay_command: replay_command.clone(),
+            facts,
         };
         if let Some(missing) = sc.requires.iter().find(|c| !self.target.profile.has(c)) {
             let reason = format!(
@@ -69,6 +70,7 @@ impl Runner {
                 Vec::new(),
                 ScenarioStats::default(),
                 Default::default(),
+                Default::default(),
             );
         }
         if sc.probe.as_ref().is_some_and(|p| p.needs_control()) && self.control.is_none() {
@@ -79,6 +81,7 @@ impl Runner {
                 },
                 Vec::new(),
                 ScenarioStats::default(),
+                Default::default(),
                 Default::default(),
             );
         }
@@ -100,6 +103,7 @@ impl Runner {
                     },
                     Vec::new(),
                     ScenarioStats::default(),
+                    Default::default(),
                     Default::default(),
                 );
             }
@@ -129,11 +133,16 @@ impl Runner {
                 findings,
                 stats(&rec),
                 Default::default(),
+                Default::default(),
             );
         }
         findings.sort_by(|a, b| (&a.contract, a.evidence.client.as_ref()).cmp(&(&b.contract, b.evidence.client.as_ref())));
         let histograms = harness_checks::measure(&rec);
-        result(Verdict::from_findings(&findings), findings, stats(&rec), histograms)
+        let mut facts = rec.facts.clone();
+        if sc.probe.is_none() {
+            facts.extend(crate::workload::facts(sc, &rec));
+        }
+        result(Verdict::from_findings(&findings), findings, stats(&rec), histograms, facts)
     }
 
     /// Runs scenarios in order, sending every run event to `sink`.

@@ -91,6 +91,7 @@ pub fn results() -> Vec<ScenarioResult> {
         ]),
         replay_command:
             "sse-harness run --embedded --seed 424242 --scenario CT-10/cut-at-random-bytes".into(),
+        facts: Default::default(),
     };
     let fail = ScenarioResult {
         info: info(
@@ -139,6 +140,7 @@ pub fn results() -> Vec<ScenarioResult> {
         ]),
         replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-11/slow-reader"
             .into(),
+        facts: Default::default(),
     };
     let skipped = ScenarioResult {
         info: info(
@@ -154,6 +156,7 @@ pub fn results() -> Vec<ScenarioResult> {
         histograms: BTreeMap::new(),
         replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-12/task-stream"
             .into(),
+        facts: Default::default(),
     };
     let error = ScenarioResult {
         info: info("LIFECYCLE/headers", "Responses carry the SSE headers."),
@@ -166,6 +169,7 @@ pub fn results() -> Vec<ScenarioResult> {
         histograms: BTreeMap::new(),
         replay_command: "sse-harness run --embedded --seed 424242 --scenario LIFECYCLE/headers"
             .into(),
+        facts: Default::default(),
     };
     vec![pass, fail, skipped, error]
 }
