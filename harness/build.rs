@@ -28,7 +28,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", f.display());
         let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
         let abs = f.canonicalize().unwrap_or_else(|_| f.clone());
-        src.push_str(&format!("    ({rel:?}, include_str!({:?})),\n", abs.display().to_string()));
+        src.push_str(&format!(
+            "    ({rel:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
     }
     src.push_str("]\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("scenarios.rs");

@@ -128,7 +128,11 @@ fn lost_ack(ctx: &mut Ctx) {
                 .acks
                 .iter()
                 .filter(|a| a.seq.is_some_and(|s| Some(s) < top && !got.contains(&s)))
-                .filter(|a| !spans.iter().any(|(lo, hi)| a.seq.is_some_and(|s| s.0 > *lo && s.0 < *hi)))
+                .filter(|a| {
+                    !spans
+                        .iter()
+                        .any(|(lo, hi)| a.seq.is_some_and(|s| s.0 > *lo && s.0 < *hi))
+                })
                 .filter(|a| !ctx.vanished.contains(a.marker.as_str()) && c.owed(a, ctx.cfg.ids))
                 .collect();
             skipped.sort_by_key(|a| a.seq);

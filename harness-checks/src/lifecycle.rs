@@ -28,7 +28,9 @@ pub(crate) fn check(ctx: &mut Ctx) {
             if !conn.status.is_some_and(|s| (200..300).contains(&s)) {
                 continue;
             }
-            found.extend(headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| ("lifecycle.headers", e)));
+            found.extend(
+                headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| ("lifecycle.headers", e)),
+            );
             found.extend(retry_first(id, conn).map(|e| ("lifecycle.retry-first", e)));
             if ctx.cfg.lifecycle_frames && !shaped.contains(id) {
                 found.extend(

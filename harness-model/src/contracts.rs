@@ -36,13 +36,28 @@ pub struct Family {
 /// The embedded family files, by file name.
 pub const FAMILY_FILES: &[(&str, &str)] = &[
     ("resume.toml", include_str!("../../contracts/resume.toml")),
-    ("delivery.toml", include_str!("../../contracts/delivery.toml")),
-    ("lifecycle.toml", include_str!("../../contracts/lifecycle.toml")),
-    ("heartbeat.toml", include_str!("../../contracts/heartbeat.toml")),
+    (
+        "delivery.toml",
+        include_str!("../../contracts/delivery.toml"),
+    ),
+    (
+        "lifecycle.toml",
+        include_str!("../../contracts/lifecycle.toml"),
+    ),
+    (
+        "heartbeat.toml",
+        include_str!("../../contracts/heartbeat.toml"),
+    ),
     ("version.toml", include_str!("../../contracts/version.toml")),
     ("framing.toml", include_str!("../../contracts/framing.toml")),
-    ("durability.toml", include_str!("../../contracts/durability.toml")),
-    ("liveness.toml", include_str!("../../contracts/liveness.toml")),
+    (
+        "durability.toml",
+        include_str!("../../contracts/durability.toml"),
+    ),
+    (
+        "liveness.toml",
+        include_str!("../../contracts/liveness.toml"),
+    ),
     ("gate.toml", include_str!("../../contracts/gate.toml")),
 ];
 

@@ -112,11 +112,7 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     if !with_facts.is_empty() {
         let _ = writeln!(w, "\n### What the scenarios established\n");
         for r in with_facts {
-            let facts: Vec<String> = r
-                .facts
-                .iter()
-                .map(|(k, v)| format!("{k} = {v}"))
-                .collect();
+            let facts: Vec<String> = r.facts.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             let _ = writeln!(w, "- `{}`: {}", r.info.id, text(&facts.join(", ")));
         }
     }

@@ -146,7 +146,15 @@ pub async fn run(
         let cut = cuts.pop_front();
         let index = connections.len() as u32;
         let conn = connect_once(
-            &target, &ledger, &plan, &mut sig, epoch, &mut st, index, cut.clone(), &mut paused,
+            &target,
+            &ledger,
+            &plan,
+            &mut sig,
+            epoch,
+            &mut st,
+            index,
+            cut.clone(),
+            &mut paused,
         )
         .await;
         let end = conn.end.clone();
@@ -176,8 +184,11 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(50 * u64::from(consecutive_failures))).await;
         } else if !plan.cut_gap.is_zero() && matches!(end, ConnEnd::Cut { .. }) {
             // Chaos timing, not synchronisation: stay away as long as the plan says.
-            tokio::time::sleep(plan.cut_gap.min(plan.deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(
+                plan.cut_gap
+                    .min(plan.deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
     }
     Transcript {
@@ -209,7 +220,9 @@ impl State {
             let cursor = if plan.from_start {
                 None
             } else {
-                plan.initial_cursor.as_deref().and_then(|c| c.parse::<u64>().ok())
+                plan.initial_cursor
+                    .as_deref()
+                    .and_then(|c| c.parse::<u64>().ok())
             };
             let owed = ledger.owed(&plan.channels, plan.from_start, cursor, self.first_head_us);
             let left: HashSet<String> = owed
@@ -294,7 +307,8 @@ impl AimScanner {
             "between-newlines" => {
                 b == b'\n'
                     && self.event_has_id
-                    && (l.starts_with(b"data:") || (self.prev_cr && l.is_empty() && self.last_ended_data))
+                    && (l.starts_with(b"data:")
+                        || (self.prev_cr && l.is_empty() && self.last_ended_data))
             }
             _ => false,
         };
@@ -339,7 +353,10 @@ async fn connect_once(
     for (k, v) in &target.profile.subscribe.headers {
         headers.push((k.clone(), v.clone()));
     }
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
         headers.push(("Accept".into(), "text/event-stream".into()));
     }
     let cursor = st.last_id.clone().filter(|c| !c.is_empty());
@@ -436,7 +453,13 @@ async fn connect_once(
     };
     // Waiting for heartbeats: once the stream has been silent for 3 x its interval the
     // evidence is in (the contract allows 2 x), so stop instead of waiting for the deadline.
-    let waits_for_heartbeats = matches!(plan.until, Until::Frames { kind: "heartbeat", .. });
+    let waits_for_heartbeats = matches!(
+        plan.until,
+        Until::Frames {
+            kind: "heartbeat",
+            ..
+        }
+    );
     let mut heartbeat_ms = target.profile.heartbeat.interval_ms;
     let mut last_activity = Instant::now();
     let mut burst = sig.burst.clone();
@@ -446,7 +469,8 @@ async fn connect_once(
         if *stop.borrow() {
             break ConnEnd::Finished;
         }
-        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, plan, *published.borrow()) {
+        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, plan, *published.borrow())
+        {
             break ConnEnd::Finished;
         }
         let now = Instant::now();
@@ -549,8 +573,11 @@ async fn connect_once(
         }
         if !*paused && index == 0 && data_events >= plan.pause_after_events {
             *paused = true;
-            tokio::time::sleep(plan.pause.min(plan.deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(
+                plan.pause
+                    .min(plan.deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
         if slow {
             // Rate control, not synchronisation: hold the reader to its byte budget.
@@ -623,10 +650,10 @@ fn record(
         Item::Comment { offset, text } => {
             *st.seen.entry("heartbeat").or_default() += 1;
             conn.comments.push(Comment {
-            at_us: at,
-            offset,
-            text,
-        })
+                at_us: at,
+                offset,
+                text,
+            })
         }
         Item::Retry { offset, millis } => conn.retries.push((offset, millis)),
         Item::Violation(v) => {

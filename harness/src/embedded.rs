@@ -25,7 +25,9 @@ pub struct EmbeddedServer {
 
 impl EmbeddedServer {
     /// Starts a reference server on 127.0.0.1 (port 0) with a temporary data folder.
-    pub async fn start(faults: reference_server::faults::FaultSet) -> Result<EmbeddedServer, HarnessError> {
+    pub async fn start(
+        faults: reference_server::faults::FaultSet,
+    ) -> Result<EmbeddedServer, HarnessError> {
         let data = tempfile::Builder::new()
             .prefix("sse-harness-ref-")
             .tempdir()

@@ -22,7 +22,11 @@ use sse_harness::scenario::{self, Scenario};
 use sse_harness::target::Target;
 
 #[derive(Parser)]
-#[command(name = "sse-harness", version, about = "Contract-test and chaos harness for Server-Sent Events servers")]
+#[command(
+    name = "sse-harness",
+    version,
+    about = "Contract-test and chaos harness for Server-Sent Events servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -186,7 +190,15 @@ fn list(a: ListArgs) -> Result<()> {
         let note = if missing.is_empty() {
             String::new()
         } else {
-            format!("  (skipped on {}: needs {})", profile.name, missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "  (skipped on {}: needs {})",
+                profile.name,
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         println!("{:<44} {}{note}", s.id(), s.title);
     }
@@ -215,7 +227,10 @@ async fn run(a: RunArgs) -> Result<u8> {
     let scenarios = select(&a.scenarios_dir, &a.scenarios)?;
     let mut thresholds = Vec::new();
     for t in profile.thresholds.gates.iter().chain(&a.thresholds) {
-        thresholds.push(t.parse::<Threshold>().map_err(|e| anyhow::anyhow!("threshold {t:?}: {e}"))?);
+        thresholds.push(
+            t.parse::<Threshold>()
+                .map_err(|e| anyhow::anyhow!("threshold {t:?}: {e}"))?,
+        );
     }
     let baseline = match &a.baseline {
         Some(p) => Some(Baseline::load(p).with_context(|| format!("--baseline {}", p.display()))?),
@@ -248,7 +263,11 @@ async fn run(a: RunArgs) -> Result<u8> {
         wait_reachable(&target).await?;
     } else if embedded.is_none() {
         // Any HTTP answer will do; no answer at all means the run cannot be judged.
-        let path = profile.subscribe.head_path.clone().unwrap_or_else(|| "/".into());
+        let path = profile
+            .subscribe
+            .head_path
+            .clone()
+            .unwrap_or_else(|| "/".into());
         target
             .request("GET", &path, None, &[])
             .await
@@ -266,11 +285,16 @@ async fn run(a: RunArgs) -> Result<u8> {
         ))
     });
     let style = TerminalStyle {
-        color: !a.no_color && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        color: !a.no_color
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none(),
         progress: std::io::stderr().is_terminal(),
     };
     let mut reporters: Vec<Box<dyn Reporter + Send>> = harness_report::file_reporters(&dir);
-    reporters.push(Box::new(TerminalReporter::new(Box::new(std::io::stderr()), style)));
+    reporters.push(Box::new(TerminalReporter::new(
+        Box::new(std::io::stderr()),
+        style,
+    )));
     let mut report_error = None;
     let mut emit = |ev: &RunEvent| {
         for r in reporters.iter_mut() {
@@ -305,7 +329,9 @@ async fn run(a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let results = runner.run_all(&scenarios, &mut emit).await;
     let mut gate_findings = gate::evaluate(&thresholds, &results, &contracts);
-    let outcome_baseline = baseline.as_ref().map(|b| gate::compare(b, &results, &contracts));
+    let outcome_baseline = baseline
+        .as_ref()
+        .map(|b| gate::compare(b, &results, &contracts));
     if let Some(o) = &outcome_baseline {
         gate_findings.extend(o.new_failures.iter().cloned());
         gate_findings.extend(o.stale.iter().cloned());
@@ -336,26 +362,40 @@ async fn run(a: RunArgs) -> Result<u8> {
             _ => None,
         })
         .collect();
-    Ok(match harness_report::run_outcome(&results, &gate_findings, outcome_baseline.as_ref()) {
-        Outcome::Pass => 0,
-        // Nothing failed, but some scenarios could not be judged: the run could not run.
-        Outcome::Fail if !failed && !errors.is_empty() => {
-            eprintln!("sse-harness: could not run {} scenario(s); first: {}", errors.len(), errors[0]);
-            2
-        }
-        Outcome::Fail => 1,
-    })
+    Ok(
+        match harness_report::run_outcome(&results, &gate_findings, outcome_baseline.as_ref()) {
+            Outcome::Pass => 0,
+            // Nothing failed, but some scenarios could not be judged: the run could not run.
+            Outcome::Fail if !failed && !errors.is_empty() => {
+                eprintln!(
+                    "sse-harness: could not run {} scenario(s); first: {}",
+                    errors.len(),
+                    errors[0]
+                );
+                2
+            }
+            Outcome::Fail => 1,
+        },
+    )
 }
 
 async fn wait_reachable(target: &Target) -> Result<()> {
     let until = Instant::now() + std::time::Duration::from_secs(20);
-    let path = target.profile.subscribe.head_path.clone().unwrap_or_else(|| "/".into());
+    let path = target
+        .profile
+        .subscribe
+        .head_path
+        .clone()
+        .unwrap_or_else(|| "/".into());
     loop {
         if target.request("GET", &path, None, &[]).await.is_ok() {
             return Ok(());
         }
         if Instant::now() >= until {
-            bail!("the target at {} did not answer within 20 s of --server-cmd", target.base);
+            bail!(
+                "the target at {} did not answer within 20 s of --server-cmd",
+                target.base
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -381,12 +421,12 @@ async fn mutations(a: MutationArgs) -> Result<u8> {
         if !a.faults.is_empty() && !a.faults.contains(&m.fault) {
             continue;
         }
-        eprintln!("fault {} → expecting {} ({} run(s))", m.fault, m.catches, m.runs);
-        let o = mutation::play(&m, &all, a.seed, &bin).await;
         eprintln!(
-            "  {}",
-            if o.passed() { "caught" } else { "NOT CAUGHT" }
+            "fault {} → expecting {} ({} run(s))",
+            m.fault, m.catches, m.runs
         );
+        let o = mutation::play(&m, &all, a.seed, &bin).await;
+        eprintln!("  {}", if o.passed() { "caught" } else { "NOT CAUGHT" });
         outcomes.push(o);
     }
     let md = mutation::markdown(&outcomes, a.seed);
@@ -394,5 +434,9 @@ async fn mutations(a: MutationArgs) -> Result<u8> {
         Some(p) => std::fs::write(p, &md).with_context(|| format!("--out {}", p.display()))?,
         None => print!("{md}"),
     }
-    Ok(if outcomes.iter().all(|o| o.passed()) { 0 } else { 1 })
+    Ok(if outcomes.iter().all(|o| o.passed()) {
+        0
+    } else {
+        1
+    })
 }

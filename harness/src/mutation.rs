@@ -83,17 +83,26 @@ fn matching<'a>(m: &Mutation, all: &'a [Scenario]) -> Result<Vec<&'a Scenario>, 
     let mut b = globset::GlobSetBuilder::new();
     for g in &m.scenarios {
         b.add(globset::Glob::new(g).map_err(|e| {
-            HarnessError::new(HarnessErrorKind::Scenario, format!("mutation {}: {e}", m.fault))
+            HarnessError::new(
+                HarnessErrorKind::Scenario,
+                format!("mutation {}: {e}", m.fault),
+            )
         })?);
     }
     let set = b.build().map_err(|e| {
-        HarnessError::new(HarnessErrorKind::Scenario, format!("mutation {}: {e}", m.fault))
+        HarnessError::new(
+            HarnessErrorKind::Scenario,
+            format!("mutation {}: {e}", m.fault),
+        )
     })?;
     let picked: Vec<&Scenario> = all.iter().filter(|s| set.is_match(s.id())).collect();
     if picked.is_empty() {
         return Err(HarnessError::new(
             HarnessErrorKind::Scenario,
-            format!("mutation {}: no scenario matches {:?}", m.fault, m.scenarios),
+            format!(
+                "mutation {}: no scenario matches {:?}",
+                m.fault, m.scenarios
+            ),
         ));
     }
     Ok(picked)
@@ -132,7 +141,14 @@ pub async fn play(
     for run in 0..m.runs {
         let mut caught = false;
         for sc in &scenarios {
-            let findings = match play_one(sc, fault, seed.wrapping_add(u64::from(run)), sse_harness_bin).await {
+            let findings = match play_one(
+                sc,
+                fault,
+                seed.wrapping_add(u64::from(run)),
+                sse_harness_bin,
+            )
+            .await
+            {
                 Ok(f) => f,
                 Err(e) => {
                     out.error = Some(format!("{}: {e}", sc.id()));
@@ -182,11 +198,18 @@ async fn play_one(
         );
         let control = Arc::new(CommandControl::new(cmd));
         control.start()?;
-        let target = Target::new(&format!("http://127.0.0.1:{port}"), profile, Some("t".into()))?;
+        let target = Target::new(
+            &format!("http://127.0.0.1:{port}"),
+            profile,
+            Some("t".into()),
+        )?;
         let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while target.request("GET", "/healthz", None, &[]).await.is_err() {
             if std::time::Instant::now() > until {
-                return Err(HarnessError::new(HarnessErrorKind::Server, "the faulty server did not start"));
+                return Err(HarnessError::new(
+                    HarnessErrorKind::Server,
+                    "the faulty server did not start",
+                ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -201,7 +224,11 @@ async fn play_one(
         return Ok(runner.run_scenario(sc).await.findings);
     }
     let server = EmbeddedServer::start(faults).await?;
-    let target = Target::new(&server.server.url(), profile, Some(server.server.token().into()))?;
+    let target = Target::new(
+        &server.server.url(),
+        profile,
+        Some(server.server.token().into()),
+    )?;
     let runner = Runner {
         target: Arc::new(target),
         contracts: Contracts::builtin(),

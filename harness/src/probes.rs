@@ -27,7 +27,10 @@ use crate::target::{Target, encode_segment};
 impl Probe {
     /// Whether the probe must kill and restart the target.
     pub fn needs_control(&self) -> bool {
-        matches!(self, Probe::CrashRestart { .. } | Probe::GracefulShutdown { .. })
+        matches!(
+            self,
+            Probe::CrashRestart { .. } | Probe::GracefulShutdown { .. }
+        )
     }
 }
 
@@ -115,7 +118,9 @@ impl Ctx {
     async fn join(&self, tasks: Vec<tokio::task::JoinHandle<Transcript>>) -> Vec<Transcript> {
         let mut out = Vec::new();
         for t in tasks {
-            if let Ok(Ok(tr)) = tokio::time::timeout_at(self.deadline + Duration::from_secs(5), t).await {
+            if let Ok(Ok(tr)) =
+                tokio::time::timeout_at(self.deadline + Duration::from_secs(5), t).await
+            {
                 out.push(tr);
             }
         }
@@ -166,7 +171,9 @@ pub async fn run(
             let task = need(target.profile.task.as_ref(), "task", &target)?;
             let body = json!({"steps": steps, "interval_ms": interval_ms,
                 "fail_at_step": fail_at_step, "artifact_bytes": artifact_bytes});
-            let job = target.create(&task.create, Some(body.to_string()), "job").await?;
+            let job = target
+                .create(&task.create, Some(body.to_string()), "job")
+                .await?;
             let path = fill(&task.path, &[("job", &encode_segment(&job))]);
             let reason = if fail_at_step.is_some() {
                 "task_failed"
@@ -176,7 +183,9 @@ pub async fn run(
             let mut first = cx.plan("task#0", StreamKind::Task, path.clone(), Until::ServerEnds);
             first.channels = vec![job.clone()];
             let t0 = cx.client(first).await;
-            rec.expect.task_terminal.insert(t0.client.clone(), reason.into());
+            rec.expect
+                .task_terminal
+                .insert(t0.client.clone(), reason.into());
             if *after_end {
                 // Resume at the terminal event: the stream must close at once with the reason.
                 let last = t0
@@ -186,12 +195,15 @@ pub async fn run(
                     .filter(|f| matches!(f.kind, FrameKind::Data(_)))
                     .filter_map(|f| f.id.clone())
                     .next_back();
-                let mut again = cx.plan("task-resumed#0", StreamKind::Task, path, Until::ServerEnds);
+                let mut again =
+                    cx.plan("task-resumed#0", StreamKind::Task, path, Until::ServerEnds);
                 again.initial_cursor = last;
                 again.from_start = false;
                 again.channels = vec![job];
                 let t1 = cx.client(again).await;
-                rec.expect.task_terminal.insert(t1.client.clone(), reason.into());
+                rec.expect
+                    .task_terminal
+                    .insert(t1.client.clone(), reason.into());
                 rec.transcripts.push(t1);
             }
             rec.transcripts.insert(0, t0);
@@ -216,8 +228,13 @@ pub async fn run(
                     let task = need(target.profile.task.as_ref(), "task", &target)?;
                     // A job that waits an hour before its first step: an idle task stream.
                     let body = json!({"steps": 1, "interval_ms": 3_600_000});
-                    let job = target.create(&task.create, Some(body.to_string()), "job").await?;
-                    (StreamKind::Task, fill(&task.path, &[("job", &encode_segment(&job))]))
+                    let job = target
+                        .create(&task.create, Some(body.to_string()), "job")
+                        .await?;
+                    (
+                        StreamKind::Task,
+                        fill(&task.path, &[("job", &encode_segment(&job))]),
+                    )
                 }
                 "version" => {
                     let v = need(target.profile.version.as_ref(), "version", &target)?;
@@ -247,9 +264,13 @@ pub async fn run(
                 kind: "version",
                 count: versions.len() as u64,
             };
-            let mut t = cx.client(cx.plan("version#0", StreamKind::Version, path, until)).await;
+            let mut t = cx
+                .client(cx.plan("version#0", StreamKind::Version, path, until))
+                .await;
             t.jobs = vec![rid];
-            rec.expect.versions.insert(t.client.clone(), versions.clone());
+            rec.expect
+                .versions
+                .insert(t.client.clone(), versions.clone());
             rec.transcripts.push(t);
         }
         Probe::VersionReplace => {
@@ -258,7 +279,12 @@ pub async fn run(
             let path = fill(&v.stream_path, &[("rid", &encode_segment(&rid))]);
             let (otx, mut orx) = mpsc::unbounded_channel();
             let first = cx.spawn(
-                cx.plan("version-old#0", StreamKind::Version, path.clone(), Until::ServerEnds),
+                cx.plan(
+                    "version-old#0",
+                    StreamKind::Version,
+                    path.clone(),
+                    Until::ServerEnds,
+                ),
                 Some(otx.clone()),
             );
             wait_opened(&mut orx, 1, cx.deadline).await;
@@ -281,12 +307,15 @@ pub async fn run(
             let new = cx.join(vec![second]).await;
             for t in &old {
                 rec.expect.replaced.push(t.client.clone());
-                rec.expect.versions.insert(t.client.clone(), vec!["*".into()]);
-            }
-            for t in &new {
                 rec.expect
                     .versions
-                    .insert(t.client.clone(), vec!["*".into(), "2.0.0-after-replace".into()]);
+                    .insert(t.client.clone(), vec!["*".into()]);
+            }
+            for t in &new {
+                rec.expect.versions.insert(
+                    t.client.clone(),
+                    vec!["*".into(), "2.0.0-after-replace".into()],
+                );
             }
             rec.transcripts.extend(old);
             rec.transcripts.extend(new);
@@ -306,7 +335,8 @@ pub async fn run(
                 if i % 2 == 1 {
                     p.cursor_query = target.profile.subscribe.cursor_query.clone();
                 }
-                p.deadline = Instant::now() + Duration::from_secs(10).min(cx.deadline - Instant::now());
+                p.deadline =
+                    Instant::now() + Duration::from_secs(10).min(cx.deadline - Instant::now());
                 let t = cx.client(p).await;
                 rec.expect.invalid_cursor.push(t.client.clone());
                 rec.transcripts.push(t);
@@ -330,9 +360,16 @@ pub async fn run(
         Probe::CorrelationId => {
             let task = need(target.profile.task.as_ref(), "task", &target)?;
             let body = json!({"steps": 3, "interval_ms": 20});
-            let job = target.create(&task.create, Some(body.to_string()), "job").await?;
+            let job = target
+                .create(&task.create, Some(body.to_string()), "job")
+                .await?;
             let path = fill(&task.path, &[("job", &encode_segment(&job))]);
-            let mut with = cx.plan("correlated#0", StreamKind::Task, path.clone(), Until::ServerEnds);
+            let mut with = cx.plan(
+                "correlated#0",
+                StreamKind::Task,
+                path.clone(),
+                Until::ServerEnds,
+            );
             with.correlation = Some(format!("corr-{tag}"));
             let a = cx.spawn(with, None);
             let b = cx.spawn(
@@ -413,12 +450,23 @@ pub async fn run(
             let control = control.ok_or_else(|| {
                 HarnessError::new(HarnessErrorKind::Usage, "crash-restart needs --server-cmd")
             })?;
-            rec = crash_restart(&cx, &*control, *cycles, *events_per_cycle, *clients, rng, tag)
-                .await?;
+            rec = crash_restart(
+                &cx,
+                &*control,
+                *cycles,
+                *events_per_cycle,
+                *clients,
+                rng,
+                tag,
+            )
+            .await?;
         }
         Probe::GracefulShutdown { clients, events } => {
             let control = control.ok_or_else(|| {
-                HarnessError::new(HarnessErrorKind::Usage, "graceful-shutdown needs --server-cmd")
+                HarnessError::new(
+                    HarnessErrorKind::Usage,
+                    "graceful-shutdown needs --server-cmd",
+                )
             })?;
             rec = graceful(&cx, &*control, *clients, *events, tag).await?;
         }
@@ -530,7 +578,9 @@ async fn crash_restart(
         // A short job with an artifact each cycle, so receipts are written while crashes happen.
         if let Some(task) = &target.profile.task {
             let body = json!({"steps": 2, "interval_ms": 5, "artifact_bytes": 2048});
-            target.create(&task.create, Some(body.to_string()), "job").await?;
+            target
+                .create(&task.create, Some(body.to_string()), "job")
+                .await?;
         }
         let before = cx.ledger.acked();
         let burst = tokio::spawn(publish(
@@ -543,7 +593,10 @@ async fn crash_restart(
         // Kill mid-burst: once a random share of the cycle's writes is acknowledged.
         let share = rng.random_range(1..=per_cycle.max(1)) as usize;
         let wait_until = Instant::now() + Duration::from_secs(10);
-        while cx.ledger.acked() < before + share && Instant::now() < wait_until && !burst.is_finished() {
+        while cx.ledger.acked() < before + share
+            && Instant::now() < wait_until
+            && !burst.is_finished()
+        {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         restarts.push(cx.us());
@@ -558,7 +611,9 @@ async fn crash_restart(
         // One last job after the last restart (jobs still running have no receipt yet:
         // the integrity report covers the completed ones).
         let body = json!({"steps": 1, "interval_ms": 0, "artifact_bytes": 1024});
-        target.create(&task.create, Some(body.to_string()), "job").await?;
+        target
+            .create(&task.create, Some(body.to_string()), "job")
+            .await?;
     }
     let mut rec = Recording {
         transcripts,
@@ -598,12 +653,26 @@ async fn graceful(
         pad: String::new(),
         tag: t,
     };
-    publish(target.clone(), cx.ledger.clone(), plan(events, format!("{tag}a")), cx.epoch, cx.deadline).await;
+    publish(
+        target.clone(),
+        cx.ledger.clone(),
+        plan(events, format!("{tag}a")),
+        cx.epoch,
+        cx.deadline,
+    )
+    .await;
     let restart = cx.us();
     control.terminate()?;
     control.start()?;
     wait_healthy(target, Duration::from_secs(20)).await?;
-    publish(target.clone(), cx.ledger.clone(), plan(events, format!("{tag}b")), cx.epoch, cx.deadline).await;
+    publish(
+        target.clone(),
+        cx.ledger.clone(),
+        plan(events, format!("{tag}b")),
+        cx.epoch,
+        cx.deadline,
+    )
+    .await;
     let _ = cx.published_tx.send(true);
     let transcripts = cx.join(tasks).await;
     let mut rec = Recording {

@@ -13,7 +13,10 @@ use crate::error::{HarnessError, HarnessErrorKind};
 /// The built-in profiles by name.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("spine", include_str!("../../contracts/profiles/spine.toml")),
-    ("generic", include_str!("../../contracts/profiles/generic.toml")),
+    (
+        "generic",
+        include_str!("../../contracts/profiles/generic.toml"),
+    ),
     ("nchan", include_str!("../../contracts/profiles/nchan.toml")),
 ];
 

@@ -81,7 +81,10 @@ async fn publisher(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
         headers.push(("Accept".into(), "application/json".into()));
     }
     let mut sent = 0u64;
@@ -94,7 +97,14 @@ async fn publisher(
         let channel = &plan.channels[((request * u64::from(plan.publishers.max(1)) + u64::from(p))
             % plan.channels.len() as u64) as usize];
         let markers: Vec<String> = (0..n)
-            .map(|k| format!("{}{}-{p}-{}", crate::classify::MARKER_PREFIX, plan.tag, sent + k))
+            .map(|k| {
+                format!(
+                    "{}{}-{p}-{}",
+                    crate::classify::MARKER_PREFIX,
+                    plan.tag,
+                    sent + k
+                )
+            })
             .collect();
         let enc = encode_segment(channel);
         let vars = |m: &str| {

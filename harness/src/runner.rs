@@ -89,8 +89,15 @@ impl Runner {
         let tag = format!("{:08x}", rng.random::<u32>());
         let outcome = match &sc.probe {
             Some(p) => {
-                crate::probes::run(self.target.clone(), self.control.clone(), sc, p, &mut rng, &tag)
-                    .await
+                crate::probes::run(
+                    self.target.clone(),
+                    self.control.clone(),
+                    sc,
+                    p,
+                    &mut rng,
+                    &tag,
+                )
+                .await
             }
             None => crate::workload::run(self.target.clone(), sc, &mut rng, &tag).await,
         };
@@ -118,7 +125,10 @@ impl Runner {
         }
         let cfg = self.target.profile.check_config(sc.families.clone());
         let mut findings = harness_checks::check(&self.contracts, &cfg, &rec);
-        if rec.transcripts.iter().all(|t| t.connections.iter().all(|c| c.status.is_none()))
+        if rec
+            .transcripts
+            .iter()
+            .all(|t| t.connections.iter().all(|c| c.status.is_none()))
             && !rec.transcripts.is_empty()
         {
             let first = rec.transcripts[0]
@@ -136,13 +146,22 @@ impl Runner {
                 Default::default(),
             );
         }
-        findings.sort_by(|a, b| (&a.contract, a.evidence.client.as_ref()).cmp(&(&b.contract, b.evidence.client.as_ref())));
+        findings.sort_by(|a, b| {
+            (&a.contract, a.evidence.client.as_ref())
+                .cmp(&(&b.contract, b.evidence.client.as_ref()))
+        });
         let histograms = harness_checks::measure(&rec);
         let mut facts = rec.facts.clone();
         if sc.probe.is_none() {
             facts.extend(crate::workload::facts(sc, &rec));
         }
-        result(Verdict::from_findings(&findings), findings, stats(&rec), histograms, facts)
+        result(
+            Verdict::from_findings(&findings),
+            findings,
+            stats(&rec),
+            histograms,
+            facts,
+        )
     }
 
     /// Runs scenarios in order, sending every run event to `sink`.

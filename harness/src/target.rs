@@ -41,7 +41,11 @@ impl Answer {
 
 impl Target {
     /// A target at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, profile: Profile, token: Option<String>) -> Result<Target, HarnessError> {
+    pub fn new(
+        base: &str,
+        profile: Profile,
+        token: Option<String>,
+    ) -> Result<Target, HarnessError> {
         let base = base.trim_end_matches('/').to_owned();
         let (wire, _) = sse_wire::parse_url(&base).map_err(|e| {
             HarnessError::new(HarnessErrorKind::Usage, format!("target {base}: {e}"))
@@ -132,7 +136,10 @@ impl Target {
             .ok_or_else(|| {
                 HarnessError::new(
                     HarnessErrorKind::Target,
-                    format!("creating a {what}: the answer has no string at {ptr}: {}", a.body),
+                    format!(
+                        "creating a {what}: the answer has no string at {ptr}: {}",
+                        a.body
+                    ),
                 )
             })
     }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use std::collections::{BTreeMap, HashMap};
 
 use harness_model::{Ack, ClientId, Frame, FrameKind, Recording, StreamKind, Transcript};
-use serde_json::json;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -40,7 +40,8 @@ pub async fn run(
         channels.push(target.channel(tag, i).await?);
     }
     let t = &sc.traffic;
-    let pad: String = std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect();
+    let pad: String =
+        std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect();
     let plan = |count: u64, tag: String| PublishPlan {
         channels: channels.clone(),
         count,
@@ -70,7 +71,14 @@ pub async fn run(
         }
         for i in 0..g.count {
             let plan = client_plan(
-                &target, g, i, &channels, head_before, head_now, rng, deadline,
+                &target,
+                g,
+                i,
+                &channels,
+                head_before,
+                head_now,
+                rng,
+                deadline,
             );
             let sig = Signals {
                 published: published_rx.clone(),
@@ -147,8 +155,18 @@ fn client_plan(
             let path = sub.all_path.clone().unwrap_or_else(|| sub.path.clone());
             match g.from {
                 // "From the start" of this scenario: the head before its channels existed.
-                From::Start => (path, channels.to_vec(), head_before.map(|h| h.to_string()), true),
-                From::Now => (path, channels.to_vec(), head_now.map(|h| h.to_string()), false),
+                From::Start => (
+                    path,
+                    channels.to_vec(),
+                    head_before.map(|h| h.to_string()),
+                    true,
+                ),
+                From::Now => (
+                    path,
+                    channels.to_vec(),
+                    head_now.map(|h| h.to_string()),
+                    false,
+                ),
             }
         }
         StreamChoice::Channel => {
@@ -173,7 +191,9 @@ fn client_plan(
         cuts.push_back(Cut::AtByte(rng.random_range(1..=g.cuts.span_bytes.max(1))));
     }
     for _ in 0..g.cuts.random_events {
-        cuts.push_back(Cut::AfterEvents(rng.random_range(1..=g.cuts.span_events.max(1))));
+        cuts.push_back(Cut::AfterEvents(
+            rng.random_range(1..=g.cuts.span_events.max(1)),
+        ));
     }
     for _ in 0..g.cuts.rapid_cycles {
         cuts.push_back(Cut::Rapid);
@@ -213,7 +233,11 @@ fn client_plan(
 pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     // Backlog markers carry the tag suffix `bl` (not a hex digit), see `run`.
-    let live: Vec<&Ack> = rec.acks.iter().filter(|a| !a.marker.contains("bl-")).collect();
+    let live: Vec<&Ack> = rec
+        .acks
+        .iter()
+        .filter(|a| !a.marker.contains("bl-"))
+        .collect();
     if let (Some(first), Some(last)) = (
         live.iter().map(|a| a.sent_us).min(),
         live.iter().map(|a| a.acked_us).max(),
@@ -223,7 +247,11 @@ pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Val
         let rate = live.len() as f64 / ((last - first) as f64 / 1e6);
         out.insert("publish_rate_per_s".into(), json!(rate.round()));
     }
-    let sent: HashMap<&str, u64> = rec.acks.iter().map(|a| (a.marker.as_str(), a.sent_us)).collect();
+    let sent: HashMap<&str, u64> = rec
+        .acks
+        .iter()
+        .map(|a| (a.marker.as_str(), a.sent_us))
+        .collect();
     let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
         .ok()
         .and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
@@ -232,7 +260,12 @@ pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Val
         let mine: Vec<&Transcript> = rec
             .transcripts
             .iter()
-            .filter(|t| t.client.0.rsplit_once('#').is_some_and(|(n, _)| n == g.name))
+            .filter(|t| {
+                t.client
+                    .0
+                    .rsplit_once('#')
+                    .is_some_and(|(n, _)| n == g.name)
+            })
             .collect();
         // Delivery latency of this group.
         let mut lat: Vec<u64> = mine
@@ -261,11 +294,23 @@ pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Val
         }
         // How far the head ran ahead of the slow reader at the end of its slow phase.
         for t in &mine {
-            let Some(c) = t.connections.first() else { continue };
+            let Some(c) = t.connections.first() else {
+                continue;
+            };
             let Some(head) = c.head_us else { continue };
             let until = head + g.read.slow_for_ms * 1000;
-            let read = c.frames.iter().filter(|f| f.at_us <= until).map(|f| f.end).max().unwrap_or(0);
-            let data: Vec<&Frame> = c.frames.iter().filter(|f| matches!(f.kind, FrameKind::Data(_))).collect();
+            let read = c
+                .frames
+                .iter()
+                .filter(|f| f.at_us <= until)
+                .map(|f| f.end)
+                .max()
+                .unwrap_or(0);
+            let data: Vec<&Frame> = c
+                .frames
+                .iter()
+                .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+                .collect();
             let mean = if data.is_empty() {
                 0
             } else {
@@ -276,7 +321,10 @@ pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Val
             let lag = published.saturating_sub(read);
             out.insert(format!("{}.lag_bytes", t.client), json!(lag));
             out.insert("socket_buffers_bytes".into(), json!(buffers));
-            out.insert(format!("{}.backpressure_shown", t.client), json!(lag > buffers));
+            out.insert(
+                format!("{}.backpressure_shown", t.client),
+                json!(lag > buffers),
+            );
         }
     }
     out

@@ -50,16 +50,24 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
         let control = CommandControl::new(cmd);
         control.start().map_err(|e| e.to_string())?;
         _dir = Some(dir);
-        let t = Target::new(&format!("http://127.0.0.1:{port}"), profile, Some(token.into()))
-            .map_err(|e| e.to_string())?;
+        let t = Target::new(
+            &format!("http://127.0.0.1:{port}"),
+            profile,
+            Some(token.into()),
+        )
+        .map_err(|e| e.to_string())?;
         wait_up(&t).await?;
         (t, Some(Arc::new(control)))
     } else {
         let server = EmbeddedServer::start(Default::default())
             .await
             .map_err(|e| e.to_string())?;
-        let t = Target::new(&server.server.url(), profile, Some(server.server.token().into()))
-            .map_err(|e| e.to_string())?;
+        let t = Target::new(
+            &server.server.url(),
+            profile,
+            Some(server.server.token().into()),
+        )
+        .map_err(|e| e.to_string())?;
         _keep = Some(server);
         (t, None)
     };
@@ -67,7 +75,9 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
         target: Arc::new(target),
         contracts: Contracts::builtin(),
         seed,
-        replay_prefix: format!("SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test conformance --"),
+        replay_prefix: format!(
+            "SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test conformance --"
+        ),
         control,
         recordings: None,
     };
@@ -88,7 +98,9 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
             msg.push_str(&format!("replay: {}", r.replay_command));
             Err(msg.into())
         }
-        Verdict::Error { reason } => Err(format!("{} could not run (seed {seed}): {reason}", sc.id()).into()),
+        Verdict::Error { reason } => {
+            Err(format!("{} could not run (seed {seed}): {reason}", sc.id()).into())
+        }
     }
 }
 

@@ -98,7 +98,12 @@ fn installed() -> bool {
         && Path::new("/usr/lib/nginx/modules/ngx_nchan_module.so").exists()
 }
 
-async fn run(url: &str, profile: &str, sc: &Scenario, seed: u64) -> Result<harness_model::ScenarioResult, Failed> {
+async fn run(
+    url: &str,
+    profile: &str,
+    sc: &Scenario,
+    seed: u64,
+) -> Result<harness_model::ScenarioResult, Failed> {
     let profile = Profile::load(profile).map_err(|e| e.to_string())?;
     let runner = Runner {
         target: Arc::new(Target::new(url, profile, None).map_err(|e| e.to_string())?),
