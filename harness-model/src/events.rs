@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Finding, Verdict};
+use crate::model::{ContractId, Finding, Verdict};
 
 /// The latency and rate series the runner measures, each an HDR histogram.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -142,10 +142,12 @@ pub enum RunEvent {
     },
     /// A scenario ended with its verdict.
     ScenarioFinished(Box<ScenarioResult>),
-    /// Gate findings on the whole run (threshold breaches), before it ends.
+    /// Gate findings on the whole run (threshold breaches, baseline breaches), before it ends.
     RunGate {
         /// Threshold and baseline findings.
         findings: Vec<Finding>,
+        /// Failures the baseline expects, as (scenario id, contract): they do not fail the run.
+        baselined: Vec<(String, ContractId)>,
     },
     /// The run is over.
     RunFinished {

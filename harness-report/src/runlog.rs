@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use harness_model::{Finding, RunEvent, RunMeta, ScenarioInfo, ScenarioResult, Verdict};
+use harness_model::{
+    ContractId, Finding, RunEvent, RunMeta, ScenarioInfo, ScenarioResult, Verdict,
+};
 use serde::Serialize;
 
 /// Everything the event stream said about a run so far.
@@ -16,6 +18,8 @@ pub struct RunLog {
     pub results: Vec<ScenarioResult>,
     /// Gate findings (thresholds, baseline) on the whole run.
     pub gate: Vec<Finding>,
+    /// Failures the baseline expects, as (scenario id, contract).
+    pub baselined: Vec<(String, ContractId)>,
     /// Wall time of the run, once it finished.
     pub duration: Option<Duration>,
 }
@@ -48,7 +52,13 @@ impl RunLog {
             }
             RunEvent::ScenarioStarted { .. } => {}
             RunEvent::ScenarioFinished(result) => self.results.push((**result).clone()),
-            RunEvent::RunGate { findings } => self.gate.extend(findings.iter().cloned()),
+            RunEvent::RunGate {
+                findings,
+                baselined,
+            } => {
+                self.gate.extend(findings.iter().cloned());
+                self.baselined.extend(baselined.iter().cloned());
+            }
             RunEvent::RunFinished { duration } => self.duration = Some(*duration),
         }
     }
@@ -67,9 +77,25 @@ impl RunLog {
         t
     }
 
-    /// Whether the run, as reported, passed: no failed or errored scenario and no gate
-    /// finding. (The event stream does not say which failures a baseline covers.)
+    /// Whether the run, as reported, passed: no gate finding, no errored scenario, and
+    /// every MUST failure covered by the baseline (when there is one).
     pub fn passed(&self) -> bool {
-        crate::run_outcome(&self.results, &self.gate, None) == crate::Outcome::Pass
+        if self.baselined.is_empty() {
+            return crate::run_outcome(&self.results, &self.gate, None) == crate::Outcome::Pass;
+        }
+        self.gate.is_empty()
+            && self.results.iter().all(|r| match &r.verdict {
+                Verdict::Error { .. } => false,
+                Verdict::Fail => r
+                    .findings
+                    .iter()
+                    .filter(|f| f.level == harness_model::Level::Must)
+                    .all(|f| {
+                        self.baselined
+                            .iter()
+                            .any(|(s, c)| *s == r.info.id && *c == f.contract)
+                    }),
+                _ => true,
+            })
     }
 }

@@ -338,6 +338,15 @@ async fn run(a: RunArgs) -> Result<u8> {
     }
     emit(&RunEvent::RunGate {
         findings: gate_findings.clone(),
+        baselined: outcome_baseline
+            .as_ref()
+            .map(|o| {
+                o.known
+                    .iter()
+                    .map(|k| (k.scenario.clone(), k.contract.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
     });
     emit(&RunEvent::RunFinished {
         duration: started.elapsed(),

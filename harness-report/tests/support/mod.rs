@@ -190,7 +190,10 @@ pub fn events() -> Vec<RunEvent> {
         });
         ev.push(RunEvent::ScenarioFinished(Box::new(r)));
     }
-    ev.push(RunEvent::RunGate { findings: gate });
+    ev.push(RunEvent::RunGate {
+        findings: gate,
+        baselined: Vec::new(),
+    });
     ev.push(RunEvent::RunFinished {
         duration: Duration::from_millis(7612),
     });
