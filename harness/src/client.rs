@@ -47,6 +47,9 @@ impl Cut {
     }
 }
 
+/// How long a client at full speed waits for data it is owed after publishing ended.
+pub const STALL: Duration = Duration::from_secs(10);
+
 /// When the client may stop.
 #[derive(Clone, Debug)]
 pub enum Until {
@@ -462,6 +465,10 @@ async fn connect_once(
     );
     let mut heartbeat_ms = target.profile.heartbeat.interval_ms;
     let mut last_activity = Instant::now();
+    // Publishing is over, the client reads at full speed, and no data came for this
+    // long: what it is still owed is not coming (lost); stop instead of waiting for the
+    // deadline. A correct target delivers continuously, so this only shortens failures.
+    let mut last_data = Instant::now();
     let mut burst = sig.burst.clone();
     let mut published = sig.published.clone();
     let mut stop = sig.stop.clone();
@@ -507,13 +514,20 @@ async fn connect_once(
         if matches!(cut, Some(Cut::Rapid)) && conn.body_bytes > 0 {
             break cut_end(&cut, conn.body_bytes);
         }
+        // (Readers slower than 1 KiB/s may go that long without a whole frame.)
+        let trickle = slow && plan.bytes_per_sec < 1024;
+        let stall_at = (matches!(plan.until, Until::CaughtUp) && *published.borrow() && !trickle)
+            .then(|| last_data + STALL);
+        if stall_at.is_some_and(|t| now >= t) {
+            break ConnEnd::Deadline;
+        }
         let silence_limit = heartbeat_ms
             .filter(|_| waits_for_heartbeats)
             .map(|ms| last_activity + Duration::from_millis(3 * ms));
         if silence_limit.is_some_and(|t| now >= t) {
             break ConnEnd::Finished;
         }
-        let wake = [Some(plan.deadline), idle_until, silence_limit]
+        let wake = [Some(plan.deadline), idle_until, silence_limit, stall_at]
             .into_iter()
             .flatten()
             .min()
@@ -549,6 +563,7 @@ async fn connect_once(
         }
         parser.feed(chunk, &mut items);
         last_activity = Instant::now();
+        let data_before = data_events;
         for it in items.drain(..) {
             if let Item::Event(ev) = &it
                 && ev.event_type == "connection_open"
@@ -559,6 +574,9 @@ async fn connect_once(
                     .and_then(|v| v.get("heartbeat_ms")?.as_u64());
             }
             record(&mut conn, target, mode, it, at, &mut data_events, st);
+        }
+        if data_events > data_before {
+            last_data = last_activity;
         }
         if parser.is_stopped() {
             break ConnEnd::ParserLimit;
@@ -578,6 +596,7 @@ async fn connect_once(
                     .min(plan.deadline.saturating_duration_since(Instant::now())),
             )
             .await;
+            last_data = Instant::now();
         }
         if slow {
             // Rate control, not synchronisation: hold the reader to its byte budget.
