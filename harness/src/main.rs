@@ -260,7 +260,9 @@ async fn run(a: RunArgs) -> Result<u8> {
     let target = Arc::new(Target::new(&base, profile.clone(), token)?);
     if control.is_some() {
         // The target was just started by --server-cmd: give it time to listen.
-        wait_reachable(&target).await?;
+        target
+            .wait_until_up(std::time::Duration::from_secs(20))
+            .await?;
     } else if embedded.is_none() {
         // Any HTTP answer will do; no answer at all means the run cannot be judged.
         let path = profile
@@ -386,28 +388,6 @@ async fn run(a: RunArgs) -> Result<u8> {
             Outcome::Fail => 1,
         },
     )
-}
-
-async fn wait_reachable(target: &Target) -> Result<()> {
-    let until = Instant::now() + std::time::Duration::from_secs(20);
-    let path = target
-        .profile
-        .subscribe
-        .head_path
-        .clone()
-        .unwrap_or_else(|| "/".into());
-    loop {
-        if target.request("GET", &path, None, &[]).await.is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            bail!(
-                "the target at {} did not answer within 20 s of --server-cmd",
-                target.base
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 fn parse_faults(names: &[String]) -> Result<reference_server::faults::FaultSet> {

@@ -203,16 +203,9 @@ async fn play_one(
             profile,
             Some("t".into()),
         )?;
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while target.request("GET", "/healthz", None, &[]).await.is_err() {
-            if std::time::Instant::now() > until {
-                return Err(HarnessError::new(
-                    HarnessErrorKind::Server,
-                    "the faulty server did not start",
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        target
+            .wait_until_up(std::time::Duration::from_secs(20))
+            .await?;
         let runner = Runner {
             target: Arc::new(target),
             contracts: Contracts::builtin(),

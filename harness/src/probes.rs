@@ -506,45 +506,30 @@ async fn notify(target: &Target, path: &str, rid: &str, version: &str) -> Result
     Ok(())
 }
 
-/// Waits until the target answers its head path (or `/`), bounded.
-async fn wait_healthy(target: &Target, bound: Duration) -> Result<(), HarnessError> {
-    let until = Instant::now() + bound;
-    let path = target
-        .profile
-        .subscribe
-        .head_path
-        .clone()
-        .unwrap_or_else(|| "/".into());
-    loop {
-        if let Ok(a) = target.request("GET", &path, None, &[]).await
-            && a.status < 500
-        {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            return Err(HarnessError::new(
-                HarnessErrorKind::Server,
-                format!("the restarted target did not answer GET {path} within {bound:?}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn resuming_clients(cx: &Ctx, n: u32, ch: &str) -> Vec<ClientPlan> {
-    (0..n)
+/// A fresh channel and `n` subscribers of it that resume across restarts until they
+/// have every write, connected before this returns.
+async fn survivors(
+    cx: &Ctx,
+    n: u32,
+    tag: &str,
+) -> Result<(String, Vec<tokio::task::JoinHandle<Transcript>>), HarnessError> {
+    let ch = cx.target.channel(tag, 0).await?;
+    let (otx, mut orx) = mpsc::unbounded_channel();
+    let tasks = (0..n)
         .map(|i| {
             let mut p = cx.plan(
                 &format!("survivor#{i}"),
                 StreamKind::Events,
-                cx.channel_path(ch),
+                cx.channel_path(&ch),
                 Until::CaughtUp,
             );
-            p.channels = vec![ch.to_owned()];
+            p.channels = vec![ch.clone()];
             p.reconnect = true;
-            p
+            cx.spawn(p, Some(otx.clone()))
         })
-        .collect()
+        .collect();
+    wait_opened(&mut orx, n as usize, cx.deadline).await;
+    Ok((ch, tasks))
 }
 
 async fn crash_restart(
@@ -557,13 +542,7 @@ async fn crash_restart(
     tag: &str,
 ) -> Result<Recording, HarnessError> {
     let target = &cx.target;
-    let ch = target.channel(tag, 0).await?;
-    let (otx, mut orx) = mpsc::unbounded_channel();
-    let tasks: Vec<_> = resuming_clients(cx, clients, &ch)
-        .into_iter()
-        .map(|p| cx.spawn(p, Some(otx.clone())))
-        .collect();
-    wait_opened(&mut orx, clients as usize, cx.deadline).await;
+    let (ch, tasks) = survivors(cx, clients, tag).await?;
     let mut restarts = Vec::new();
     for cycle in 0..cycles {
         let plan = PublishPlan {
@@ -603,7 +582,7 @@ async fn crash_restart(
         control.kill()?;
         let _ = burst.await;
         control.start()?;
-        wait_healthy(target, Duration::from_secs(20)).await?;
+        target.wait_until_up(Duration::from_secs(20)).await?;
     }
     let _ = cx.published_tx.send(true);
     let transcripts = cx.join(tasks).await;
@@ -637,13 +616,7 @@ async fn graceful(
     tag: &str,
 ) -> Result<Recording, HarnessError> {
     let target = &cx.target;
-    let ch = target.channel(tag, 0).await?;
-    let (otx, mut orx) = mpsc::unbounded_channel();
-    let tasks: Vec<_> = resuming_clients(cx, clients, &ch)
-        .into_iter()
-        .map(|p| cx.spawn(p, Some(otx.clone())))
-        .collect();
-    wait_opened(&mut orx, clients as usize, cx.deadline).await;
+    let (ch, tasks) = survivors(cx, clients, tag).await?;
     let plan = |n: u64, t: String| PublishPlan {
         channels: vec![ch.clone()],
         count: n,
@@ -664,7 +637,7 @@ async fn graceful(
     let restart = cx.us();
     control.terminate()?;
     control.start()?;
-    wait_healthy(target, Duration::from_secs(20)).await?;
+    target.wait_until_up(Duration::from_secs(20)).await?;
     publish(
         target.clone(),
         cx.ledger.clone(),

@@ -164,6 +164,32 @@ impl Target {
         Ok(a.json().pointer(ptr).and_then(Value::as_u64))
     }
 
+    /// Waits (bounded) until the target answers its head path (or `/`) with anything
+    /// but a 5xx: after the harness started or restarted it.
+    pub async fn wait_until_up(&self, bound: Duration) -> Result<(), HarnessError> {
+        let until = tokio::time::Instant::now() + bound;
+        let path = self
+            .profile
+            .subscribe
+            .head_path
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        loop {
+            if let Ok(a) = self.request("GET", &path, None, &[]).await
+                && a.status < 500
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(HarnessError::new(
+                    HarnessErrorKind::Server,
+                    format!("{} did not answer GET {path} within {bound:?}", self.base),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Reads one gauge from the Prometheus text endpoint.
     pub async fn gauge(&self, name: &str) -> Result<Option<f64>, HarnessError> {
         let Some(m) = &self.profile.metrics else {

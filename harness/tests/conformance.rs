@@ -56,7 +56,9 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
             Some(token.into()),
         )
         .map_err(|e| e.to_string())?;
-        wait_up(&t).await?;
+        t.wait_until_up(std::time::Duration::from_secs(20))
+            .await
+            .map_err(|e| e.to_string())?;
         (t, Some(Arc::new(control)))
     } else {
         let server = EmbeddedServer::start(Default::default())
@@ -102,17 +104,6 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
             Err(format!("{} could not run (seed {seed}): {reason}", sc.id()).into())
         }
     }
-}
-
-async fn wait_up(t: &Target) -> Result<(), Failed> {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < until {
-        if t.request("GET", "/healthz", None, &[]).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    Err("the reference server child did not come up within 20 s".into())
 }
 
 fn main() {
