@@ -138,9 +138,21 @@ async fn publisher(
         };
         let path = fill(&pubcfg.path, &[("channel", &enc)]);
         let sent_us = epoch.elapsed().as_micros() as u64;
-        let answer = target
-            .request(&pubcfg.method, &path, Some(body), &headers)
-            .await;
+        let answer = match tokio::time::timeout_at(
+            deadline,
+            target.request(&pubcfg.method, &path, Some(body), &headers),
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(_) => Err(crate::error::HarnessError::new(
+                crate::error::HarnessErrorKind::Target,
+                format!(
+                    "{} {path}: no answer before the scenario's deadline",
+                    pubcfg.method
+                ),
+            )),
+        };
         let acked_us = epoch.elapsed().as_micros() as u64;
         match answer {
             Ok(a) if pubcfg.ack_status.contains(&a.status) => {
