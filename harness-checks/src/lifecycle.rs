@@ -39,10 +39,10 @@ pub(crate) fn check(ctx: &mut Ctx) {
             }
             if !shaped.contains(id) {
                 found.extend(close_last(id, conn).map(|e| ("lifecycle.close-last", e)));
-                found.extend(
-                    error_before_close(id, conn).map(|e| ("lifecycle.error-before-close", e)),
-                );
             }
+            // Judged on every client, those with a shape contract of their own included:
+            // they are exactly the ones that get error + close pairs.
+            found.extend(error_before_close(id, conn).map(|e| ("lifecycle.error-before-close", e)));
             found.extend(correlation(ctx, id, conn).map(|e| ("lifecycle.correlation-id", e)));
         }
     }

@@ -251,6 +251,8 @@ pub struct Case {
     pub rec: Recording,
     pub contract: Option<&'static str>,
     pub message: &'static str,
+    /// Other contracts the same anomaly must also break (one fault, several contracts).
+    pub also: &'static [&'static str],
 }
 
 impl Case {
@@ -261,6 +263,7 @@ impl Case {
             rec,
             contract: None,
             message: "",
+            also: &[],
         }
     }
 
@@ -276,7 +279,14 @@ impl Case {
             rec,
             contract: Some(contract),
             message,
+            also: &[],
         }
+    }
+
+    /// The same anomaly must also break these contracts.
+    pub fn also(mut self, ids: &'static [&'static str]) -> Case {
+        self.also = ids;
+        self
     }
 
     /// The findings.
@@ -297,12 +307,23 @@ impl Case {
             Some(id) => {
                 assert_eq!(
                     found.len(),
-                    1,
-                    "expected one {id} finding, got:\n{}",
+                    1 + self.also.len(),
+                    "expected one {id} finding (and {:?}), got:\n{}",
+                    self.also,
                     lines.join("\n")
                 );
-                assert_eq!(found[0].contract.0, id, "{}", lines[0]);
-                assert_eq!(lines[0], self.message);
+                let main = found
+                    .iter()
+                    .position(|f| f.contract.0 == id)
+                    .unwrap_or_else(|| panic!("no {id} finding in:\n{}", lines.join("\n")));
+                assert_eq!(lines[main], self.message);
+                for other in self.also {
+                    assert!(
+                        found.iter().any(|f| f.contract.0 == *other),
+                        "no {other} finding in:\n{}",
+                        lines.join("\n")
+                    );
+                }
             }
         }
     }

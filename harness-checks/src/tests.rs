@@ -265,6 +265,7 @@ cases! {
         let mut r = numeric();
         conn(&mut r, "ahead#0", 0).frames.remove(1);
         Case::one(numeric_cfg(), r, "resume.cursor-ahead", "[resume.cursor-ahead] client ahead#0 conn 0 byte 112: expected 200 with connection_open, error{code:cursor_ahead}, connection_close{reason:cursor_ahead}, then the end of the response, saw connection_close{reason:cursor_ahead} as frame 2")
+            .also(&["lifecycle.error-before-close"])
     };
     head_behind_on_resume => {
         let mut r = numeric();
@@ -361,6 +362,7 @@ cases! {
         let mut r = numeric();
         conn(&mut r, "nf#0", 0).frames.remove(1);
         Case::one(numeric_cfg(), r, "lifecycle.task-not-found", "[lifecycle.task-not-found] client nf#0 conn 0 byte 112: expected 200 with connection_open, error{code:task_not_found}, connection_close{reason:task_not_found}, then the end of the response, saw connection_close{reason:task_not_found} as frame 2")
+            .also(&["lifecycle.error-before-close"])
     };
     correlation_changes => {
         let mut r = numeric();

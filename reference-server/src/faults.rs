@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How far a stream must lag behind the head (in events) before
@@ -117,8 +118,10 @@ faults! {
     /// A cursor above the head gets an empty live stream instead of `error
     /// cursor_ahead` and `connection_close cursor_ahead`.
     CursorAheadIgnored => "cursor-ahead-ignored",
-    /// Streams of vanished clients are never freed: no heartbeat is ever written, so
-    /// nothing notices a closed connection and `spine_active_streams` stays up.
+    /// Streams of vanished clients are never freed: no heartbeat is ever written (so
+    /// nothing on the stream notices a closed connection), and a stream dropped before
+    /// its end keeps its registration (its count in `spine_active_streams`) for the
+    /// server's lifetime.
     LeakClosedStreams => "leak-closed-streams",
     /// Seqs come from an in-memory counter that starts at 1 at every start; events
     /// are stored under them (`INSERT OR REPLACE` with an explicit seq), so after a
@@ -231,16 +234,34 @@ impl FaultSet {
 
 /// Counters some faults need ("every n-th connection", "every n-th publish"); touched
 /// only while such a fault is on.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct FaultCounters {
     connections: AtomicU64,
     publishes: AtomicU64,
+    /// [`Fault::LeakClosedStreams`]: what streams of vanished clients held, never freed.
+    leaked: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+}
+
+impl fmt::Debug for FaultCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultCounters")
+            .field("connections", &self.connections)
+            .field("publishes", &self.publishes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FaultCounters {
     /// The 1-based ordinal of a new log stream.
     pub(crate) fn next_connection(&self) -> u64 {
         self.connections.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// [`Fault::LeakClosedStreams`]: keeps `held` until the server stops.
+    pub(crate) fn leak(&self, held: Box<dyn std::any::Any + Send>) {
+        if let Ok(mut l) = self.leaked.lock() {
+            l.push(held);
+        }
     }
 
     /// The 1-based ordinal of a new well-formed publish request.

@@ -555,17 +555,17 @@ pub async fn publish(
             "the job's terminal event is written or under way",
         ));
     }
-    let counted = state.faults.has(Fault::PublishRejectsSome)
-        || state.faults.has(Fault::AckWithoutWrite);
+    let counted =
+        state.faults.has(Fault::PublishRejectsSome) || state.faults.has(Fault::AckWithoutWrite);
     let nth = if counted {
         state.fault_counters.next_publish()
     } else {
         0
     };
-    if state.faults.has(Fault::PublishRejectsSome) && nth % REJECT_EVERY == 0 {
+    if state.faults.has(Fault::PublishRejectsSome) && nth.is_multiple_of(REJECT_EVERY) {
         return Err(ApiError::new(ErrorCode::Unavailable, "try again later"));
     }
-    let op = if state.faults.has(Fault::AckWithoutWrite) && nth % UNWRITTEN_EVERY == 0 {
+    let op = if state.faults.has(Fault::AckWithoutWrite) && nth.is_multiple_of(UNWRITTEN_EVERY) {
         WriteOp::AppendUnwritten(events)
     } else {
         WriteOp::Append(events)

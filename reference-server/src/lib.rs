@@ -250,9 +250,9 @@ impl RunningServer {
         let store = tokio::task::spawn_blocking(move || {
             store::Store::open(&open_dir, persisted, &store_faults)
         })
-            .await
-            .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?
-            .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
+        .await
+        .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?
+        .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(cfg.addr)
             .await
             .map_err(|e| ServerError::new(ServerErrorKind::Bind, format!("{}: {e}", cfg.addr)))?;

@@ -680,7 +680,13 @@ fn insert_event(
             "INSERT OR REPLACE INTO events (seq, job_id, event_type, ts, payload) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![seq as i64, ev.job_id, ev.event_type, ts, ev.payload])?;
+        .execute(params![
+            seq as i64,
+            ev.job_id,
+            ev.event_type,
+            ts,
+            ev.payload
+        ])?;
         out.push(StoredEvent::new(
             seq,
             ev.job_id.clone(),

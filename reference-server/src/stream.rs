@@ -149,7 +149,20 @@ struct Stream {
     last_write: Instant,
     shutdown: watch::Receiver<bool>,
     fault: FaultState,
-    _active: ActiveStream,
+    /// `None` only once [`Fault::LeakClosedStreams`] has leaked it.
+    active: Option<ActiveStream>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let vanished = !(self.done && self.out.is_empty());
+        if vanished && self.state.faults.has(Fault::LeakClosedStreams) {
+            // Fault LeakClosedStreams: the client is gone, its stream is never freed.
+            if let Some(active) = self.active.take() {
+                self.state.fault_counters.leak(Box::new(active));
+            }
+        }
+    }
 }
 
 /// What woke a caught-up log stream.
@@ -187,7 +200,7 @@ impl Stream {
             last_write: Instant::now(),
             shutdown,
             fault,
-            _active: active,
+            active: Some(active),
         }
     }
 
@@ -464,8 +477,8 @@ impl Stream {
                 terminal = Some(ev.event_type.clone());
             }
             let skip = self.state.faults.has(Fault::DropForSomeClients)
-                && self.fault.conn % DROP_EVERY_CONN == 0
-                && ev.seq % DROP_EVERY_SEQ == 0;
+                && self.fault.conn.is_multiple_of(DROP_EVERY_CONN)
+                && ev.seq.is_multiple_of(DROP_EVERY_SEQ);
             if !skip {
                 if self.state.faults.has(Fault::Reorder) {
                     let mut frame = BytesMut::new();

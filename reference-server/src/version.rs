@@ -112,7 +112,7 @@ impl Drop for VersionSubscription {
                 }
                 slot.queue.truncate(MAX_PENDING);
             }
-            if slot.active.is_none() && slot.queue.is_empty() {
+            if slot.active.is_none() && slot.queue.is_empty() && slot.unreplaced.is_empty() {
                 inner.slots.remove(&self.request_id);
             }
         }

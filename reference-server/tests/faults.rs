@@ -47,7 +47,11 @@ fn with_headers(mut req: reqwest::RequestBuilder, names: &str) -> reqwest::Reque
 
 #[tokio::test]
 async fn the_default_config_has_no_fault_on() {
-    assert!(reference_server::Config::new("/tmp/x", "t").faults.is_empty());
+    assert!(
+        reference_server::Config::new("/tmp/x", "t")
+            .faults
+            .is_empty()
+    );
     assert!(FaultSet::default().is_empty());
 }
 
@@ -89,7 +93,9 @@ async fn a_request_naming_faults_gets_exactly_what_the_clean_server_sends() {
     let o = open.json();
     assert_eq!(o["head_seq"], head);
     assert_eq!(o["resume_from"], acked[9]);
-    let frames = r.until(|f| f.id.as_deref() == Some(&head.to_string())).await;
+    let frames = r
+        .until(|f| f.id.as_deref() == Some(&head.to_string()))
+        .await;
     // Exactly the events after the cursor, in order, with the acked seqs and the
     // payloads published (no replay of the cursor's own, none skipped or swapped).
     assert_eq!(seqs(&frames), acked[10..].to_vec());
