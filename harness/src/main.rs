@@ -353,7 +353,6 @@ async fn run(a: RunArgs) -> Result<u8> {
     emit(&RunEvent::RunFinished {
         duration: started.elapsed(),
     });
-    drop(emit);
     if let Some(p) = &a.write_baseline {
         std::fs::write(p, Baseline::from_results(&results).to_toml())
             .with_context(|| format!("--write-baseline {}", p.display()))?;

@@ -86,7 +86,8 @@ fn main() -> anyhow::Result<()> {
             out,
             full_integrity,
         } => {
-            let opts = integrity::IntegrityOptions::from_env(full_integrity)?;
+            let mut opts = integrity::IntegrityOptions::from_env(full_integrity)?;
+            opts.progress = true;
             let report = integrity::build_report(&data, &opts)?;
             let files = integrity::write_report_files(&report, &out)?;
             for f in files {

@@ -1,0 +1,483 @@
+//! `sse-bench`: measures the reference server, nchan and the harness client side by
+//! side in one run (fan-out, publish, replay, idle-stream memory, harness drain),
+//! prints the tables and rewrites the results section of `BENCHMARKS.md`.
+//!
+//! `cargo run --release -p sse-bench -- [--runs 5] [--quick] [--out BENCHMARKS.md]`
+//!
+//! A measurement, never a test: this crate has no `#[test]` and asserts no timing.
+//! Every load is bounded in count and in time, on 127.0.0.1 only. The servers run as
+//! separate processes so each one's memory is its own.
+#![deny(missing_docs)]
+
+mod fanout;
+mod idle;
+mod machine;
+mod procs;
+mod publish;
+mod replay;
+mod stats;
+mod wire;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::machine::Machine;
+use crate::procs::{Nchan, NchanUnavailable, RefServer};
+use crate::stats::{Results, Unit};
+use crate::wire::{Flavor, Spine};
+
+/// Where the results section of BENCHMARKS.md starts and ends.
+const BEGIN: &str = "<!-- sse-bench results: begin (generated, do not edit) -->";
+const END: &str = "<!-- sse-bench results: end -->";
+
+#[derive(Parser)]
+#[command(about = "Side-by-side benchmarks of the reference server, nchan and the harness client")]
+struct Cli {
+    /// Runs per measurement (medians are over these); default 5, 2 with --quick.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Smoke run: few runs and small sizes; BENCHMARKS.md is left alone unless --out.
+    #[arg(long)]
+    quick: bool,
+    /// File whose results section to rewrite (default: the workspace's BENCHMARKS.md,
+    /// except with --quick).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The reference-server binary (default: next to this executable, rebuilt under cargo run).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Only these parts (repeatable; default all).
+    #[arg(long, value_enum)]
+    only: Vec<Part>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Internal: the child process holding idle client streams.
+    #[command(hide = true)]
+    IdleClients {
+        #[arg(long)]
+        flavor: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        n: u64,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Fanout,
+    Publish,
+    Replay,
+    Idle,
+}
+
+/// The sizes of one invocation.
+struct Sizes {
+    runs: usize,
+    subscribers: usize,
+    fanout_events: u64,
+    payloads: [usize; 2],
+    fanout_limit: Duration,
+    publish_for: Duration,
+    log_events: u64,
+    idle: Vec<u64>,
+}
+
+impl Sizes {
+    fn new(cli: &Cli) -> Sizes {
+        if cli.quick {
+            Sizes {
+                runs: cli.runs.unwrap_or(2).max(1),
+                subscribers: 50,
+                fanout_events: 2_000,
+                payloads: [64, 1024],
+                fanout_limit: Duration::from_secs(60),
+                publish_for: Duration::from_millis(500),
+                log_events: 50_000,
+                idle: vec![100, 1_000],
+            }
+        } else {
+            Sizes {
+                runs: cli.runs.unwrap_or(5).max(1),
+                subscribers: 50,
+                fanout_events: 20_000,
+                payloads: [64, 1024],
+                fanout_limit: Duration::from_secs(120),
+                publish_for: Duration::from_secs(2),
+                log_events: 1_000_000,
+                idle: vec![1_000, 10_000],
+            }
+        }
+    }
+}
+
+/// nchan's `worker_connections` in targets/nchan/nginx.conf.template.
+const NCHAN_MAX_CONNECTIONS: u64 = 4096;
+
+const NCHAN_MISSING: &str = "nchan: not installed (targets/nchan/install.sh)";
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    if let Some(Cmd::IdleClients {
+        flavor,
+        url,
+        path,
+        n,
+    }) = &cli.cmd
+    {
+        procs::raise_nofile()?;
+        let flavor = if flavor == "nchan" {
+            Flavor::Nchan
+        } else {
+            Flavor::Spine
+        };
+        return rt.block_on(idle::clients_main(flavor, url, path, *n));
+    }
+    rt.block_on(bench(cli))
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let sizes = Sizes::new(&cli);
+    let nofile = procs::raise_nofile()?;
+    let bin = procs::reference_server_bin(cli.server_bin.as_deref())?;
+    let machine = Machine::detect();
+    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    let started = std::time::Instant::now();
+    let mut res = Results::default();
+    let mut notes: Vec<String> = Vec::new();
+
+    if wants(Part::Fanout) || wants(Part::Publish) {
+        for run in 0..sizes.runs {
+            let order = if run % 2 == 0 {
+                [Flavor::Spine, Flavor::Nchan]
+            } else {
+                [Flavor::Nchan, Flavor::Spine]
+            };
+            for flavor in order {
+                eprintln!(
+                    "run {}/{}: {} fan-out/publish",
+                    run + 1,
+                    sizes.runs,
+                    flavor.name()
+                );
+                server_runs(&bin, flavor, &sizes, &cli, &mut res).await?;
+            }
+        }
+    }
+    if wants(Part::Replay) {
+        replay_runs(&bin, &sizes, &mut res, &mut notes).await?;
+    }
+    if wants(Part::Idle) {
+        idle_runs(&bin, &sizes, nofile, &mut res).await?;
+    }
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = format!("cargo run --release -p sse-bench --{}", prefixed(&args));
+    let section = render(&machine, &command, &sizes, &res, &notes, started.elapsed());
+    println!("{section}");
+    let out = match (&cli.out, cli.quick) {
+        (Some(p), _) => Some(p.clone()),
+        (None, false) => Some(procs::workspace_root().join("BENCHMARKS.md")),
+        (None, true) => None,
+    };
+    if let Some(path) = out {
+        write_section(&path, &section)?;
+        eprintln!("wrote the results section of {}", path.display());
+    }
+    Ok(())
+}
+
+fn prefixed(args: &[String]) -> String {
+    args.iter().map(|a| format!(" {a}")).collect()
+}
+
+async fn server_runs(
+    bin: &Path,
+    flavor: Flavor,
+    sizes: &Sizes,
+    cli: &Cli,
+    res: &mut Results,
+) -> anyhow::Result<()> {
+    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    let section = "Fan-out";
+    match flavor {
+        Flavor::Spine => {
+            let server = RefServer::start(bin).await?;
+            let result = async {
+                if wants(Part::Fanout) {
+                    for &p in &sizes.payloads {
+                        fanout_one(flavor, &server.url, p, sizes, res).await?;
+                    }
+                }
+                if wants(Part::Publish) {
+                    let spine = Spine::new(&server.url)?;
+                    for (pubs, batch) in [(1, 1), (1, 100), (8, 1), (8, 100)] {
+                        let rate = publish::run(&spine, pubs, batch, sizes.publish_for).await?;
+                        let name = format!(
+                            "reference: {pubs} publisher{} × batch {batch}",
+                            if pubs == 1 { "" } else { "s" }
+                        );
+                        res.add(
+                            "Publish (acked events/s, fsync on)",
+                            &name,
+                            Unit::PerSec,
+                            rate,
+                        );
+                    }
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            server.stop().await?;
+            result
+        }
+        Flavor::Nchan => {
+            if !wants(Part::Fanout) {
+                return Ok(());
+            }
+            for &p in &sizes.payloads {
+                let nchan = match Nchan::start().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let why = match e {
+                            NchanUnavailable::NotInstalled => NCHAN_MISSING.to_owned(),
+                            NchanUnavailable::Failed(s) => format!("nchan did not start: {s}"),
+                        };
+                        res.note(
+                            section,
+                            &fanout_name(flavor, p, "deliveries/s"),
+                            Unit::PerSec,
+                            &why,
+                        );
+                        continue;
+                    }
+                };
+                let r = fanout_one(flavor, &nchan.url, p, sizes, res).await;
+                nchan.stop().await?;
+                r?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fanout_name(flavor: Flavor, payload: usize, what: &str) -> String {
+    let size = if payload >= 1024 {
+        format!("{} KiB", payload / 1024)
+    } else {
+        format!("{payload} B")
+    };
+    format!("{} {size}: {what}", flavor.name())
+}
+
+async fn fanout_one(
+    flavor: Flavor,
+    base: &str,
+    payload: usize,
+    sizes: &Sizes,
+    res: &mut Results,
+) -> anyhow::Result<()> {
+    let spec = fanout::FanoutSpec {
+        subscribers: sizes.subscribers,
+        events: sizes.fanout_events,
+        payload,
+        limit: sizes.fanout_limit,
+    };
+    let o = fanout::run(flavor, base, &spec).await?;
+    let s = "Fan-out";
+    let rate = o.delivered as f64 / o.secs.max(1e-9);
+    res.add(
+        s,
+        &fanout_name(flavor, payload, "deliveries/s"),
+        Unit::PerSec,
+        rate,
+    );
+    res.add(
+        s,
+        &fanout_name(flavor, payload, "publish side events/s"),
+        Unit::PerSec,
+        spec.events as f64 / o.publish_secs.max(1e-9),
+    );
+    for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+        let v = o.latency_us.value_at_quantile(q) as f64;
+        res.add(s, &fanout_name(flavor, payload, label), Unit::Micros, v);
+    }
+    if o.delivered < o.expected {
+        res.note(
+            s,
+            &fanout_name(flavor, payload, "deliveries/s"),
+            Unit::PerSec,
+            &format!("INCOMPLETE: {} of {} deliveries", o.delivered, o.expected),
+        );
+    }
+    eprintln!(
+        "  {} {payload} B: {:.0} deliveries/s, p50 {} µs, p99 {} µs ({} of {})",
+        flavor.name(),
+        rate,
+        o.latency_us.value_at_quantile(0.5),
+        o.latency_us.value_at_quantile(0.99),
+        o.delivered,
+        o.expected
+    );
+    Ok(())
+}
+
+async fn replay_runs(
+    bin: &Path,
+    sizes: &Sizes,
+    res: &mut Results,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let server = RefServer::start(bin).await?;
+    let result = async {
+        let spine = Spine::new(&server.url)?;
+        eprintln!("building a {}-event log", sizes.log_events);
+        let log = replay::build(&spine, sizes.log_events).await?;
+        notes.push(format!(
+            "Replay log: {} events (64 B payloads) built in {:.1} s ({:.0} events/s, 4 publishers × batch 1000); {:.1} MiB of stream.",
+            log.events,
+            log.build_secs,
+            log.events as f64 / log.build_secs,
+            log.raw_bytes as f64 / (1024.0 * 1024.0)
+        ));
+        let s1 = "Replay (resume from 0)";
+        let s2 = "Harness drain (one stream, events/s)";
+        for run in 0..sizes.runs {
+            eprintln!("run {}/{}: replay and drain", run + 1, sizes.runs);
+            let r = replay::replay(&server.url, &log).await?;
+            res.add(s1, "reference: sse-wire + parser, events/s", Unit::PerSec, r);
+            let (raw, harness) = if run % 2 == 0 {
+                let raw = replay::raw(&server.url, &log).await?;
+                (raw, replay::harness(&server.url, &log).await?)
+            } else {
+                let h = replay::harness(&server.url, &log).await?;
+                (replay::raw(&server.url, &log).await?, h)
+            };
+            res.add(s2, "raw socket reader (counts bytes)", Unit::PerSec, raw);
+            res.add(s2, "harness client (sse-wire + parser + classify)", Unit::PerSec, harness);
+            res.add(s2, "ratio harness / raw", Unit::Ratio, harness / raw);
+            eprintln!("  replay {r:.0}/s, raw {raw:.0}/s, harness {harness:.0}/s");
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    server.stop().await?;
+    result
+}
+
+async fn idle_runs(
+    bin: &Path,
+    sizes: &Sizes,
+    nofile: u64,
+    res: &mut Results,
+) -> anyhow::Result<()> {
+    let s = "Idle streams (resident memory per stream)";
+    for run in 0..sizes.runs {
+        for &n in &sizes.idle {
+            eprintln!("run {}/{}: {n} idle streams", run + 1, sizes.runs);
+            if n + 64 > nofile {
+                res.note(
+                    s,
+                    &format!("reference server, {n} streams"),
+                    Unit::Bytes,
+                    &format!("skipped: open-file limit {nofile}"),
+                );
+                continue;
+            }
+            let o = idle::spine(bin, n).await?;
+            res.add(
+                s,
+                &format!("reference server, {n} streams"),
+                Unit::Bytes,
+                o.server,
+            );
+            res.add(
+                s,
+                &format!("harness client (sse-wire + parser), {n} streams"),
+                Unit::Bytes,
+                o.client,
+            );
+            let name = format!("nchan worker, {n} streams");
+            if n > NCHAN_MAX_CONNECTIONS - 16 {
+                res.note(
+                    s,
+                    &name,
+                    Unit::Bytes,
+                    "not measured: worker_connections 4096 in nginx.conf.template",
+                );
+                continue;
+            }
+            match Nchan::start().await {
+                Ok(nchan) => {
+                    let o = idle::nchan(nchan, n).await?;
+                    res.add(s, &name, Unit::Bytes, o.server);
+                }
+                Err(NchanUnavailable::NotInstalled) => {
+                    res.note(s, &name, Unit::Bytes, NCHAN_MISSING)
+                }
+                Err(NchanUnavailable::Failed(e)) => {
+                    res.note(s, &name, Unit::Bytes, &format!("nchan did not start: {e}"))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render(
+    m: &Machine,
+    command: &str,
+    sizes: &Sizes,
+    res: &Results,
+    notes: &[String],
+    took: Duration,
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Generated by `{command}` on {} (commit {}), {} runs per row, {:.0} s in all.\n\n",
+        m.date,
+        m.commit,
+        sizes.runs,
+        took.as_secs_f64()
+    ));
+    s.push_str(&format!(
+        "Machine: {} × {}, {} MiB memory, Linux {}.\n\n",
+        m.cores, m.cpu, m.mem_mib, m.kernel
+    ));
+    s.push_str(&format!(
+        "Fan-out: {} subscribers, {} events per run; reference: 1 publisher × batch {} \
+         (every event committed with fsync before delivery); nchan: {} concurrent \
+         publishers × 1 message per POST. Latency = receive − send time per (event, subscriber).\n\n",
+        sizes.subscribers,
+        sizes.fanout_events,
+        fanout::SPINE_BATCH,
+        fanout::NCHAN_PUBLISHERS
+    ));
+    for n in notes {
+        s.push_str(n);
+        s.push_str("\n\n");
+    }
+    s.push_str(&res.markdown());
+    s
+}
+
+fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{section}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ if old.is_empty() => format!("# Benchmarks\n\n## Results\n\n{block}\n"),
+        _ => format!("{old}\n## Results\n\n{block}\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
