@@ -201,6 +201,56 @@ async fn integrity_route(
     Ok(Json(report).into_response())
 }
 
+/// hyper's read buffer limit per connection: its minimum. An idle SSE connection
+/// keeps its read buffer for its whole life, and with hyper's default limit the
+/// buffer grows to 16 KiB on the first read after the request head (heaptrack, see
+/// BENCHMARKS.md); request bodies are streamed through it, so larger publish bodies
+/// are not affected, and a request head stays limited to 8 KiB.
+const HTTP1_MAX_BUF: usize = 8192;
+
+/// Accepts connections and serves `router` on each over HTTP/1.1 until `stop`
+/// completes, then lets every connection finish (streams end on the same signal).
+///
+/// Our own accept loop rather than `axum::serve` for two per-connection savings
+/// measured on idle streams: the router is served as one shared service (`axum::serve`
+/// on a `Router` re-builds its route tables per connection, ≈ 7 KiB), and hyper's
+/// read buffer is capped at [`HTTP1_MAX_BUF`].
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(HTTP1_MAX_BUF);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let sock = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _)) => sock,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = sock.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
 /// A server listening and serving; stop it with [`RunningServer::shutdown`].
 #[derive(Debug)]
 pub struct RunningServer {
@@ -280,11 +330,10 @@ impl RunningServer {
         let router = app(state.clone());
         let mut stop = shutdown_rx;
         let serve = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|v| *v).await;
-                })
-                .await
+            serve_http(listener, router, async move {
+                let _ = stop.wait_for(|v| *v).await;
+            })
+            .await
         });
         let url = format!("http://{local}");
         tracing::info!(%url, "listening");

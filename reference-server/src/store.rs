@@ -10,6 +10,7 @@
 //! a slow or late reader).
 
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -99,12 +100,18 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     fn new(seq: u64, job_id: String, event_type: String, ts: String, payload: String) -> Self {
-        let wire_prefix = format!(
-            "{{\"seq\":{seq},\"job_id\":{},\"event_type\":{},\"ts\":{},\"payload\":{payload}",
-            json_str(&job_id),
-            json_str(&event_type),
-            json_str(&ts),
-        );
+        // One allocation per event: replay builds this for every row it pages.
+        let mut w =
+            Vec::with_capacity(64 + job_id.len() + event_type.len() + ts.len() + payload.len());
+        let _ = write!(w, "{{\"seq\":{seq},\"job_id\":");
+        let _ = serde_json::to_writer(&mut w, &job_id);
+        w.extend_from_slice(b",\"event_type\":");
+        let _ = serde_json::to_writer(&mut w, &event_type);
+        w.extend_from_slice(b",\"ts\":");
+        let _ = serde_json::to_writer(&mut w, &ts);
+        w.extend_from_slice(b",\"payload\":");
+        w.extend_from_slice(payload.as_bytes());
+        let wire_prefix = String::from_utf8(w).unwrap_or_default();
         StoredEvent {
             seq,
             job_id,
@@ -118,7 +125,7 @@ impl StoredEvent {
 
 /// A string as a JSON string literal.
 pub fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// Server time now, RFC 3339 with milliseconds.

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -439,7 +440,7 @@ impl Stream {
             );
             return;
         }
-        buf.put_slice(format!("id: {}\nevent: task_event\ndata: ", ev.seq).as_bytes());
+        let _ = write!(buf, "id: {}\nevent: task_event\ndata: ", ev.seq);
         // A field added inside the payload, which ends the wire prefix.
         let extra = if faults.has(Fault::PerClientPayload) {
             Some(format!("\"conn\":{}", self.fault.conn).into_bytes())

@@ -401,9 +401,12 @@ impl Parser {
             self.dispatch(out);
             return;
         }
-        let bytes = &self.raw[self.line_start..content_end];
+        // The line is read in place: `raw` is moved out for the call (a move, not a
+        // copy) so that `field` can borrow the line while it updates the buffers.
+        let raw = std::mem::take(&mut self.raw);
+        let bytes = &raw[self.line_start..content_end];
         let line = match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_owned(),
+            Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(e) => {
                 out.push(Item::Violation(Violation {
                     offset: line_offset + e.valid_up_to() as u64,
@@ -411,12 +414,14 @@ impl Parser {
                     detail: "invalid UTF-8 in line, replaced by U+FFFD".to_owned(),
                     fatal: false,
                 }));
-                String::from_utf8_lossy(bytes).into_owned()
+                String::from_utf8_lossy(bytes)
             }
         };
         self.block_content += content_end - self.line_start;
-        self.line_start = self.raw.len();
+        self.line_start = raw.len();
         self.field(line_offset, &line, out);
+        drop(line);
+        self.raw = raw;
     }
 
     fn field(&mut self, offset: u64, line: &str, out: &mut Vec<Item>) {
@@ -473,27 +478,32 @@ impl Parser {
     }
 
     /// A blank line: dispatch the event (if its data buffer is non-empty).
+    ///
+    /// The event's strings are exact-size copies; the parser's buffers keep their
+    /// capacity for the next block, so a steady stream costs no buffer regrowth.
     fn dispatch(&mut self, out: &mut Vec<Item>) {
         let start = self.block_start;
         let end = self.offset;
-        let raw = self.raw.split().freeze();
         let id = self.event_id.take();
-        let event_type = std::mem::take(&mut self.event_type);
-        let mut data = std::mem::take(&mut self.data);
+        let event = (!self.data.is_empty()).then(|| {
+            let event_type = if self.event_type.is_empty() {
+                "message".to_owned()
+            } else {
+                self.event_type.clone()
+            };
+            // Without the trailing LF.
+            let data = self.data[..self.data.len() - 1].to_owned();
+            (event_type, data, Bytes::copy_from_slice(&self.raw))
+        });
         self.reset_block();
         // WHATWG: the last event ID string is set at every dispatch, even of an event
         // whose data buffer is empty (which is then not fired).
         self.reconnect_id.clone_from(&self.last_event_id);
-        if data.is_empty() {
+        let Some((event_type, data, raw)) = event else {
             return;
-        }
-        data.pop(); // the trailing LF
+        };
         out.push(Item::Event(Event {
-            event_type: if event_type.is_empty() {
-                "message".to_owned()
-            } else {
-                event_type
-            },
+            event_type,
             data,
             id,
             last_event_id: self.last_event_id.clone(),
