@@ -121,7 +121,7 @@ impl Sizes {
 }
 
 /// nchan's `worker_connections` in targets/nchan/nginx.conf.template.
-const NCHAN_MAX_CONNECTIONS: u64 = 4096;
+const NCHAN_MAX_CONNECTIONS: u64 = 16384;
 
 const NCHAN_MISSING: &str = "nchan: not installed (targets/nchan/install.sh)";
 
@@ -413,7 +413,7 @@ async fn idle_runs(
                     s,
                     &name,
                     Unit::Bytes,
-                    "not measured: worker_connections 4096 in nginx.conf.template",
+                    "not measured: above worker_connections in nginx.conf.template",
                 );
                 continue;
             }
