@@ -36,3 +36,11 @@ nchan-stop DIR="/tmp/sse-nchan":
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The side-by-side benchmarks (reference vs nchan, harness vs raw reader); rewrites BENCHMARKS.md.
+bench *ARGS:
+    cargo run --release -p sse-bench -- {{ARGS}}
+
+# The mutation table (fault → contract → finding) in docs/MUTATIONS.md.
+mutations:
+    cargo run --release -p sse-harness -- mutations --seed 1 --out docs/MUTATIONS.md

@@ -380,3 +380,36 @@ async fn open_routes_need_no_token() {
     assert_eq!(s.metric("spine_slow_consumer_closes_total").await, 0);
     s.stop().await;
 }
+
+/// Regression for the idle-memory fix (BENCHMARKS.md): hyper's read buffer is capped
+/// at 8 KiB. A request head above it is refused with 431 before any handler runs (so
+/// hyper's empty body, not our JSON), never a 5xx; the server keeps serving, and a
+/// publish body far above 8 KiB still streams through the capped buffer.
+#[tokio::test]
+async fn request_head_above_8k_is_431_and_large_bodies_still_pass() {
+    let s = TestServer::start().await;
+    let resp = s
+        .http
+        .get(s.u("/healthz"))
+        .header("x-big", "a".repeat(9_000))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 431);
+    let job = s.open_job().await;
+    let events: Vec<Value> = (0..500)
+        .map(|i| json!({"event_type": "bulk", "payload": {"i": i, "pad": "x".repeat(100)}}))
+        .collect();
+    let body = json!({ "events": events });
+    assert!(body.to_string().len() > 64 * 1024);
+    let resp = s
+        .post(&format!("/v1/jobs/{job}/events"))
+        .json(&body)
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(resp.status().as_u16(), 201);
+    let acked: Value = resp.json().await.expect("ack");
+    assert_eq!(acked["seqs"].as_array().map(Vec::len), Some(500));
+    s.stop().await;
+}
