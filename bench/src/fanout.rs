@@ -19,7 +19,7 @@ use sse_wire::{Item, Parser, ParserConfig};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::wire::{Flavor, NchanHttp, Spine, extract_t, now_ns, open_stream, payload};
+use super::wire::{Flavor, NchanHttp, Spine, extract_t, now_ns, open_stream, payload};
 
 /// Events per spine publish request.
 pub const SPINE_BATCH: usize = 100;

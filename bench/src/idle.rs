@@ -19,8 +19,8 @@ use sse_wire::{Parser, ParserConfig};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::sync::{Semaphore, watch};
 
-use crate::procs::{Nchan, RefServer, rss_bytes};
-use crate::wire::{Flavor, NchanHttp, Spine, open_stream, wait_until};
+use super::procs::{Nchan, RefServer, rss_bytes};
+use super::wire::{Flavor, NchanHttp, Spine, open_stream, wait_until};
 
 /// Longest wait for N streams to open (and for the server to count them).
 const OPEN_LIMIT: Duration = Duration::from_secs(120);

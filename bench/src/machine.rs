@@ -42,7 +42,7 @@ impl Machine {
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let root = crate::procs::workspace_root();
+        let root = super::procs::workspace_root();
         let git = |args: &[&str]| {
             Command::new("git")
                 .args(args)

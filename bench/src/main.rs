@@ -2,7 +2,8 @@
 //! side in one run (fan-out, publish, replay, idle-stream memory, harness drain),
 //! prints the tables and rewrites the results section of `BENCHMARKS.md`.
 //!
-//! `cargo run --release -p sse-bench -- [--runs 5] [--quick] [--out BENCHMARKS.md]`
+//! `cargo run --release -p sse-bench -- [--runs 5] [--quick] [--out BENCHMARKS.md]`,
+//! or `cargo bench -p sse-bench` (the same run, with the defaults).
 //!
 //! A measurement, never a test: this crate has no `#[test]` and asserts no timing.
 //! Every load is bounded in count and in time, on 127.0.0.1 only. The servers run as
@@ -24,10 +25,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::machine::Machine;
-use crate::procs::{Nchan, NchanUnavailable, RefServer};
-use crate::stats::{Results, Unit};
-use crate::wire::{Flavor, Spine};
+use self::machine::Machine;
+use self::procs::{Nchan, NchanUnavailable, RefServer};
+use self::stats::{Results, Unit};
+use self::wire::{Flavor, Spine};
 
 /// Where the results section of BENCHMARKS.md starts and ends.
 const BEGIN: &str = "<!-- sse-bench results: begin (generated, do not edit) -->";
@@ -52,6 +53,9 @@ struct Cli {
     /// Only these parts (repeatable; default all).
     #[arg(long, value_enum)]
     only: Vec<Part>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -125,7 +129,9 @@ const NCHAN_MAX_CONNECTIONS: u64 = 16384;
 
 const NCHAN_MISSING: &str = "nchan: not installed (targets/nchan/install.sh)";
 
-fn main() -> anyhow::Result<()> {
+/// The whole benchmark run (also what `cargo bench -p sse-bench` runs, see
+/// `benches/sse.rs`).
+pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     if let Some(Cmd::IdleClients {

@@ -105,6 +105,12 @@ pub fn reference_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> 
     let dir = exe
         .parent()
         .ok_or_else(|| anyhow!("the bench executable has no parent folder"))?;
+    // Under `cargo bench` the executable lives in target/<profile>/deps.
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     if let Ok(cargo) = std::env::var("CARGO") {
         let profile = if dir.ends_with("release") {
             vec!["--release"]

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::wire::{Spine, now_ns, payload};
+use super::wire::{Spine, now_ns, payload};
 
 /// Payload size of the publish measurement.
 const PAYLOAD: usize = 64;

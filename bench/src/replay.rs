@@ -23,8 +23,8 @@ use sse_wire::{Item, Parser, ParserConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::procs::TOKEN;
-use crate::wire::{CORRELATION, Flavor, Spine, open_stream, payload};
+use super::procs::TOKEN;
+use super::wire::{CORRELATION, Flavor, Spine, open_stream, payload};
 
 /// Events per build request.
 const BUILD_BATCH: usize = 1000;

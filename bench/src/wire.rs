@@ -8,7 +8,7 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
 use sse_wire::{ConnectOptions, RequestSpec, Response};
 
-use crate::procs::TOKEN;
+use super::procs::TOKEN;
 
 /// The `X-Correlation-ID` the bench sends, so that repeated streams are byte-identical.
 pub const CORRELATION: &str = "sse-bench";
