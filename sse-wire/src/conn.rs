@@ -17,6 +17,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BufMut as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -282,6 +283,14 @@ impl Transport {
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf).await,
+        }
+    }
+
+    /// Appends what one read gets to `buf` (cancel-safe: nothing is appended unless
+    /// the read completes).
+    async fn read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read_buf(buf).await,
         }
     }
 
@@ -749,6 +758,11 @@ impl Response {
 
     /// Reads at most `want` (capped at 16 KiB) raw bytes from the socket into
     /// the (empty) buffer. `Ok(0)` is EOF.
+    ///
+    /// Cancel-safe: callers select a body read against timers and signals, so this
+    /// future may be dropped while it waits. The bytes go into the buffer's spare
+    /// capacity and its length grows only by what was read (`read_buf`), never by
+    /// reserved read space (regression: `a_cancelled_read_leaves_no_phantom_bytes`).
     async fn fill(&mut self, want: usize) -> Result<usize, WireError> {
         if self.pos == self.buf.len() {
             self.buf.clear();
@@ -757,13 +771,13 @@ impl Response {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let old = self.buf.len();
         let want = want.clamp(1, READ_CAP);
-        self.buf.resize(old + want, 0);
-        let r = self.transport.read(&mut self.buf[old..]).await;
-        let n = *r.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
-        r.map_err(|e| WireError::io(WireErrorKind::Io, "reading the response body", e))
+        self.buf.reserve(want);
+        let mut space = (&mut self.buf).limit(want);
+        self.transport
+            .read_buf(&mut space)
+            .await
+            .map_err(|e| WireError::io(WireErrorKind::Io, "reading the response body", e))
     }
 }
 

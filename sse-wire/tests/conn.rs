@@ -649,3 +649,64 @@ fn urls() {
         );
     }
 }
+
+/// Regression (found by CT-10/cut-during-high-rate-publishing under load): a
+/// `read_body` dropped while it waited for the socket (the harness client selects it
+/// against timers and signals) left its zero-filled read space in the buffer, so the
+/// next read returned 16 KiB of NUL bytes as body and the chunked decoder then failed.
+/// A cancelled read must leave nothing behind, for every body framing.
+#[tokio::test]
+async fn a_cancelled_read_leaves_no_phantom_bytes() {
+    for (head, first, rest) in [
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &b"5\r\nhello\r\n"[..],
+            &b"6\r\n world\r\n0\r\n\r\n"[..],
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n",
+            &b"hello"[..],
+            &b" world"[..],
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            &b"hello"[..],
+            &b" world"[..],
+        ),
+    ] {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (target, server) = serve_once(move |mut s, _| async move {
+            write_segments(&mut s, &[head.as_bytes(), first]).await;
+            timeout(DEADLINE, go_rx).await.unwrap().unwrap();
+            write_segments(&mut s, &[rest]).await;
+        })
+        .await;
+        let mut resp = get(&target).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = timeout(DEADLINE, resp.read_body(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut body = buf[..n].to_vec();
+        // The server is silent now: this read waits on the socket and is cancelled.
+        let cancelled = timeout(Duration::from_millis(100), resp.read_body(&mut buf)).await;
+        assert!(
+            cancelled.is_err(),
+            "{head}: the read should have been waiting"
+        );
+        go_tx.send(()).unwrap();
+        loop {
+            let n = timeout(DEADLINE, resp.read_body(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(body, b"hello world", "{head}");
+        assert_eq!(resp.body_offset(), 11, "{head}");
+        server.await.unwrap();
+    }
+}
