@@ -8,7 +8,7 @@ use harness_model::{ConnEnd, Evidence, StreamKind};
 use serde_json::Value;
 
 use crate::IdMode;
-use crate::view::{Ctx, at_frame, describe, describe_end, lifecycle, ms, str_field};
+use crate::view::{Ctx, at_frame, ms, not_closed_with, str_field};
 
 pub(crate) fn check(ctx: &mut Ctx) {
     if !ctx.enabled("durability") {
@@ -42,14 +42,8 @@ pub(crate) fn vanished<'a>(ctx: &Ctx<'a>) -> BTreeSet<&'a str> {
         .iter()
         .filter(|a| a.acked_us < last_restart && !delivered.contains(a.marker.as_str()))
         .filter(|a| {
-            let restart = ctx
-                .rec
-                .restarts
-                .iter()
-                .copied()
-                .filter(|&r| r > a.acked_us)
-                .min()
-                .unwrap_or(last_restart);
+            let restart =
+                first_restart_after(&ctx.rec.restarts, a.acked_us).unwrap_or(last_restart);
             ctx.log_clients().any(|c| {
                 c.t.stream != StreamKind::Version
                     && c.owed(a, ctx.cfg.ids)
@@ -67,6 +61,11 @@ pub(crate) fn vanished<'a>(ctx: &Ctx<'a>) -> BTreeSet<&'a str> {
         .collect()
 }
 
+/// The first restart (µs) after time `t`, if any.
+fn first_restart_after(restarts: &[u64], t: u64) -> Option<u64> {
+    restarts.iter().copied().filter(|&r| r > t).min()
+}
+
 fn acked_survive(ctx: &mut Ctx) {
     let mut found = Vec::new();
     for a in ctx
@@ -75,14 +74,7 @@ fn acked_survive(ctx: &mut Ctx) {
         .iter()
         .filter(|a| ctx.vanished.contains(a.marker.as_str()))
     {
-        let restart = ctx
-            .rec
-            .restarts
-            .iter()
-            .copied()
-            .filter(|&r| r > a.acked_us)
-            .min()
-            .unwrap_or(0);
+        let restart = first_restart_after(&ctx.rec.restarts, a.acked_us).unwrap_or(0);
         let owed: Vec<&str> = ctx
             .log_clients()
             .filter(|c| c.owed(a, ctx.cfg.ids))
@@ -126,18 +118,8 @@ fn shutdown_close(ctx: &mut Ctx) {
             if left_before || !judged.insert(conn.index) {
                 continue;
             }
-            let last = conn.frames.last();
-            let ok = last.is_some_and(|f| {
-                lifecycle(f).is_some_and(|(n, fl)| {
-                    n == "connection_close" && str_field(fl, "reason") == Some("server_shutdown")
-                })
-            });
-            if ok {
+            let Some(seen) = not_closed_with(conn, "server_shutdown") else {
                 continue;
-            }
-            let seen = match last {
-                Some(f) => format!("{} last, then {}", describe(f), describe_end(&conn.end)),
-                None => format!("no frame, then {}", describe_end(&conn.end)),
             };
             found.push(Evidence {
                 expected: format!(
@@ -145,7 +127,7 @@ fn shutdown_close(ctx: &mut Ctx) {
                     ms(r)
                 ),
                 seen,
-                ..at_frame(client, conn, last)
+                ..at_frame(client, conn, conn.frames.last())
             });
         }
     }

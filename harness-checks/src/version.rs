@@ -4,7 +4,7 @@
 use harness_model::{Evidence, FrameKind};
 use serde_json::Value;
 
-use crate::view::{Ctx, at_frame, describe, describe_end, is_lifecycle, lifecycle, str_field};
+use crate::view::{Ctx, at_frame, is_lifecycle, not_closed_with, str_field};
 
 pub(crate) fn check(ctx: &mut Ctx) {
     if !ctx.enabled("version") {
@@ -135,23 +135,13 @@ fn replaced(ctx: &mut Ctx) {
         let Some(conn) = c.t.connections.last() else {
             continue;
         };
-        let last = conn.frames.last();
-        let ok = last.is_some_and(|f| {
-            lifecycle(f).is_some_and(|(n, fl)| {
-                n == "connection_close" && str_field(fl, "reason") == Some("replaced")
-            })
-        });
-        if ok {
+        let Some(seen) = not_closed_with(conn, "replaced") else {
             continue;
-        }
-        let seen = match last {
-            Some(f) => format!("{} last, then {}", describe(f), describe_end(&conn.end)),
-            None => format!("no frame, then {}", describe_end(&conn.end)),
         };
         found.push(Evidence {
             expected: "the stream to end with connection_close{reason:replaced}".to_owned(),
             seen,
-            ..at_frame(client, conn, last)
+            ..at_frame(client, conn, conn.frames.last())
         });
     }
     for e in found {

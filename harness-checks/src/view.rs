@@ -348,6 +348,24 @@ pub(crate) fn describe(f: &Frame) -> String {
     }
 }
 
+/// When a connection did not end with `connection_close{reason}`: how it did end
+/// (its last frame, then how the response ended), for `seen`; `None` when it did.
+pub(crate) fn not_closed_with(conn: &Connection, reason: &str) -> Option<String> {
+    let last = conn.frames.last();
+    let closed = last.is_some_and(|f| {
+        lifecycle(f).is_some_and(|(n, fl)| {
+            n == "connection_close" && str_field(fl, "reason") == Some(reason)
+        })
+    });
+    if closed {
+        return None;
+    }
+    Some(match last {
+        Some(f) => format!("{} last, then {}", describe(f), describe_end(&conn.end)),
+        None => format!("no frame, then {}", describe_end(&conn.end)),
+    })
+}
+
 /// How a connection ended, in a few words.
 pub(crate) fn describe_end(end: &ConnEnd) -> String {
     match end {

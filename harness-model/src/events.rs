@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ContractId, Finding, Verdict};
+use crate::model::{ContractId, Finding, Level, Verdict};
 
 /// The latency and rate series the runner measures, each an HDR histogram.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -123,6 +123,23 @@ pub struct ScenarioResult {
     /// What the scenario established beyond pass/fail, by name (e.g. the publish rate it
     /// reached, how far the head ran ahead of a slow reader), for reports.
     pub facts: BTreeMap<String, serde_json::Value>,
+}
+
+impl ScenarioResult {
+    /// The one line a summary table shows for this scenario: the reason it was
+    /// skipped or could not run, else its first MUST finding (or first finding).
+    pub fn headline(&self) -> String {
+        match &self.verdict {
+            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
+            _ => self
+                .findings
+                .iter()
+                .find(|f| f.level == Level::Must)
+                .or(self.findings.first())
+                .map(|f| f.message())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// One event of a run, in the order the runner emits them.

@@ -384,16 +384,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
          <th class=\"num\">Cuts</th><th>First finding / reason</th></tr>\n",
     );
     for r in &log.results {
-        let note = match &r.verdict {
-            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
-            _ => r
-                .findings
-                .iter()
-                .find(|f| f.level == Level::Must)
-                .or(r.findings.first())
-                .map(|f| f.message())
-                .unwrap_or_default(),
-        };
+        let note = r.headline();
         let _ = write!(
             s,
             "<tr><td><code>{}</code><div class=\"muted\">{}</div></td><td>{}</td>\

@@ -58,16 +58,7 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     let _ = writeln!(w, "| Scenario | Verdict | Time | Events | First finding |");
     let _ = writeln!(w, "|---|---|---:|---:|---|");
     for r in &log.results {
-        let note = match &r.verdict {
-            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
-            _ => r
-                .findings
-                .iter()
-                .find(|f| f.level == Level::Must)
-                .or(r.findings.first())
-                .map(|f| f.message())
-                .unwrap_or_default(),
-        };
+        let note = r.headline();
         let _ = writeln!(
             w,
             "| `{}` | {} | {} | {} | {} |",

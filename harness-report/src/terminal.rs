@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use console::{Style, measure_text_width, pad_str, truncate_str};
-use harness_model::{Level, RunEvent, Verdict};
+use harness_model::{RunEvent, Verdict};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Reporter;
@@ -116,16 +116,7 @@ impl TerminalReporter {
         s.push_str(&self.paint(Style::new().bold(), &header));
         s.push('\n');
         for r in &log.results {
-            let note = match &r.verdict {
-                Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
-                _ => r
-                    .findings
-                    .iter()
-                    .find(|f| f.level == Level::Must)
-                    .or(r.findings.first())
-                    .map(|f| f.message())
-                    .unwrap_or_default(),
-            };
+            let note = r.headline();
             let label = pad_str(r.verdict.label(), 7, console::Alignment::Left, None);
             s.push_str(&format!(
                 "{}  {}  {:>9}  {:>8}  {}\n",

@@ -121,6 +121,17 @@ impl StoredEvent {
             wire_prefix,
         }
     }
+
+    /// Reads a row of `SELECT seq, job_id, event_type, ts, payload FROM events`.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+        Ok(StoredEvent::new(
+            r.get::<_, i64>(0)? as u64,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+        ))
+    }
 }
 
 /// A string as a JSON string literal.
@@ -458,15 +469,6 @@ impl Store {
             let mut events = Vec::new();
             let mut bytes = 0usize;
             let mut last = after;
-            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<StoredEvent> {
-                Ok(StoredEvent::new(
-                    r.get::<_, i64>(0)? as u64,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            };
             // Returns whether the page is full.
             let mut push = |ev: StoredEvent| -> bool {
                 last = ev.seq;
@@ -483,7 +485,7 @@ impl Store {
                     )?;
                     let mut rows = st.query(params![j, after as i64, upto as i64, limit as i64])?;
                     while let Some(r) = rows.next()? {
-                        full = push(map(r)?);
+                        full = push(StoredEvent::from_row(r)?);
                         if full {
                             break;
                         }
@@ -496,7 +498,7 @@ impl Store {
                     )?;
                     let mut rows = st.query(params![after as i64, upto as i64, limit as i64])?;
                     while let Some(r) = rows.next()? {
-                        full = push(map(r)?);
+                        full = push(StoredEvent::from_row(r)?);
                         if full {
                             break;
                         }
@@ -613,16 +615,7 @@ impl Store {
             let mut st = conn.prepare_cached(
                 "SELECT seq, job_id, event_type, ts, payload FROM events WHERE job_id = ?1 ORDER BY seq",
             )?;
-            st.query_map([&job_id], |r| {
-                Ok(StoredEvent::new(
-                    r.get::<_, i64>(0)? as u64,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            })?
-            .collect()
+            st.query_map([&job_id], StoredEvent::from_row)?.collect()
         })
         .await
     }
@@ -678,7 +671,7 @@ fn insert_event(
     out: &mut Vec<StoredEvent>,
     seq_counter: &mut Option<u64>,
 ) -> rusqlite::Result<u64> {
-    if let Some(next) = seq_counter.as_mut() {
+    let seq = if let Some(next) = seq_counter.as_mut() {
         // Fault SeqFromCounter: the seq is the in-memory counter's, whatever the
         // table holds under it.
         let seq = *next;
@@ -694,20 +687,14 @@ fn insert_event(
             ts,
             ev.payload
         ])?;
-        out.push(StoredEvent::new(
-            seq,
-            ev.job_id.clone(),
-            ev.event_type.clone(),
-            ts.to_owned(),
-            ev.payload.clone(),
-        ));
-        return Ok(seq);
-    }
-    let mut st = tx.prepare_cached(
-        "INSERT INTO events (job_id, event_type, ts, payload) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    st.execute(params![ev.job_id, ev.event_type, ts, ev.payload])?;
-    let seq = tx.last_insert_rowid() as u64;
+        seq
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO events (job_id, event_type, ts, payload) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![ev.job_id, ev.event_type, ts, ev.payload])?;
+        tx.last_insert_rowid() as u64
+    };
     out.push(StoredEvent::new(
         seq,
         ev.job_id.clone(),
