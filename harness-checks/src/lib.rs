@@ -70,7 +70,7 @@ pub struct CheckConfig {
     pub heartbeat_ms: Option<u64>,
     /// The contract families this scenario judges (e.g. `["resume","delivery"]`); the
     /// others are skipped. Empty means every family.
-    pub families: Vec<String>,
+    pub families: Vec<harness_model::Family>,
 }
 
 /// Judges one scenario's recording: every finding of every judged family, sorted by

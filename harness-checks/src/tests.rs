@@ -513,7 +513,7 @@ fn families_not_judged_are_skipped_and_lenient_mode_reports_no_framing() {
         detail: "byte 0xff".into(),
     });
     let mut cfg = numeric_cfg();
-    cfg.families = vec!["delivery".into()];
+    cfg.families = vec![harness_model::Family::Delivery];
     assert!(Case::clean(cfg, r.clone()).run().is_empty());
     let mut cfg = numeric_cfg();
     cfg.strict = false;

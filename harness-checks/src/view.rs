@@ -218,7 +218,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether `family` is judged in this scenario.
     pub fn enabled(&self, family: &str) -> bool {
-        self.cfg.families.is_empty() || self.cfg.families.iter().any(|f| f == family)
+        self.cfg.families.is_empty() || self.cfg.families.iter().any(|f| f.name() == family)
     }
 
     /// Records a finding for contract `id` when its family is judged.

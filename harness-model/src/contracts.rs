@@ -33,33 +33,46 @@ pub struct Family {
     pub contracts: Vec<Contract>,
 }
 
-/// The embedded family files, by file name.
-pub const FAMILY_FILES: &[(&str, &str)] = &[
-    ("resume.toml", include_str!("../../contracts/resume.toml")),
-    (
-        "delivery.toml",
-        include_str!("../../contracts/delivery.toml"),
-    ),
-    (
-        "lifecycle.toml",
-        include_str!("../../contracts/lifecycle.toml"),
-    ),
-    (
-        "heartbeat.toml",
-        include_str!("../../contracts/heartbeat.toml"),
-    ),
-    ("version.toml", include_str!("../../contracts/version.toml")),
-    ("framing.toml", include_str!("../../contracts/framing.toml")),
-    (
-        "durability.toml",
-        include_str!("../../contracts/durability.toml"),
-    ),
-    (
-        "liveness.toml",
-        include_str!("../../contracts/liveness.toml"),
-    ),
-    ("gate.toml", include_str!("../../contracts/gate.toml")),
-];
+/// The embedded family files (`contracts/*.toml` but the mutation table), by file name;
+/// listed at build time, so a new family file is picked up without a code change.
+pub const FAMILY_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/family_files.rs"));
+
+/// A contract id that exists: only the constants of [`ids`] are of this type, generated
+/// from `contracts/*.toml` at build time, so naming a contract that does not exist is a
+/// compile error.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KnownContract(&'static str);
+
+impl KnownContract {
+    /// The id as written in the contract file, e.g. `resume.no-gap`.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// The id as the serialisable [`ContractId`].
+    pub fn id(self) -> ContractId {
+        ContractId(self.0.to_owned())
+    }
+}
+
+impl std::fmt::Display for KnownContract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl PartialEq<KnownContract> for ContractId {
+    fn eq(&self, other: &KnownContract) -> bool {
+        self.0 == other.0
+    }
+}
+
+/// One constant per contract, named after its id (`resume.no-gap` → `RESUME_NO_GAP`),
+/// with its level, source and title as its doc.
+pub mod ids {
+    use super::KnownContract;
+    include!(concat!(env!("OUT_DIR"), "/contract_ids.rs"));
+}
 
 /// All contracts by id.
 #[derive(Clone, Debug)]

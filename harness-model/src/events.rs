@@ -163,6 +163,8 @@ pub enum RunEvent {
     RunGate {
         /// Threshold and baseline findings.
         findings: Vec<Finding>,
+        /// Every threshold with the value observed, held or not (k6 style).
+        thresholds: Vec<ThresholdCheck>,
         /// Failures the baseline expects, as (scenario id, contract): they do not fail the run.
         baselined: Vec<(String, ContractId)>,
     },
@@ -170,5 +172,106 @@ pub enum RunEvent {
     RunFinished {
         /// Wall time of the whole run.
         duration: Duration,
+        /// How the run ended, decided once by the engine; reporters only render it.
+        summary: RunSummary,
     },
+}
+
+/// How many scenarios ended with each verdict.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Passed.
+    pub pass: u64,
+    /// Failed (at least one MUST finding).
+    pub fail: u64,
+    /// Not run for a missing capability.
+    pub skipped: u64,
+    /// The harness could not run them.
+    pub error: u64,
+}
+
+impl Totals {
+    /// Counts `results` by verdict.
+    pub fn of(results: &[ScenarioResult]) -> Totals {
+        let mut t = Totals::default();
+        for r in results {
+            match r.verdict {
+                Verdict::Pass => t.pass += 1,
+                Verdict::Fail => t.fail += 1,
+                Verdict::Skipped { .. } => t.skipped += 1,
+                Verdict::Error { .. } => t.error += 1,
+            }
+        }
+        t
+    }
+}
+
+/// How a whole run ended. Each outcome has its own exit status, as nextest and k6 do,
+/// so a CI step can tell a broken contract from a missed threshold from a harness that
+/// could not run.
+#[non_exhaustive]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every MUST held (or failed only as the baseline expects) and every gate held: exit 0.
+    Pass,
+    /// A contract failed, or the baseline was broken (a new failure or a stale entry): exit 1.
+    Fail,
+    /// Scenarios could not be judged (target unreachable, setup refused) and none failed: exit 2.
+    CouldNotRun,
+    /// Every contract held but a threshold did not: exit 3.
+    ThresholdFail,
+}
+
+impl Outcome {
+    /// The process exit status for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Pass => 0,
+            Outcome::Fail => 1,
+            Outcome::CouldNotRun => 2,
+            Outcome::ThresholdFail => 3,
+        }
+    }
+
+    /// Whether the run passed.
+    pub fn passed(self) -> bool {
+        self == Outcome::Pass
+    }
+
+    /// The word reports print: `PASS`, `FAIL`, `ERROR`, `THRESHOLD FAIL`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::CouldNotRun => "ERROR",
+            Outcome::ThresholdFail => "THRESHOLD FAIL",
+        }
+    }
+}
+
+/// The run's outcome with what it was decided from: carried by
+/// [`RunEvent::RunFinished`] (the way nextest's final event carries its run stats).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// Scenarios by verdict.
+    pub totals: Totals,
+    /// Why, in one line, when the run did not pass (e.g. the first scenario that could not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One threshold as the gate judged it: the limit, the value observed and whether it held.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdCheck {
+    /// The threshold as written, e.g. `publish_to_deliver.p99 < 50ms`.
+    pub threshold: String,
+    /// The observed value in the threshold's unit (e.g. `12.3ms`), None when nothing was measured.
+    pub observed: Option<String>,
+    /// Samples the value was computed over.
+    pub samples: u64,
+    /// Whether it held (a threshold over a metric with no samples does not).
+    pub held: bool,
 }

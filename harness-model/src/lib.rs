@@ -8,11 +8,16 @@ pub mod contracts;
 pub mod events;
 pub mod model;
 pub mod transcript;
+pub mod vocab;
 
-pub use contracts::{Contract, Contracts};
-pub use events::{Metric, RunEvent, RunMeta, ScenarioInfo, ScenarioResult, ScenarioStats};
+pub use contracts::{Contract, Contracts, KnownContract, ids};
+pub use events::{
+    Metric, Outcome, RunEvent, RunMeta, RunSummary, ScenarioInfo, ScenarioResult, ScenarioStats,
+    ThresholdCheck, Totals,
+};
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, LivenessProbe,
     PublishFailure, Recording, StreamKind, Transcript, WireIssue,
 };
+pub use vocab::{Capability, CutAim, Family};

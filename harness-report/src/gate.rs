@@ -11,7 +11,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use harness_model::{
-    ContractId, Contracts, Evidence, Finding, Level, Metric, ScenarioResult, Verdict,
+    ContractId, Contracts, Evidence, Finding, Level, Metric, ScenarioResult, ThresholdCheck,
+    Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -239,44 +240,61 @@ impl fmt::Display for Threshold {
     }
 }
 
-/// Checks every threshold against the run's histogram of its metric, merged over all
-/// scenarios; each breach (and each threshold on a metric nothing measured) is a
-/// `gate.threshold` finding.
+/// Judges every threshold against the run's histogram of its metric, merged over all
+/// scenarios: the observed value and whether it held (a threshold over a metric nothing
+/// measured does not hold).
+pub fn check_thresholds(
+    thresholds: &[Threshold],
+    results: &[ScenarioResult],
+) -> Vec<ThresholdCheck> {
+    let merged = metrics::merged(results);
+    thresholds
+        .iter()
+        .map(|t| {
+            let observed = merged
+                .get(&t.metric)
+                .map(|h| (metrics::stat(h, t.stat), h.len()));
+            ThresholdCheck {
+                threshold: t.to_string(),
+                observed: observed.map(|(v, _)| metrics::format_value(t.metric, v)),
+                samples: observed.map_or(0, |(_, n)| n),
+                held: observed.is_some_and(|(v, _)| t.op.holds(v, t.value)),
+            }
+        })
+        .collect()
+}
+
+/// The `gate.threshold` finding of each threshold that did not hold.
 pub fn evaluate(
     thresholds: &[Threshold],
     results: &[ScenarioResult],
     contracts: &Contracts,
 ) -> Vec<Finding> {
-    let merged = metrics::merged(results);
-    let mut findings = Vec::new();
-    for t in thresholds {
-        let label = format!("{}.{}", t.metric.name(), t.stat.name());
-        let seen = match merged.get(&t.metric) {
-            None => Some(format!("no samples of {}", t.metric.name())),
-            Some(h) => {
-                let v = metrics::stat(h, t.stat);
-                (!t.op.holds(v, t.value)).then(|| {
-                    format!(
-                        "{label} = {} over {} samples",
-                        metrics::format_value(t.metric, v),
-                        h.len()
-                    )
-                })
-            }
-        };
-        if let Some(seen) = seen {
-            findings.push(gate_finding(
+    threshold_findings(&check_thresholds(thresholds, results), contracts)
+}
+
+/// The `gate.threshold` finding of each check that did not hold.
+pub fn threshold_findings(checks: &[ThresholdCheck], contracts: &Contracts) -> Vec<Finding> {
+    checks
+        .iter()
+        .filter(|c| !c.held)
+        .map(|c| {
+            let label = c.threshold.split_whitespace().next().unwrap_or_default();
+            let seen = match &c.observed {
+                None => format!("no samples of {}", label.split('.').next().unwrap_or(label)),
+                Some(v) => format!("{label} = {v} over {} samples", c.samples),
+            };
+            gate_finding(
                 contracts,
                 "gate.threshold",
                 Evidence {
-                    expected: t.to_string(),
+                    expected: c.threshold.clone(),
                     seen,
                     ..Evidence::default()
                 },
-            ));
-        }
-    }
-    findings
+            )
+        })
+        .collect()
 }
 
 /// One expected failure: a contract known to fail in a scenario.

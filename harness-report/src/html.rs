@@ -328,7 +328,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         .ok_or_else(|| ReportError::new(ReportErrorKind::NotStarted, "no RunStarted event"))?;
     let t = log.totals();
     let passed = log.passed();
-    let verdict = if passed { "PASS" } else { "FAIL" };
+    let verdict = log.label();
     let mut s = String::new();
     let _ = write!(
         s,

@@ -3,13 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use harness_model::{Evidence, Finding, Level, ScenarioStats, Verdict};
+use harness_model::{
+    Evidence, Finding, Level, RunEvent, RunSummary, ScenarioResult, ScenarioStats, ThresholdCheck,
+    Totals, Verdict,
+};
 use serde::Serialize;
 
 use crate::error::{ReportError, ReportErrorKind};
 use crate::files::Rendered;
 use crate::metrics::MetricSummary;
-use crate::runlog::{RunLog, Totals};
+use crate::runlog::RunLog;
 
 /// The schema's name and version, written into every summary.
 pub(crate) const SCHEMA: &str = "sse-harness/summary";
@@ -20,9 +23,12 @@ struct Summary<'a> {
     schema: &'static str,
     version: u32,
     run: Run<'a>,
+    outcome: Option<&'a RunSummary>,
+    exit_code: Option<u8>,
     totals: Totals,
     scenarios: Vec<Scenario<'a>>,
     gate: Vec<JsonFinding<'a>>,
+    thresholds: &'a [ThresholdCheck],
 }
 
 #[derive(Serialize)]
@@ -74,6 +80,88 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     }
 }
 
+fn scenario(r: &ScenarioResult) -> Scenario<'_> {
+    Scenario {
+        id: &r.info.id,
+        group: &r.info.group,
+        title: &r.info.title,
+        file: &r.info.file,
+        verdict: r.verdict.label(),
+        reason: match &r.verdict {
+            Verdict::Skipped { reason } | Verdict::Error { reason } => Some(reason),
+            _ => None,
+        },
+        duration_ms: r.duration.as_millis() as u64,
+        stats: &r.stats,
+        replay_command: &r.replay_command,
+        metrics: r
+            .histograms
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(m, h)| (m.name(), MetricSummary::of(*m, h)))
+            .collect(),
+        facts: &r.facts,
+        findings: r.findings.iter().map(finding).collect(),
+    }
+}
+
+/// One run event as one line of JSON (`--message-format json`): `{"event": "<kind>", …}`,
+/// with scenarios and findings in the same shape as `summary.json`.
+pub fn event_line(ev: &RunEvent) -> String {
+    let v = match ev {
+        RunEvent::RunStarted { meta, scenarios } => serde_json::json!({
+            "event": "run_started", "seed": meta.seed, "target": meta.target,
+            "profile": meta.profile, "embedded": meta.embedded, "started_at": meta.started_at,
+            "harness_version": meta.harness_version, "replay_command": meta.replay_command,
+            "scenarios": scenarios.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        }),
+        RunEvent::ScenarioStarted { info } => {
+            serde_json::json!({ "event": "scenario_started", "id": info.id })
+        }
+        RunEvent::ScenarioFinished(r) => {
+            serde_json::json!({ "event": "scenario_finished", "scenario": scenario(r) })
+        }
+        RunEvent::RunGate {
+            findings,
+            thresholds,
+            baselined,
+        } => serde_json::json!({
+            "event": "run_gate",
+            "findings": findings.iter().map(finding).collect::<Vec<_>>(),
+            "thresholds": thresholds,
+            "baselined": baselined,
+        }),
+        RunEvent::RunFinished { duration, summary } => serde_json::json!({
+            "event": "run_finished", "duration_ms": duration.as_millis() as u64,
+            "outcome": summary, "exit_code": summary.outcome.exit_code(),
+        }),
+    };
+    v.to_string()
+}
+
+/// Streams every run event as one line of JSON to a writer (`--message-format json`).
+pub struct JsonLinesReporter {
+    out: Box<dyn std::io::Write + Send>,
+}
+
+impl JsonLinesReporter {
+    /// A reporter writing one line per event to `out`.
+    pub fn new(out: Box<dyn std::io::Write + Send>) -> JsonLinesReporter {
+        JsonLinesReporter { out }
+    }
+}
+
+impl crate::Reporter for JsonLinesReporter {
+    fn on_event(&mut self, ev: &RunEvent) -> Result<(), ReportError> {
+        let mut line = event_line(ev);
+        line.push('\n');
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|()| self.out.flush())
+            .map_err(|e| ReportError::new(ReportErrorKind::Terminal, e))
+    }
+}
+
 /// The summary of a finished run, as pretty JSON in schema field order.
 pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
     let meta = log
@@ -93,34 +181,12 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
             replay_command: &meta.replay_command,
             duration_ms: log.duration.unwrap_or_default().as_millis() as u64,
         },
+        outcome: log.summary.as_ref(),
+        exit_code: log.summary.as_ref().map(|s| s.outcome.exit_code()),
         totals: log.totals(),
-        scenarios: log
-            .results
-            .iter()
-            .map(|r| Scenario {
-                id: &r.info.id,
-                group: &r.info.group,
-                title: &r.info.title,
-                file: &r.info.file,
-                verdict: r.verdict.label(),
-                reason: match &r.verdict {
-                    Verdict::Skipped { reason } | Verdict::Error { reason } => Some(reason),
-                    _ => None,
-                },
-                duration_ms: r.duration.as_millis() as u64,
-                stats: &r.stats,
-                replay_command: &r.replay_command,
-                metrics: r
-                    .histograms
-                    .iter()
-                    .filter(|(_, h)| !h.is_empty())
-                    .map(|(m, h)| (m.name(), MetricSummary::of(*m, h)))
-                    .collect(),
-                facts: &r.facts,
-                findings: r.findings.iter().map(finding).collect(),
-            })
-            .collect(),
+        scenarios: log.results.iter().map(scenario).collect(),
         gate: log.gate.iter().map(finding).collect(),
+        thresholds: &log.thresholds,
     };
     let mut text = serde_json::to_string_pretty(&summary).map_err(|e| {
         ReportError::new(

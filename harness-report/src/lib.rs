@@ -4,8 +4,9 @@
 //! (the design nextest uses for its reporters): [`TerminalReporter`] for people watching,
 //! and the file reporters of [`file_reporters`] for the report directory
 //! (`summary.json`, `junit.xml`, `report.md`, `report.html`, `hgrm/*.hgrm`).
-//! [`gate`] turns thresholds and an expected-failures baseline into findings, and
-//! [`run_outcome`] is the one place that decides whether a run passed.
+//! [`gate`] turns thresholds and an expected-failures baseline into findings. Whether a
+//! run passed is decided once, by the engine, and arrives in the final
+//! `RunFinished` event: reporters only render it.
 #![deny(missing_docs)]
 
 mod error;
@@ -13,7 +14,7 @@ mod files;
 pub mod gate;
 mod hgrm;
 mod html;
-mod json;
+pub mod json;
 mod junit;
 mod markdown;
 mod metrics;
@@ -25,12 +26,12 @@ use std::path::{Path, PathBuf};
 pub use error::{ReportError, ReportErrorKind};
 pub use gate::{Baseline, BaselineOutcome, Threshold};
 pub use harness_model::RunEvent;
+pub use harness_model::Totals;
 pub use hgrm::write_percentile_distribution;
+pub use json::JsonLinesReporter;
 pub use metrics::MetricSummary;
-pub use runlog::{RunLog, Totals};
+pub use runlog::RunLog;
 pub use terminal::{TerminalReporter, TerminalStyle};
-
-use harness_model::{Finding, ScenarioResult, Verdict};
 
 /// A consumer of the run event stream; it sees every event in the order the runner emits them.
 pub trait Reporter {
@@ -87,40 +88,6 @@ impl ReportDir {
 /// `junit.xml`, `report.md`, `report.html` and `hgrm/<scenario id, `/` → `_`>.<metric>.hgrm`.
 pub fn file_reporters(dir: &Path) -> Vec<Box<dyn Reporter + Send>> {
     files::all(dir)
-}
-
-/// Whether a run passed, as far as the report and gates can tell.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every scenario passed or was skipped (or failed only as the baseline expects),
-    /// and no gate finding was raised: exit status 0.
-    Pass,
-    /// Something failed: exit status 1.
-    Fail,
-}
-
-/// Decides a run's outcome: it fails on a gate finding, on a scenario error, and on a
-/// failed scenario unless a baseline is given and every failure is a known one (with a
-/// baseline, new failures and stale entries fail the run instead).
-pub fn run_outcome(
-    results: &[ScenarioResult],
-    gate_findings: &[Finding],
-    baseline: Option<&BaselineOutcome>,
-) -> Outcome {
-    if !gate_findings.is_empty() {
-        return Outcome::Fail;
-    }
-    if results
-        .iter()
-        .any(|r| matches!(r.verdict, Verdict::Error { .. }))
-    {
-        return Outcome::Fail;
-    }
-    let failed = match baseline {
-        Some(b) => !b.new_failures.is_empty() || !b.stale.is_empty(),
-        None => results.iter().any(|r| r.verdict == Verdict::Fail),
-    };
-    if failed { Outcome::Fail } else { Outcome::Pass }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     let t = log.totals();
     let mut md = String::new();
     let w = &mut md;
-    let head = if log.passed() { "✅ PASS" } else { "❌ FAIL" };
+    let head = format!("{} {}", if log.passed() { "✅" } else { "❌" }, log.label());
     let _ = writeln!(w, "## sse-harness: {head}\n");
     let _ = writeln!(
         w,

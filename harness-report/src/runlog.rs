@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use harness_model::{
-    ContractId, Finding, RunEvent, RunMeta, ScenarioInfo, ScenarioResult, Verdict,
+    ContractId, Finding, RunEvent, RunMeta, RunSummary, ScenarioInfo, ScenarioResult,
+    ThresholdCheck, Totals,
 };
-use serde::Serialize;
 
 /// Everything the event stream said about a run so far.
 #[derive(Clone, Debug, Default)]
@@ -18,23 +18,14 @@ pub struct RunLog {
     pub results: Vec<ScenarioResult>,
     /// Gate findings (thresholds, baseline) on the whole run.
     pub gate: Vec<Finding>,
+    /// Every threshold with its observed value.
+    pub thresholds: Vec<ThresholdCheck>,
     /// Failures the baseline expects, as (scenario id, contract).
     pub baselined: Vec<(String, ContractId)>,
     /// Wall time of the run, once it finished.
     pub duration: Option<Duration>,
-}
-
-/// How many scenarios ended with each verdict.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    /// Passed.
-    pub pass: u64,
-    /// Failed (at least one MUST finding).
-    pub fail: u64,
-    /// Not run for a missing capability.
-    pub skipped: u64,
-    /// The harness could not run them.
-    pub error: u64,
+    /// The outcome the engine decided, once the run finished.
+    pub summary: Option<RunSummary>,
 }
 
 impl RunLog {
@@ -54,48 +45,34 @@ impl RunLog {
             RunEvent::ScenarioFinished(result) => self.results.push((**result).clone()),
             RunEvent::RunGate {
                 findings,
+                thresholds,
                 baselined,
             } => {
                 self.gate.extend(findings.iter().cloned());
+                self.thresholds.extend(thresholds.iter().cloned());
                 self.baselined.extend(baselined.iter().cloned());
             }
-            RunEvent::RunFinished { duration } => self.duration = Some(*duration),
+            RunEvent::RunFinished { duration, summary } => {
+                self.duration = Some(*duration);
+                self.summary = Some(summary.clone());
+            }
         }
     }
 
     /// Counts of the finished scenarios by verdict.
     pub fn totals(&self) -> Totals {
-        let mut t = Totals::default();
-        for r in &self.results {
-            match r.verdict {
-                Verdict::Pass => t.pass += 1,
-                Verdict::Fail => t.fail += 1,
-                Verdict::Skipped { .. } => t.skipped += 1,
-                Verdict::Error { .. } => t.error += 1,
-            }
-        }
-        t
+        Totals::of(&self.results)
     }
 
-    /// Whether the run, as reported, passed: no gate finding, no errored scenario, and
-    /// every MUST failure covered by the baseline (when there is one).
+    /// Whether the run passed, as the engine decided (false until the run finished).
     pub fn passed(&self) -> bool {
-        if self.baselined.is_empty() {
-            return crate::run_outcome(&self.results, &self.gate, None) == crate::Outcome::Pass;
-        }
-        self.gate.is_empty()
-            && self.results.iter().all(|r| match &r.verdict {
-                Verdict::Error { .. } => false,
-                Verdict::Fail => r
-                    .findings
-                    .iter()
-                    .filter(|f| f.level == harness_model::Level::Must)
-                    .all(|f| {
-                        self.baselined
-                            .iter()
-                            .any(|(s, c)| *s == r.info.id && *c == f.contract)
-                    }),
-                _ => true,
-            })
+        self.summary.as_ref().is_some_and(|s| s.outcome.passed())
+    }
+
+    /// The outcome's label (`PASS`, `FAIL`, …), `UNFINISHED` before the run finished.
+    pub fn label(&self) -> &'static str {
+        self.summary
+            .as_ref()
+            .map_or("UNFINISHED", |s| s.outcome.label())
     }
 }

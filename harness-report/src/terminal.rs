@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Reporter;
 use crate::error::{ReportError, ReportErrorKind};
-use crate::metrics::human_duration;
+use crate::gate::Stat;
+use crate::metrics::{self, human_duration};
 use crate::runlog::RunLog;
 
 /// How the terminal reporter draws.
@@ -94,6 +95,46 @@ impl TerminalReporter {
             .map_err(|e| ReportError::new(ReportErrorKind::Terminal, e))
     }
 
+    /// p50 and p99 of each latency metric over the whole run, one line each.
+    fn metrics_lines(&self) -> String {
+        let mut s = String::new();
+        for (m, h) in metrics::merged(&self.log.results) {
+            if m.unit() != "us" {
+                continue;
+            }
+            s.push_str(&format!(
+                "  {:<24} p50 {:>10}  p99 {:>10}  ({} samples)\n",
+                m.name(),
+                metrics::format_value(m, metrics::stat(&h, Stat::P50)),
+                metrics::format_value(m, metrics::stat(&h, Stat::P99)),
+                h.len()
+            ));
+        }
+        s
+    }
+
+    /// Every threshold with its observed value, k6 style: `✓ expr (observed)`.
+    fn threshold_lines(&self) -> String {
+        let mut s = String::new();
+        for c in &self.log.thresholds {
+            let (mark, style) = if c.held {
+                ("✓", Style::new().green())
+            } else {
+                ("✗", Style::new().red().bold())
+            };
+            let observed = match &c.observed {
+                Some(v) => format!("observed {v} over {} samples", c.samples),
+                None => "no samples".to_owned(),
+            };
+            s.push_str(&format!(
+                "{} threshold {}  ({observed})\n",
+                self.paint(style, mark),
+                c.threshold
+            ));
+        }
+        s
+    }
+
     fn summary(&self, duration: Duration) -> String {
         let log = &self.log;
         let id_w = log
@@ -129,12 +170,12 @@ impl TerminalReporter {
         }
         let t = log.totals();
         s.push('\n');
-        let passed = log.passed();
-        let verdict = if passed {
-            self.paint(Style::new().green().bold(), "PASS")
+        let outcome_style = if log.passed() {
+            Style::new().green().bold()
         } else {
-            self.paint(Style::new().red().bold(), "FAIL")
+            Style::new().red().bold()
         };
+        let verdict = self.paint(outcome_style, log.label());
         s.push_str(&format!(
             "{verdict}: {} passed, {} failed, {} skipped, {} error in {}\n",
             t.pass,
@@ -143,7 +184,12 @@ impl TerminalReporter {
             t.error,
             human_duration(duration)
         ));
-        for f in &log.gate {
+        if let Some(reason) = log.summary.as_ref().and_then(|s| s.reason.as_ref()) {
+            s.push_str(&format!("  {reason}\n"));
+        }
+        s.push_str(&self.metrics_lines());
+        s.push_str(&self.threshold_lines());
+        for f in log.gate.iter().filter(|f| f.contract.0 != "gate.threshold") {
             s.push_str(&format!(
                 "{} {}\n",
                 self.paint(Style::new().red().bold(), "gate:"),
@@ -205,7 +251,7 @@ impl Reporter for TerminalReporter {
                 }
             }
             RunEvent::RunGate { .. } => {}
-            RunEvent::RunFinished { duration } => {
+            RunEvent::RunFinished { duration, .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }

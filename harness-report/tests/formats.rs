@@ -216,6 +216,11 @@ fn finishing_without_starting_is_an_error_not_a_panic() {
     let mut reporters = harness_report::file_reporters(dir.path());
     let end = harness_report::RunEvent::RunFinished {
         duration: std::time::Duration::ZERO,
+        summary: harness_model::RunSummary {
+            outcome: harness_model::Outcome::Pass,
+            totals: Default::default(),
+            reason: None,
+        },
     };
     let err = reporters[0].on_event(&end).unwrap_err();
     assert_eq!(err.kind(), &harness_report::ReportErrorKind::NotStarted);

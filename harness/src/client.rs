@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    ClientId, Comment, ConnEnd, Connection, Frame, FrameKind, StreamKind, Transcript, WireIssue,
+    ClientId, Comment, ConnEnd, Connection, CutAim, Frame, FrameKind, StreamKind, Transcript,
+    WireIssue,
 };
 use sse_wire::{ConnectOptions, Item, Mode, Parser, ParserConfig, RequestSpec};
 use tokio::sync::watch;
@@ -25,8 +26,8 @@ use crate::target::Target;
 pub enum Cut {
     /// Close after this many body bytes of the connection.
     AtByte(u64),
-    /// Close at a place in the framing (see `scenario::AIMS`).
-    Aim(String),
+    /// Close at a place in the framing.
+    Aim(CutAim),
     /// Close after this many data events of the connection.
     AfterEvents(u64),
     /// Close right after the first body bytes arrive.
@@ -39,7 +40,7 @@ impl Cut {
     fn name(&self) -> String {
         match self {
             Cut::AtByte(_) => "random-byte".into(),
-            Cut::Aim(a) => a.clone(),
+            Cut::Aim(a) => a.name().into(),
             Cut::AfterEvents(_) => "after-events".into(),
             Cut::Rapid => "rapid-cycle".into(),
             Cut::Burst => "burst".into(),
@@ -271,7 +272,7 @@ fn us(epoch: Instant) -> u64 {
 
 /// Scans raw bytes for the place a framing-aimed cut targets.
 struct AimScanner {
-    aim: String,
+    aim: CutAim,
     /// The current line's first bytes (enough to see its field name).
     line: Vec<u8>,
     /// The current event has had an `id:` line (so it is a data event, not lifecycle).
@@ -283,9 +284,9 @@ struct AimScanner {
 }
 
 impl AimScanner {
-    fn new(aim: &str) -> AimScanner {
+    fn new(aim: CutAim) -> AimScanner {
         AimScanner {
-            aim: aim.to_owned(),
+            aim,
             line: Vec::new(),
             event_has_id: false,
             prev_cr: false,
@@ -297,23 +298,24 @@ impl AimScanner {
     fn hit(&mut self, b: u8) -> bool {
         let term = b == b'\n' || b == b'\r';
         let l = &self.line;
-        let hit = match self.aim.as_str() {
-            "inside-id" => !term && l.starts_with(b"id:") && l.len() >= 4,
-            "inside-data" => !term && self.event_has_id && l.starts_with(b"data:") && l.len() >= 9,
-            "inside-event-name" => {
+        let hit = match self.aim {
+            CutAim::InsideId => !term && l.starts_with(b"id:") && l.len() >= 4,
+            CutAim::InsideData => {
+                !term && self.event_has_id && l.starts_with(b"data:") && l.len() >= 9
+            }
+            CutAim::InsideEventName => {
                 !term && self.event_has_id && l.starts_with(b"event:") && l.len() >= 8
             }
-            "inside-utf8" => self.event_has_id && b >= 0xC0,
+            CutAim::InsideUtf8 => self.event_has_id && b >= 0xC0,
             // After the first byte of an `id:` line's terminator: between CR and LF on CRLF servers.
-            "cr-lf" => term && l.starts_with(b"id:"),
+            CutAim::CrLf => term && l.starts_with(b"id:"),
             // After a data line's full terminator, before the blank line that dispatches it.
-            "between-newlines" => {
+            CutAim::BetweenNewlines => {
                 b == b'\n'
                     && self.event_has_id
                     && (l.starts_with(b"data:")
                         || (self.prev_cr && l.is_empty() && self.last_ended_data))
             }
-            _ => false,
         };
         if term {
             if b == b'\n' && self.prev_cr && self.line.is_empty() {
@@ -446,7 +448,7 @@ async fn connect_once(
     let mut buf = vec![0u8; 16 * 1024];
     let mut data_events = 0u64;
     let mut aim = match &cut {
-        Some(Cut::Aim(a)) => Some(AimScanner::new(a)),
+        Some(Cut::Aim(a)) => Some(AimScanner::new(*a)),
         _ => None,
     };
     let started = Instant::now();

@@ -1,6 +1,6 @@
-//! What the harness carries inside its binary: the scenario files (so `sse-harness run`
-//! works from any folder) and the in-process reference server that `run` uses when no
-//! `--target` is given.
+//! The reference server as the harness runs it (cargo feature `embedded`, on by
+//! default): inside this process when no `--target` is given, or as a child process
+//! (`sse-harness serve-reference`) for scenarios that kill and restart the target.
 
 use std::path::PathBuf;
 
@@ -8,12 +8,21 @@ use reference_server::{Config, RunningServer};
 
 use crate::error::{HarnessError, HarnessErrorKind};
 
-/// The scenario files under `scenarios/`, as (path relative to the repository, text).
-pub const SCENARIOS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));
-
 /// The heartbeat interval the embedded server uses: short, so heartbeat and liveness
 /// contracts are judged in seconds.
 pub const EMBEDDED_HEARTBEAT_MS: u64 = 500;
+
+/// The fault set named on a command line (`--fault NAME`, repeatable); an unknown name
+/// is a usage error that lists the valid ones.
+pub fn faults(names: &[String]) -> Result<reference_server::faults::FaultSet, HarnessError> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(n.parse::<reference_server::faults::Fault>().map_err(|e| {
+            HarnessError::new(HarnessErrorKind::Usage, format!("--fault {n}: {e}"))
+        })?);
+    }
+    Ok(reference_server::faults::FaultSet::new(out))
+}
 
 /// A reference server running inside this process, with its temporary data folder.
 pub struct EmbeddedServer {
@@ -57,5 +66,64 @@ impl EmbeddedServer {
             server,
             _data: None,
         })
+    }
+}
+
+/// A reference server to run as a child process through `sse-harness serve-reference`,
+/// on a free loopback port with a temporary data folder: what the durability scenarios
+/// need (they SIGKILL and restart it). Give [`ReferenceProcess::command`] to
+/// `--server-cmd` and [`ReferenceProcess::url`] to `--target`.
+pub struct ReferenceProcess {
+    /// The base URL it will listen on.
+    pub url: String,
+    /// Its bearer token.
+    pub token: String,
+    /// The shell command that starts it (with `exec`, so signals reach the server).
+    pub command: String,
+    _data: tempfile::TempDir,
+}
+
+impl ReferenceProcess {
+    /// Plans one: `sse_harness_bin` is this package's binary; `faults` are switched on.
+    pub fn plan(
+        sse_harness_bin: &std::path::Path,
+        faults: &reference_server::faults::FaultSet,
+    ) -> Result<ReferenceProcess, HarnessError> {
+        let io = |what: &str, e: std::io::Error| {
+            HarnessError::new(HarnessErrorKind::Io, format!("{what}: {e}")).with_source(e)
+        };
+        let data = tempfile::Builder::new()
+            .prefix("sse-harness-ref-")
+            .tempdir()
+            .map_err(|e| io("temp dir", e))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| io("free port", e))?;
+        let token = format!("harness-{}", std::process::id());
+        let mut command = format!(
+            "exec '{}' serve-reference --addr 127.0.0.1:{port} --data '{}' --token {token} --heartbeat-ms {EMBEDDED_HEARTBEAT_MS}",
+            sse_harness_bin.display(),
+            data.path().display(),
+        );
+        for f in faults.iter() {
+            command.push_str(&format!(" --fault {}", f.name()));
+        }
+        Ok(ReferenceProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            token,
+            command,
+            _data: data,
+        })
+    }
+
+    /// A run config against this process (the caller sets scenarios, seed and the rest).
+    pub fn run_config(&self) -> crate::engine::RunConfig {
+        let mut cfg = crate::engine::RunConfig::new(crate::engine::TargetSpec::Url {
+            url: self.url.clone(),
+            token: Some(self.token.clone()),
+        });
+        cfg.server_cmd = Some(self.command.clone());
+        cfg
     }
 }

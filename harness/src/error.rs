@@ -3,6 +3,7 @@
 
 /// What kind of thing could not be done.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HarnessErrorKind {
     /// A profile file is missing or malformed.
     Profile,
@@ -20,7 +21,7 @@ pub enum HarnessErrorKind {
     Io,
 }
 
-/// Why the harness could not run, in one line.
+/// Why the harness could not run, in one line (and the error that caused it, if any).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct HarnessError {
@@ -28,6 +29,9 @@ pub struct HarnessError {
     pub kind: HarnessErrorKind,
     /// The message.
     pub message: String,
+    /// The underlying error, kept for `{:#}` chains and `source()`.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl HarnessError {
@@ -36,6 +40,16 @@ impl HarnessError {
         HarnessError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> HarnessError {
+        self.source = Some(Box::new(source));
+        self
     }
 }

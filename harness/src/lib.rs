@@ -4,17 +4,25 @@
 //! Data flows one way: scenario file ([`scenario`]) → [`runner`] → scripted clients
 //! over real sockets ([`client`], [`publisher`], [`probes`]) → recordings → the
 //! contract checkers (`harness-checks`) → findings → one run event stream → the
-//! reporters (`harness-report`). [`profile`] says how to talk to a kind of target,
-//! [`embedded`] starts the reference server in-process.
+//! reporters (`harness-report`). [`profile`] says how to talk to a kind of target.
+//!
+//! The entry point is [`run`] ([`engine`]): the binary, the conformance suite and the
+//! mutation suite all call it. With the cargo feature `embedded` (on by default) the
+//! reference server can be the target, in-process or as a child process
+//! (`embedded`), and the `mutation` table plays its deliberate faults.
 #![deny(missing_docs)]
 
 pub mod classify;
 pub mod client;
 pub mod control;
+#[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod engine;
 pub mod error;
 pub mod ledger;
+#[cfg(feature = "embedded")]
 pub mod mutation;
+pub mod outcome;
 pub mod probes;
 pub mod profile;
 pub mod publisher;
@@ -23,16 +31,5 @@ pub mod scenario;
 pub mod target;
 pub mod workload;
 
+pub use engine::{RunConfig, RunOutcome, Selection, TargetSpec, run};
 pub use error::{HarnessError, HarnessErrorKind};
-
-/// The contract families a scenario may name (one `contracts/<family>.toml` each).
-pub const FAMILIES: &[&str] = &[
-    "resume",
-    "delivery",
-    "lifecycle",
-    "heartbeat",
-    "version",
-    "framing",
-    "durability",
-    "liveness",
-];

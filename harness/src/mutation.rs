@@ -4,18 +4,13 @@
 //! starts a reference server with that fault, runs the scenarios, and reports whether
 //! the expected contract failed in every run, with the one-line finding it gave.
 
-use std::sync::Arc;
-
 use harness_model::{Contracts, Finding};
 use serde::Deserialize;
 
-use crate::control::{CommandControl, ServerControl};
-use crate::embedded::{EMBEDDED_HEARTBEAT_MS, EmbeddedServer};
+use crate::embedded::ReferenceProcess;
+use crate::engine::{RunConfig, Selection, TargetSpec};
 use crate::error::{HarnessError, HarnessErrorKind};
-use crate::profile::Profile;
-use crate::runner::Runner;
 use crate::scenario::Scenario;
-use crate::target::Target;
 
 /// The embedded mutation table.
 pub const TABLE: &str = include_str!("../../contracts/mutations.toml");
@@ -174,64 +169,32 @@ pub async fn play(
     out
 }
 
+/// Plays one scenario against a fresh reference server with `fault` on, through the
+/// engine's entry point (in-process, or as a child process when the scenario kills and
+/// restarts its target).
 async fn play_one(
     sc: &Scenario,
     fault: reference_server::faults::Fault,
     seed: u64,
     bin: &std::path::Path,
 ) -> Result<Vec<Finding>, HarnessError> {
-    let profile = Profile::load("spine")?;
     let faults = reference_server::faults::FaultSet::new([fault]);
     let needs_control = sc.probe.as_ref().is_some_and(|p| p.needs_control());
-    if needs_control {
-        let dir = tempfile::tempdir()
-            .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("temp dir: {e}")))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("free port: {e}")))?;
-        let cmd = format!(
-            "exec '{}' serve-reference --addr 127.0.0.1:{port} --data '{}' --token t --heartbeat-ms {EMBEDDED_HEARTBEAT_MS} --fault {}",
-            bin.display(),
-            dir.path().display(),
-            fault.name()
-        );
-        let control = Arc::new(CommandControl::new(cmd));
-        control.start()?;
-        let target = Target::new(
-            &format!("http://127.0.0.1:{port}"),
-            profile,
-            Some("t".into()),
-        )?;
-        target
-            .wait_until_up(std::time::Duration::from_secs(20))
-            .await?;
-        let runner = Runner {
-            target: Arc::new(target),
-            contracts: Contracts::builtin(),
-            seed,
-            replay_prefix: String::new(),
-            control: Some(control),
-            recordings: None,
-        };
-        return Ok(runner.run_scenario(sc).await.findings);
-    }
-    let server = EmbeddedServer::start(faults).await?;
-    let target = Target::new(
-        &server.server.url(),
-        profile,
-        Some(server.server.token().into()),
-    )?;
-    let runner = Runner {
-        target: Arc::new(target),
-        contracts: Contracts::builtin(),
-        seed,
-        replay_prefix: String::new(),
-        control: None,
-        recordings: None,
+    let child = needs_control
+        .then(|| ReferenceProcess::plan(bin, &faults))
+        .transpose()?;
+    let mut cfg = match &child {
+        Some(c) => c.run_config(),
+        None => RunConfig::new(TargetSpec::Embedded { faults }),
     };
-    let r = runner.run_scenario(sc).await;
-    let _ = server.server.shutdown().await;
+    cfg.selection = Selection::one(&sc.id());
+    cfg.seed = Some(seed);
+    let outcome = crate::engine::run(cfg, &mut |_| {}).await?;
+    let r = outcome
+        .results
+        .into_iter()
+        .next()
+        .ok_or_else(|| HarnessError::new(HarnessErrorKind::Scenario, "no scenario ran"))?;
     if let harness_model::Verdict::Error { reason } = &r.verdict {
         return Err(HarnessError::new(HarnessErrorKind::Target, reason.clone()));
     }

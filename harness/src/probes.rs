@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{ClientId, FrameKind, LivenessProbe, Recording, StreamKind, Transcript};
+use harness_model::{
+    Capability, ClientId, FrameKind, LivenessProbe, Recording, StreamKind, Transcript,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -599,7 +601,7 @@ async fn crash_restart(
         restarts,
         ..Recording::default()
     };
-    if target.profile.name == "spine" || target.profile.has("durability") {
+    if target.profile.name == "spine" || target.profile.has(Capability::Durability) {
         let a = target
             .request("GET", "/v1/diagnostics/integrity", None, &[])
             .await?;

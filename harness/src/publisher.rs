@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{Ack, PublishFailure, Seq};
+use harness_model::{Ack, Capability, PublishFailure, Seq};
 use tokio::time::Instant;
 
 use crate::ledger::Ledger;
@@ -68,7 +68,7 @@ async fn publisher(
         return;
     };
     let batching = plan.batch > 1
-        && target.profile.has("batch-publish")
+        && target.profile.has(Capability::BatchPublish)
         && pubcfg.batch_body.is_some()
         && pubcfg.batch_item.is_some();
     let batch = if batching { u64::from(plan.batch) } else { 1 };

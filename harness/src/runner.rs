@@ -60,7 +60,7 @@ impl Runner {
             replay_command: replay_command.clone(),
             facts,
         };
-        if let Some(missing) = sc.requires.iter().find(|c| !self.target.profile.has(c)) {
+        if let Some(missing) = sc.requires.iter().find(|c| !self.target.profile.has(**c)) {
             let reason = format!(
                 "profile {} does not claim capability {missing}",
                 self.target.profile.name

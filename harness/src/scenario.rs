@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use harness_model::{Capability, CutAim, Family};
 use serde::Deserialize;
 
 use crate::error::{HarnessError, HarnessErrorKind};
@@ -23,10 +24,10 @@ pub struct Scenario {
     #[serde(default)]
     pub covers: Vec<String>,
     /// Contract families that judge it.
-    pub families: Vec<String>,
+    pub families: Vec<Family>,
     /// Capabilities the target profile must claim, else the scenario is skipped.
     #[serde(default)]
-    pub requires: Vec<String>,
+    pub requires: Vec<Capability>,
     /// Overall deadline in seconds; past it, clients stop and what is missing is a finding.
     #[serde(default = "default_deadline")]
     pub deadline_s: u64,
@@ -195,7 +196,7 @@ pub struct Cuts {
     /// Cuts aimed at a place in the framing: `inside-id`, `inside-data`, `cr-lf`,
     /// `between-newlines`, `inside-utf8`, `inside-event-name`.
     #[serde(default)]
-    pub aims: Vec<String>,
+    pub aims: Vec<CutAim>,
     /// Repeat the aimed cuts this many times.
     #[serde(default = "one32")]
     pub aim_rounds: u32,
@@ -361,28 +362,9 @@ impl Scenario {
         if self.clients.is_empty() && self.probe.is_none() {
             return bad("has neither [[clients]] nor [probe]".into());
         }
-        for f in &self.families {
-            if !crate::FAMILIES.contains(&f.as_str()) {
-                return bad(format!("unknown contract family {f:?}"));
-            }
-        }
-        for r in &self.requires {
-            if !crate::profile::CAPABILITIES.contains(&r.as_str()) {
-                return bad(format!("unknown capability {r:?}"));
-            }
-        }
         for g in &self.clients {
             if g.count == 0 {
                 return bad(format!("client group {} has count 0", g.name));
-            }
-            for a in &g.cuts.aims {
-                if !AIMS.contains(&a.as_str()) {
-                    return bad(format!(
-                        "client group {}: unknown cut aim {a:?} (known: {})",
-                        g.name,
-                        AIMS.join(", ")
-                    ));
-                }
             }
             if let Some(c) = g.channel
                 && c >= self.traffic.channels
@@ -400,20 +382,14 @@ impl Scenario {
     }
 }
 
-/// The cut aims a client knows.
-pub const AIMS: &[&str] = &[
-    "inside-id",
-    "inside-data",
-    "cr-lf",
-    "between-newlines",
-    "inside-utf8",
-    "inside-event-name",
-];
+/// The scenario files under `scenarios/`, embedded at build time (so `sse-harness run`
+/// works from any folder), as (path relative to the repository, text).
+pub const SCENARIOS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));
 
 /// The scenario files shipped with the harness, embedded at build time.
 pub fn builtin() -> Result<Vec<Scenario>, HarnessError> {
     let mut out = Vec::new();
-    for (file, text) in crate::embedded::SCENARIOS {
+    for (file, text) in SCENARIOS {
         out.push(Scenario::parse(text, file)?);
     }
     out.sort_by_key(|a| a.id());

@@ -190,6 +190,27 @@ impl Target {
         }
     }
 
+    /// Any HTTP answer to the profile's head path (or `/`) will do: no answer at all
+    /// means the run cannot be judged.
+    pub async fn check_reachable(&self) -> Result<(), HarnessError> {
+        let path = self
+            .profile
+            .subscribe
+            .head_path
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        self.request("GET", &path, None, &[])
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                HarnessError::new(
+                    HarnessErrorKind::Target,
+                    format!("target unreachable: {}", e.message),
+                )
+                .with_source(e)
+            })
+    }
+
     /// Reads one gauge from the Prometheus text endpoint.
     pub async fn gauge(&self, name: &str) -> Result<Option<f64>, HarnessError> {
         let Some(m) = &self.profile.metrics else {

@@ -184,7 +184,7 @@ fn client_plan(
     }
     for _ in 0..g.cuts.aim_rounds {
         for a in &g.cuts.aims {
-            cuts.push_back(Cut::Aim(a.clone()));
+            cuts.push_back(Cut::Aim(*a));
         }
     }
     for _ in 0..g.cuts.random_bytes {

@@ -5,12 +5,19 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The binary with none of the caller's `SSE_HARNESS_*` variables (they are flags).
+fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sse-harness"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SSE_HARNESS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
 fn harness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sse-harness"))
-        .args(args)
-        .env_remove("SSE_HARNESS_TOKEN")
-        .output()
-        .expect("sse-harness runs")
+    command().args(args).output().expect("sse-harness runs")
 }
 
 fn code(o: &Output) -> i32 {
@@ -152,7 +159,7 @@ fn a_baseline_accepts_known_failures_and_rejects_stale_ones() {
 }
 
 #[test]
-fn a_threshold_breach_fails_the_run() {
+fn a_threshold_breach_alone_exits_3_and_shows_the_observed_value() {
     let dir = tempfile::tempdir().unwrap();
     let o = harness(&[
         "run",
@@ -162,12 +169,103 @@ fn a_threshold_breach_fails_the_run() {
         "CT-07/reconnect-with-last-event-id",
         "--threshold",
         "publish_to_deliver.p50 < 1us",
+        "--message-format",
+        "json",
         "--report-dir",
         dir.path().to_str().unwrap(),
     ]);
-    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("THRESHOLD FAIL"), "{err}");
+    assert!(
+        err.contains("✗ threshold publish_to_deliver.p50 < 0.001ms  (observed "),
+        "{err}"
+    );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("gate.threshold"), "{md}");
+    // --message-format json: one JSON object per run event on stdout, the last one the outcome.
+    let out = String::from_utf8_lossy(&o.stdout);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_started",
+            "scenario_started",
+            "scenario_finished",
+            "run_gate",
+            "run_finished"
+        ]
+    );
+    assert_eq!(events[4]["exit_code"], 3);
+    assert_eq!(events[4]["outcome"]["outcome"], "threshold_fail");
+    assert_eq!(events[3]["thresholds"][0]["held"], false);
+}
+
+#[test]
+fn flags_come_from_the_environment_and_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sse-harness.toml");
+    std::fs::write(
+        &cfg,
+        "[run]\nscenario = [\"CT-07/reconnect-with-last-event-id\"]\nseed = 11\n",
+    )
+    .unwrap();
+    let o = command()
+        .args([
+            "run",
+            "--report-dir",
+            dir.path().join("r").to_str().unwrap(),
+        ])
+        .env("SSE_HARNESS_CONFIG", &cfg)
+        .env("SSE_HARNESS_THRESHOLD", "publish_to_deliver.p50 < 1us")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("seed: 11"),
+        "the seed from the config file: {err}"
+    );
+    assert!(
+        err.contains("1 passed"),
+        "one scenario, from the config file: {err}"
+    );
+    assert!(
+        err.contains("--threshold 'publish_to_deliver.p50 < 0.001ms' --scenario CT-07/reconnect-with-last-event-id"),
+        "the replay command is complete: {err}"
+    );
+}
+
+#[test]
+fn list_json_is_filtered_and_says_what_is_missing() {
+    let o = harness(&[
+        "list",
+        "--profile",
+        "nchan",
+        "--json",
+        "--scenario",
+        "LIFECYCLE/*",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r["id"].as_str().unwrap().starts_with("LIFECYCLE/"))
+    );
+    let task = rows
+        .iter()
+        .find(|r| r["id"] == "LIFECYCLE/task-completed")
+        .unwrap();
+    assert_eq!(task["runnable"], false);
+    assert_eq!(task["missing_capabilities"][0], "task-stream");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! run (3 out of 3 for faults that show only under load or timing). The clean server
 //! passing every scenario is the other half of the proof (`tests/conformance.rs`).
 
+mod support;
+
 use harness_model::Contracts;
 use libtest_mimic::{Arguments, Failed, Trial};
 use sse_harness::mutation;
@@ -11,26 +13,15 @@ use sse_harness::scenario;
 
 fn main() {
     let args = Arguments::from_args();
-    let seed: u64 = std::env::var("SSE_HARNESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    if !args.list {
-        eprintln!("mutation seed: {seed} (set SSE_HARNESS_SEED={seed} to replay)");
-    }
+    let seed = support::seed("mutation", args.list);
     let rows = mutation::table().expect("contracts/mutations.toml parses");
     let mut trials: Vec<Trial> = rows
         .into_iter()
         .map(|m| {
             Trial::test(format!("fault/{}", m.fault), move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
                 let all = scenario::builtin().map_err(|e| e.to_string())?;
                 let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sse-harness"));
-                let o = rt.block_on(mutation::play(&m, &all, seed, &bin));
+                let o = support::block_on(mutation::play(&m, &all, seed, &bin))?;
                 if o.passed() {
                     return Ok(());
                 }

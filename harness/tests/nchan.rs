@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use harness_model::{Contracts, Level, Verdict};
+use harness_model::{Level, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
-use sse_harness::profile::Profile;
-use sse_harness::runner::Runner;
-use sse_harness::scenario::{self, Scenario};
-use sse_harness::target::Target;
+use sse_harness::scenario;
+use sse_harness::{RunConfig, TargetSpec};
+
+mod support;
 
 /// Scenarios nchan must pass.
 const APPLICABLE: &[&str] = &[
@@ -98,41 +98,27 @@ fn installed() -> bool {
         && Path::new("/usr/lib/nginx/modules/ngx_nchan_module.so").exists()
 }
 
+/// Plays scenario `id` (built-in, or from `dir`) against nchan at `url` with `profile`.
 async fn run(
     url: &str,
     profile: &str,
-    sc: &Scenario,
+    dir: Option<PathBuf>,
+    id: &str,
     seed: u64,
 ) -> Result<harness_model::ScenarioResult, Failed> {
-    let profile = Profile::load(profile).map_err(|e| e.to_string())?;
-    let runner = Runner {
-        target: Arc::new(Target::new(url, profile, None).map_err(|e| e.to_string())?),
-        contracts: Contracts::builtin(),
-        seed,
-        replay_prefix: format!("SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test nchan --"),
-        control: None,
-        recordings: None,
-    };
-    Ok(runner.run_scenario(sc).await)
-}
-
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Failed> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?
-        .block_on(f))
+    let mut cfg = RunConfig::new(TargetSpec::Url {
+        url: url.into(),
+        token: None,
+    });
+    cfg.profile = profile.into();
+    cfg.selection.dir = dir;
+    cfg.replay_prefix = Some(support::replay_prefix("nchan", seed));
+    support::play(cfg, id, seed).await
 }
 
 fn main() {
     let args = Arguments::from_args();
-    let seed: u64 = std::env::var("SSE_HARNESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    let all = scenario::builtin().expect("scenario files parse");
-    let find = |id: &str| all.iter().find(|s| s.id() == id).cloned().expect(id);
+    let seed = support::seed("nchan", args.list);
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let available = installed();
     if !available && in_ci {
@@ -146,16 +132,13 @@ fn main() {
     } else {
         None
     };
-    if !args.list {
-        eprintln!("nchan seed: {seed}");
-    }
     let url = nchan.as_ref().map(|n| n.url.clone()).unwrap_or_default();
     let mut trials = Vec::new();
     for id in APPLICABLE {
-        let (sc, url) = (find(id), url.clone());
+        let url = url.clone();
         trials.push(
             Trial::test(format!("nchan/{id}"), move || {
-                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
                 match r.verdict {
                     Verdict::Pass => Ok(()),
                     v => Err(format!(
@@ -175,10 +158,10 @@ fn main() {
         );
     }
     for (id, cap) in SKIPPED {
-        let (sc, url) = (find(id), url.clone());
+        let url = url.clone();
         trials.push(
             Trial::test(format!("nchan-skips/{id}"), move || {
-                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
                 let want = format!("profile nchan does not claim capability {cap}");
                 match r.verdict {
                     Verdict::Skipped { reason } if reason == want => Ok(()),
@@ -189,11 +172,11 @@ fn main() {
         );
     }
     {
-        let (sc, url) = (find("CT-07/reconnect-with-last-event-id"), url.clone());
+        let (id, url) = ("CT-07/reconnect-with-last-event-id", url.clone());
         trials.push(
             Trial::test("nchan-warns/no-retry-block-is-a-should", move || {
                 // nchan never sends retry: (BEHAVIOUR.md §1): a SHOULD, so a warning on a passing run.
-                let r = block_on(run(&url, "nchan", &sc, seed))??;
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
                 let warned = r
                     .findings
                     .iter()
@@ -212,11 +195,14 @@ fn main() {
         include_str!("../../targets/nchan/scenarios/resume-after-buffer-eviction.toml"),
         "targets/nchan/scenarios/resume-after-buffer-eviction.toml",
     )
-    .expect("eviction scenario parses");
+    .expect("eviction scenario parses")
+    .id();
     let small = repo().join("targets/nchan/nchan-small-buffer.toml");
+    let scenarios = repo().join("targets/nchan/scenarios");
     trials.push(
         Trial::test("nchan-breaks/resume-after-buffer-eviction", move || {
-            let r = block_on(run(&url, &small.display().to_string(), &eviction, seed))??;
+            let profile = small.display().to_string();
+            let r = support::block_on(run(&url, &profile, Some(scenarios), &eviction, seed))??;
             let gap = r
                 .findings
                 .iter()

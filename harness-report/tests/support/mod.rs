@@ -179,7 +179,13 @@ pub fn events() -> Vec<RunEvent> {
     let results = results();
     let c = Contracts::builtin();
     let thresholds = ["publish_to_deliver.p99 < 50ms".parse().unwrap()];
-    let gate = harness_report::gate::evaluate(&thresholds, &results, &c);
+    let checks = harness_report::gate::check_thresholds(&thresholds, &results);
+    let gate = harness_report::gate::threshold_findings(&checks, &c);
+    let summary = harness_model::RunSummary {
+        outcome: harness_model::Outcome::Fail,
+        totals: harness_model::Totals::of(&results),
+        reason: None,
+    };
     let mut ev = vec![RunEvent::RunStarted {
         meta: meta(),
         scenarios: results.iter().map(|r| r.info.clone()).collect(),
@@ -192,10 +198,12 @@ pub fn events() -> Vec<RunEvent> {
     }
     ev.push(RunEvent::RunGate {
         findings: gate,
+        thresholds: checks,
         baselined: Vec::new(),
     });
     ev.push(RunEvent::RunFinished {
         duration: Duration::from_millis(7612),
+        summary,
     });
     ev
 }

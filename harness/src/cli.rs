@@ -1,0 +1,328 @@
+//! The command line: flags, their `SSE_HARNESS_*` environment variables and the
+//! optional config file, merged in that order of precedence (flag, then environment,
+//! then `sse-harness.toml`, then the built-in default), the way nextest reads
+//! `.config/nextest.toml`.
+//!
+//! The config file is `--config FILE` (`SSE_HARNESS_CONFIG`), else the first of
+//! `.config/sse-harness.toml` and `sse-harness.toml` found in the current folder or
+//! its parents, up to the repository root. Its `[run]` table takes the `run` flags'
+//! long names (`target`, `profile`, `scenario = [..]`, `threshold = [..]`, …); an
+//! unknown key is an error that lists the valid ones. Tokens are not read from it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use harness_report::Threshold;
+use serde::Deserialize;
+
+/// `sse-harness`: contract tests and chaos for Server-Sent Events servers.
+#[derive(Parser)]
+#[command(
+    name = "sse-harness",
+    version,
+    about = "Contract-test and chaos harness for Server-Sent Events servers"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run scenarios against a target and write a report directory.
+    Run(Box<RunArgs>),
+    /// List the scenarios (and whether the profile can run them).
+    List(ListArgs),
+    /// Play the mutation table: each deliberate server fault against the scenarios that
+    /// must catch it; prints the table (fault → contract → finding) as Markdown.
+    Mutations(MutationArgs),
+    /// Run the reference server as a standalone process (what --server-cmd uses in tests).
+    #[command(hide = true)]
+    ServeReference(ServeArgs),
+}
+
+/// When to colour the terminal output.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    /// When stderr is a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// How the run is reported on the standard streams.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageFormat {
+    /// Progress and a summary table on stderr.
+    Human,
+    /// Also every run event as one line of JSON on stdout.
+    Json,
+}
+
+/// `sse-harness run`.
+#[derive(Args, Default)]
+pub struct RunArgs {
+    /// Base URL of the target, e.g. http://127.0.0.1:8080. Without it the embedded
+    /// reference server is started in-process (temporary data, port 0).
+    #[arg(long, env = "SSE_HARNESS_TARGET")]
+    pub target: Option<String>,
+    /// Target profile: spine, generic, nchan, or a path to a profile TOML file [default: spine].
+    #[arg(long, env = "SSE_HARNESS_PROFILE")]
+    pub profile: Option<String>,
+    /// Bearer token for the target (the profile's [auth] says where it goes).
+    #[arg(long, env = "SSE_HARNESS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Run only scenarios whose id (`GROUP/name`) matches this glob; repeatable.
+    #[arg(long = "scenario", value_name = "GLOB", env = "SSE_HARNESS_SCENARIO")]
+    pub scenarios: Vec<String>,
+    /// Load scenario files from this folder instead of the built-in ones.
+    #[arg(long, value_name = "DIR", env = "SSE_HARNESS_SCENARIOS_DIR")]
+    pub scenarios_dir: Option<PathBuf>,
+    /// Seed for every random choice; printed in every report. Default: random.
+    #[arg(long, env = "SSE_HARNESS_SEED")]
+    pub seed: Option<u64>,
+    /// Where to write the report (default: reports/<UTC time>-<seed>/).
+    #[arg(long, value_name = "DIR", env = "SSE_HARNESS_REPORT_DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// A gate such as `publish_to_deliver.p99 < 50ms`; repeatable (adds to the profile's).
+    /// A run whose contracts all held but whose threshold failed exits 3.
+    #[arg(long = "threshold", value_name = "EXPR", env = "SSE_HARNESS_THRESHOLD")]
+    pub thresholds: Vec<Threshold>,
+    /// Known failures: the run fails on any other failure and on entries that now pass.
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_BASELINE")]
+    pub baseline: Option<PathBuf>,
+    /// Write this run's failures as a baseline file.
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_WRITE_BASELINE")]
+    pub write_baseline: Option<PathBuf>,
+    /// Shell command that starts the target (run with `exec`); lets the durability
+    /// scenarios kill and restart it. The harness starts it first.
+    #[arg(long, value_name = "CMD", env = "SSE_HARNESS_SERVER_CMD")]
+    pub server_cmd: Option<String>,
+    /// Embedded server only: turn on a deliberate fault (repeatable), to see a contract fail.
+    #[arg(long = "fault", value_name = "NAME", env = "SSE_HARNESS_FAULT")]
+    pub faults: Vec<String>,
+    /// Also write every scenario's full recording (each frame of each client, with
+    /// times and byte offsets) as JSON under <report-dir>/recordings/.
+    #[arg(long, env = "SSE_HARNESS_KEEP_RECORDINGS")]
+    pub keep_recordings: bool,
+    /// Colour: auto, always or never [default: auto].
+    #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
+    pub color: Option<Color>,
+    /// Same as `--color never`.
+    #[arg(long, hide = true)]
+    pub no_color: bool,
+    /// `human` (default) or `json`: also stream every run event as a JSON line on stdout.
+    #[arg(long, value_enum, env = "SSE_HARNESS_MESSAGE_FORMAT")]
+    pub message_format: Option<MessageFormat>,
+    /// Read defaults for these flags from this TOML file (see `sse-harness.toml`).
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `sse-harness list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Profile used to tell which scenarios would be skipped.
+    #[arg(long, default_value = "spine", env = "SSE_HARNESS_PROFILE")]
+    pub profile: String,
+    /// Load scenario files from this folder instead of the built-in ones.
+    #[arg(long, value_name = "DIR", env = "SSE_HARNESS_SCENARIOS_DIR")]
+    pub scenarios_dir: Option<PathBuf>,
+    /// Only scenarios whose id matches this glob; repeatable.
+    #[arg(long = "scenario", value_name = "GLOB")]
+    pub scenarios: Vec<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sse-harness mutations`.
+#[derive(Args)]
+pub struct MutationArgs {
+    /// Only this fault (repeatable).
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+    /// Seed for the scenarios' random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the Markdown table to this file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `sse-harness serve-reference`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: std::net::SocketAddr,
+    /// Data folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Bearer token.
+    #[arg(long)]
+    pub token: String,
+    /// Heartbeat interval.
+    #[arg(long, default_value_t = 500)]
+    pub heartbeat_ms: u64,
+    /// A deliberate fault to switch on (repeatable).
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+}
+
+/// The config file's `[run]` table: defaults for the `run` flags of the same names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RunDefaults {
+    target: Option<String>,
+    profile: Option<String>,
+    #[serde(default)]
+    scenario: Vec<String>,
+    scenarios_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    report_dir: Option<PathBuf>,
+    #[serde(default)]
+    threshold: Vec<Threshold>,
+    baseline: Option<PathBuf>,
+    server_cmd: Option<String>,
+    #[serde(default)]
+    fault: Vec<String>,
+    keep_recordings: Option<bool>,
+    color: Option<Color>,
+    message_format: Option<MessageFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    run: RunDefaults,
+}
+
+impl RunArgs {
+    /// Fills every flag not given on the command line or in the environment from the
+    /// config file (when there is one), then applies the built-in defaults. Returns the
+    /// config file used.
+    pub fn with_config(&mut self, cwd: &Path) -> Result<Option<PathBuf>> {
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => find_config(cwd),
+        };
+        if let Some(p) = &path {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let file: ConfigFile =
+                toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
+            self.merge(file.run);
+        }
+        self.profile.get_or_insert_with(|| "spine".into());
+        if self.no_color {
+            self.color = Some(Color::Never);
+        }
+        Ok(path)
+    }
+
+    fn merge(&mut self, d: RunDefaults) {
+        fill(&mut self.target, d.target);
+        fill(&mut self.profile, d.profile);
+        fill(&mut self.scenarios_dir, d.scenarios_dir);
+        fill(&mut self.seed, d.seed);
+        fill(&mut self.report_dir, d.report_dir);
+        fill(&mut self.baseline, d.baseline);
+        fill(&mut self.server_cmd, d.server_cmd);
+        fill(&mut self.color, d.color);
+        fill(&mut self.message_format, d.message_format);
+        if self.scenarios.is_empty() {
+            self.scenarios = d.scenario;
+        }
+        if self.thresholds.is_empty() {
+            self.thresholds = d.threshold;
+        }
+        if self.faults.is_empty() {
+            self.faults = d.fault;
+        }
+        self.keep_recordings |= d.keep_recordings.unwrap_or(false);
+    }
+}
+
+fn fill<T>(slot: &mut Option<T>, default: Option<T>) {
+    if slot.is_none() {
+        *slot = default;
+    }
+}
+
+/// The first `.config/sse-harness.toml` or `sse-harness.toml` in `start` or a parent,
+/// stopping at the repository root (the first folder with a `.git`).
+fn find_config(start: &Path) -> Option<PathBuf> {
+    for dir in start.ancestors() {
+        for name in [".config/sse-harness.toml", "sse-harness.toml"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_config_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(
+            dir.path().join("sse-harness.toml"),
+            "[run]\nprofile = \"nchan\"\nseed = 9\nscenario = [\"CT-10/*\"]\n\
+             threshold = [\"publish_to_deliver.p99 < 5ms\"]\ncolor = \"never\"\n",
+        )
+        .unwrap();
+        let sub = dir.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut a = RunArgs {
+            seed: Some(1),
+            ..RunArgs::default()
+        };
+        let used = a.with_config(&sub).unwrap();
+        assert_eq!(used, Some(dir.path().join("sse-harness.toml")));
+        assert_eq!(a.seed, Some(1), "the flag wins");
+        assert_eq!(a.profile.as_deref(), Some("nchan"));
+        assert_eq!(a.scenarios, ["CT-10/*"]);
+        assert_eq!(a.thresholds[0].to_string(), "publish_to_deliver.p99 < 5ms");
+        assert_eq!(a.color, Some(Color::Never));
+    }
+
+    #[test]
+    fn a_typo_in_the_config_file_names_the_valid_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[run]\nprofil = \"spine\"\n").unwrap();
+        let mut a = RunArgs {
+            config: Some(p),
+            ..RunArgs::default()
+        };
+        let err = format!("{:#}", a.with_config(dir.path()).unwrap_err());
+        assert!(err.contains("unknown field `profil`"), "{err}");
+        assert!(err.contains("`profile`"), "{err}");
+    }
+
+    #[test]
+    fn no_config_file_means_built_in_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        let mut a = RunArgs::default();
+        assert_eq!(a.with_config(dir.path()).unwrap(), None);
+        assert_eq!(a.profile.as_deref(), Some("spine"));
+    }
+}

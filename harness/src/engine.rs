@@ -1,0 +1,429 @@
+//! The engine's entry point: [`run`] takes a [`RunConfig`] (what to run against what)
+//! and a sink for the run events, and returns the [`RunOutcome`]. The `sse-harness`
+//! binary, the conformance suite and the mutation suite all call it, so a target is
+//! set up, a scenario judged and a run decided the same way everywhere.
+//!
+//! One run: load the profile and scenarios → set the target up (start `--server-cmd`,
+//! or the embedded reference server, and wait until it answers) → announce the run →
+//! play every scenario ([`Runner`]) → judge thresholds and the baseline → decide the
+//! outcome once ([`crate::outcome::decide`]) → announce the end with it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness_model::{Contracts, Finding, RunEvent, RunMeta, RunSummary, ScenarioResult};
+use harness_report::gate;
+use harness_report::{Baseline, Threshold};
+
+use crate::control::{CommandControl, ServerControl};
+use crate::error::{HarnessError, HarnessErrorKind};
+use crate::profile::Profile;
+use crate::runner::Runner;
+use crate::scenario::{self, Scenario};
+use crate::target::Target;
+
+/// What to test.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum TargetSpec {
+    /// A server at this base URL (e.g. `http://127.0.0.1:8080`), with an optional token.
+    Url {
+        /// The base URL.
+        url: String,
+        /// The bearer token (where the profile's `[auth]` says).
+        token: Option<String>,
+    },
+    /// The reference server inside this process, with these deliberate faults on.
+    #[cfg(feature = "embedded")]
+    Embedded {
+        /// Faults to switch on (empty: a correct server).
+        faults: reference_server::faults::FaultSet,
+    },
+}
+
+/// Which scenarios to run: the built-in ones or a folder's, filtered by id globs.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Load scenario files from this folder instead of the built-in ones.
+    pub dir: Option<PathBuf>,
+    /// Keep only scenarios whose id matches one of these globs (none: keep all).
+    pub globs: Vec<String>,
+}
+
+impl Selection {
+    /// Exactly the scenario with this id.
+    pub fn one(id: &str) -> Selection {
+        Selection {
+            dir: None,
+            globs: vec![globset::escape(id)],
+        }
+    }
+
+    /// Loads and filters the scenarios; a filter that matches nothing is an error.
+    pub fn load(&self) -> Result<Vec<Scenario>, HarnessError> {
+        let all = match &self.dir {
+            Some(d) => scenario::load_dir(d)?,
+            None => scenario::builtin()?,
+        };
+        if self.globs.is_empty() {
+            return Ok(all);
+        }
+        let set = glob_set(&self.globs)?;
+        let picked: Vec<Scenario> = all.into_iter().filter(|s| set.is_match(s.id())).collect();
+        if picked.is_empty() {
+            return Err(HarnessError::new(
+                HarnessErrorKind::Usage,
+                format!("no scenario matches {}", self.globs.join(", ")),
+            ));
+        }
+        Ok(picked)
+    }
+}
+
+/// A glob set over scenario ids; a malformed glob is a usage error naming it.
+pub fn glob_set(globs: &[String]) -> Result<globset::GlobSet, HarnessError> {
+    let usage = |e: globset::Error| HarnessError::new(HarnessErrorKind::Usage, e.to_string());
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        b.add(globset::Glob::new(g).map_err(usage)?);
+    }
+    b.build().map_err(usage)
+}
+
+/// Everything one run needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The server under test.
+    pub target: TargetSpec,
+    /// `spine`, `generic`, `nchan` or a profile TOML path.
+    pub profile: String,
+    /// Which scenarios.
+    pub selection: Selection,
+    /// The seed of every random choice (None: a random one, printed in every report).
+    pub seed: Option<u64>,
+    /// Gates on the run's metrics, beside the profile's own.
+    pub thresholds: Vec<Threshold>,
+    /// Known failures: the run fails on any other failure and on entries that now pass.
+    pub baseline: Option<PathBuf>,
+    /// A shell command that starts the target (the durability scenarios kill and restart it).
+    pub server_cmd: Option<String>,
+    /// Write every scenario's full recording as JSON into this folder.
+    pub recordings: Option<PathBuf>,
+    /// How a person replays this run, when it is not `sse-harness run …` (e.g. the
+    /// conformance suite's `cargo test` line); scenario filters are appended to it.
+    pub replay_prefix: Option<String>,
+}
+
+impl RunConfig {
+    /// A run of every built-in scenario with the spine profile against `target`.
+    pub fn new(target: TargetSpec) -> RunConfig {
+        RunConfig {
+            target,
+            profile: "spine".into(),
+            selection: Selection::default(),
+            seed: None,
+            thresholds: Vec::new(),
+            baseline: None,
+            server_cmd: None,
+            recordings: None,
+            replay_prefix: None,
+        }
+    }
+}
+
+/// What a run found and how it ended.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The seed the run used.
+    pub seed: u64,
+    /// Every scenario's result, in run order.
+    pub results: Vec<ScenarioResult>,
+    /// Findings on the whole run (thresholds, baseline).
+    pub gate: Vec<Finding>,
+    /// How it ended, as sent in `RunFinished`.
+    pub summary: RunSummary,
+    /// The command that replays the run.
+    pub replay_command: String,
+}
+
+impl RunOutcome {
+    /// The process exit status for this run.
+    pub fn exit_code(&self) -> u8 {
+        self.summary.outcome.exit_code()
+    }
+}
+
+/// Runs the scenarios of `cfg` against its target, sending every run event to `sink`.
+/// An error means the run could not start (bad profile, scenario or baseline file, a
+/// target that does not answer); everything after that is in the outcome.
+pub async fn run(
+    cfg: RunConfig,
+    sink: &mut (dyn FnMut(&RunEvent) + Send),
+) -> Result<RunOutcome, HarnessError> {
+    let contracts = Contracts::builtin();
+    let profile = Profile::load(&cfg.profile)?;
+    let scenarios = cfg.selection.load()?;
+    let mut thresholds = profile.thresholds.gates.clone();
+    thresholds.extend(cfg.thresholds.iter().copied());
+    let baseline = cfg.baseline.as_deref().map(load_baseline).transpose()?;
+    let seed = cfg.seed.unwrap_or_else(rand::random);
+    let setup = Setup::start(&cfg, profile.clone()).await?;
+    let replay = replay_command(&cfg, seed);
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sink(&RunEvent::RunStarted {
+        meta: RunMeta {
+            seed,
+            target: setup.target.base.clone(),
+            embedded: setup.is_embedded(),
+            profile: profile.name.clone(),
+            started_at,
+            harness_version: env!("CARGO_PKG_VERSION").into(),
+            replay_command: replay.run.clone(),
+        },
+        scenarios: scenarios.iter().map(Runner::info).collect(),
+    });
+    let runner = Runner {
+        target: setup.target.clone(),
+        contracts: contracts.clone(),
+        seed,
+        replay_prefix: replay.per_scenario,
+        control: setup.control.clone(),
+        recordings: cfg.recordings.clone(),
+    };
+    let started = Instant::now();
+    let results = runner.run_all(&scenarios, sink).await;
+    let checks = gate::check_thresholds(&thresholds, &results);
+    let mut gate_findings = gate::threshold_findings(&checks, &contracts);
+    let compared = baseline.map(|b| gate::compare(&b, &results, &contracts));
+    if let Some(o) = &compared {
+        gate_findings.extend(o.findings().cloned());
+    }
+    sink(&RunEvent::RunGate {
+        findings: gate_findings.clone(),
+        thresholds: checks.clone(),
+        baselined: compared
+            .as_ref()
+            .map(|o| {
+                let known = o.known.iter();
+                known
+                    .map(|k| (k.scenario.clone(), k.contract.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    });
+    let summary = crate::outcome::decide(&results, &checks, compared.as_ref());
+    sink(&RunEvent::RunFinished {
+        duration: started.elapsed(),
+        summary: summary.clone(),
+    });
+    setup.stop().await;
+    Ok(RunOutcome {
+        seed,
+        results,
+        gate: gate_findings,
+        summary,
+        replay_command: replay.run,
+    })
+}
+
+fn load_baseline(p: &Path) -> Result<Baseline, HarnessError> {
+    Baseline::load(p).map_err(|e| {
+        HarnessError::new(
+            HarnessErrorKind::Usage,
+            format!("--baseline {}: {e}", p.display()),
+        )
+        .with_source(e)
+    })
+}
+
+/// The target as a run holds it, and what it must stop at the end.
+struct Setup {
+    target: Arc<Target>,
+    control: Option<Arc<dyn ServerControl>>,
+    #[cfg(feature = "embedded")]
+    embedded: Option<crate::embedded::EmbeddedServer>,
+}
+
+impl Setup {
+    async fn start(cfg: &RunConfig, profile: Profile) -> Result<Setup, HarnessError> {
+        let control: Option<Arc<dyn ServerControl>> = match &cfg.server_cmd {
+            Some(cmd) => {
+                let c = CommandControl::new(cmd.clone());
+                c.start()?;
+                Some(Arc::new(c))
+            }
+            None => None,
+        };
+        match &cfg.target {
+            TargetSpec::Url { url, token } => {
+                let target = Arc::new(Target::new(url, profile, token.clone())?);
+                if control.is_some() {
+                    // Just started by --server-cmd: give it time to listen.
+                    target.wait_until_up(Duration::from_secs(20)).await?;
+                } else {
+                    target.check_reachable().await?;
+                }
+                Ok(Setup {
+                    target,
+                    control,
+                    #[cfg(feature = "embedded")]
+                    embedded: None,
+                })
+            }
+            #[cfg(feature = "embedded")]
+            TargetSpec::Embedded { faults } => {
+                let e = crate::embedded::EmbeddedServer::start(faults.clone()).await?;
+                let token = Some(e.server.token().to_owned());
+                let target = Arc::new(Target::new(&e.server.url(), profile, token)?);
+                Ok(Setup {
+                    target,
+                    control,
+                    embedded: Some(e),
+                })
+            }
+        }
+    }
+
+    fn is_embedded(&self) -> bool {
+        #[cfg(feature = "embedded")]
+        return self.embedded.is_some();
+        #[cfg(not(feature = "embedded"))]
+        false
+    }
+
+    async fn stop(self) {
+        #[cfg(feature = "embedded")]
+        if let Some(e) = self.embedded {
+            let _ = e.server.shutdown().await;
+        }
+        // A `--server-cmd` process is killed when its controller is dropped.
+        drop(self.control);
+    }
+}
+
+/// How to replay a run: the whole of it, and the prefix a scenario's `--scenario` follows.
+struct Replay {
+    run: String,
+    per_scenario: String,
+}
+
+/// The command that replays `cfg` with `seed`: profile, target, faults, server command,
+/// scenario folder and filters, thresholds and baseline; never the token.
+fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
+    let mut s = match &cfg.replay_prefix {
+        Some(p) => p.clone(),
+        None => {
+            let mut s = format!(
+                "sse-harness run --profile {} --seed {seed}",
+                shell_quote(&cfg.profile)
+            );
+            match &cfg.target {
+                TargetSpec::Url { url, .. } => {
+                    s.push_str(&format!(" --target {}", shell_quote(url)))
+                }
+                #[cfg(feature = "embedded")]
+                TargetSpec::Embedded { faults } => {
+                    for f in faults.iter() {
+                        s.push_str(&format!(" --fault {}", f.name()));
+                    }
+                }
+            }
+            if let Some(c) = &cfg.server_cmd {
+                s.push_str(&format!(" --server-cmd {}", shell_quote(c)));
+            }
+            if let Some(d) = &cfg.selection.dir {
+                s.push_str(&format!(
+                    " --scenarios-dir {}",
+                    shell_quote(&d.display().to_string())
+                ));
+            }
+            for t in &cfg.thresholds {
+                s.push_str(&format!(" --threshold {}", shell_quote(&t.to_string())));
+            }
+            if let Some(b) = &cfg.baseline {
+                s.push_str(&format!(
+                    " --baseline {}",
+                    shell_quote(&b.display().to_string())
+                ));
+            }
+            s
+        }
+    };
+    let per_scenario = s.clone();
+    for g in &cfg.selection.globs {
+        s.push_str(&format!(" --scenario {}", shell_quote(g)));
+    }
+    Replay {
+        run: s,
+        per_scenario,
+    }
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plain word characters.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_words_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("http://127.0.0.1:8080/x"),
+            "http://127.0.0.1:8080/x"
+        );
+        assert_eq!(shell_quote("CT-10/*"), "'CT-10/*'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn the_replay_command_is_complete_and_never_has_the_token() {
+        let mut cfg = RunConfig::new(TargetSpec::Url {
+            url: "http://127.0.0.1:9/p".into(),
+            token: Some("secret".into()),
+        });
+        cfg.profile = "nchan".into();
+        cfg.selection = Selection {
+            dir: Some("my scenarios".into()),
+            globs: vec!["CT-10/*".into()],
+        };
+        cfg.thresholds = vec!["publish_to_deliver.p99 < 50ms".parse().unwrap()];
+        cfg.server_cmd = Some("exec ./server".into());
+        let r = replay_command(&cfg, 7);
+        assert_eq!(
+            r.run,
+            "sse-harness run --profile nchan --seed 7 --target http://127.0.0.1:9/p \
+             --server-cmd 'exec ./server' --scenarios-dir 'my scenarios' \
+             --threshold 'publish_to_deliver.p99 < 50ms' --scenario 'CT-10/*'"
+        );
+        assert!(r.per_scenario.ends_with("'publish_to_deliver.p99 < 50ms'"));
+        assert!(!r.run.contains("secret"));
+    }
+
+    #[test]
+    fn selection_one_matches_exactly_that_id() {
+        let all = scenario::builtin().unwrap();
+        let id = all[0].id();
+        let picked = Selection::one(&id).load().unwrap();
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].id(), id);
+        let err = Selection {
+            dir: None,
+            globs: vec!["NOPE/*".into()],
+        }
+        .load()
+        .unwrap_err();
+        assert_eq!(err.kind, HarnessErrorKind::Usage);
+    }
+}

@@ -1,0 +1,195 @@
+//! How a whole run ended, decided in this one place: the engine calls [`decide`] once
+//! after the gates, sends the result in the final `RunFinished` event, and every
+//! reporter and the binary's exit status only read it.
+//!
+//! The rule, in order:
+//! 1. a contract failed (with a baseline: a new failure or a stale entry) → `Fail` (1);
+//! 2. else some scenario could not be judged → `CouldNotRun` (2);
+//! 3. else a threshold did not hold → `ThresholdFail` (3);
+//! 4. else `Pass` (0).
+
+use harness_model::{Outcome, RunSummary, ScenarioResult, ThresholdCheck, Totals, Verdict};
+use harness_report::BaselineOutcome;
+
+/// Decides the run's outcome from its scenario results, its threshold checks and, when a
+/// baseline was given, how the results compare with it.
+pub fn decide(
+    results: &[ScenarioResult],
+    thresholds: &[ThresholdCheck],
+    baseline: Option<&BaselineOutcome>,
+) -> RunSummary {
+    let totals = Totals::of(results);
+    let (outcome, reason) = if let Some(reason) = contract_failure(results, baseline) {
+        (Outcome::Fail, Some(reason))
+    } else if let Some(r) = results.iter().find_map(|r| match &r.verdict {
+        Verdict::Error { reason } => Some(format!("{}: {reason}", r.info.id)),
+        _ => None,
+    }) {
+        let reason = format!("could not run {} scenario(s); first: {r}", totals.error);
+        (Outcome::CouldNotRun, Some(reason))
+    } else if let Some(t) = thresholds.iter().find(|t| !t.held) {
+        let n = thresholds.iter().filter(|t| !t.held).count();
+        (
+            Outcome::ThresholdFail,
+            Some(format!(
+                "{n} threshold(s) did not hold; first: {}",
+                t.threshold
+            )),
+        )
+    } else {
+        (Outcome::Pass, None)
+    };
+    RunSummary {
+        outcome,
+        totals,
+        reason,
+    }
+}
+
+/// Why the run fails on its contracts, if it does.
+fn contract_failure(
+    results: &[ScenarioResult],
+    baseline: Option<&BaselineOutcome>,
+) -> Option<String> {
+    match baseline {
+        Some(b) => {
+            let first = b.new_failures.first().or(b.stale.first())?;
+            Some(format!(
+                "the baseline does not hold ({} new, {} stale); first: {}",
+                b.new_failures.len(),
+                b.stale.len(),
+                first.message()
+            ))
+        }
+        None => {
+            let failed: Vec<&ScenarioResult> = results
+                .iter()
+                .filter(|r| r.verdict == Verdict::Fail)
+                .collect();
+            let first = failed.first()?;
+            Some(format!(
+                "{} scenario(s) failed; first: {}: {}",
+                failed.len(),
+                first.info.id,
+                first.headline()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness_model::{Contracts, Evidence, ScenarioInfo, ScenarioStats};
+
+    fn result(id: &str, verdict: Verdict) -> ScenarioResult {
+        let c = Contracts::builtin();
+        let findings = if verdict == Verdict::Fail {
+            vec![c.finding(
+                "resume.no-gap",
+                Evidence {
+                    expected: "seq 2".into(),
+                    seen: "seq 3".into(),
+                    ..Evidence::default()
+                },
+            )]
+        } else {
+            Vec::new()
+        };
+        ScenarioResult {
+            info: ScenarioInfo {
+                id: id.into(),
+                group: "T".into(),
+                title: String::new(),
+                file: String::new(),
+            },
+            verdict,
+            findings,
+            duration: Default::default(),
+            stats: ScenarioStats::default(),
+            histograms: Default::default(),
+            replay_command: String::new(),
+            facts: Default::default(),
+        }
+    }
+
+    fn check(held: bool) -> ThresholdCheck {
+        ThresholdCheck {
+            threshold: "publish_to_deliver.p99 < 1ms".into(),
+            observed: Some("2ms".into()),
+            samples: 10,
+            held,
+        }
+    }
+
+    fn error(id: &str) -> ScenarioResult {
+        result(
+            id,
+            Verdict::Error {
+                reason: "target unreachable".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn passes_only_when_everything_held() {
+        let skipped = Verdict::Skipped {
+            reason: "no capability".into(),
+        };
+        let ok = [result("T/a", Verdict::Pass), result("T/b", skipped)];
+        let s = decide(&ok, &[check(true)], None);
+        assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Pass, 0));
+        assert_eq!(s.totals.skipped, 1);
+        assert_eq!(s.reason, None);
+    }
+
+    #[test]
+    fn a_failed_contract_wins_over_errors_and_thresholds() {
+        let r = [result("T/a", Verdict::Fail), error("T/b")];
+        let s = decide(&r, &[check(false)], None);
+        assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Fail, 1));
+        assert!(s.reason.unwrap().contains("T/a: [resume.no-gap]"));
+    }
+
+    #[test]
+    fn an_unjudged_scenario_is_could_not_run() {
+        let r = [result("T/a", Verdict::Pass), error("T/b")];
+        let s = decide(&r, &[check(false)], None);
+        assert_eq!(
+            (s.outcome, s.outcome.exit_code()),
+            (Outcome::CouldNotRun, 2)
+        );
+        assert!(s.reason.unwrap().contains("T/b: target unreachable"));
+    }
+
+    #[test]
+    fn a_missed_threshold_alone_has_its_own_exit_code() {
+        let r = [result("T/a", Verdict::Pass)];
+        let s = decide(&r, &[check(true), check(false)], None);
+        assert_eq!(
+            (s.outcome, s.outcome.exit_code()),
+            (Outcome::ThresholdFail, 3)
+        );
+        assert!(s.reason.unwrap().starts_with("1 threshold(s)"));
+    }
+
+    #[test]
+    fn with_a_baseline_only_new_or_stale_entries_fail() {
+        let r = [result("T/a", Verdict::Fail)];
+        let known = BaselineOutcome::default();
+        assert_eq!(decide(&r, &[], Some(&known)).outcome, Outcome::Pass);
+        let c = Contracts::builtin();
+        let stale = BaselineOutcome {
+            stale: vec![c.finding(
+                "gate.baseline",
+                Evidence {
+                    expected: "a failure".into(),
+                    seen: "none".into(),
+                    ..Evidence::default()
+                },
+            )],
+            ..BaselineOutcome::default()
+        };
+        assert_eq!(decide(&r, &[], Some(&stale)).outcome, Outcome::Fail);
+    }
+}

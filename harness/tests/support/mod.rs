@@ -1,0 +1,80 @@
+//! What the libtest-mimic suites (conformance, mutations, nchan) share: the seed every
+//! random choice comes from, a runtime per trial, and one scenario played through the
+//! engine's entry point.
+#![allow(dead_code)]
+
+use harness_model::{Level, ScenarioResult, Verdict};
+use libtest_mimic::Failed;
+use sse_harness::{RunConfig, Selection};
+
+/// The seed of this test binary: `SSE_HARNESS_SEED`, else a random one; printed (unless
+/// only listing) so a failure can be replayed.
+pub fn seed(suite: &str, listing: bool) -> u64 {
+    let seed = std::env::var("SSE_HARNESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    if !listing {
+        eprintln!("{suite} seed: {seed} (set SSE_HARNESS_SEED={seed} to replay)");
+    }
+    seed
+}
+
+/// The command line that replays one trial of `test` with `seed`.
+pub fn replay_prefix(test: &str, seed: u64) -> String {
+    format!("SSE_HARNESS_SEED={seed} cargo test -p sse-harness --test {test} --")
+}
+
+/// Runs `f` on a fresh two-thread runtime (one per trial, so trials are independent).
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Failed> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(f))
+}
+
+/// Plays the one scenario `id` of `cfg`'s scenarios through `sse_harness::run` and
+/// returns its result.
+pub async fn play(mut cfg: RunConfig, id: &str, seed: u64) -> Result<ScenarioResult, Failed> {
+    cfg.selection = Selection {
+        dir: cfg.selection.dir.take(),
+        globs: Selection::one(id).globs,
+    };
+    cfg.seed = Some(seed);
+    let outcome = sse_harness::run(cfg, &mut |_| {})
+        .await
+        .map_err(|e| format!("{id} could not start (seed {seed}): {e}"))?;
+    outcome
+        .results
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{id}: no scenario ran").into())
+}
+
+/// Ok for a pass or a skip; else the MUST findings (at most `shown`) and the replay command.
+pub fn expect_pass(r: &ScenarioResult, seed: u64, shown: usize) -> Result<(), Failed> {
+    match &r.verdict {
+        Verdict::Pass | Verdict::Skipped { .. } => Ok(()),
+        Verdict::Fail => {
+            let must: Vec<_> = r
+                .findings
+                .iter()
+                .filter(|f| f.level == Level::Must)
+                .collect();
+            let mut msg = format!("{} failed (seed {seed}):\n", r.info.id);
+            for f in must.iter().take(shown) {
+                msg.push_str(&format!("  {f}\n"));
+            }
+            if must.len() > shown {
+                msg.push_str(&format!("  ... and {} more\n", must.len() - shown));
+            }
+            msg.push_str(&format!("replay: {}", r.replay_command));
+            Err(msg.into())
+        }
+        Verdict::Error { reason } => {
+            Err(format!("{} could not run (seed {seed}): {reason}", r.info.id).into())
+        }
+    }
+}
