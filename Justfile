@@ -25,7 +25,9 @@ durability:
       --scenario 'DURABILITY/*'
 
 # Start nginx+nchan on a free loopback port in DIR (prints its URL); stop it with nchan-stop.
+# Installs nginx+nchan from Debian first when missing (needs root then).
 nchan-start DIR="/tmp/sse-nchan":
+    bash targets/nchan/install.sh
     bash targets/nchan/nchan.sh start {{DIR}}
 
 # Stop the nginx+nchan started in DIR.
