@@ -171,10 +171,8 @@ fn expected_curves() -> Vec<(Metric, usize)> {
 fn report_loads_without_console_messages_and_draws_every_chart() {
     let Some(browser) = browser() else {
         let msg = "no Chromium on PATH (Debian package chromium-headless-shell)";
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{msg}: CI must run this test"
-        );
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "{msg}: under CI=true this test must run");
         eprintln!("NOTICE: {msg}; browser test skipped");
         return;
     };
@@ -219,8 +217,13 @@ fn report_loads_without_console_messages_and_draws_every_chart() {
             "{name}: legend overflows: {chart}"
         );
     }
+    let width = |key: &str| {
+        figures[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {figures}"))
+    };
     assert!(
-        figures["page_width"].as_f64() <= figures["window_width"].as_f64(),
+        width("page_width") <= width("window_width"),
         "the page is wider than the window: {figures}"
     );
 }
