@@ -1,6 +1,6 @@
 //! `report.html` in a real browser: the report of a 35-scenario run is loaded in headless
 //! Chromium, which must log nothing to its console (the page runs no script, so any
-//! message is a fault: a script error, a blocked or failed load), and every chart must
+//! message, such as an uncaught script error, is a fault), and every chart must
 //! be drawn: an SVG with a non-zero size holding one curve per scenario that measured
 //! the metric, each curve of non-zero length, the three slowest highlighted, and a
 //! legend inside its chart with nothing wider than the window.
@@ -10,11 +10,12 @@
 //! `CONSOLE` line. A copy of the page gets a small probe script appended that measures
 //! the drawn charts through the DOM (`getBBox`, `getTotalLength`, bounding boxes) and
 //! writes the figures as JSON into the DOM that Chromium dumps. A DevTools-protocol
-//! crate (chromiumoxide, headless_chrome) would do the same over a websocket with an
-//! async runtime or a second process protocol to keep alive; one process that exits by
-//! itself, killed with its process group when it does not within the deadline, is less
-//! to go wrong. The probe only reads the page, so a console message can come from the
-//! report alone, or from the probe failing, which also fails the test.
+//! crate (chromiumoxide, headless_chrome) could evaluate the same script over a
+//! websocket, but brings an async runtime or a long-lived browser session, with its own
+//! connection and shutdown handling, into a test that needs one page load. One process
+//! that exits by itself, its process group killed when it has not within the deadline, is
+//! less to go wrong. The probe adds one element after measuring and logs nothing, so a
+//! console message comes from the report, or from the probe failing, which also fails.
 //!
 //! Without a Chromium binary the test is skipped with a notice, except under `CI=true`,
 //! where `.ci/run` installs Debian's `chromium-headless-shell` and a missing browser fails.
