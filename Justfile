@@ -4,7 +4,7 @@
 run *ARGS:
     cargo run --release -p sse-harness -- run {{ARGS}}
 
-# The whole test suite, as CI runs it (installs nginx+nchan and xmllint when missing).
+# The whole test suite, as CI runs it (installs nginx+nchan, xmllint and Chromium when missing).
 ci:
     bash .ci/run
 
@@ -24,8 +24,9 @@ durability:
       --server-cmd "exec ./target/release/sse-harness serve-reference --addr 127.0.0.1:$port --data $d --token t" \
       --scenario 'DURABILITY/*'
 
-# Start nginx+nchan on a free loopback port in DIR (prints its URL); stop it with nchan-stop.
+# Start nginx+nchan on a free loopback port in DIR (prints its URL; installs it as root when missing).
 nchan-start DIR="/tmp/sse-nchan":
+    bash targets/nchan/install.sh
     bash targets/nchan/nchan.sh start {{DIR}}
 
 # Stop the nginx+nchan started in DIR.

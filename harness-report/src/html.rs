@@ -1,7 +1,10 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no network
 //! request): the verdict, a pass/fail table, failures with their evidence, and one
 //! percentile-curve chart per metric with one line per scenario, on the log
-//! `1/(1-p)` axis HdrHistogram's plotter uses.
+//! `1/(1-p)` axis HdrHistogram's plotter uses and a logarithmic value axis. So that a
+//! run of 35 scenarios stays readable, each chart draws its three slowest scenarios in
+//! colour on top and the rest faded grey (named on hover), with a legend of the three and
+//! the full percentile table folded under it.
 //!
 //! The SVG is written by hand: the charts are a few polylines and ticks, and the
 //! plotting crates either need a font stack at build time (plotters) or emit scripts.
@@ -31,10 +34,6 @@ fn esc(s: &str) -> String {
     }
     out
 }
-
-const PALETTE: [&str; 8] = [
-    "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
-];
 
 const CSS: &str = r#"
 :root { --pass:#15803d; --pass-bg:#dcfce7; --fail:#b91c1c; --fail-bg:#fee2e2;
@@ -82,6 +81,9 @@ tr:last-child td { border-bottom:none; }
 .chart table { margin-top:8px; font-size:12.5px; }
 .chart th, .chart td { padding:4px 7px; }
 .chart .sw { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; }
+.legend { display:flex; flex-wrap:wrap; gap:2px 16px; margin:4px 0 6px; font-size:12.5px; }
+.legend .item { min-width:0; overflow-wrap:anywhere; }
+.chart summary { cursor:pointer; color:#374151; font-size:12.5px; }
 .muted { color:#6b7280; }
 footer { margin-top:32px; color:#6b7280; font-size:12.5px; }
 "#;
@@ -136,20 +138,6 @@ fn finding_block(f: &Finding) -> String {
     )
 }
 
-/// A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `v`.
-fn nice_ceiling(v: f64) -> f64 {
-    if v.is_nan() || v <= 0.0 || !v.is_finite() {
-        return 1.0;
-    }
-    let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if m * p >= v * 1.0000001 {
-            return m * p;
-        }
-    }
-    10.0 * p
-}
-
 /// A y-axis tick: compact for large values (`120k`, `1.5M`).
 fn tick_label(v: f64) -> String {
     if v >= 1_000_000.0 {
@@ -170,8 +158,98 @@ fn decade_label(d: u32) -> String {
     }
 }
 
-/// One metric's chart: percentile curves of every scenario that measured it.
-fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -> String {
+/// The logarithmic value axis: whole decades from below the smallest value to above the
+/// largest, so a 0.4 ms median and a 3 s tail are both readable on one chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LogAxis {
+    /// The exponent of the lowest decade line.
+    lo: i32,
+    /// The exponent of the highest decade line (above `lo`).
+    hi: i32,
+}
+
+impl LogAxis {
+    /// The axis covering positive values from `min` to `max`.
+    fn covering(min: f64, max: f64) -> LogAxis {
+        let exp = |v: f64| -> Option<f64> { (v.is_finite() && v > 0.0).then(|| v.log10()) };
+        let lo = exp(min).map_or(0, |e| e.floor() as i32);
+        let hi = exp(max).map_or(lo + 1, |e| e.ceil() as i32);
+        LogAxis {
+            lo,
+            hi: hi.max(lo + 1),
+        }
+    }
+
+    /// Where `v` sits, from 0 (the bottom) to 1 (the top); values at or below zero sit at
+    /// the bottom.
+    fn fraction(&self, v: f64) -> f64 {
+        if v.is_nan() || v <= 0.0 {
+            return 0.0;
+        }
+        ((v.log10() - f64::from(self.lo)) / f64::from(self.hi - self.lo)).clamp(0.0, 1.0)
+    }
+
+    /// The tick values: every decade, plus 2× and 5× of each when the axis spans at most
+    /// two decades (otherwise the labels would crowd).
+    fn ticks(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        for e in self.lo..=self.hi {
+            let decade = 10f64.powi(e);
+            out.push(decade);
+            if self.hi - self.lo <= 2 && e < self.hi {
+                out.extend([2.0 * decade, 5.0 * decade]);
+            }
+        }
+        out
+    }
+}
+
+/// How many of a chart's slowest scenarios are drawn in colour; the others are faded.
+const HIGHLIGHTED: usize = 3;
+
+/// The colours of the highlighted curves, slowest first.
+const HIGHLIGHT: [&str; HIGHLIGHTED] = ["#dc2626", "#d97706", "#2563eb"];
+
+/// The colour of every curve that is not highlighted.
+const FADED: &str = "#9ca3af";
+
+/// One scenario's curve in a chart.
+struct Series<'a> {
+    result: &'a ScenarioResult,
+    hist: &'a Histogram<u64>,
+    summary: MetricSummary,
+}
+
+/// The colour of the curve at `rank` (0 = slowest).
+fn colour(rank: usize) -> &'static str {
+    HIGHLIGHT.get(rank).copied().unwrap_or(FADED)
+}
+
+/// The points of one percentile curve, in chart coordinates.
+fn curve_points(
+    h: &Histogram<u64>,
+    scale: f64,
+    x: impl Fn(f64) -> f64,
+    y: impl Fn(f64) -> f64,
+) -> String {
+    let mut pts = String::new();
+    let mut last_x = f64::NAN;
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let xx = x(q);
+        let yy = y(v.value_iterated_to() as f64 / scale);
+        if xx == last_x && q < 1.0 {
+            continue;
+        }
+        let _ = write!(pts, "{xx:.1},{yy:.1} ");
+        last_x = xx;
+    }
+    pts.trim_end().to_owned()
+}
+
+/// One metric's chart: the percentile curve of every scenario that measured it, slowest
+/// first in `series`; the slowest are drawn last, on top of the faded rest.
+fn chart(metric: Metric, series: &[Series<'_>]) -> String {
     const W: f64 = 560.0;
     const H: f64 = 280.0;
     const L: f64 = 64.0;
@@ -182,15 +260,19 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
     let ph = H - T - B;
     let scale = metrics::display_scale(metric);
     let unit = metrics::display_unit(metric);
-    let max_count = series.iter().map(|(_, _, h)| h.len()).max().unwrap_or(1);
+    let max_count = series.iter().map(|s| s.hist.len()).max().unwrap_or(1);
     let decades = ((max_count as f64).log10().ceil() as u32).clamp(2, 6);
     let x_max = f64::from(decades);
-    let y_max = nice_ceiling(
-        series
-            .iter()
-            .map(|(_, _, h)| h.max() as f64 / scale)
-            .fold(0.0, f64::max),
-    );
+    // A zero sample (under one recorded unit) is drawn at one recorded unit.
+    let min = series
+        .iter()
+        .map(|s| s.hist.min().max(1) as f64 / scale)
+        .fold(f64::INFINITY, f64::min);
+    let max = series
+        .iter()
+        .map(|s| s.hist.max() as f64 / scale)
+        .fold(0.0, f64::max);
+    let axis = LogAxis::covering(min, max);
     let x = |q: f64| -> f64 {
         let lx = if q >= 1.0 {
             x_max
@@ -199,7 +281,7 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
         };
         L + lx / x_max * pw
     };
-    let y = |v: f64| T + ph - (v / y_max).min(1.0) * ph;
+    let y = |v: f64| T + ph - axis.fraction(v) * ph;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -207,8 +289,7 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
          role=\"img\" aria-label=\"{} percentile curves\" font-family=\"system-ui, DejaVu Sans, sans-serif\" font-size=\"11\">",
         esc(metrics::title(metric))
     );
-    for i in 0..=5 {
-        let v = y_max * f64::from(i) / 5.0;
+    for v in axis.ticks() {
         let yy = y(v);
         let _ = write!(
             s,
@@ -234,53 +315,124 @@ fn chart(metric: Metric, series: &[(usize, &ScenarioResult, &Histogram<u64>)]) -
     let _ = write!(
         s,
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#374151\">percentile</text>\
-         <text transform=\"translate(14 {}) rotate(-90)\" text-anchor=\"middle\" fill=\"#374151\">{}</text>\
+         <text transform=\"translate(14 {}) rotate(-90)\" text-anchor=\"middle\" fill=\"#374151\">{} (log)</text>\
          <rect x=\"{L}\" y=\"{T}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#d1d5db\"/>",
         L + pw / 2.0,
         H - 6.0,
         T + ph / 2.0,
         esc(unit)
     );
-    for (i, _, h) in series {
-        let mut pts = String::new();
-        let mut last_x = f64::NAN;
-        for v in h.iter_quantiles(5) {
-            let q = v.quantile_iterated_to();
-            let xx = x(q);
-            let yy = y(v.value_iterated_to() as f64 / scale);
-            if xx == last_x && q < 1.0 {
-                continue;
-            }
-            let _ = write!(pts, "{xx:.1},{yy:.1} ");
-            last_x = xx;
-        }
+    for (rank, sr) in series.iter().enumerate().rev() {
+        let (class, width, opacity) = if rank < HIGHLIGHTED {
+            ("curve slowest", 2.5, 1.0)
+        } else {
+            ("curve faded", 1.2, 0.6)
+        };
         let _ = write!(
             s,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"{}\"/>",
-            PALETTE[i % PALETTE.len()],
-            pts.trim_end()
+            "<polyline class=\"{class}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{width}\" \
+             stroke-opacity=\"{opacity}\" stroke-linejoin=\"round\" points=\"{}\"><title>{}</title></polyline>",
+            colour(rank),
+            curve_points(sr.hist, scale, x, y),
+            esc(&sr.result.info.id)
         );
     }
     s.push_str("</svg>");
     s
 }
 
+/// The scenarios that measured `metric`, slowest first (by [`metrics::slowness`]), ties
+/// in scenario order.
+fn series_of(log: &RunLog, metric: Metric) -> Vec<Series<'_>> {
+    let mut series: Vec<Series<'_>> = log
+        .results
+        .iter()
+        .filter_map(|r| {
+            let h = r.histograms.get(&metric).filter(|h| !h.is_empty())?;
+            Some(Series {
+                result: r,
+                hist: h,
+                summary: MetricSummary::of(metric, h),
+            })
+        })
+        .collect();
+    series.sort_by(|a, b| {
+        metrics::slowness(metric, b.hist).total_cmp(&metrics::slowness(metric, a.hist))
+    });
+    series
+}
+
+/// The legend under a chart: the highlighted scenarios with the value they are ranked
+/// by, then how many others are drawn faded. It wraps, so long ids never overflow.
+fn legend(metric: Metric, series: &[Series<'_>]) -> String {
+    let stat = metrics::slowness_stat(metric);
+    let mut s = String::from("<div class=\"legend\">");
+    for (rank, sr) in series.iter().take(HIGHLIGHTED).enumerate() {
+        let _ = write!(
+            s,
+            "<span class=\"item\"><span class=\"sw\" style=\"background:{}\"></span><code>{}</code> \
+             <span class=\"muted\">{} {}</span></span>",
+            colour(rank),
+            esc(&sr.result.info.id),
+            stat.name(),
+            metrics::format_value(metric, metrics::stat(sr.hist, stat))
+        );
+    }
+    let rest = series.len().saturating_sub(HIGHLIGHTED);
+    if rest > 0 {
+        let _ = write!(
+            s,
+            "<span class=\"item muted\"><span class=\"sw\" style=\"background:{FADED}\"></span>\
+             {rest} other scenario{} (hover a line for its name)</span>",
+            if rest == 1 { "" } else { "s" }
+        );
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// The percentile table of every scenario in a chart, slowest first; folded away when
+/// the chart has more scenarios than fit beside it.
+fn chart_table(series: &[Series<'_>]) -> String {
+    let mut s = format!(
+        "<details{}><summary>Percentiles of {} scenario{}</summary>\
+         <table><tr><th>Scenario</th><th class=\"num\">count</th><th class=\"num\">p50</th>\
+         <th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th>\
+         <th class=\"num\">max</th></tr>",
+        if series.len() <= 2 * HIGHLIGHTED {
+            " open"
+        } else {
+            ""
+        },
+        series.len(),
+        if series.len() == 1 { "" } else { "s" }
+    );
+    for (rank, sr) in series.iter().enumerate() {
+        let st = &sr.summary;
+        let f = |v: f64| metrics::trim(v, 3);
+        let _ = write!(
+            s,
+            "<tr><td><span class=\"sw\" style=\"background:{}\"></span><code>{}</code></td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            colour(rank),
+            esc(&sr.result.info.id),
+            st.count,
+            f(st.p50),
+            f(st.p90),
+            f(st.p99),
+            f(st.p999),
+            f(st.max)
+        );
+    }
+    s.push_str("</table></details>");
+    s
+}
+
 fn charts(log: &RunLog) -> String {
     let mut s = String::from("<div class=\"charts\">");
     for m in Metric::ALL {
-        // Colours follow the scenario, not the chart, so one scenario is one colour everywhere.
-        let series: Vec<(usize, &ScenarioResult, &Histogram<u64>)> = log
-            .results
-            .iter()
-            .filter(|r| r.histograms.values().any(|h| !h.is_empty()))
-            .enumerate()
-            .filter_map(|(i, r)| {
-                r.histograms
-                    .get(&m)
-                    .filter(|h| !h.is_empty())
-                    .map(|h| (i, r, h))
-            })
-            .collect();
+        let series = series_of(log, m);
         let _ = write!(
             s,
             "<div class=\"chart\"><h3>{} <span class=\"muted\">({})</span></h3>",
@@ -292,32 +444,67 @@ fn charts(log: &RunLog) -> String {
             continue;
         }
         s.push_str(&chart(m, &series));
-        s.push_str(
-            "<table><tr><th>Scenario</th><th class=\"num\">count</th><th class=\"num\">p50</th>\
-             <th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th>\
-             <th class=\"num\">max</th></tr>",
-        );
-        for (i, r, h) in &series {
-            let st = MetricSummary::of(m, h);
-            let f = |v: f64| metrics::trim(v, 3);
-            let _ = write!(
-                s,
-                "<tr><td><span class=\"sw\" style=\"background:{}\"></span><code>{}</code></td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                PALETTE[i % PALETTE.len()],
-                esc(&r.info.id),
-                st.count,
-                f(st.p50),
-                f(st.p90),
-                f(st.p99),
-                f(st.p999),
-                f(st.max)
-            );
-        }
-        s.push_str("</table></div>");
+        s.push_str(&legend(m, &series));
+        s.push_str(&chart_table(&series));
+        s.push_str("</div>");
     }
     s.push_str("</div>");
+    s
+}
+
+/// The failures (MUST findings, harness errors) and the warnings (SHOULD findings), one
+/// card per scenario.
+fn failure_cards(log: &RunLog) -> String {
+    let mut s = String::new();
+    let failed: Vec<&ScenarioResult> = log
+        .results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
+        .collect();
+    if !failed.is_empty() {
+        s.push_str("<h2>Failures</h2>\n");
+        for r in failed {
+            let _ = write!(
+                s,
+                "<div class=\"card\"><h3><code>{}</code> {}</h3><div class=\"muted\">{} · {}</div>",
+                esc(&r.info.id),
+                pill(&r.verdict),
+                esc(&r.info.title),
+                esc(&r.info.file)
+            );
+            if let Verdict::Error { reason } = &r.verdict {
+                let _ = write!(s, "<p>Harness error: {}</p>", esc(reason));
+            }
+            for f in r.findings.iter().filter(|f| f.level == Level::Must) {
+                s.push_str(&finding_block(f));
+            }
+            let _ = write!(
+                s,
+                "<div class=\"replay\">Replay: <code>{}</code></div></div>",
+                esc(&r.replay_command)
+            );
+        }
+    }
+
+    let warned: Vec<&ScenarioResult> = log
+        .results
+        .iter()
+        .filter(|r| r.findings.iter().any(|f| f.level == Level::Should))
+        .collect();
+    if !warned.is_empty() {
+        s.push_str("<h2>Warnings (SHOULD)</h2>\n");
+        for r in warned {
+            let _ = write!(
+                s,
+                "<div class=\"card warn\"><h3><code>{}</code></h3>",
+                esc(&r.info.id)
+            );
+            for f in r.findings.iter().filter(|f| f.level == Level::Should) {
+                s.push_str(&finding_block(f));
+            }
+            s.push_str("</div>\n");
+        }
+    }
     s
 }
 
@@ -411,59 +598,13 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         s.push_str("</div>\n");
     }
 
-    let failed: Vec<&ScenarioResult> = log
-        .results
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
-        .collect();
-    if !failed.is_empty() {
-        s.push_str("<h2>Failures</h2>\n");
-        for r in failed {
-            let _ = write!(
-                s,
-                "<div class=\"card\"><h3><code>{}</code> {}</h3><div class=\"muted\">{} · {}</div>",
-                esc(&r.info.id),
-                pill(&r.verdict),
-                esc(&r.info.title),
-                esc(&r.info.file)
-            );
-            if let Verdict::Error { reason } = &r.verdict {
-                let _ = write!(s, "<p>Harness error: {}</p>", esc(reason));
-            }
-            for f in r.findings.iter().filter(|f| f.level == Level::Must) {
-                s.push_str(&finding_block(f));
-            }
-            let _ = write!(
-                s,
-                "<div class=\"replay\">Replay: <code>{}</code></div></div>",
-                esc(&r.replay_command)
-            );
-        }
-    }
-
-    let warned: Vec<&ScenarioResult> = log
-        .results
-        .iter()
-        .filter(|r| r.findings.iter().any(|f| f.level == Level::Should))
-        .collect();
-    if !warned.is_empty() {
-        s.push_str("<h2>Warnings (SHOULD)</h2>\n");
-        for r in warned {
-            let _ = write!(
-                s,
-                "<div class=\"card warn\"><h3><code>{}</code></h3>",
-                esc(&r.info.id)
-            );
-            for f in r.findings.iter().filter(|f| f.level == Level::Should) {
-                s.push_str(&finding_block(f));
-            }
-            s.push_str("</div>\n");
-        }
-    }
+    s.push_str(&failure_cards(log));
 
     s.push_str(
         "<h2>Latency and replay rate</h2>\n<p class=\"muted\">Percentile curves per scenario; \
-                the x axis is logarithmic in 1/(1&#8722;p), as HdrHistogram plots them. \
+                the x axis is logarithmic in 1/(1&#8722;p), as HdrHistogram plots them, and so \
+                is the y axis. The three slowest scenarios of each chart (highest p99; lowest \
+                median replay rate) are in colour, the others grey. \
                 The .hgrm files beside this report hold the full distributions.</p>\n",
     );
     s.push_str(&charts(log));
@@ -484,10 +625,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_axis_spans_whole_decades() {
+        let a = LogAxis::covering(0.42, 3_100.0);
+        assert_eq!(a, LogAxis { lo: -1, hi: 4 });
+        assert_eq!(a.ticks(), [0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0]);
+        assert_eq!(a.fraction(0.1), 0.0);
+        assert_eq!(a.fraction(10_000.0), 1.0);
+        assert!((a.fraction(10.0) - 0.4).abs() < 1e-9);
+        assert_eq!(a.fraction(0.0), 0.0);
+        let narrow = LogAxis::covering(1.5, 40.0);
+        assert_eq!(narrow.ticks(), [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
+        let flat = LogAxis::covering(10.0, 10.0);
+        assert_eq!(flat, LogAxis { lo: 1, hi: 2 });
+        assert_eq!(LogAxis::covering(0.0, 0.0), LogAxis { lo: 0, hi: 1 });
+    }
+
+    #[test]
     fn axis_helpers() {
-        assert_eq!(nice_ceiling(73.2), 100.0);
-        assert_eq!(nice_ceiling(12.0), 20.0);
-        assert_eq!(nice_ceiling(0.0), 1.0);
         assert_eq!(tick_label(120_000.0), "120k");
         assert_eq!(tick_label(2_500_000.0), "2.5M");
         assert_eq!(tick_label(0.5), "0.5");

@@ -54,6 +54,25 @@ pub(crate) fn trim(v: f64, decimals: usize) -> String {
     }
 }
 
+/// The statistic a chart ranks scenarios by to pick the slowest: the p99 of a latency
+/// (the tail a user waits on), the median of a replay rate.
+pub(crate) fn slowness_stat(metric: Metric) -> Stat {
+    match metric {
+        Metric::ReplayRate => Stat::P50,
+        _ => Stat::P99,
+    }
+}
+
+/// How slow a scenario was in `metric`, larger is slower: its [`slowness_stat`],
+/// negated for the replay rate, where less is slower.
+pub(crate) fn slowness(metric: Metric, h: &Histogram<u64>) -> f64 {
+    let v = stat(h, slowness_stat(metric));
+    match metric {
+        Metric::ReplayRate => -v,
+        _ => v,
+    }
+}
+
 /// One statistic of a histogram, in recorded units.
 pub(crate) fn stat(h: &Histogram<u64>, stat: Stat) -> f64 {
     match stat {

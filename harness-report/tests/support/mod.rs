@@ -1,5 +1,6 @@
 //! A fixed synthetic run: four scenarios (pass with a warning, fail, skipped, error),
-//! histograms with deterministic values, and one gate finding.
+//! histograms with deterministic values, and one gate finding; and a run of realistic
+//! size (the 35 shipped scenarios) for the charts.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -176,7 +177,11 @@ pub fn results() -> Vec<ScenarioResult> {
 
 /// The whole event stream of the synthetic run.
 pub fn events() -> Vec<RunEvent> {
-    let results = results();
+    events_of(results())
+}
+
+/// The event stream of a run that finished `results`, gated by one p99 threshold.
+pub fn events_of(results: Vec<ScenarioResult>) -> Vec<RunEvent> {
     let c = Contracts::builtin();
     let thresholds = ["publish_to_deliver.p99 < 50ms".parse().unwrap()];
     let checks = harness_report::gate::check_thresholds(&thresholds, &results);
@@ -208,11 +213,130 @@ pub fn events() -> Vec<RunEvent> {
     ev
 }
 
+/// The scenario ids of the shipped `scenarios/` directory: a run of realistic size.
+pub const MANY_IDS: [&str; 35] = [
+    "CT-07/reconnect-with-cursor-query",
+    "CT-07/reconnect-with-last-event-id",
+    "CT-09/connect-read-disconnect",
+    "CT-09/cross-job-replay-order",
+    "CT-09/resume-no-gap-no-duplicate-monotonic",
+    "CT-10/cut-after-random-event-counts",
+    "CT-10/cut-at-random-bytes",
+    "CT-10/cut-during-high-rate-publishing",
+    "CT-10/cut-inside-the-framing",
+    "CT-10/rapid-reconnect-cycles",
+    "CT-10/reset-instead-of-close",
+    "CT-11/late-join-over-large-backlog",
+    "CT-11/one-byte-per-second",
+    "CT-11/pause-five-seconds",
+    "CT-11/slow-consumers-beside-fast",
+    "CT-12/burst-of-fifty-reconnects",
+    "CT-12/five-reconnect-while-five-stay",
+    "CT-12/stress-sequencing",
+    "CT-12/ten-clients-at-once",
+    "CURSOR/cursor-ahead-of-head",
+    "CURSOR/invalid-last-event-id",
+    "DURABILITY/crash-restart",
+    "DURABILITY/graceful-shutdown",
+    "HEARTBEAT/idle-events-stream",
+    "HEARTBEAT/idle-task-stream",
+    "HEARTBEAT/idle-version-stream",
+    "LIFECYCLE/correlation-id-echoed",
+    "LIFECYCLE/task-completed",
+    "LIFECYCLE/task-failed",
+    "LIFECYCLE/task-not-found",
+    "LIFECYCLE/task-resumed-after-the-end",
+    "LIVENESS/closed-clients-noticed",
+    "LIVENESS/reset-clients-noticed",
+    "VERSION/pending-flushed-in-order",
+    "VERSION/replaced-by-second-stream",
+];
+
+/// A run of every scenario in [`MANY_IDS`], all passing but one, with histograms whose
+/// ranges spread over three decades (a few slow scenarios reach seconds), so charts
+/// hold 35 curves.
+pub fn many_results() -> Vec<ScenarioResult> {
+    let c = Contracts::builtin();
+    let mut r = Lcg(35);
+    MANY_IDS
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let i = i as u64;
+            // Connect latency 0.3–1.2 ms at best; the tail reaches 5x to 400x of it.
+            let lo = 300 + r.next() % 900;
+            let tail = 5 + r.next() % 400;
+            let mut histograms = BTreeMap::from([(
+                Metric::ConnectToOpen,
+                histogram(100 + i, 5 + r.next() % 60, lo, lo * tail / 4),
+            )]);
+            if i % 7 != 3 {
+                let n = 200 + r.next() % 5000;
+                histograms.insert(
+                    Metric::PublishToDeliver,
+                    histogram(200 + i, n, lo * 2, lo * tail),
+                );
+            }
+            if i < 21 {
+                let n = 10 + r.next() % 50;
+                histograms.insert(
+                    Metric::ReconnectToCaughtUp,
+                    histogram(300 + i, n, lo * 4, lo * tail * 3),
+                );
+            }
+            if i < 21 && i.is_multiple_of(3) {
+                let lo_rate = 20_000 + r.next() % 60_000;
+                histograms.insert(
+                    Metric::ReplayRate,
+                    histogram(400 + i, 12, lo_rate, lo_rate * 8),
+                );
+            }
+            let failed = *id == "CT-11/one-byte-per-second";
+            let findings = if failed {
+                vec![c.finding(
+                    "resume.no-gap",
+                    Evidence {
+                        client: Some(ClientId("trickle#0".into())),
+                        connection: Some(2),
+                        seq: Some(Seq(31)),
+                        expected: "seq 31 after 30".into(),
+                        seen: "seq 32".into(),
+                        ..Evidence::default()
+                    },
+                )]
+            } else {
+                Vec::new()
+            };
+            ScenarioResult {
+                info: info(id, "A scenario of the shipped set."),
+                verdict: if failed { Verdict::Fail } else { Verdict::Pass },
+                findings,
+                duration: Duration::from_millis(200 + r.next() % 9000),
+                stats: ScenarioStats {
+                    clients: 1 + r.next() % 50,
+                    connections: 1 + r.next() % 200,
+                    events_received: r.next() % 100_000,
+                    events_published: r.next() % 20_000,
+                    cuts: r.next() % 40,
+                },
+                histograms,
+                replay_command: format!("sse-harness run --embedded --seed 424242 --scenario {id}"),
+                facts: Default::default(),
+            }
+        })
+        .collect()
+}
+
 /// Runs the file reporters over the synthetic run into a fresh directory.
 pub fn write_reports() -> tempfile::TempDir {
+    write_reports_of(events())
+}
+
+/// Runs the file reporters over `events` into a fresh directory.
+pub fn write_reports_of(events: Vec<RunEvent>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut reporters = harness_report::file_reporters(dir.path());
-    for e in events() {
+    for e in events {
         for r in reporters.iter_mut() {
             r.on_event(&e).unwrap();
         }
