@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use harness_model::{ConnEnd, Evidence, StreamKind};
+use harness_model::{ConnEnd, Evidence};
 use serde_json::Value;
 
 use crate::IdMode;
-use crate::view::{Ctx, at_frame, ms, not_closed_with, str_field};
+use crate::reuse;
+use crate::view::{Ctx, at_frame, first_restart_after, ms, not_closed_with, str_field};
 
 pub(crate) fn check(ctx: &mut Ctx) {
     if !ctx.enabled("durability") {
@@ -16,54 +17,14 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     acked_survive(ctx);
     if !ctx.enabled("delivery") {
-        // Seq reuse is found by the delivery checks; run them for their durability half.
-        crate::delivery::reused_acks(ctx);
+        // Seq reuse is judged with the delivery family; without it, for its durability half.
+        reuse::reused_acks(ctx);
         if ctx.cfg.ids == IdMode::Numeric {
-            crate::delivery::numeric_consistent(ctx, &BTreeSet::new());
+            reuse::numeric_consistent(ctx, &BTreeSet::new());
         }
     }
     shutdown_close(ctx);
     integrity(ctx);
-}
-
-/// The markers of writes acknowledged before a restart that no client received, although
-/// a client owed them was back and reading to the end after that restart.
-pub(crate) fn vanished<'a>(ctx: &Ctx<'a>) -> BTreeSet<&'a str> {
-    let Some(&last_restart) = ctx.rec.restarts.iter().max() else {
-        return BTreeSet::new();
-    };
-    let delivered: BTreeSet<&str> = ctx
-        .clients
-        .iter()
-        .flat_map(|c| c.deliveries.iter().filter_map(|d| d.ev.marker.as_deref()))
-        .collect();
-    ctx.rec
-        .acks
-        .iter()
-        .filter(|a| a.acked_us < last_restart && !delivered.contains(a.marker.as_str()))
-        .filter(|a| {
-            let restart =
-                first_restart_after(&ctx.rec.restarts, a.acked_us).unwrap_or(last_restart);
-            ctx.log_clients().any(|c| {
-                c.t.stream != StreamKind::Version
-                    && c.owed(a, ctx.cfg.ids)
-                    && c.t
-                        .connections
-                        .iter()
-                        .any(|k| k.head_us.is_some_and(|h| h > restart) && k.status == Some(200))
-                    && c.t
-                        .connections
-                        .last()
-                        .is_some_and(|k| matches!(k.end, ConnEnd::Finished | ConnEnd::Deadline))
-            })
-        })
-        .map(|a| a.marker.as_str())
-        .collect()
-}
-
-/// The first restart (µs) after time `t`, if any.
-fn first_restart_after(restarts: &[u64], t: u64) -> Option<u64> {
-    restarts.iter().copied().filter(|&r| r > t).min()
 }
 
 fn acked_survive(ctx: &mut Ctx) {

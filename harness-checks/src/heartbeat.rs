@@ -25,13 +25,15 @@ pub(crate) fn check(ctx: &mut Ctx) {
     fields(ctx);
 }
 
+/// The interval a connection is judged by: the profile's, else the one its
+/// `connection_open` announced (clamped by [`harness_model::heartbeat::interval_ms`]).
 fn interval_ms(ctx: &Ctx, conn: &Connection) -> Option<u64> {
     ctx.cfg
         .heartbeat_ms
         .or_else(|| {
             conn.frames.iter().find_map(|f| match &f.kind {
                 FrameKind::Lifecycle { name, fields } if name == "connection_open" => {
-                    fields.get("heartbeat_ms").and_then(Value::as_u64)
+                    harness_model::heartbeat::interval_ms(fields)
                 }
                 _ => None,
             })

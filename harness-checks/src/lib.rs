@@ -3,7 +3,10 @@
 //!
 //! Nothing here does IO or reads a clock; the output order is deterministic (findings
 //! are sorted by contract, client, connection, seq, then byte offset). One module per
-//! contract family; a `view` module derives the per-client delivery lists they share.
+//! contract family; the `view` module derives, in one pass, what they share (each
+//! client's deliveries and owed rule, publisher order, vanished writes, error shapes),
+//! and `reuse` judges seq reuse for the delivery and durability families; families
+//! never call each other. `metrics` and `facts` measure the same recording.
 //!
 //! Every checker is written to be conservative: a finding is only emitted when the
 //! recording proves the target broke the contract, never when the harness itself (a
@@ -16,12 +19,14 @@ use harness_model::{Contracts, Finding, Metric, Recording};
 
 mod delivery;
 mod durability;
+mod facts;
 mod framing;
 mod heartbeat;
 mod lifecycle;
 mod liveness;
 mod metrics;
 mod resume;
+mod reuse;
 mod version;
 mod view;
 
@@ -30,14 +35,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
-/// How the target's SSE ids are judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdMode {
-    /// `id:` is the store's seq (a decimal u64): order and gaps are judged by seq.
-    Numeric,
-    /// `id:` is opaque: order and gaps are judged by the harness's publish markers.
-    Opaque,
-}
+pub use harness_model::IdMode;
 
 /// What the target sends to keep an idle stream alive.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,8 +86,18 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     ctx.finish()
 }
 
+/// The scenario facts of a workload's recording (publish rate, per-group delivery
+/// p99, slow readers' lag), by name; empty for recordings without a workload plan.
+pub fn facts(rec: &Recording) -> BTreeMap<String, serde_json::Value> {
+    facts::facts(rec)
+}
+
 /// Latency and rate histograms from a recording (values in µs, or events/s for
-/// [`Metric::ReplayRate`]); metrics with no sample are absent.
-pub fn measure(rec: &Recording) -> BTreeMap<Metric, hdrhistogram::Histogram<u64>> {
-    metrics::measure(rec)
+/// [`Metric::ReplayRate`]); metrics with no sample are absent. `cfg` says how ids are
+/// judged (what a reconnected client is owed depends on it).
+pub fn measure(
+    cfg: &CheckConfig,
+    rec: &Recording,
+) -> BTreeMap<Metric, hdrhistogram::Histogram<u64>> {
+    metrics::measure(cfg.ids, rec)
 }

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::IdMode;
 use crate::view::{
-    Ctx, Cursor, at_conn, at_frame, cursor_of, describe, describe_end, is_lifecycle, lifecycle,
-    str_field,
+    Ctx, Cursor, at_conn, at_frame, cursor_of, describe, describe_end, error_shape, is_lifecycle,
+    lifecycle, str_field,
 };
 
 pub(crate) fn check(ctx: &mut Ctx) {
@@ -59,7 +59,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
         };
         for conn in &c.t.connections {
             found.extend(
-                crate::resume::error_shape(client, conn, "task_not_found")
+                error_shape(client, conn, "task_not_found")
                     .map(|e| ("lifecycle.task-not-found", e)),
             );
         }
@@ -201,7 +201,7 @@ fn open_fields(
         (_, StreamKind::Version) => from.is_null() || from.is_u64(),
         (Cursor::Absent, _) => from.is_null(),
         (Cursor::Seq(l), _) => from.as_u64() == Some(l),
-        (Cursor::Other(_), _) => true,
+        (Cursor::Opaque(_), _) => true,
     };
     (!ok).then(|| {
         let sent = conn

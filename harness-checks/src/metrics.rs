@@ -3,20 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use harness_model::{Ack, FrameKind, Metric, Recording, StreamKind};
+use harness_model::{Ack, FrameKind, IdMode, Metric, Recording, StreamKind, Subscription};
 use hdrhistogram::Histogram;
-
-use crate::view::{Cursor, cursor_of};
 
 /// Replays shorter than this are not rated: too few events for a meaningful rate.
 const MIN_REPLAY: usize = 100;
 
-pub(crate) fn measure(rec: &Recording) -> BTreeMap<Metric, Histogram<u64>> {
+pub(crate) fn measure(ids: IdMode, rec: &Recording) -> BTreeMap<Metric, Histogram<u64>> {
     let mut samples: BTreeMap<Metric, Vec<u64>> = BTreeMap::new();
     let mut push = |m: Metric, v: u64| samples.entry(m).or_default().push(v);
     let by_marker: BTreeMap<&str, &Ack> = rec.acks.iter().map(|a| (a.marker.as_str(), a)).collect();
     for t in &rec.transcripts {
-        let wants = |job: &str| t.jobs.is_empty() || t.jobs.iter().any(|j| j == job);
         // First receive time of each marker, over all connections.
         let mut got: BTreeMap<&str, u64> = BTreeMap::new();
         for conn in &t.connections {
@@ -41,21 +38,13 @@ pub(crate) fn measure(rec: &Recording) -> BTreeMap<Metric, Histogram<u64>> {
         if t.stream == StreamKind::Version {
             continue;
         }
-        let first = t.connections.first();
-        let owed = |a: &Ack| {
-            wants(&a.job)
-                && (t.from_start
-                    || match (first.map(|c| cursor_of(&c.cursor)), a.seq) {
-                        (Some(Cursor::Seq(l)), Some(s)) => s.0 > l,
-                        _ => first.is_some_and(|c| a.sent_us >= c.head_us.unwrap_or(c.opened_us)),
-                    })
-        };
+        let sub = Subscription::of(t);
         for conn in t.connections.iter().skip(1) {
             // Reconnect → holding every owed write acked before the reconnect.
             let needed: Vec<&Ack> = rec
                 .acks
                 .iter()
-                .filter(|a| a.acked_us <= conn.opened_us && owed(a))
+                .filter(|a| a.acked_us <= conn.opened_us && sub.owes(a, ids))
                 .collect();
             let times: Option<Vec<u64>> = needed
                 .iter()

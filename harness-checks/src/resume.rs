@@ -10,12 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use harness_model::{Ack, ConnEnd, Evidence, Frame, FrameKind, Seq, StreamKind};
+use harness_model::{Ack, Evidence, FrameKind, Seq, StreamKind};
 use serde_json::Value;
 
 use crate::IdMode;
 use crate::view::{
-    ClientView, Ctx, Cursor, Delivery, at_conn, at_frame, cursor_of, describe, describe_end,
+    ClientView, Ctx, Cursor, Delivery, at_conn, at_frame, cursor_of, describe_end, error_shape,
     is_lifecycle, lifecycle, str_field,
 };
 
@@ -210,28 +210,8 @@ fn numeric_gaps(ctx: &mut Ctx) {
     }
 }
 
-/// Each publisher's acks in ack order, and each ack's (publisher, position).
-pub(crate) struct PublisherOrder<'a> {
-    pub lists: BTreeMap<u32, Vec<&'a Ack>>,
-    pub pos: BTreeMap<&'a str, (u32, usize)>,
-}
-
-impl<'a> PublisherOrder<'a> {
-    pub fn new(acks: &'a [Ack]) -> Self {
-        let mut lists: BTreeMap<u32, Vec<&Ack>> = BTreeMap::new();
-        let mut pos = BTreeMap::new();
-        for a in acks {
-            let l = lists.entry(a.publisher).or_default();
-            pos.entry(a.marker.as_str())
-                .or_insert((a.publisher, l.len()));
-            l.push(a);
-        }
-        PublisherOrder { lists, pos }
-    }
-}
-
 fn opaque_order(ctx: &mut Ctx) {
-    let order = PublisherOrder::new(&ctx.rec.acks);
+    let order = &ctx.order;
     let mut found = Vec::new();
     for c in ctx.log_clients() {
         let mut prior: Vec<Delivery> = Vec::new();
@@ -313,7 +293,7 @@ fn opaque_order(ctx: &mut Ctx) {
 }
 
 fn opaque_gaps(ctx: &mut Ctx) {
-    let order = PublisherOrder::new(&ctx.rec.acks);
+    let order = &ctx.order;
     let mut found = Vec::new();
     for c in ctx.log_clients() {
         let mut first: BTreeMap<&str, &Delivery> = BTreeMap::new();
@@ -408,77 +388,6 @@ fn invalid_cursor(ctx: &mut Ctx) {
     for e in found {
         ctx.emit("resume.invalid-cursor", e);
     }
-}
-
-/// Judges a stream that must be exactly open, error `code`, close `code`, then EOF.
-/// Returns the evidence of the first deviation.
-pub(crate) fn error_shape(
-    client: &harness_model::ClientId,
-    conn: &harness_model::Connection,
-    code: &str,
-) -> Option<Evidence> {
-    let expected = format!(
-        "200 with connection_open, error{{code:{code}}}, connection_close{{reason:{code}}}, then the end of the response"
-    );
-    if conn.status != Some(200) {
-        let seen = match conn.status {
-            Some(s) => format!("status {s}"),
-            None => format!("no response ({})", describe_end(&conn.end)),
-        };
-        return Some(Evidence {
-            expected,
-            seen,
-            ..at_conn(client, conn)
-        });
-    }
-    let want: [(&str, Option<(&str, &str)>); 3] = [
-        ("connection_open", None),
-        ("error", Some(("code", code))),
-        ("connection_close", Some(("reason", code))),
-    ];
-    for (i, (name, field)) in want.iter().enumerate() {
-        let ok = |f: &Frame| {
-            lifecycle(f).is_some_and(|(n, fields)| {
-                n == *name && field.is_none_or(|(k, v)| str_field(fields, k) == Some(v))
-            })
-        };
-        match conn.frames.get(i) {
-            Some(f) if ok(f) => {}
-            Some(f) => {
-                let seen = format!("{} as frame {}", describe(f), i + 1);
-                return Some(Evidence {
-                    expected,
-                    seen,
-                    ..at_frame(client, conn, Some(f))
-                });
-            }
-            None => {
-                let seen = format!("no frame {} but {}", i + 1, describe_end(&conn.end));
-                return Some(Evidence {
-                    expected,
-                    seen,
-                    ..at_frame(client, conn, None)
-                });
-            }
-        }
-    }
-    if let Some(f) = conn.frames.get(3) {
-        return Some(Evidence {
-            expected,
-            seen: format!("{} after connection_close", describe(f)),
-            ..at_frame(client, conn, Some(f))
-        });
-    }
-    if conn.end != ConnEnd::ServerClosed
-        && !matches!(conn.end, ConnEnd::Cut { .. } | ConnEnd::Finished)
-    {
-        return Some(Evidence {
-            expected,
-            seen: format!("the stream ending with {}", describe_end(&conn.end)),
-            ..at_frame(client, conn, None)
-        });
-    }
-    None
 }
 
 fn cursor_ahead(ctx: &mut Ctx) {

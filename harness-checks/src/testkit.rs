@@ -99,6 +99,7 @@ impl Conn {
                 correlation_sent: None,
                 opened_us: ms(opened),
                 head_us: Some(ms(opened + 1)),
+                first_byte_us: None,
                 status: Some(200),
                 headers,
                 error_body: None,

@@ -619,7 +619,7 @@ fn measure_reports_each_metric_from_the_recording() {
         .end(ConnEnd::Finished, 4000);
     r.transcripts
         .push(client("k#0", StreamKind::Events, &["k"], vec![c0, c1]));
-    let h = crate::measure(&r);
+    let h = crate::measure(&numeric_cfg(), &r);
     let ct = &h[&harness_model::Metric::ConnectToOpen];
     assert_eq!(
         ct.min(),
@@ -641,4 +641,139 @@ fn hdr_round(v: u64) -> u64 {
     let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("valid");
     h.record(v).expect("in range");
     h.max()
+}
+
+#[test]
+fn the_view_derives_each_publishers_order_once() {
+    let rec = opaque();
+    let contracts = Contracts::builtin();
+    let cfg = opaque_cfg();
+    let ctx = crate::view::Ctx::new(&contracts, &cfg, &rec);
+    let markers = |p: u32| -> Vec<&str> {
+        ctx.order.lists[&p]
+            .iter()
+            .map(|a| a.marker.as_str())
+            .collect()
+    };
+    assert_eq!(markers(0), ["x1", "x2", "x3", "x4"]);
+    assert_eq!(markers(1), ["y1", "y2"]);
+    assert_eq!(ctx.order.pos["y2"], (1, 1));
+    assert_eq!(ctx.order.pos["x3"], (0, 2));
+}
+
+#[test]
+fn the_view_owes_by_the_model_rule() {
+    let mut rec = opaque();
+    // b#0 comes in from now with an opaque cursor, subscribed at 102 ms: only the
+    // writes sent from then on are owed, whatever their place relative to the cursor.
+    let b = tr(&mut rec, "b#0");
+    b.from_start = false;
+    b.connections[0].cursor = Some("1:0".into());
+    b.connections[0].head_us = Some(ms(102));
+    let contracts = Contracts::builtin();
+    let cfg = opaque_cfg();
+    let ctx = crate::view::Ctx::new(&contracts, &cfg, &rec);
+    let owed = |name: &str| -> Vec<&str> {
+        let c = ctx.client(&cid(name)).expect("client exists");
+        rec.acks
+            .iter()
+            .filter(|a| c.owed(a, cfg.ids))
+            .map(|a| a.marker.as_str())
+            .collect()
+    };
+    assert_eq!(
+        owed("a#0").len(),
+        6,
+        "from the start, no cursor: everything"
+    );
+    assert_eq!(owed("b#0"), ["y1", "x2", "x3", "y2", "x4"]);
+}
+
+#[test]
+fn the_view_derives_writes_that_vanished_in_a_restart() {
+    let mut rec = numeric();
+    // Seq 6 is acked at 131 ms, the target restarts at 140 ms, a#0 is back at 151 ms
+    // and reads to the end: nobody ever gets seq 6.
+    rec.acks.push(ack(6, "j1", 130));
+    rec.restarts.push(ms(140));
+    let contracts = Contracts::builtin();
+    let cfg = numeric_cfg();
+    let ctx = crate::view::Ctx::new(&contracts, &cfg, &rec);
+    assert_eq!(ctx.vanished.iter().copied().collect::<Vec<_>>(), ["m6"]);
+    // Durability not judged: nothing is set aside for it.
+    let delivery_only = crate::CheckConfig {
+        families: vec![harness_model::Family::Delivery],
+        ..numeric_cfg()
+    };
+    let ctx = crate::view::Ctx::new(&contracts, &delivery_only, &rec);
+    assert!(ctx.vanished.is_empty());
+}
+
+/// A workload recording: groups `fast` and `slow` (10 B/s for 1 s, rcvbuf 4096), a
+/// backlog ack at 0 ms and live acks every 10 ms from 100 ms.
+fn facts_recording() -> Recording {
+    let mut acks = vec![oack("bl", "j1", 0, 0)];
+    acks.extend((0..10).map(|i| oack(&format!("l{i}"), "j1", 0, 100 + 10 * i)));
+    // fast#0 gets each write 5 ms after it was sent; slow#0 gets the first two only,
+    // 100 ms late, within its slow second.
+    let fast = (0..10)
+        .fold(Conn::new(0, 50), |c, i| {
+            c.odata(105 + 10 * i, &format!("{i}"), &format!("l{i}"), "j1")
+        })
+        .end(ConnEnd::Finished, 2000);
+    let slow = (0..2)
+        .fold(Conn::new(0, 50), |c, i| {
+            c.odata(200 + 10 * i, &format!("{i}"), &format!("l{i}"), "j1")
+        })
+        .end(ConnEnd::Finished, 2000);
+    Recording {
+        transcripts: vec![
+            client("fast#0", StreamKind::Events, &["j1"], vec![fast]),
+            client("slow#0", StreamKind::Events, &["j1"], vec![slow]),
+        ],
+        acks,
+        workload: Some(harness_model::WorkloadPlan {
+            live_from_us: ms(100),
+            groups: vec![
+                harness_model::GroupPlan {
+                    name: "fast".into(),
+                    ..Default::default()
+                },
+                harness_model::GroupPlan {
+                    name: "slow".into(),
+                    bytes_per_sec: 10,
+                    slow_for_ms: 1000,
+                    rcvbuf: 4096,
+                },
+            ],
+        }),
+        ..Recording::default()
+    }
+}
+
+#[test]
+fn facts_come_from_the_recording_alone() {
+    let f = crate::facts(&facts_recording());
+    // 10 live writes from the first send (100 ms) to the last ack (191 ms); the backlog
+    // write at 0 ms is left out.
+    assert_eq!(f["publish_rate_per_s"], json!(110.0));
+    assert_eq!(f["fast.publish_to_deliver_p99_ms"], json!(5.0));
+    assert_eq!(f["slow.publish_to_deliver_p99_ms"], json!(100.0));
+    // All 11 acks were in by the end of the slow second (1051 ms); 2 frames of 50 bytes
+    // read, ending at byte 112.
+    assert_eq!(f["slow#0.lag_bytes"], json!(11 * 50 - 112));
+    assert!(!f.contains_key("fast#0.lag_bytes"));
+    assert_eq!(f.len(), 4, "{f:?}");
+}
+
+#[test]
+fn facts_need_a_workload_plan_and_two_groups_for_latency() {
+    let mut rec = facts_recording();
+    if let Some(w) = &mut rec.workload {
+        w.groups.truncate(1);
+    }
+    let f = crate::facts(&rec);
+    assert!(!f.keys().any(|k| k.ends_with("_p99_ms")), "{f:?}");
+    rec.workload = None;
+    assert!(crate::facts(&rec).is_empty());
 }

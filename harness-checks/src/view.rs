@@ -1,12 +1,16 @@
-//! Shared derivations every family needs: the per-client list of delivered data
-//! events, the ack ledger indexed by seq and marker, which acks a client is owed, and
+//! The derived view every family reads, computed in one pass before any family runs:
+//! the per-client list of delivered data events and its owed rule, the ack ledger
+//! indexed by seq and marker, each publisher's ack order, the writes that vanished in
+//! a restart; the helpers that name places and shapes in evidence (`error_shape`); and
 //! the checking context that collects findings for the judged families only.
+//! Families read this view and emit findings; they never call each other.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub(crate) use harness_model::Cursor;
 use harness_model::{
     Ack, ClientId, ConnEnd, Connection, Contracts, DataEvent, Evidence, Finding, Frame, FrameKind,
-    Recording, Seq, StreamKind, Transcript,
+    Recording, Seq, StreamKind, Subscription, Transcript,
 };
 use serde_json::Value;
 
@@ -54,28 +58,13 @@ pub(crate) struct ClientView<'a> {
     pub t: &'a Transcript,
     /// Every data frame received, in order, over all connections.
     pub deliveries: Vec<Delivery<'a>>,
-}
-
-/// What a connection's `Last-Event-ID` was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cursor<'a> {
-    /// None sent (or empty, which counts as none).
-    Absent,
-    /// A decimal u64.
-    Seq(u64),
-    /// Anything else (an opaque id, or a malformed one).
-    Other(&'a str),
+    /// What the owed rule knows about it.
+    pub sub: Subscription,
 }
 
 /// Reads a cursor as sent.
 pub(crate) fn cursor_of(c: &Option<String>) -> Cursor<'_> {
-    match c.as_deref() {
-        None | Some("") => Cursor::Absent,
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) => Cursor::Seq(n),
-            _ => Cursor::Other(s),
-        },
-    }
+    Cursor::parse(c.as_deref())
 }
 
 impl<'a> ClientView<'a> {
@@ -94,7 +83,11 @@ impl<'a> ClientView<'a> {
                 }
             }
         }
-        ClientView { t, deliveries }
+        ClientView {
+            t,
+            deliveries,
+            sub: Subscription::of(t),
+        }
     }
 
     /// The client's name.
@@ -105,7 +98,7 @@ impl<'a> ClientView<'a> {
     /// Whether an event of `job` is one this client must receive (unknown job: only
     /// when the client takes every job).
     pub fn wants(&self, job: Option<&str>) -> bool {
-        self.t.jobs.is_empty() || job.is_some_and(|j| self.t.jobs.iter().any(|w| w == j))
+        self.t.jobs.is_empty() || job.is_some_and(|j| self.sub.reads(j))
     }
 
     /// The connections' deliveries, grouped by connection position.
@@ -117,38 +110,10 @@ impl<'a> ClientView<'a> {
         m
     }
 
-    /// Whether the client was subscribed (or resumed) over this ack, so that a correct
-    /// target must deliver it: after the client's start, and not published while the
-    /// client was away on a reconnect that did not resume.
+    /// Whether a correct target must deliver this ack to the client: the one owed
+    /// rule of [`harness_model::owed`] (a client that never connected is owed nothing).
     pub fn owed(&self, ack: &Ack, ids: IdMode) -> bool {
-        if !self.wants(Some(&ack.job)) {
-            return false;
-        }
-        let Some(first) = self.t.connections.first() else {
-            return false;
-        };
-        let started = match (cursor_of(&first.cursor), ids, ack.seq) {
-            (Cursor::Seq(l), IdMode::Numeric, Some(s)) => s.0 > l,
-            (Cursor::Other(_), _, _) => true,
-            (Cursor::Seq(_), _, _) => true,
-            (Cursor::Absent, _, _) if self.t.from_start => true,
-            (Cursor::Absent, _, _) => ack.sent_us >= first.head_us.unwrap_or(first.opened_us),
-        };
-        if !started {
-            return false;
-        }
-        // A reconnect without a cursor on a "from now" target leaves a hole.
-        for w in self.t.connections.windows(2) {
-            let (prev, next) = (&w[0], &w[1]);
-            if cursor_of(&next.cursor) == Cursor::Absent && !self.t.from_start {
-                let hole_start = prev.ended_us;
-                let hole_end = next.head_us.unwrap_or(next.ended_us);
-                if ack.sent_us <= hole_end && ack.acked_us >= hole_start {
-                    return false;
-                }
-            }
-        }
-        true
+        !self.t.connections.is_empty() && self.sub.owes(ack, ids)
     }
 
     /// Whether a missing ack after the client's last delivery is a loss: the client was
@@ -183,6 +148,8 @@ pub(crate) struct Ctx<'a> {
     pub ack_by_seq: BTreeMap<Seq, Vec<&'a Ack>>,
     /// Acks by marker.
     pub ack_by_marker: BTreeMap<&'a str, &'a Ack>,
+    /// Each publisher's acks in ack order.
+    pub order: PublisherOrder<'a>,
     /// Markers of acks that durability reports as lost in a restart; the delivery and
     /// resume families leave them alone so one problem is reported once.
     pub vanished: BTreeSet<&'a str>,
@@ -207,11 +174,12 @@ impl<'a> Ctx<'a> {
             clients,
             ack_by_seq,
             ack_by_marker,
+            order: PublisherOrder::new(&rec.acks),
             vanished: BTreeSet::new(),
             out: Vec::new(),
         };
         if ctx.enabled("durability") {
-            ctx.vanished = crate::durability::vanished(&ctx);
+            ctx.vanished = vanished(&ctx);
         }
         ctx
     }
@@ -277,6 +245,68 @@ impl<'a> Ctx<'a> {
         });
         self.out
     }
+}
+
+/// Each publisher's acks in ack order, and each ack's (publisher, position).
+pub(crate) struct PublisherOrder<'a> {
+    /// Each publisher's acks, in ack order.
+    pub lists: BTreeMap<u32, Vec<&'a Ack>>,
+    /// Each marker's publisher and position in its list.
+    pub pos: BTreeMap<&'a str, (u32, usize)>,
+}
+
+impl<'a> PublisherOrder<'a> {
+    fn new(acks: &'a [Ack]) -> Self {
+        let mut lists: BTreeMap<u32, Vec<&Ack>> = BTreeMap::new();
+        let mut pos = BTreeMap::new();
+        for a in acks {
+            let l = lists.entry(a.publisher).or_default();
+            pos.entry(a.marker.as_str())
+                .or_insert((a.publisher, l.len()));
+            l.push(a);
+        }
+        PublisherOrder { lists, pos }
+    }
+}
+
+/// The markers of writes acknowledged before a restart that no client received, although
+/// a client owed them was back and reading to the end after that restart.
+fn vanished<'a>(ctx: &Ctx<'a>) -> BTreeSet<&'a str> {
+    let Some(&last_restart) = ctx.rec.restarts.iter().max() else {
+        return BTreeSet::new();
+    };
+    let delivered: BTreeSet<&str> = ctx
+        .clients
+        .iter()
+        .flat_map(|c| c.deliveries.iter().filter_map(|d| d.ev.marker.as_deref()))
+        .collect();
+    ctx.rec
+        .acks
+        .iter()
+        .filter(|a| a.acked_us < last_restart && !delivered.contains(a.marker.as_str()))
+        .filter(|a| {
+            let restart =
+                first_restart_after(&ctx.rec.restarts, a.acked_us).unwrap_or(last_restart);
+            ctx.log_clients().any(|c| {
+                c.t.stream != StreamKind::Version
+                    && c.owed(a, ctx.cfg.ids)
+                    && c.t
+                        .connections
+                        .iter()
+                        .any(|k| k.head_us.is_some_and(|h| h > restart) && k.status == Some(200))
+                    && c.t
+                        .connections
+                        .last()
+                        .is_some_and(|k| matches!(k.end, ConnEnd::Finished | ConnEnd::Deadline))
+            })
+        })
+        .map(|a| a.marker.as_str())
+        .collect()
+}
+
+/// The first restart (µs) after time `t`, if any.
+pub(crate) fn first_restart_after(restarts: &[u64], t: u64) -> Option<u64> {
+    restarts.iter().copied().filter(|&r| r > t).min()
 }
 
 /// Milliseconds, for evidence.
@@ -380,4 +410,71 @@ pub(crate) fn describe_end(end: &ConnEnd) -> String {
         ConnEnd::Refused => "a refused request".to_owned(),
         ConnEnd::ConnectFailed { error } => format!("a failed connect ({error})"),
     }
+}
+
+/// Judges a stream that must be exactly open, error `code`, close `code`, then EOF.
+/// Returns the evidence of the first deviation.
+pub(crate) fn error_shape(client: &ClientId, conn: &Connection, code: &str) -> Option<Evidence> {
+    let expected = format!(
+        "200 with connection_open, error{{code:{code}}}, connection_close{{reason:{code}}}, then the end of the response"
+    );
+    if conn.status != Some(200) {
+        let seen = match conn.status {
+            Some(s) => format!("status {s}"),
+            None => format!("no response ({})", describe_end(&conn.end)),
+        };
+        return Some(Evidence {
+            expected,
+            seen,
+            ..at_conn(client, conn)
+        });
+    }
+    let want: [(&str, Option<(&str, &str)>); 3] = [
+        ("connection_open", None),
+        ("error", Some(("code", code))),
+        ("connection_close", Some(("reason", code))),
+    ];
+    for (i, (name, field)) in want.iter().enumerate() {
+        let ok = |f: &Frame| {
+            lifecycle(f).is_some_and(|(n, fields)| {
+                n == *name && field.is_none_or(|(k, v)| str_field(fields, k) == Some(v))
+            })
+        };
+        match conn.frames.get(i) {
+            Some(f) if ok(f) => {}
+            Some(f) => {
+                let seen = format!("{} as frame {}", describe(f), i + 1);
+                return Some(Evidence {
+                    expected,
+                    seen,
+                    ..at_frame(client, conn, Some(f))
+                });
+            }
+            None => {
+                let seen = format!("no frame {} but {}", i + 1, describe_end(&conn.end));
+                return Some(Evidence {
+                    expected,
+                    seen,
+                    ..at_frame(client, conn, None)
+                });
+            }
+        }
+    }
+    if let Some(f) = conn.frames.get(3) {
+        return Some(Evidence {
+            expected,
+            seen: format!("{} after connection_close", describe(f)),
+            ..at_frame(client, conn, Some(f))
+        });
+    }
+    if conn.end != ConnEnd::ServerClosed
+        && !matches!(conn.end, ConnEnd::Cut { .. } | ConnEnd::Finished)
+    {
+        return Some(Evidence {
+            expected,
+            seen: format!("the stream ending with {}", describe_end(&conn.end)),
+            ..at_frame(client, conn, None)
+        });
+    }
+    None
 }

@@ -1,12 +1,15 @@
 //! The harness's vocabulary, shared by the runner, the checkers and the reporters:
 //! [`model`] (seqs, contract ids, findings, verdicts), [`contracts`] (the registry of
-//! what must hold), [`transcript`] (what clients recorded) and [`events`] (the run
-//! event stream reporters consume).
+//! what must hold), [`transcript`] (what clients recorded), [`events`] (the run
+//! event stream reporters consume), [`owed`] (what a subscriber is owed) and
+//! [`heartbeat`] (the announced heartbeat interval).
 #![deny(missing_docs)]
 
 pub mod contracts;
 pub mod events;
+pub mod heartbeat;
 pub mod model;
+pub mod owed;
 pub mod transcript;
 pub mod vocab;
 
@@ -16,8 +19,9 @@ pub use events::{
     ThresholdCheck, Totals,
 };
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
+pub use owed::{Cursor, IdMode, Subscription};
 pub use transcript::{
-    Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, LivenessProbe,
-    PublishFailure, Recording, StreamKind, Transcript, WireIssue,
+    Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
+    LivenessProbe, PublishFailure, Recording, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CutAim, Family};

@@ -83,6 +83,10 @@ pub struct Connection {
     pub opened_us: u64,
     /// Microseconds since the scenario started when the response head arrived.
     pub head_us: Option<u64>,
+    /// Microseconds since the scenario started when the first body byte arrived
+    /// (absent in older recordings).
+    #[serde(default)]
+    pub first_byte_us: Option<u64>,
     /// HTTP status, when a response head arrived.
     pub status: Option<u16>,
     /// Response headers, lower-cased names.
@@ -244,6 +248,33 @@ pub struct Recording {
     pub integrity: Option<serde_json::Value>,
     /// Free-form facts a step established (e.g. `head_seq_at_end`), for reports.
     pub facts: BTreeMap<String, serde_json::Value>,
+    /// What the workload planned (absent for probes and older recordings): the
+    /// scenario facts are computed from it and the rest of the recording.
+    #[serde(default)]
+    pub workload: Option<WorkloadPlan>,
+}
+
+/// What a scenario's workload planned, as far as the scenario facts need it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkloadPlan {
+    /// Microseconds since the scenario started when live publishing began: acks sent
+    /// before it are the backlog.
+    pub live_from_us: u64,
+    /// The client groups, in scenario order (client ids are `<group>#<i>`).
+    pub groups: Vec<GroupPlan>,
+}
+
+/// One client group's reading plan.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GroupPlan {
+    /// The group's name.
+    pub name: String,
+    /// Bytes per second while reading slowly (0: unthrottled).
+    pub bytes_per_sec: u64,
+    /// How long it reads slowly, in ms (0: throughout).
+    pub slow_for_ms: u64,
+    /// The `SO_RCVBUF` it asked for (0: the system default).
+    pub rcvbuf: u64,
 }
 
 /// What a scenario's steps arranged on purpose, per client. Checkers that judge a

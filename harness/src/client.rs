@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    ClientId, Comment, ConnEnd, Connection, CutAim, Frame, FrameKind, StreamKind, Transcript,
-    WireIssue,
+    ClientId, Comment, ConnEnd, Connection, CutAim, Frame, FrameKind, IdMode, StreamKind,
+    Subscription, Transcript, WireIssue,
 };
 use sse_wire::{ConnectOptions, Item, Mode, Parser, ParserConfig, RequestSpec};
 use tokio::sync::watch;
@@ -140,7 +140,13 @@ pub async fn run(
         received: HashSet::new(),
         owed_left: None,
         last_id: plan.initial_cursor.clone(),
-        first_head_us: None,
+        ids: target.profile.check_config(Vec::new()).ids,
+        sub: Subscription::new(
+            plan.channels.clone(),
+            plan.from_start,
+            plan.initial_cursor.clone(),
+        ),
+        last_end_us: None,
     };
     let mut cuts = plan.cuts.clone();
     let mut connections = Vec::new();
@@ -161,6 +167,7 @@ pub async fn run(
             &mut paused,
         )
         .await;
+        st.ended(&conn);
         let end = conn.end.clone();
         let got_head = conn.status.is_some();
         connections.push(conn);
@@ -209,49 +216,68 @@ struct State {
     /// Frames seen so far over all connections, by kind (`heartbeat`, `version`, `data`).
     seen: std::collections::BTreeMap<&'static str, u64>,
     received: HashSet<String>,
-    /// Markers still owed once publishing is over (computed once).
-    owed_left: Option<HashSet<String>>,
+    /// Markers still owed once publishing is over, for the subscription they were
+    /// computed for (recomputed when it changes).
+    owed_left: Option<(Subscription, HashSet<String>)>,
     last_id: Option<String>,
-    first_head_us: Option<u64>,
+    /// How the target's ids are judged (the owed rule depends on it).
+    ids: IdMode,
+    /// What the owed rule knows about this client so far.
+    sub: Subscription,
+    /// When the previous connection ended.
+    last_end_us: Option<u64>,
 }
 
 impl State {
-    fn caught_up(&mut self, ledger: &Ledger, plan: &ClientPlan, published: bool) -> bool {
+    fn caught_up(&mut self, ledger: &Ledger, published: bool) -> bool {
         if !published {
             return false;
         }
-        if self.owed_left.is_none() {
-            let cursor = if plan.from_start {
-                None
-            } else {
-                plan.initial_cursor
-                    .as_deref()
-                    .and_then(|c| c.parse::<u64>().ok())
-            };
-            let owed = ledger.owed(&plan.channels, plan.from_start, cursor, self.first_head_us);
-            let left: HashSet<String> = owed
+        if self
+            .owed_left
+            .as_ref()
+            .is_none_or(|(sub, _)| *sub != self.sub)
+        {
+            let left: HashSet<String> = ledger
+                .owed(&self.sub, self.ids)
                 .into_iter()
                 .filter(|m| !self.received.contains(m))
                 .collect();
-            self.owed_left = Some(left);
+            self.owed_left = Some((self.sub.clone(), left));
         }
-        let left = self.owed_left.as_mut().map(|l| l.is_empty());
-        left.unwrap_or(false)
+        self.owed_left.as_ref().is_some_and(|(_, l)| l.is_empty())
     }
 
-    /// Notes the first moment the client was surely subscribed, and tells the runner once.
+    /// Notes that `conn` is surely subscribed (see [`Connection::subscribed_us`]): a
+    /// refused one at its head, an accepted one at its first body byte (`first_byte`,
+    /// recorded once), and tells the runner the first time.
     fn established(
         &mut self,
-        at: Option<u64>,
+        conn: &mut Connection,
+        first_byte: Option<u64>,
         opened: &Option<tokio::sync::mpsc::UnboundedSender<ClientId>>,
         id: &ClientId,
     ) {
-        if self.first_head_us.is_none() {
-            self.first_head_us = at;
-            if let Some(tx) = opened {
-                let _ = tx.send(id.clone());
+        if let Some(at) = first_byte {
+            if conn.first_byte_us.is_some() {
+                return;
             }
+            conn.first_byte_us = Some(at);
         }
+        if self.sub.since_us.is_none()
+            && let Some(tx) = opened
+        {
+            let _ = tx.send(id.clone());
+        }
+        self.sub.add(conn, self.last_end_us);
+    }
+
+    /// Notes that `conn` ended (a connection never subscribed counts as away).
+    fn ended(&mut self, conn: &Connection) {
+        if conn.subscribed_us().is_none() {
+            self.sub.add(conn, self.last_end_us);
+        }
+        self.last_end_us = Some(conn.ended_us);
     }
 
     fn frames_of(&self, kind: &str) -> u64 {
@@ -260,7 +286,7 @@ impl State {
 
     fn note(&mut self, marker: &str) {
         self.received.insert(marker.to_owned());
-        if let Some(l) = &mut self.owed_left {
+        if let Some((_, l)) = &mut self.owed_left {
             l.remove(marker);
         }
     }
@@ -383,6 +409,7 @@ async fn connect_once(
         correlation_sent: plan.correlation.clone(),
         opened_us: us(epoch),
         head_us: None,
+        first_byte_us: None,
         status: None,
         headers: Default::default(),
         error_body: None,
@@ -424,7 +451,7 @@ async fn connect_once(
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect();
     if !(200..300).contains(&resp.status) {
-        st.established(conn.head_us, &sig.opened, &plan.id);
+        st.established(&mut conn, None, &sig.opened, &plan.id);
         let body = resp.read_to_end_limited(4096).await.unwrap_or_default();
         conn.error_body = Some(String::from_utf8_lossy(&body).into_owned());
         conn.end = ConnEnd::Refused;
@@ -478,8 +505,7 @@ async fn connect_once(
         if *stop.borrow() {
             break ConnEnd::Finished;
         }
-        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, plan, *published.borrow())
-        {
+        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, *published.borrow()) {
             break ConnEnd::Finished;
         }
         let now = Instant::now();
@@ -525,7 +551,7 @@ async fn connect_once(
         }
         let silence_limit = heartbeat_ms
             .filter(|_| waits_for_heartbeats)
-            .map(|ms| last_activity + Duration::from_millis(3 * ms));
+            .map(|ms| last_activity + Duration::from_millis(ms.saturating_mul(3)));
         if silence_limit.is_some_and(|t| now >= t) {
             break ConnEnd::Finished;
         }
@@ -556,7 +582,7 @@ async fn connect_once(
         let at = us(epoch);
         // Subscribed for sure once the first body bytes arrive (some targets register
         // the subscriber only when they send them).
-        st.established(Some(at), &sig.opened, &plan.id);
+        st.established(&mut conn, Some(at), &sig.opened, &plan.id);
         conn.body_bytes += n as u64;
         let chunk = &buf[..n];
         let mut aim_hit = false;
@@ -571,9 +597,7 @@ async fn connect_once(
                 && ev.event_type == "connection_open"
                 && heartbeat_ms.is_none()
             {
-                heartbeat_ms = serde_json::from_str::<serde_json::Value>(&ev.data)
-                    .ok()
-                    .and_then(|v| v.get("heartbeat_ms")?.as_u64());
+                heartbeat_ms = harness_model::heartbeat::interval_ms_of_data(&ev.data);
             }
             record(&mut conn, target, mode, it, at, &mut data_events, st);
         }

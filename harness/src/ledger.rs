@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use harness_model::{Ack, PublishFailure};
+use harness_model::{Ack, IdMode, PublishFailure, Subscription};
 
 /// Acknowledged writes and failed publishes of one scenario.
 #[derive(Default)]
@@ -29,28 +29,11 @@ impl Ledger {
         self.acks.lock().expect("ledger lock").len()
     }
 
-    /// The markers a subscriber of `channels` is owed: all of them when it read from the
-    /// start; with a numeric cursor, those with a greater seq; otherwise those whose
-    /// publish request was sent after its first connection was established.
-    pub fn owed(
-        &self,
-        channels: &[String],
-        from_start: bool,
-        cursor: Option<u64>,
-        first_head_us: Option<u64>,
-    ) -> Vec<String> {
+    /// The markers of the acks so far that `sub` is owed (the one rule of
+    /// [`harness_model::owed`], which the checkers judge by too).
+    pub fn owed(&self, sub: &Subscription, ids: IdMode) -> Vec<String> {
         let acks = self.acks.lock().expect("ledger lock");
-        acks.iter()
-            .filter(|a| channels.contains(&a.job))
-            .filter(|a| {
-                from_start
-                    || match (cursor, a.seq) {
-                        (Some(c), Some(s)) => s.0 > c,
-                        _ => first_head_us.is_none_or(|h| a.sent_us >= h),
-                    }
-            })
-            .map(|a| a.marker.clone())
-            .collect()
+        sub.owed(&acks, ids).map(|a| a.marker.clone()).collect()
     }
 
     /// Everything recorded, for the checkers.

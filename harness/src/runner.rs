@@ -150,11 +150,9 @@ impl Runner {
             (&a.contract, a.evidence.client.as_ref())
                 .cmp(&(&b.contract, b.evidence.client.as_ref()))
         });
-        let histograms = harness_checks::measure(&rec);
+        let histograms = harness_checks::measure(&cfg, &rec);
         let mut facts = rec.facts.clone();
-        if sc.probe.is_none() {
-            facts.extend(crate::workload::facts(sc, &rec));
-        }
+        facts.extend(harness_checks::facts(&rec));
         result(
             Verdict::from_findings(&findings),
             findings,

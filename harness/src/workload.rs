@@ -7,12 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeMap, HashMap};
-
-use harness_model::{Ack, ClientId, Frame, FrameKind, Recording, StreamKind, Transcript};
+use harness_model::{ClientId, GroupPlan, Recording, StreamKind, WorkloadPlan};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -134,6 +131,7 @@ pub async fn run(
         transcripts,
         acks,
         publish_failures,
+        workload: Some(workload_plan(sc, started.duration_since(epoch))),
         ..Recording::default()
     })
 }
@@ -226,106 +224,19 @@ fn client_plan(
     }
 }
 
-/// What a workload established beyond pass/fail: the publish rate it reached, and for
-/// slow readers how far the target's head ran ahead of them compared with what the
-/// socket buffers can hold (so backpressure really reached the server), and the
-/// delivery latency of the fast readers beside them.
-pub fn facts(sc: &Scenario, rec: &Recording) -> BTreeMap<String, serde_json::Value> {
-    let mut out = BTreeMap::new();
-    // Backlog markers carry the tag suffix `bl` (not a hex digit), see `run`.
-    let live: Vec<&Ack> = rec
-        .acks
-        .iter()
-        .filter(|a| !a.marker.contains("bl-"))
-        .collect();
-    if let (Some(first), Some(last)) = (
-        live.iter().map(|a| a.sent_us).min(),
-        live.iter().map(|a| a.acked_us).max(),
-    ) && last > first
-        && live.len() > 1
-    {
-        let rate = live.len() as f64 / ((last - first) as f64 / 1e6);
-        out.insert("publish_rate_per_s".into(), json!(rate.round()));
-    }
-    let sent: HashMap<&str, u64> = rec
-        .acks
-        .iter()
-        .map(|a| (a.marker.as_str(), a.sent_us))
-        .collect();
-    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
-        .unwrap_or(4 * 1024 * 1024);
-    for g in &sc.clients {
-        let mine: Vec<&Transcript> = rec
-            .transcripts
+/// What the scenario facts need to know of the plan (see `harness_checks::facts`).
+fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
+    WorkloadPlan {
+        live_from_us: live_from.as_micros() as u64,
+        groups: sc
+            .clients
             .iter()
-            .filter(|t| {
-                t.client
-                    .0
-                    .rsplit_once('#')
-                    .is_some_and(|(n, _)| n == g.name)
+            .map(|g| GroupPlan {
+                name: g.name.clone(),
+                bytes_per_sec: g.read.bytes_per_sec,
+                slow_for_ms: g.read.slow_for_ms,
+                rcvbuf: g.read.rcvbuf as u64,
             })
-            .collect();
-        // Delivery latency of this group.
-        let mut lat: Vec<u64> = mine
-            .iter()
-            .flat_map(|t| &t.connections)
-            .flat_map(|c| &c.frames)
-            .filter_map(|f| match &f.kind {
-                FrameKind::Data(d) => d
-                    .marker
-                    .as_deref()
-                    .and_then(|m| sent.get(m))
-                    .map(|s| f.at_us.saturating_sub(*s)),
-                _ => None,
-            })
-            .collect();
-        lat.sort_unstable();
-        if !lat.is_empty() && sc.clients.len() > 1 {
-            let p99 = lat[(lat.len() - 1) * 99 / 100];
-            out.insert(
-                format!("{}.publish_to_deliver_p99_ms", g.name),
-                json!((p99 as f64 / 100.0).round() / 10.0),
-            );
-        }
-        if g.read.bytes_per_sec == 0 || g.read.slow_for_ms == 0 {
-            continue;
-        }
-        // How far the head ran ahead of the slow reader at the end of its slow phase.
-        for t in &mine {
-            let Some(c) = t.connections.first() else {
-                continue;
-            };
-            let Some(head) = c.head_us else { continue };
-            let until = head + g.read.slow_for_ms * 1000;
-            let read = c
-                .frames
-                .iter()
-                .filter(|f| f.at_us <= until)
-                .map(|f| f.end)
-                .max()
-                .unwrap_or(0);
-            let data: Vec<&Frame> = c
-                .frames
-                .iter()
-                .filter(|f| matches!(f.kind, FrameKind::Data(_)))
-                .collect();
-            let mean = if data.is_empty() {
-                0
-            } else {
-                data.iter().map(|f| f.end - f.start).sum::<u64>() / data.len() as u64
-            };
-            let published = rec.acks.iter().filter(|a| a.acked_us <= until).count() as u64 * mean;
-            let buffers = g.read.rcvbuf as u64 * 2 + wmem_max;
-            let lag = published.saturating_sub(read);
-            out.insert(format!("{}.lag_bytes", t.client), json!(lag));
-            out.insert("socket_buffers_bytes".into(), json!(buffers));
-            out.insert(
-                format!("{}.backpressure_shown", t.client),
-                json!(lag > buffers),
-            );
-        }
+            .collect(),
     }
-    out
 }
