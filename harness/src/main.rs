@@ -4,6 +4,7 @@
 //! threshold failed.
 
 mod cli;
+mod commands;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,11 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cli::{Cli, Color, Command, ListArgs, MessageFormat, MutationArgs, RunArgs, ServeArgs};
-use harness_model::{Capability, RunEvent};
+use cli::{Cli, Color, Command, MessageFormat, RunArgs};
+use harness_model::RunEvent;
 use harness_report::{Baseline, JsonLinesReporter, Reporter, TerminalReporter, TerminalStyle};
 use sse_harness::engine::{self, RunConfig, Selection, TargetSpec};
-use sse_harness::{mutation, profile::Profile};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,9 +29,9 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Run(a) => run(*a).await,
-            Command::List(a) => list(a).map(|_| 0),
-            Command::Mutations(a) => mutations(a).await,
-            Command::ServeReference(a) => serve(a).await.map(|_| 0),
+            Command::List(a) => commands::list(a).map(|_| 0),
+            Command::Mutations(a) => commands::mutations(a).await,
+            Command::ServeReference(a) => commands::serve(a).await.map(|_| 0),
         }
     });
     match result {
@@ -114,97 +114,4 @@ fn reporters(a: &RunArgs, dir: &std::path::Path) -> Vec<Box<dyn Reporter + Send>
         )));
     }
     out
-}
-
-fn list(a: ListArgs) -> Result<()> {
-    let profile = Profile::load(&a.profile)?;
-    let selection = Selection {
-        dir: a.scenarios_dir,
-        globs: a.scenarios,
-    };
-    let rows: Vec<serde_json::Value> = selection
-        .load()?
-        .iter()
-        .map(|s| {
-            let missing: Vec<&Capability> =
-                s.requires.iter().filter(|c| !profile.has(**c)).collect();
-            serde_json::json!({ "id": s.id(), "title": s.title, "group": s.group, "file": s.file,
-                "runnable": missing.is_empty(), "missing_capabilities": missing })
-        })
-        .collect();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
-    }
-    for r in &rows {
-        let missing = r["missing_capabilities"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
-        let note = if missing == 0 {
-            String::new()
-        } else {
-            let names: Vec<&str> = r["missing_capabilities"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str())
-                .collect();
-            format!(
-                "  (skipped on {}: needs {})",
-                profile.name,
-                names.join(", ")
-            )
-        };
-        println!(
-            "{:<44} {}{note}",
-            r["id"].as_str().unwrap_or(""),
-            r["title"].as_str().unwrap_or("")
-        );
-    }
-    Ok(())
-}
-
-async fn serve(a: ServeArgs) -> Result<()> {
-    let mut cfg = reference_server::Config::new(a.data, a.token);
-    cfg.addr = a.addr;
-    cfg.heartbeat_ms = a.heartbeat_ms;
-    cfg.faults = sse_harness::embedded::faults(&a.faults)?;
-    let server = reference_server::RunningServer::start(cfg).await?;
-    println!("listening on {}", server.url());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    server.shutdown().await?;
-    Ok(())
-}
-
-async fn mutations(a: MutationArgs) -> Result<u8> {
-    let all = sse_harness::scenario::builtin()?;
-    let bin = std::env::current_exe().context("locating sse-harness")?;
-    let mut outcomes = Vec::new();
-    for m in mutation::table()?
-        .into_iter()
-        .filter(|m| a.faults.is_empty() || a.faults.contains(&m.fault))
-    {
-        eprintln!(
-            "fault {} → expecting {} ({} run(s))",
-            m.fault, m.catches, m.runs
-        );
-        let o = mutation::play(&m, &all, a.seed, &bin).await;
-        eprintln!("  {}", if o.passed() { "caught" } else { "NOT CAUGHT" });
-        outcomes.push(o);
-    }
-    let md = mutation::markdown(&outcomes, a.seed);
-    match &a.out {
-        Some(p) => std::fs::write(p, &md).with_context(|| format!("--out {}", p.display()))?,
-        None => print!("{md}"),
-    }
-    Ok(if outcomes.iter().all(|o| o.passed()) {
-        0
-    } else {
-        1
-    })
 }
