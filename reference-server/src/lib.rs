@@ -133,6 +133,7 @@ pub struct Shared {
     pub(crate) integrity_busy: Arc<tokio::sync::Semaphore>,
     pub(crate) metrics_auth: bool,
     pub(crate) limits: net::Limits,
+    pub(crate) body_budget: net::BodyBudget,
 }
 
 /// The handlers' state: cheap to clone, one per server.
@@ -177,6 +178,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            net::body_budget,
+        ))
         .with_state(state)
 }
 
@@ -341,6 +346,7 @@ impl RunningServer {
             integrity_busy: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics_auth: cfg.metrics_auth,
             limits: cfg.limits.clone(),
+            body_budget: net::BodyBudget::new(cfg.limits.max_inflight_body_bytes),
         }));
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;

@@ -72,6 +72,10 @@ pub struct Limits {
     /// Most artifact bytes that the running jobs may still write, together:
     /// `429 too_many_jobs` above it (default 4 GiB).
     pub max_pending_artifact_bytes: u64,
+    /// Most request-body bytes in flight across all requests, counted from each
+    /// request's `Content-Length` (a body without one counts as the largest allowed):
+    /// `429 busy` above it (default 256 MiB).
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +89,7 @@ impl Default for Limits {
             versions: crate::version::VersionCaps::default(),
             max_running_jobs: 1_000,
             max_pending_artifact_bytes: 4 << 30,
+            max_inflight_body_bytes: 256 << 20,
         }
     }
 }
@@ -295,4 +300,51 @@ pub(crate) async fn serve_http(
     }
     conns.shutdown().await;
     Ok(())
+}
+
+/// The budget of request-body bytes in flight, in KiB permits.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyBudget(Arc<tokio::sync::Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub(crate) fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(tokio::sync::Semaphore::new(kib(bytes).max(1))))
+    }
+}
+
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// Middleware: a request with a body holds its size of the in-flight budget until it
+/// is answered; `429 busy` when the budget is spent.
+pub(crate) async fn body_budget(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let bytes = match (declared, chunked) {
+        (_, true) => crate::MAX_BODY_BYTES,
+        (Some(n), false) => n.min(crate::MAX_BODY_BYTES),
+        (None, false) => 0,
+    };
+    if bytes == 0 {
+        return next.run(req).await;
+    }
+    let permits = u32::try_from(kib(bytes)).unwrap_or(u32::MAX);
+    match state.body_budget.0.clone().try_acquire_many_owned(permits) {
+        Ok(_held) => next.run(req).await,
+        Err(_) => axum::response::IntoResponse::into_response(crate::error::ApiError::new(
+            crate::error::ErrorCode::Busy,
+            "too many request bytes in flight; retry later",
+        )),
+    }
 }

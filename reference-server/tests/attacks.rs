@@ -209,3 +209,48 @@ async fn a_stream_whose_reader_stops_is_cut_as_a_slow_consumer() {
     drop(sock);
     s.stop().await;
 }
+
+/// A publish of one event padded with whitespace to `bytes`.
+async fn padded_publish(s: &TestServer, job: &str, bytes: usize) -> u16 {
+    let mut body = br#"{"event_type":"pad"}"#.to_vec();
+    body.resize(bytes, b' ');
+    s.post(&format!("/v1/jobs/{job}/events"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("publish")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn request_bytes_in_flight_are_bounded() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_inflight_body_bytes = 1 << 20;
+        c.limits.body_read_timeout = Duration::from_secs(3600);
+    })
+    .await;
+    let job = s.open_job().await;
+    assert_eq!(padded_publish(&s, &job, 200 * 1024).await, 201);
+    // A publish that declares 900 KiB and never sends them holds them.
+    let mut stuck = TcpStream::connect(addr(&s)).await.expect("connect");
+    let head = format!(
+        "POST /v1/jobs/{job}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        900 * 1024
+    );
+    stuck.write_all(head.as_bytes()).await.expect("request");
+    let end = Instant::now() + DEADLINE;
+    while padded_publish(&s, &job, 200 * 1024).await != 429 {
+        assert!(Instant::now() < end, "the budget was never spent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stuck);
+    let end = Instant::now() + DEADLINE;
+    while padded_publish(&s, &job, 200 * 1024).await != 201 {
+        assert!(Instant::now() < end, "the budget was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
