@@ -1,9 +1,11 @@
 //! Bearer-token auth for `/v1/*`: the `Authorization: Bearer` header, or on SSE streams
 //! the `access_token` query parameter (RFC 6750 §2.3). Tokens are compared in constant
 //! time over their SHA-256 digests (so not even the length leaks) and never logged.
+//! The scheme name is case-insensitive (RFC 7235 §2.1), and every `401` carries
+//! `WWW-Authenticate: Bearer` (RFC 6750 §3).
 
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
@@ -11,6 +13,19 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+
+/// Shortest token a server accepts.
+pub const MIN_TOKEN_LEN: usize = 8;
+
+/// The token of an `Authorization` header value: scheme `Bearer` in any case, then
+/// the token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
 
 /// The server's token, kept as a digest for comparison.
 #[derive(Clone)]
@@ -68,8 +83,8 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| state.token.matches(t.trim()));
+        .and_then(bearer_token)
+        .is_some_and(|t| state.token.matches(t));
     let ok = header_ok
         || (req.method() == Method::GET
             && is_stream_path(req.uri().path())
@@ -81,9 +96,53 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
     if ok {
         next.run(req).await
     } else {
-        axum::response::IntoResponse::into_response(ApiError::new(
-            ErrorCode::Unauthorized,
-            "missing or wrong bearer token",
-        ))
+        unauthorized()
+    }
+}
+
+/// `401 unauthorized` with its `WWW-Authenticate` challenge.
+pub fn unauthorized() -> Response {
+    let mut resp = axum::response::IntoResponse::into_response(ApiError::new(
+        ErrorCode::Unauthorized,
+        "missing or wrong bearer token",
+    ));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"spine\""),
+    );
+    resp
+}
+
+/// Middleware for `/metrics`: the token is required only when the server was
+/// configured so ([`crate::Config::metrics_auth`]).
+pub async fn metrics_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.metrics_auth {
+        return next.run(req).await;
+    }
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .is_some_and(|t| state.token.matches(t));
+    if ok {
+        next.run(req).await
+    } else {
+        unauthorized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_trimmed() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc ", " bEaReR abc"] {
+            assert_eq!(bearer_token(v), Some("abc"), "{v:?}");
+        }
+        for v in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
     }
 }

@@ -1,13 +1,70 @@
 //! Atomic file writes (temp file in the same folder → fsync → rename → fsync of the
 //! folder) and the removal of stale temp files at start-up. A crash before the rename
-//! leaves the previous file (or none) readable and only a `*.tmp` behind.
+//! leaves the previous file (or none) readable and only a `*.tmp` behind. A folder
+//! created on the way is made durable too (its parent is fsynced), and everything is
+//! private to the server's user: folders `0700`, files `0600`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 
 /// The suffix of every temp file.
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Longest id used as a file or folder name.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Whether `id` is safe as one file or folder name: 1..=[`MAX_ID_LEN`] ASCII letters,
+/// digits, `-` and `_` (so never `..`, a separator or a hidden name).
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `id`, or `InvalidInput` when it is not [`is_safe_id`].
+pub fn safe_id(id: &str) -> io::Result<&str> {
+    if is_safe_id(id) {
+        Ok(id)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "id is not a safe file name",
+        ))
+    }
+}
+
+/// Creates `dir` and its missing ancestors (`0700`), fsyncing the parent of each
+/// folder created so that the new entry survives a crash; returns those parents.
+pub fn create_dir_durable(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        at = d.parent();
+    }
+    let mut synced = Vec::new();
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => {}
+            // Another writer made it meanwhile: it syncs its own parent.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => continue,
+            Err(e) => return Err(e),
+        }
+        let parent = match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        File::open(&parent)?.sync_all()?;
+        synced.push(parent);
+    }
+    Ok(synced)
+}
 
 /// Writes `path` atomically: `fill` writes the content into a temp file beside it.
 pub fn atomic_write<T>(
@@ -17,7 +74,7 @@ pub fn atomic_write<T>(
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
-    fs::create_dir_all(dir)?;
+    create_dir_durable(dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
@@ -27,7 +84,11 @@ pub fn atomic_write<T>(
         uuid::Uuid::new_v4().simple()
     ));
     let result = (|| {
-        let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         let out = fill(&mut file)?;
         file.flush()?;
         file.sync_all()?;
@@ -82,6 +143,52 @@ pub fn remove_stale_temps(data_dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn new_folders_are_private_and_their_parents_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir
+            .path()
+            .join("artifacts")
+            .join("job-1")
+            .join("output.bin");
+        atomic_write_bytes(&file, b"data").unwrap();
+        assert_eq!(mode(&dir.path().join("artifacts")), 0o700);
+        assert_eq!(mode(&dir.path().join("artifacts/job-1")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        let again = dir.path().join("artifacts").join("job-2");
+        let synced = create_dir_durable(&again).unwrap();
+        assert_eq!(synced, vec![dir.path().join("artifacts")]);
+        assert!(
+            create_dir_durable(&again).unwrap().is_empty(),
+            "nothing new"
+        );
+    }
+
+    #[test]
+    fn ids_that_could_leave_their_folder_are_refused() {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a\\b",
+            "a\0",
+            &"x".repeat(129),
+        ] {
+            assert!(!is_safe_id(bad), "{bad:?}");
+            assert!(safe_id(bad).is_err());
+        }
+        for good in ["0b5d1e7c9a2f4e6b8d0c1a3e5f7b9d1c", "job-1", "A_b-9"] {
+            assert!(is_safe_id(good), "{good:?}");
+        }
+    }
 
     #[test]
     fn a_failed_write_leaves_the_previous_file_and_no_temp() {

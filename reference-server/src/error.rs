@@ -28,8 +28,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The job's terminal event is written or under way (409).
     JobTerminal,
+    /// A request body stopped arriving (408).
+    RequestTimeout,
     /// The version queue for a request id is full (429).
     QueueFull,
+    /// The same kind of work is already running (429).
+    Busy,
+    /// The quota of running jobs or pending artifact bytes is used up (429).
+    TooManyJobs,
     /// The server is shutting down (503).
     Unavailable,
     /// A server-side failure (500).
@@ -49,7 +55,10 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::JobTerminal => "job_terminal",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::Busy => "busy",
+            ErrorCode::TooManyJobs => "too_many_jobs",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -66,7 +75,10 @@ impl ErrorCode {
             }
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::JobTerminal => StatusCode::CONFLICT,
-            ErrorCode::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::QueueFull | ErrorCode::Busy | ErrorCode::TooManyJobs => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,9 +140,26 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Whether a body failed because [`crate::net::Limits::body_read_timeout`] passed.
+fn body_timed_out(r: &BytesRejection) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(err) = e {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        e = err.source();
+    }
+    false
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> ApiError {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if body_timed_out(&r) {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request body stopped arriving",
+            )
+        } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(ErrorCode::PayloadTooLarge, r.body_text())
         } else {
             ApiError::invalid(r.body_text())

@@ -124,6 +124,31 @@ pub struct JobEntry {
 pub struct Jobs {
     map: Mutex<HashMap<String, Arc<JobEntry>>>,
     tasks: Mutex<Vec<AbortHandle>>,
+    load: Arc<Mutex<JobLoad>>,
+}
+
+/// What the running jobs hold against the quotas.
+#[derive(Debug, Default)]
+struct JobLoad {
+    running: usize,
+    artifact_bytes: u64,
+}
+
+/// One running job's share of [`JobLoad`], given back when its task ends however it
+/// ends (completed, failed, aborted by the shutdown).
+#[derive(Debug)]
+struct JobSlot {
+    load: Arc<Mutex<JobLoad>>,
+    artifact_bytes: u64,
+}
+
+impl Drop for JobSlot {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.load.lock() {
+            l.running = l.running.saturating_sub(1);
+            l.artifact_bytes = l.artifact_bytes.saturating_sub(self.artifact_bytes);
+        }
+    }
 }
 
 impl Jobs {
@@ -144,6 +169,30 @@ impl Jobs {
                     terminal: RwLock::new(terminal),
                 }),
             );
+        }
+    }
+
+    /// Takes a running job's share; `None` when the quotas would be exceeded (unless
+    /// `force`, for jobs resumed at start-up).
+    fn reserve(&self, spec: &JobSpec, limits: &crate::net::Limits, force: bool) -> Option<JobSlot> {
+        let bytes = spec.artifact_bytes.unwrap_or(0);
+        let mut l = self.load.lock().ok()?;
+        let over = l.running >= limits.max_running_jobs
+            || l.artifact_bytes.saturating_add(bytes) > limits.max_pending_artifact_bytes;
+        if over && !force {
+            return None;
+        }
+        l.running += 1;
+        l.artifact_bytes = l.artifact_bytes.saturating_add(bytes);
+        Some(JobSlot {
+            load: self.load.clone(),
+            artifact_bytes: bytes,
+        })
+    }
+
+    fn remove(&self, job_id: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(job_id);
         }
     }
 
@@ -194,7 +243,7 @@ pub fn resume_all(state: &AppState) -> Result<usize, crate::store::StoreError> {
         if running {
             match serde_json::from_str::<JobSpec>(&row.spec) {
                 Ok(spec) => {
-                    spawn_job(state, row.job_id, spec, true);
+                    spawn_job(state, row.job_id, spec, None);
                     resumed += 1;
                 }
                 Err(e) => tracing::error!(job_id = %row.job_id, error = %e, "bad stored spec"),
@@ -204,14 +253,109 @@ pub fn resume_all(state: &AppState) -> Result<usize, crate::store::StoreError> {
     Ok(resumed)
 }
 
-fn spawn_job(state: &AppState, job_id: String, spec: JobSpec, resumed: bool) {
+/// Back-off between the attempts of a job's store or file write that failed; after
+/// the last one the job ends with `task_failed`.
+const RETRY_DELAYS: [Duration; 5] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+];
+
+/// Runs `attempt` until it succeeds, the error is final (the server is stopping), or
+/// [`RETRY_DELAYS`] are used up.
+async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.code == ErrorCode::Unavailable => return Err(e),
+            Err(e) => match delays.next() {
+                Some(d) => {
+                    tracing::warn!(error = %e, retry_in = ?d, "{what} failed; retrying");
+                    tokio::time::sleep(*d).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
+}
+
+/// A store write of a job task, retried.
+async fn write_retrying(state: &AppState, op: WriteOp) -> Result<Vec<u64>, ApiError> {
+    retrying("store write", || {
+        let op = op.clone();
+        async move { state.store.write(op).await.map_err(ApiError::from) }
+    })
+    .await
+}
+
+/// A blocking file write of a job task, retried.
+async fn file_retrying<T: Send + 'static>(
+    what: &str,
+    work: impl Fn() -> std::io::Result<T> + Send + Sync + Clone + 'static,
+) -> Result<T, ApiError> {
+    retrying(what, || {
+        let work = work.clone();
+        async move {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+        }
+    })
+    .await
+}
+
+fn spawn_job(state: &AppState, job_id: String, spec: JobSpec, slot: Option<JobSlot>) {
+    let resumed = slot.is_none();
+    let slot = slot.or_else(|| state.jobs.reserve(&spec, &state.limits, true));
     let st = state.clone();
     let handle = tokio::spawn(async move {
-        if let Err(e) = run_job(&st, &job_id, &spec, resumed).await {
-            tracing::warn!(job_id = %job_id, error = %e, "job stopped");
+        let _slot = slot;
+        match run_job(&st, &job_id, &spec, resumed).await {
+            Ok(()) => {}
+            Err(e) if e.code == ErrorCode::Unavailable => {
+                tracing::info!(job_id = %job_id, "job stopped by the shutdown");
+            }
+            Err(e) => give_up(&st, &job_id, &e).await,
         }
     });
     state.jobs.track(handle.abort_handle());
+}
+
+/// A job whose writes keep failing ends with `task_failed`, so its streams close;
+/// if even that cannot be written it stays running and resumes after a restart.
+async fn give_up(state: &AppState, job_id: &str, e: &ApiError) {
+    tracing::error!(job_id, error = %e, "job failed: its writes kept failing");
+    enter_terminal(state, job_id).await;
+    let payload = json!({ "error": "the server could not persist the job" }).to_string();
+    let op = WriteOp::Finish {
+        job_id: job_id.to_owned(),
+        state: JobState::Failed,
+        receipt_hash: None,
+        completed_at: now_ts(),
+        event: event(job_id, "task_failed", payload),
+    };
+    if let Err(e) = write_retrying(state, op).await {
+        tracing::error!(job_id, error = %e, "task_failed could not be written either");
+    }
+}
+
+/// Where a resumed job carries on: the step after its last persisted one, and
+/// whether its artifact is already written.
+async fn resume_point(state: &AppState, job_id: &str) -> Result<(u64, bool), ApiError> {
+    let (last, artifact_done) = state.store.job_progress(job_id).await?;
+    let step = last
+        .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+        .and_then(|v| v.get("step").and_then(Value::as_u64))
+        .unwrap_or(0);
+    Ok((step + 1, artifact_done))
 }
 
 async fn run_job(
@@ -220,24 +364,13 @@ async fn run_job(
     spec: &JobSpec,
     resumed: bool,
 ) -> Result<(), ApiError> {
-    let mut start = 1;
-    let mut artifact_done = false;
-    if resumed {
-        for ev in state.store.job_events(job_id).await? {
-            match ev.event_type.as_str() {
-                "progress_update" => {
-                    let step = serde_json::from_str::<Value>(&ev.payload)
-                        .ok()
-                        .and_then(|v| v.get("step").and_then(Value::as_u64))
-                        .unwrap_or(0);
-                    start = start.max(step + 1);
-                }
-                "artifact_written" => artifact_done = true,
-                _ => {}
-            }
-        }
-        tracing::info!(job_id, from_step = start, "resuming job");
-    }
+    let (start, artifact_done) = if resumed {
+        let point = resume_point(state, job_id).await?;
+        tracing::info!(job_id, from_step = point.0, "resuming job");
+        point
+    } else {
+        (1, false)
+    };
     // Once the artifact is written the steps are all done.
     if !artifact_done {
         // Without an interval, steps are appended in batches (one commit each) rather
@@ -260,7 +393,7 @@ async fn run_job(
                 ));
                 step += 1;
             }
-            state.store.write(WriteOp::Append(events)).await?;
+            write_retrying(state, WriteOp::Append(events)).await?;
         }
     }
     finish_completed(state, job_id, spec, artifact_done).await
@@ -275,16 +408,14 @@ async fn enter_terminal(state: &AppState, job_id: &str) {
 async fn finish_failed(state: &AppState, job_id: &str, step: u64) -> Result<(), ApiError> {
     enter_terminal(state, job_id).await;
     let payload = json!({ "error": format!("failed at step {step}") }).to_string();
-    state
-        .store
-        .write(WriteOp::Finish {
-            job_id: job_id.to_owned(),
-            state: JobState::Failed,
-            receipt_hash: None,
-            completed_at: now_ts(),
-            event: event(job_id, "task_failed", payload),
-        })
-        .await?;
+    let op = WriteOp::Finish {
+        job_id: job_id.to_owned(),
+        state: JobState::Failed,
+        receipt_hash: None,
+        completed_at: now_ts(),
+        event: event(job_id, "task_failed", payload),
+    };
+    write_retrying(state, op).await?;
     Ok(())
 }
 
@@ -315,9 +446,16 @@ fn write_artifact(path: &FsPath, job_id: &str, bytes: u64) -> std::io::Result<Ar
     })
 }
 
-/// The path of a job's receipt.
-pub fn receipt_path(data_dir: &FsPath, job_id: &str) -> PathBuf {
-    data_dir.join("receipts").join(format!("{job_id}.json"))
+/// The path of a job's receipt; `InvalidInput` for an id unsafe as a file name.
+pub fn receipt_path(data_dir: &FsPath, job_id: &str) -> std::io::Result<PathBuf> {
+    let id = durable::safe_id(job_id)?;
+    Ok(data_dir.join("receipts").join(format!("{id}.json")))
+}
+
+/// The path of a job's artifact; `InvalidInput` for an id unsafe as a folder name.
+pub fn artifact_path(data_dir: &FsPath, job_id: &str) -> std::io::Result<PathBuf> {
+    let id = durable::safe_id(job_id)?;
+    Ok(data_dir.join("artifacts").join(id).join(ARTIFACT_NAME))
 }
 
 /// A completed job's receipt (protocol §5).
@@ -382,35 +520,31 @@ async fn finish_completed(
     enter_terminal(state, job_id).await;
     let data_dir = state.store.data_dir().to_path_buf();
     if let (Some(bytes), false) = (spec.artifact_bytes, artifact_done) {
-        let path = data_dir.join("artifacts").join(job_id).join(ARTIFACT_NAME);
-        let id = job_id.to_owned();
-        let row = tokio::task::spawn_blocking(move || write_artifact(&path, &id, bytes))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("artifact: {e}")))?;
+        let (dir, id) = (data_dir.clone(), job_id.to_owned());
+        let row = file_retrying("artifact write", move || {
+            write_artifact(&artifact_path(&dir, &id)?, &id, bytes)
+        })
+        .await?;
         let payload = json!({ "name": row.name, "sha256": row.sha256, "bytes": row.bytes });
-        state
-            .store
-            .write(WriteOp::AddArtifact {
-                job_id: job_id.to_owned(),
-                row,
-                event: event(job_id, "artifact_written", payload.to_string()),
-            })
-            .await?;
+        let op = WriteOp::AddArtifact {
+            job_id: job_id.to_owned(),
+            row,
+            event: event(job_id, "artifact_written", payload.to_string()),
+        };
+        write_retrying(state, op).await?;
     }
-    let events = state.store.job_events(job_id).await?;
-    let mut hasher = Sha256::new();
-    for ev in &events {
-        hasher.update(canonical_line(ev).as_bytes());
-    }
+    let digest = retrying("receipt digest", || async {
+        state.store.job_digest(job_id).await.map_err(ApiError::from)
+    })
+    .await?;
     let completed_at = now_ts();
     let receipt = Receipt {
         job_id: job_id.to_owned(),
         state: JobState::Completed.as_str().to_owned(),
-        first_seq: events.first().map(|e| e.seq),
-        last_seq: events.last().map(|e| e.seq),
-        event_count: events.len() as u64,
-        events_sha256: hex::encode(hasher.finalize()),
+        first_seq: digest.first_seq,
+        last_seq: digest.last_seq,
+        event_count: digest.event_count,
+        events_sha256: digest.events_sha256,
         artifacts: state.store.artifacts(job_id).await?,
         completed_at: completed_at.clone(),
     };
@@ -421,25 +555,24 @@ async fn finish_completed(
     } else {
         hex::encode(Sha256::digest(&bytes))
     };
-    let path = receipt_path(&data_dir, job_id);
-    tokio::task::spawn_blocking(move || durable::atomic_write_bytes(&path, &bytes))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("receipt: {e}")))?;
-    state
-        .store
-        .write(WriteOp::Finish {
-            job_id: job_id.to_owned(),
-            state: JobState::Completed,
-            receipt_hash: Some(hash.clone()),
-            completed_at,
-            event: event(
-                job_id,
-                "task_completed",
-                json!({ "receipt_hash": hash }).to_string(),
-            ),
-        })
-        .await?;
+    let (dir, id) = (data_dir.clone(), job_id.to_owned());
+    let bytes = Arc::new(bytes);
+    file_retrying("receipt write", move || {
+        durable::atomic_write_bytes(&receipt_path(&dir, &id)?, &bytes)
+    })
+    .await?;
+    let op = WriteOp::Finish {
+        job_id: job_id.to_owned(),
+        state: JobState::Completed,
+        receipt_hash: Some(hash.clone()),
+        completed_at,
+        event: event(
+            job_id,
+            "task_completed",
+            json!({ "receipt_hash": hash }).to_string(),
+        ),
+    };
+    write_retrying(state, op).await?;
     Ok(())
 }
 
@@ -455,19 +588,41 @@ pub async fn create_job(
         parse_json(&body)?
     };
     let spec = req.into_spec()?;
+    let slot = state
+        .jobs
+        .reserve(&spec, &state.limits, false)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TooManyJobs,
+                "too many jobs running, or too many artifact bytes pending",
+            )
+        })?;
     let job_id = uuid::Uuid::new_v4().simple().to_string();
     let spec_json = serde_json::to_string(&spec)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    state
-        .store
-        .write(WriteOp::CreateJob {
-            job_id: job_id.clone(),
+    // The creation runs as its own task: a client that disconnects mid-request drops
+    // this handler, never a job half made (its row written, its task not started).
+    let id = job_id.clone();
+    tokio::spawn(async move {
+        state.jobs.insert(&id, false);
+        let op = WriteOp::CreateJob {
+            job_id: id.clone(),
             spec: spec_json.clone(),
-            first: event(&job_id, "job_started", spec_json),
-        })
-        .await?;
-    state.jobs.insert(&job_id, false);
-    spawn_job(&state, job_id.clone(), spec, false);
+            first: event(&id, "job_started", spec_json),
+        };
+        match state.store.write(op).await {
+            Ok(_) => {
+                spawn_job(&state, id, spec, Some(slot));
+                Ok(())
+            }
+            Err(e) => {
+                state.jobs.remove(&id);
+                Err(ApiError::from(e))
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "job_id": job_id, "events_url": format!("/v1/jobs/{job_id}/events") })),
@@ -482,10 +637,57 @@ struct PublishOne {
     payload: Option<Map<String, Value>>,
 }
 
+/// A publish body, one event or a batch, read straight into its fields (no
+/// `serde_json::Value` of the whole body is built).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PublishBatch {
-    events: Vec<PublishOne>,
+struct PublishBody {
+    #[serde(default)]
+    events: Option<Vec<PublishOne>>,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    payload: Option<Map<String, Value>>,
+}
+
+/// Parses and validates a publish body (`{"event_type","payload"}` or
+/// `{"events":[…]}`) into the events to append for `job_id`.
+pub fn parse_publish_body(body: &[u8], job_id: &str) -> Result<Vec<NewEvent>, ApiError> {
+    let body: PublishBody = parse_json(body)?;
+    let ones = match body {
+        PublishBody {
+            events: Some(events),
+            event_type: None,
+            payload: None,
+        } => {
+            if events.is_empty() {
+                return Err(ApiError::invalid("events is empty"));
+            }
+            if events.len() > MAX_BATCH {
+                return Err(ApiError::invalid(format!(
+                    "at most {MAX_BATCH} events per publish"
+                )));
+            }
+            events
+        }
+        PublishBody {
+            events: None,
+            event_type: Some(event_type),
+            payload,
+        } => vec![PublishOne {
+            event_type,
+            payload,
+        }],
+        PublishBody {
+            events: Some(_), ..
+        } => {
+            return Err(ApiError::invalid(
+                "body: a batch has only the field `events`",
+            ));
+        }
+        PublishBody { .. } => return Err(ApiError::invalid("body: missing field `event_type`")),
+    };
+    ones.into_iter().map(|o| validate(o, job_id)).collect()
 }
 
 fn validate(one: PublishOne, job_id: &str) -> Result<NewEvent, ApiError> {
@@ -524,30 +726,7 @@ pub async fn publish(
         .get(&job_id)
         .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, "no job with that id"))?;
     let body = body?;
-    let value: Value = parse_json(&body)?;
-    let ones = match &value {
-        Value::Object(m) if m.contains_key("events") => {
-            let batch: PublishBatch = serde_json::from_value(value)
-                .map_err(|e| ApiError::invalid(format!("body: {e}")))?;
-            if batch.events.is_empty() {
-                return Err(ApiError::invalid("events is empty"));
-            }
-            if batch.events.len() > MAX_BATCH {
-                return Err(ApiError::invalid(format!(
-                    "at most {MAX_BATCH} events per publish"
-                )));
-            }
-            batch.events
-        }
-        Value::Object(_) => vec![
-            serde_json::from_value(value).map_err(|e| ApiError::invalid(format!("body: {e}")))?,
-        ],
-        _ => return Err(ApiError::invalid("body must be a JSON object")),
-    };
-    let events = ones
-        .into_iter()
-        .map(|o| validate(o, &job_id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = parse_publish_body(&body, &job_id)?;
     let terminal = entry.terminal.read().await;
     if *terminal {
         return Err(ApiError::new(
@@ -615,9 +794,8 @@ pub async fn receipt(
         (JobState::Completed, Some(h)) => h,
         _ => return Err(none()),
     };
-    let bytes = tokio::fs::read(receipt_path(state.store.data_dir(), &job_id))
-        .await
-        .map_err(|_| none())?;
+    let path = receipt_path(state.store.data_dir(), &job_id).map_err(|_| none())?;
+    let bytes = tokio::fs::read(path).await.map_err(|_| none())?;
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -10,6 +10,7 @@ pub mod faults;
 pub mod integrity;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod store;
 pub mod stream;
 pub mod version;
@@ -36,8 +37,9 @@ use crate::error::{ApiError, ErrorCode};
 /// Largest request body (a batch of 1000 events of up to 64 KiB would not fit; a batch
 /// is limited by this size first).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// How long a graceful shutdown waits for streams to end before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How much longer than the grace period a stop waits for the accept loop, which
+/// cuts what is left at the end of the grace period itself.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -54,6 +56,13 @@ pub struct Config {
     pub retry_ms: u64,
     /// Deliberate deviations (none by default).
     pub faults: faults::FaultSet,
+    /// Timeouts and caps against hostile or stuck clients.
+    pub limits: net::Limits,
+    /// Whether `GET /metrics` requires the token too (default: open).
+    pub metrics_auth: bool,
+    /// A cap on the store's size in SQLite pages (4 KiB each); `None`: no cap. Writes
+    /// beyond it fail as on a full disk.
+    pub max_db_pages: Option<u64>,
 }
 
 impl Config {
@@ -66,6 +75,9 @@ impl Config {
             heartbeat_ms: 15_000,
             retry_ms: 1_000,
             faults: faults::FaultSet::default(),
+            limits: net::Limits::default(),
+            metrics_auth: false,
+            max_db_pages: None,
         }
     }
 }
@@ -117,6 +129,11 @@ pub struct Shared {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) jobs: jobs::Jobs,
     pub(crate) versions: version::VersionHub,
+    /// Held while an integrity report is being made.
+    pub(crate) integrity_busy: Arc<tokio::sync::Semaphore>,
+    pub(crate) metrics_auth: bool,
+    pub(crate) limits: net::Limits,
+    pub(crate) body_budget: net::BodyBudget,
 }
 
 /// The handlers' state: cheap to clone, one per server.
@@ -150,16 +167,36 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_route))
+        .route(
+            "/metrics",
+            get(metrics_route).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::metrics_token,
+            )),
+        )
         .merge(v1)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            net::body_budget,
+        ))
         .with_state(state)
 }
 
-async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "head_seq": state.store.head() }))
+/// `200 {"status":"ok"}`, or `503 {"status":"unhealthy","reason"}` while the store's
+/// writes fail.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let head = state.store.head();
+    match state.store.health().unhealthy() {
+        None => Json(serde_json::json!({ "status": "ok", "head_seq": head })).into_response(),
+        Some(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unhealthy", "reason": reason, "head_seq": head })),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics_route(State(state): State<AppState>) -> Response {
@@ -187,68 +224,30 @@ async fn integrity_route(
         Some("true") | Some("1") => true,
         Some(_) => return Err(ApiError::invalid("full_integrity must be true or false")),
     };
+    // One report at a time: each reads every receipt and artifact.
+    let Ok(permit) = state.integrity_busy.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            ErrorCode::Busy,
+            "an integrity report is already being made",
+        ));
+    };
     let data_dir = state.store.data_dir().to_path_buf();
     let report = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let opts = integrity::IntegrityOptions::from_env(full)?;
         integrity::build_report(&data_dir, &opts)
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
     .map_err(|e| {
+        tracing::error!(error = %e, "integrity report task failed");
+        ApiError::new(ErrorCode::Internal, "the integrity report failed")
+    })?
+    .map_err(|e| {
+        // The detail names files of the data folder: logged, never answered.
         tracing::error!(error = %e, "integrity report failed");
-        ApiError::new(ErrorCode::Internal, e.to_string())
+        ApiError::new(ErrorCode::Internal, "the integrity report failed")
     })?;
     Ok(Json(report).into_response())
-}
-
-/// hyper's read buffer limit per connection: its minimum. An idle SSE connection
-/// keeps its read buffer for its whole life, and with hyper's default limit the
-/// buffer grows to 16 KiB on the first read after the request head (heaptrack, see
-/// BENCHMARKS.md); request bodies are streamed through it, so larger publish bodies
-/// are not affected, and a request head stays limited to 8 KiB.
-const HTTP1_MAX_BUF: usize = 8192;
-
-/// Accepts connections and serves `router` on each over HTTP/1.1 until `stop`
-/// completes, then lets every connection finish (streams end on the same signal).
-///
-/// Our own accept loop rather than `axum::serve` for two per-connection savings
-/// measured on idle streams: the router is served as one shared service (`axum::serve`
-/// on a `Router` re-builds its route tables per connection, ≈ 7 KiB), and hyper's
-/// read buffer is capped at [`HTTP1_MAX_BUF`].
-async fn serve_http(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.max_buf_size(HTTP1_MAX_BUF);
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let sock = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((sock, _)) => sock,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let _ = sock.set_nodelay(true);
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// A server listening and serving; stop it with [`RunningServer::shutdown`].
@@ -258,6 +257,7 @@ pub struct RunningServer {
     token: String,
     data_dir: PathBuf,
     state: AppState,
+    shutdown_grace: Duration,
     shutdown_tx: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
 }
@@ -266,8 +266,25 @@ impl RunningServer {
     /// Prepares the data folder, opens the store, resumes running jobs, binds and
     /// serves.
     pub async fn start(cfg: Config) -> Result<RunningServer, ServerError> {
-        if cfg.token.is_empty() {
-            return Err(ServerError::new(ServerErrorKind::Config, "empty token"));
+        if cfg.token.len() < auth::MIN_TOKEN_LEN || !cfg.token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ServerError::new(
+                ServerErrorKind::Config,
+                format!(
+                    "the token must be at least {} printable ASCII bytes, without spaces",
+                    auth::MIN_TOKEN_LEN
+                ),
+            ));
+        }
+        if cfg.limits.max_connections == 0 {
+            return Err(ServerError::new(
+                ServerErrorKind::Config,
+                "max_connections must be above 0",
+            ));
+        }
+        match net::raise_fd_limit() {
+            Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
+            Err(e) => tracing::warn!(error = %e, "file descriptor limit unknown"),
         }
         if cfg.heartbeat_ms == 0 {
             return Err(ServerError::new(
@@ -278,8 +295,8 @@ impl RunningServer {
         let data_dir = cfg.data_dir.clone();
         let prep_dir = data_dir.clone();
         let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-            std::fs::create_dir_all(prep_dir.join("receipts"))?;
-            std::fs::create_dir_all(prep_dir.join("artifacts"))?;
+            durable::create_dir_durable(&prep_dir.join("receipts"))?;
+            durable::create_dir_durable(&prep_dir.join("artifacts"))?;
             durable::remove_stale_temps(&prep_dir)
         })
         .await
@@ -297,8 +314,9 @@ impl RunningServer {
         let open_dir = data_dir.clone();
         let persisted = metrics.events_persisted.clone();
         let store_faults = cfg.faults.clone();
+        let max_pages = cfg.max_db_pages;
         let store = tokio::task::spawn_blocking(move || {
-            store::Store::open(&open_dir, persisted, &store_faults)
+            store::Store::open(&open_dir, persisted, &store_faults, max_pages)
         })
         .await
         .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?
@@ -320,7 +338,15 @@ impl RunningServer {
             retry_ms: cfg.retry_ms,
             shutdown: shutdown_rx.clone(),
             jobs: jobs::Jobs::default(),
-            versions: version::VersionHub::new(env!("CARGO_PKG_VERSION"), &cfg.faults),
+            versions: version::VersionHub::new(
+                env!("CARGO_PKG_VERSION"),
+                &cfg.faults,
+                cfg.limits.versions.clone(),
+            ),
+            integrity_busy: Arc::new(tokio::sync::Semaphore::new(1)),
+            metrics_auth: cfg.metrics_auth,
+            limits: cfg.limits.clone(),
+            body_budget: net::BodyBudget::new(cfg.limits.max_inflight_body_bytes),
         }));
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
@@ -329,8 +355,10 @@ impl RunningServer {
         }
         let router = app(state.clone());
         let mut stop = shutdown_rx;
+        let limits = cfg.limits.clone();
+        let conn_metrics = state.metrics.clone();
         let serve = tokio::spawn(async move {
-            serve_http(listener, router, async move {
+            net::serve_http(listener, router, limits, conn_metrics, async move {
                 let _ = stop.wait_for(|v| *v).await;
             })
             .await
@@ -342,6 +370,7 @@ impl RunningServer {
             token: cfg.token,
             data_dir,
             state,
+            shutdown_grace: cfg.limits.shutdown_grace,
             shutdown_tx,
             serve,
         })
@@ -369,7 +398,8 @@ impl RunningServer {
         self.state.jobs.abort_all();
         self.shutdown_tx.send_replace(true);
         let mut serve = self.serve;
-        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
+        let wait = self.shutdown_grace + SHUTDOWN_SLACK;
+        let served = match tokio::time::timeout(wait, &mut serve).await {
             Ok(joined) => joined,
             Err(_) => {
                 tracing::warn!("streams did not end within the grace period; cutting them");

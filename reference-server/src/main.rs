@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reference_server::faults::{Fault, FaultSet};
+use reference_server::net::Limits;
 use reference_server::{Config, RunningServer, integrity};
 
 #[derive(Parser)]
@@ -39,6 +41,8 @@ enum Command {
         /// contracts/mutations.toml for what each does.
         #[arg(long = "fault", value_name = "NAME", value_parser = fault_parser())]
         faults: Vec<Fault>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Write integrity_report.json and integrity_report.txt for a data folder.
     Diagnostics {
@@ -53,6 +57,51 @@ enum Command {
         full_integrity: bool,
     },
 }
+
+/// The bounds against hostile or stuck clients (defaults: [`Limits::default`]).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Most open connections; above it a connection gets 503 at once.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Longest wait for a request head (and longest idle keep-alive), in ms.
+    #[arg(long, default_value_t = ms(Limits::default().header_read_timeout))]
+    header_timeout_ms: u64,
+    /// Longest wait for the next piece of a request body, in ms.
+    #[arg(long, default_value_t = ms(Limits::default().body_read_timeout))]
+    body_timeout_ms: u64,
+    /// Longest a response write may make no progress (slow consumer), in ms.
+    #[arg(long, default_value_t = ms(Limits::default().write_stall_timeout))]
+    write_stall_ms: u64,
+    /// How long SIGTERM waits for connections to finish before cutting them, in ms.
+    #[arg(long, default_value_t = ms(Limits::default().shutdown_grace))]
+    shutdown_grace_ms: u64,
+    /// Require the bearer token on GET /metrics too.
+    #[arg(long)]
+    metrics_auth: bool,
+}
+
+const fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl LimitArgs {
+    fn apply(&self, cfg: &mut Config) {
+        cfg.limits = Limits {
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: self.max_connections,
+            write_stall_timeout: Duration::from_millis(self.write_stall_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            ..Limits::default()
+        };
+        cfg.metrics_auth = self.metrics_auth;
+    }
+}
+
+/// How long blocking work (an integrity report, an artifact write) may hold the exit
+/// after the server has stopped.
+const BLOCKING_EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// Parses `--fault NAME`, listing every name in `--help` and in the error.
 fn fault_parser() -> impl clap::builder::TypedValueParser<Value = Fault> {
@@ -77,9 +126,24 @@ fn main() -> anyhow::Result<()> {
             heartbeat_ms,
             retry_ms,
             faults,
+            limits,
         } => {
+            let (token, generated) = match token {
+                Some(t) => (t, false),
+                None => (uuid::Uuid::new_v4().simple().to_string(), true),
+            };
+            let mut cfg = Config::new(data, token);
+            cfg.addr = addr;
+            cfg.heartbeat_ms = heartbeat_ms;
+            cfg.retry_ms = retry_ms;
+            cfg.faults = FaultSet::new(faults);
+            limits.apply(&mut cfg);
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            rt.block_on(serve(addr, data, token, heartbeat_ms, retry_ms, faults))
+            let served = rt.block_on(serve(cfg, generated));
+            // Blocking work still running (hashing, an artifact write) is not waited for
+            // past a bounded time.
+            rt.shutdown_timeout(BLOCKING_EXIT_WAIT);
+            served
         }
         Command::Diagnostics {
             data,
@@ -106,23 +170,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
-    addr: SocketAddr,
-    data: PathBuf,
-    token: Option<String>,
-    heartbeat_ms: u64,
-    retry_ms: u64,
-    faults: Vec<Fault>,
-) -> anyhow::Result<()> {
-    let (token, generated) = match token {
-        Some(t) => (t, false),
-        None => (uuid::Uuid::new_v4().simple().to_string(), true),
-    };
-    let mut cfg = Config::new(data, token);
-    cfg.addr = addr;
-    cfg.heartbeat_ms = heartbeat_ms;
-    cfg.retry_ms = retry_ms;
-    cfg.faults = FaultSet::new(faults);
+async fn serve(cfg: Config, generated: bool) -> anyhow::Result<()> {
+    // The handlers first: a SIGTERM sent as soon as the URL is printed must find them.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     let server = RunningServer::start(cfg).await?;
     println!("listening on {}", server.url());
     if generated {
@@ -130,12 +183,20 @@ async fn serve(
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        _ = int.recv() => tracing::info!("interrupt: shutting down"),
     }
-    server.shutdown().await?;
+    tokio::select! {
+        stopped = server.shutdown() => stopped?,
+        _ = term.recv() => exit_now("SIGTERM"),
+        _ = int.recv() => exit_now("interrupt"),
+    }
     Ok(())
+}
+
+/// A second signal during a graceful stop: exit at once.
+fn exit_now(signal: &str) {
+    tracing::warn!("{signal} again: exiting at once");
+    std::process::exit(130);
 }

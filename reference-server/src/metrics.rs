@@ -15,8 +15,15 @@ pub struct Metrics {
     pub events_persisted: Arc<AtomicU64>,
     /// Data frames written to streams.
     pub events_delivered: AtomicU64,
-    /// Streams closed with `slow_consumer`.
+    /// Streams closed with `slow_consumer`, and connections cut because a write made
+    /// no progress.
     pub slow_consumer_closes: AtomicU64,
+    /// Open connections.
+    pub open_connections: AtomicI64,
+    /// Connections refused because [`crate::net::Limits::max_connections`] were open.
+    pub connections_refused: AtomicU64,
+    /// `accept` failures (out of file descriptors and the like).
+    pub accept_errors: AtomicU64,
 }
 
 /// Decrements `active_streams` when a stream ends, however it ends.
@@ -43,7 +50,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, head_seq: u64) -> String {
         let mut out = String::new();
-        let series: [(&str, &str, &str, String); 5] = [
+        let series: [(&str, &str, &str, String); 8] = [
             (
                 "spine_active_streams",
                 "gauge",
@@ -69,6 +76,24 @@ impl Metrics {
                 self.slow_consumer_closes
                     .load(Ordering::Relaxed)
                     .to_string(),
+            ),
+            (
+                "spine_open_connections",
+                "gauge",
+                "Open HTTP connections.",
+                self.open_connections.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "spine_connections_refused_total",
+                "counter",
+                "Connections refused because the connection limit was reached.",
+                self.connections_refused.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "spine_accept_errors_total",
+                "counter",
+                "Failed accepts (out of file descriptors and the like).",
+                self.accept_errors.load(Ordering::Relaxed).to_string(),
             ),
             (
                 "spine_head_seq",

@@ -29,6 +29,10 @@ pub const SCHEMA: &str = include_str!("schema.sql");
 const MAX_GROUP_COMMANDS: usize = 4096;
 /// Most events folded into one transaction.
 const MAX_GROUP_EVENTS: usize = 50_000;
+/// About the most payload bytes folded into one transaction (the last command may go
+/// over): a group's events are held twice while it commits (the commands and the
+/// stored copies), so this bounds the writer's memory, not only its count.
+const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 /// Most events kept in the in-memory ring of recent events.
 const RING_EVENTS: usize = 16_384;
 /// Most payload bytes kept in the ring.
@@ -185,7 +189,7 @@ pub struct ArtifactRow {
 }
 
 /// One write, applied atomically inside a group transaction.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum WriteOp {
     /// Append events.
     Append(Vec<NewEvent>),
@@ -232,6 +236,16 @@ impl WriteOp {
             _ => 1,
         }
     }
+
+    /// About how many bytes the op's events weigh.
+    fn byte_size(&self) -> usize {
+        let one = |e: &NewEvent| e.payload.len() + e.event_type.len() + e.job_id.len();
+        match self {
+            WriteOp::Append(v) | WriteOp::AppendUnwritten(v) => v.iter().map(one).sum(),
+            WriteOp::CreateJob { first, spec, .. } => one(first) + spec.len(),
+            WriteOp::AddArtifact { event, .. } | WriteOp::Finish { event, .. } => one(event),
+        }
+    }
 }
 
 struct WriteCmd {
@@ -274,6 +288,19 @@ pub struct Page {
     pub scanned_to: u64,
 }
 
+/// What a receipt says about a job's events.
+#[derive(Debug, Clone, Default)]
+pub struct JobDigest {
+    /// First seq.
+    pub first_seq: Option<u64>,
+    /// Last seq.
+    pub last_seq: Option<u64>,
+    /// How many.
+    pub event_count: u64,
+    /// SHA-256 over their canonical lines.
+    pub events_sha256: String,
+}
+
 /// A job row with its event statistics.
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -297,6 +324,45 @@ pub struct Store {
     idle_readers: Arc<Mutex<Vec<Connection>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     persisted: Arc<AtomicU64>,
+    health: Health,
+}
+
+/// Why the writer is unhealthy, if it is: set by a failed write (disk full, read-only
+/// folder, out of descriptors), cleared by the next successful one.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<Option<String>>>);
+
+impl Health {
+    fn set(&self, reason: Option<String>) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = reason;
+        }
+    }
+
+    /// The reason the writer is failing, or `None` when its last write succeeded.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|h| h.clone())
+    }
+}
+
+/// A failed write's reason as shown on `/healthz`: SQLite's error code, never a path.
+fn failure_reason(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => format!(
+            "store writes failing: {:?} (SQLite code {})",
+            f.code, f.extended_code
+        ),
+        _ => "store writes failing".to_owned(),
+    }
+}
+
+/// Whether a failed write is the store's trouble (full, read-only, I/O) rather than
+/// the write's own (a constraint).
+fn is_resource_failure(e: &rusqlite::Error) -> bool {
+    !matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation) | None
+    )
 }
 
 impl std::fmt::Debug for Store {
@@ -311,6 +377,12 @@ impl std::fmt::Debug for Store {
 fn open_write(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::new(StoreErrorKind::Open, format!("{}: {e}", path.display())))?;
+    // Private to the server's user; SQLite gives its -wal and -shm files the same mode.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError::new(StoreErrorKind::Open, e.to_string()))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(StoreError::sql)?;
     conn.pragma_update(None, "synchronous", "FULL")
@@ -339,9 +411,14 @@ impl Store {
         data_dir: &Path,
         persisted: Arc<AtomicU64>,
         faults: &FaultSet,
+        max_pages: Option<u64>,
     ) -> Result<Store, StoreError> {
         let db_path = data_dir.join("spine.db");
         let conn = open_write(&db_path)?;
+        if let Some(n) = max_pages {
+            conn.pragma_update(None, "max_page_count", n)
+                .map_err(StoreError::sql)?;
+        }
         let mut head: u64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
                 r.get::<_, i64>(0)
@@ -364,9 +441,16 @@ impl Store {
         let (tx, rx) = mpsc::channel(8192);
         let writer_ring = ring.clone();
         let writer_persisted = persisted.clone();
+        let health = Health::default();
+        let out = WriterOut {
+            head: head_tx,
+            ring: writer_ring,
+            persisted: writer_persisted,
+            health: health.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("spine-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_tx, writer_ring, writer_persisted, wf))
+            .spawn(move || writer_loop(conn, rx, out, wf))
             .map_err(|e| StoreError::new(StoreErrorKind::Open, e.to_string()))?;
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
@@ -377,7 +461,13 @@ impl Store {
             idle_readers: Arc::new(Mutex::new(Vec::new())),
             writer: Mutex::new(Some(writer)),
             persisted,
+            health,
         })
+    }
+
+    /// The writer's health.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The data folder.
@@ -608,14 +698,50 @@ impl Store {
         .await
     }
 
-    /// Every event of a job, in seq order.
-    pub async fn job_events(&self, job_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    /// The digest of a job's events as the receipt covers them, hashed as the rows
+    /// stream (a job's whole history is never in memory).
+    pub async fn job_digest(&self, job_id: &str) -> Result<JobDigest, StoreError> {
         let job_id = job_id.to_owned();
         self.read(move |conn| {
             let mut st = conn.prepare_cached(
                 "SELECT seq, job_id, event_type, ts, payload FROM events WHERE job_id = ?1 ORDER BY seq",
             )?;
-            st.query_map([&job_id], StoredEvent::from_row)?.collect()
+            let mut rows = st.query([&job_id])?;
+            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+            let mut d = JobDigest::default();
+            while let Some(r) = rows.next()? {
+                let ev = StoredEvent::from_row(r)?;
+                sha2::Digest::update(&mut hasher, crate::jobs::canonical_line(&ev).as_bytes());
+                d.first_seq.get_or_insert(ev.seq);
+                d.last_seq = Some(ev.seq);
+                d.event_count += 1;
+            }
+            d.events_sha256 = hex::encode(sha2::Digest::finalize(hasher));
+            Ok(d)
+        })
+        .await
+    }
+
+    /// Where a job left off: its last persisted progress payload and whether its
+    /// artifact is written (two indexed lookups, not its history).
+    pub async fn job_progress(&self, job_id: &str) -> Result<(Option<String>, bool), StoreError> {
+        let job_id = job_id.to_owned();
+        self.read(move |conn| {
+            let last = conn
+                .query_row(
+                    "SELECT payload FROM events WHERE job_id = ?1 \
+                     AND event_type = 'progress_update' ORDER BY seq DESC LIMIT 1",
+                    [&job_id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?;
+            let artifact: bool = conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM events WHERE job_id = ?1 \
+                 AND event_type = 'artifact_written')",
+                [&job_id],
+                |r| r.get(0),
+            )?;
+            Ok((last, artifact))
         })
         .await
     }
@@ -765,12 +891,18 @@ fn apply(
     }
 }
 
-fn writer_loop(
-    mut conn: Connection,
-    mut rx: mpsc::Receiver<Cmd>,
+/// Where the writer publishes what it committed.
+struct WriterOut {
     head: watch::Sender<u64>,
     ring: Arc<Mutex<Ring>>,
     persisted: Arc<AtomicU64>,
+    health: Health,
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Cmd>,
+    out: WriterOut,
     mut faults: WriterFaults,
 ) {
     let mut stop = false;
@@ -780,17 +912,24 @@ fn writer_loop(
         };
         let mut batch = Vec::new();
         let mut events = 0usize;
+        let mut bytes = 0usize;
         match first {
             Cmd::Stop => stop = true,
             Cmd::Write(w) => {
                 events += w.op.event_count();
+                bytes += w.op.byte_size();
                 batch.push(w);
             }
         }
-        while !stop && batch.len() < MAX_GROUP_COMMANDS && events < MAX_GROUP_EVENTS {
+        while !stop
+            && batch.len() < MAX_GROUP_COMMANDS
+            && events < MAX_GROUP_EVENTS
+            && bytes < MAX_GROUP_BYTES
+        {
             match rx.try_recv() {
                 Ok(Cmd::Write(w)) => {
                     events += w.op.event_count();
+                    bytes += w.op.byte_size();
                     batch.push(w);
                 }
                 Ok(Cmd::Stop) => stop = true,
@@ -800,7 +939,7 @@ fn writer_loop(
         if batch.is_empty() {
             continue;
         }
-        commit_group(&mut conn, batch, &head, &ring, &persisted, &mut faults);
+        commit_group(&mut conn, batch, &out, &mut faults);
     }
     // Writes queued after Stop are refused by dropping their reply senders.
     rx.close();
@@ -812,9 +951,7 @@ fn writer_loop(
 fn commit_group(
     conn: &mut Connection,
     batch: Vec<WriteCmd>,
-    head: &watch::Sender<u64>,
-    ring: &Arc<Mutex<Ring>>,
-    persisted: &Arc<AtomicU64>,
+    out: &WriterOut,
     faults: &mut WriterFaults,
 ) {
     let ts = now_ts();
@@ -822,6 +959,8 @@ fn commit_group(
     let mut replies: Vec<Option<oneshot::Sender<_>>> = replies.into_iter().map(Some).collect();
     let mut results: Vec<Result<Vec<u64>, StoreError>> = Vec::with_capacity(ops.len());
     let mut stored = Vec::new();
+    let mut failed = None;
+    let mut succeeded = false;
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for op in &ops {
@@ -832,10 +971,14 @@ fn commit_group(
                     sp.commit()?;
                     stored.append(&mut local);
                     results.push(Ok(seqs));
+                    succeeded = true;
                 }
                 Err(e) => {
                     // Dropping an uncommitted savepoint rolls it back and releases it.
                     drop(sp);
+                    if is_resource_failure(&e) {
+                        failed = Some(failure_reason(&e));
+                    }
                     results.push(Err(StoreError::sql(e)));
                 }
             }
@@ -853,20 +996,30 @@ fn commit_group(
     })();
     if let Err(e) = outcome {
         tracing::error!(error = %e, "group commit failed");
+        // SQLite rolls the whole transaction back on a full disk, so the commit fails
+        // too: the first failure is the reason.
+        out.health
+            .set(Some(failed.unwrap_or_else(|| failure_reason(&e))));
         for reply in replies.into_iter().flatten() {
             let _ = reply.send(Err(StoreError::new(StoreErrorKind::Sql, e.to_string())));
         }
         return;
     }
+    match failed {
+        Some(reason) => out.health.set(Some(reason)),
+        None if succeeded => out.health.set(None),
+        None => {}
+    }
     let new_head = stored.last().map(|e| e.seq);
-    persisted.fetch_add(stored.len() as u64, Ordering::Relaxed);
-    if let Ok(mut r) = ring.lock() {
+    out.persisted
+        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+    if let Ok(mut r) = out.ring.lock() {
         for ev in stored {
             r.push(Arc::new(ev));
         }
     }
     if let Some(h) = new_head {
-        head.send_replace(h);
+        out.head.send_replace(h);
     }
     for (reply, res) in replies.into_iter().zip(results) {
         if let Some(r) = reply {

@@ -76,19 +76,34 @@ impl StreamName {
 
 /// Parses a cursor: absent or empty is `None`; anything but a decimal u64 is an error.
 pub fn parse_cursor(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, ApiError> {
-    let from_header = headers
-        .get("last-event-id")
+    parse_cursor_value(
+        headers.get("last-event-id").map(HeaderValue::as_bytes),
+        query,
+    )
+}
+
+/// [`parse_cursor`] on the raw `Last-Event-ID` header bytes (which must be visible
+/// ASCII, as a header's text) and the `last_event_id` query value: the header wins
+/// unless absent or empty.
+pub fn parse_cursor_value(
+    header: Option<&[u8]>,
+    query: Option<&str>,
+) -> Result<Option<u64>, ApiError> {
+    let from_header = header
         .map(|v| {
-            v.to_str()
-                .map_err(|_| bad_cursor("Last-Event-ID is not ASCII"))
-                .map(str::to_owned)
+            if v.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t') {
+                // Visible ASCII is UTF-8.
+                Ok(String::from_utf8_lossy(v))
+            } else {
+                Err(bad_cursor("Last-Event-ID is not ASCII"))
+            }
         })
         .transpose()?
         .filter(|s| !s.is_empty());
-    let raw = from_header.or_else(|| query.filter(|s| !s.is_empty()).map(str::to_owned));
+    let raw = from_header.or_else(|| query.filter(|s| !s.is_empty()).map(Cow::Borrowed));
     match raw {
         None => Ok(None),
-        Some(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) => s
+        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => s
             .parse::<u64>()
             .map(Some)
             .map_err(|_| bad_cursor("cursor is above u64")),

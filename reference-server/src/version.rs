@@ -1,9 +1,13 @@
 //! Version streams: per request id, a queue of notifications waiting for a stream, and
 //! at most one open stream (a new one replaces the old). A queue never grows past
-//! [`MAX_PENDING`]: a notification beyond it is refused with `429 queue_full`.
+//! [`MAX_PENDING`]: a notification beyond it is refused with `429 queue_full`. Across
+//! request ids the queues are capped too ([`VersionCaps`]): so many ids with queued
+//! notifications, so many queued in all, each queue dropped once its request id has
+//! had no stream and no new notification for the TTL.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -46,19 +50,71 @@ struct Active {
     replaced: Option<oneshot::Sender<()>>,
 }
 
-#[derive(Default)]
+/// The global caps on queued notifications.
+#[derive(Debug, Clone)]
+pub struct VersionCaps {
+    /// Most request ids with queued notifications or a stream (default 10,000).
+    pub max_ids: usize,
+    /// Most notifications queued across all request ids (default 100,000).
+    pub max_queued: usize,
+    /// How long a queue with no stream is kept after its last notification
+    /// (default 10 minutes).
+    pub ttl: Duration,
+}
+
+impl Default for VersionCaps {
+    fn default() -> VersionCaps {
+        VersionCaps {
+            max_ids: 10_000,
+            max_queued: 100_000,
+            ttl: Duration::from_secs(600),
+        }
+    }
+}
+
 struct Slot {
     queue: VecDeque<VersionMsg>,
+    /// When a notification was last queued or a stream last left.
+    touched: Instant,
     active: Option<Active>,
     /// Fault [`Fault::VersionNoReplace`]: streams that should have been replaced, kept
     /// open (never signalled, never fed).
     unreplaced: Vec<Active>,
 }
 
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            queue: VecDeque::new(),
+            touched: Instant::now(),
+            active: None,
+            unreplaced: Vec::new(),
+        }
+    }
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        self.active.is_none() && self.unreplaced.is_empty()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     next_id: u64,
     slots: HashMap<String, Slot>,
+    /// Notifications queued in all slots.
+    queued: usize,
+}
+
+impl Inner {
+    /// Drops the queues of idle request ids untouched for `ttl`, and recounts.
+    fn expire(&mut self, ttl: Duration) {
+        let now = Instant::now();
+        self.slots
+            .retain(|_, s| !(s.idle() && now.duration_since(s.touched) >= ttl));
+        self.queued = self.slots.values().map(|s| s.queue.len()).sum();
+    }
 }
 
 /// All request ids' queues and open streams.
@@ -68,6 +124,7 @@ pub struct VersionHub {
     /// The running server's version, sent when nothing was queued.
     pub server_version: String,
     faults: FaultSet,
+    caps: VersionCaps,
 }
 
 impl std::fmt::Debug for VersionHub {
@@ -107,12 +164,21 @@ impl Drop for VersionSubscription {
                 while let Ok(m) = self.rx.try_recv() {
                     unsent.push(m);
                 }
+                let before = slot.queue.len();
                 for m in unsent.into_iter().rev() {
                     slot.queue.push_front(m);
                 }
                 slot.queue.truncate(MAX_PENDING);
+                slot.touched = Instant::now();
+                let added = slot.queue.len() - before;
+                let empty = slot.idle() && slot.queue.is_empty();
+                inner.queued += added;
+                if empty {
+                    inner.slots.remove(&self.request_id);
+                }
+                return;
             }
-            if slot.active.is_none() && slot.queue.is_empty() && slot.unreplaced.is_empty() {
+            if slot.idle() && slot.queue.is_empty() {
                 inner.slots.remove(&self.request_id);
             }
         }
@@ -135,11 +201,16 @@ impl NewSubscription {
 impl VersionHub {
     /// A hub announcing `server_version` for the running server, with the version
     /// streams' deliberate deviations among `faults` (none in a correct server).
-    pub fn new(server_version: impl Into<String>, faults: &FaultSet) -> VersionHub {
+    pub fn new(
+        server_version: impl Into<String>,
+        faults: &FaultSet,
+        caps: VersionCaps,
+    ) -> VersionHub {
         VersionHub {
             inner: Arc::default(),
             server_version: server_version.into(),
             faults: faults.clone(),
+            caps,
         }
     }
 
@@ -159,6 +230,7 @@ impl VersionHub {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.next_id += 1;
         let id = inner.next_id;
+        let inner = &mut *inner;
         let slot = inner.slots.entry(request_id.to_owned()).or_default();
         if let Some(mut old) = slot.active.take() {
             if self.faults.has(Fault::VersionNoReplace) {
@@ -175,6 +247,7 @@ impl VersionHub {
             replaced: Some(rtx),
         });
         let mut pending: Vec<VersionMsg> = slot.queue.drain(..).collect();
+        inner.queued = inner.queued.saturating_sub(pending.len());
         if self.faults.has(Fault::VersionPendingReversed) {
             pending.reverse();
         }
@@ -195,8 +268,12 @@ impl VersionHub {
     /// Delivers to the open stream or queues; `Ok(true)` when delivered.
     pub fn notify(&self, msg: VersionMsg) -> Result<bool, ApiError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = inner.slots.entry(msg.request_id.clone()).or_default();
-        let msg = match &slot.active {
+        let inner = &mut *inner;
+        let msg = match inner
+            .slots
+            .get(&msg.request_id)
+            .and_then(|s| s.active.as_ref())
+        {
             Some(a) => match a.tx.try_send(msg) {
                 Ok(()) => return Ok(true),
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -206,10 +283,28 @@ impl VersionHub {
             },
             None => msg,
         };
+        let new_id = !inner.slots.contains_key(&msg.request_id);
+        if (new_id && inner.slots.len() >= self.caps.max_ids)
+            || inner.queued >= self.caps.max_queued
+        {
+            inner.expire(self.caps.ttl);
+            let new_id = !inner.slots.contains_key(&msg.request_id);
+            if (new_id && inner.slots.len() >= self.caps.max_ids)
+                || inner.queued >= self.caps.max_queued
+            {
+                return Err(ApiError::new(
+                    ErrorCode::QueueFull,
+                    "too many version notifications pending on this server",
+                ));
+            }
+        }
+        let slot = inner.slots.entry(msg.request_id.clone()).or_default();
         if slot.queue.len() >= MAX_PENDING {
             return Err(queue_full());
         }
         slot.queue.push_back(msg);
+        slot.touched = Instant::now();
+        inner.queued += 1;
         Ok(false)
     }
 }
