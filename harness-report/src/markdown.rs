@@ -69,6 +69,28 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             cell(&note)
         );
     }
+    gate(w, log);
+    failures(w, log);
+    facts(w, log);
+    warnings(w, log);
+    metrics_table(w, log);
+    let _ = writeln!(w, "\nReplay the run: `{}`", meta.replay_command);
+    Ok(md)
+}
+
+/// The gate: every threshold with its observed value, then threshold and baseline findings.
+fn gate(w: &mut String, log: &RunLog) {
+    if !log.thresholds.is_empty() {
+        let _ = writeln!(w, "\n### Thresholds\n");
+        for c in &log.thresholds {
+            let observed = match &c.observed {
+                Some(v) => format!("observed {v} over {} samples", c.samples),
+                None => "no samples".to_owned(),
+            };
+            let mark = if c.held { "✅" } else { "❌" };
+            let _ = writeln!(w, "- {mark} `{}` ({observed})", c.threshold);
+        }
+    }
     if !log.gate.is_empty() {
         let _ = writeln!(w, "\n### Gate\n");
         for f in &log.gate {
@@ -81,6 +103,10 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             );
         }
     }
+}
+
+/// Each failed or errored scenario with its MUST findings and replay command.
+fn failures(w: &mut String, log: &RunLog) {
     let failed: Vec<_> = log
         .results
         .iter()
@@ -99,6 +125,10 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             let _ = writeln!(w, "\nReplay: `{}`\n", r.replay_command);
         }
     }
+}
+
+/// What the scenarios established beyond pass/fail.
+fn facts(w: &mut String, log: &RunLog) {
     let with_facts: Vec<_> = log.results.iter().filter(|r| !r.facts.is_empty()).collect();
     if !with_facts.is_empty() {
         let _ = writeln!(w, "\n### What the scenarios established\n");
@@ -107,6 +137,10 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             let _ = writeln!(w, "- `{}`: {}", r.info.id, text(&facts.join(", ")));
         }
     }
+}
+
+/// SHOULD findings, folded.
+fn warnings(w: &mut String, log: &RunLog) {
     let warnings: Vec<_> = log
         .results
         .iter()
@@ -134,6 +168,10 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
         }
         let _ = writeln!(w, "\n</details>");
     }
+}
+
+/// Percentiles of each metric over the whole run.
+fn metrics_table(w: &mut String, log: &RunLog) {
     let merged = metrics::merged(&log.results);
     if !merged.is_empty() {
         let _ = writeln!(w, "\n### Latency and replay rate (whole run)\n");
@@ -161,8 +199,6 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             }
         }
     }
-    let _ = writeln!(w, "\nReplay the run: `{}`", meta.replay_command);
-    Ok(md)
 }
 
 pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {

@@ -9,9 +9,10 @@ use std::time::Duration;
 use harness_model::{Ack, Capability, PublishFailure, Seq};
 use tokio::time::Instant;
 
+use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
-use crate::profile::fill;
-use crate::target::{Target, encode_segment};
+use crate::profile::{Publish, fill};
+use crate::target::{Answer, Target, encode_segment};
 
 /// What to publish.
 #[derive(Clone, Debug)]
@@ -43,8 +44,7 @@ pub async fn publish(
     let publishers = plan.publishers.max(1);
     let mut tasks = Vec::new();
     for p in 0..publishers {
-        let share = plan.count / u64::from(publishers)
-            + u64::from(u64::from(p) < plan.count % u64::from(publishers));
+        let share = share(plan.count, publishers, p);
         let (target, ledger, plan) = (target.clone(), ledger.clone(), plan.clone());
         tasks.push(tokio::spawn(async move {
             publisher(target, ledger, plan, p, share, epoch, deadline).await;
@@ -53,6 +53,158 @@ pub async fn publish(
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Publisher `p`'s share of `count` writes over `publishers`: equal shares, the first
+/// `count % publishers` publishers one more, so the shares add up to `count`.
+pub fn share(count: u64, publishers: u32, p: u32) -> u64 {
+    let n = u64::from(publishers.max(1));
+    count / n + u64::from(u64::from(p) < count % n)
+}
+
+/// The channel of publisher `p`'s request number `request`: round-robin over the
+/// channels across all publishers, so every channel gets writes from the start.
+pub fn channel_of(channels: usize, publishers: u32, p: u32, request: u64) -> usize {
+    ((request * u64::from(publishers.max(1)) + u64::from(p)) % channels.max(1) as u64) as usize
+}
+
+/// The pause between one publisher's requests that makes `publishers` of them together
+/// send `rate` writes per second, `batch` writes a request (None: as fast as acks come).
+pub fn interval(rate: u64, batch: u64, publishers: u32) -> Option<Duration> {
+    (rate > 0)
+        .then(|| Duration::from_secs_f64(batch as f64 * f64::from(publishers.max(1)) / rate as f64))
+}
+
+/// One publisher task's fixed settings: the profile's publish request and the plan.
+struct Publisher {
+    cfg: Publish,
+    plan: PublishPlan,
+    /// Writes per request (1 unless the target claims batch publishing).
+    batch: u64,
+    headers: Vec<(String, String)>,
+    /// This publisher's number.
+    p: u32,
+}
+
+impl Publisher {
+    fn new(target: &Target, plan: PublishPlan, p: u32) -> Option<Publisher> {
+        let cfg = target.profile.publish.clone()?;
+        let batching = plan.batch > 1
+            && target.profile.has(Capability::BatchPublish)
+            && cfg.batch_body.is_some()
+            && cfg.batch_item.is_some();
+        let mut headers: Vec<(String, String)> = cfg
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            headers.push(("Accept".into(), "application/json".into()));
+        }
+        Some(Publisher {
+            cfg,
+            batch: if batching { u64::from(plan.batch) } else { 1 },
+            plan,
+            headers,
+            p,
+        })
+    }
+
+    /// The markers of `n` writes starting at this publisher's write number `first`.
+    fn markers(&self, first: u64, n: u64) -> Vec<String> {
+        let (prefix, tag, p) = (crate::classify::MARKER_PREFIX, &self.plan.tag, self.p);
+        (0..n)
+            .map(|k| format!("{prefix}{tag}-{p}-{}", first + k))
+            .collect()
+    }
+
+    /// The request body for these markers on `channel`: one write, or a batch.
+    fn body(&self, markers: &[String], channel: &str) -> String {
+        let one = |template: &str, m: &str| {
+            fill(
+                template,
+                &[("marker", m), ("pad", &self.plan.pad), ("channel", channel)],
+            )
+        };
+        match (&self.cfg.batch_body, &self.cfg.batch_item) {
+            (Some(body), Some(item)) if self.batch > 1 => {
+                let items: Vec<String> = markers.iter().map(|m| one(item, m)).collect();
+                fill(body, &[("items", &items.join(","))])
+            }
+            _ => one(&self.cfg.body, &markers[0]),
+        }
+    }
+
+    /// Records what the answer says of these writes in the ledger: acks (with their
+    /// seqs when the profile says where they are), or a failure.
+    fn record(&self, ledger: &Ledger, answer: Result<Answer, HarnessError>, sent: Sent) {
+        let Sent {
+            markers,
+            channel,
+            sent_us,
+            acked_us,
+        } = sent;
+        let a = match answer {
+            Ok(a) if self.cfg.ack_status.contains(&a.status) => a,
+            Ok(a) => {
+                let error = a.body.chars().take(300).collect();
+                return ledger.fail(PublishFailure {
+                    markers,
+                    status: Some(a.status),
+                    error,
+                });
+            }
+            Err(e) => {
+                return ledger.fail(PublishFailure {
+                    markers,
+                    status: None,
+                    error: e.to_string(),
+                });
+            }
+        };
+        let seqs: Option<Vec<u64>> = self.cfg.ack_seqs_pointer.as_ref().map(|ptr| {
+            let v = a.json();
+            let items = v.pointer(ptr).and_then(|v| v.as_array()).cloned();
+            items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_u64())
+                .collect()
+        });
+        if let Some(s) = seqs.as_ref().filter(|s| s.len() != markers.len()) {
+            let error = format!(
+                "ack carries {} seqs for {} writes: {}",
+                s.len(),
+                markers.len(),
+                a.body
+            );
+            return ledger.fail(PublishFailure {
+                markers,
+                status: Some(a.status),
+                error,
+            });
+        }
+        let acks = markers.into_iter().enumerate().map(|(i, marker)| Ack {
+            marker,
+            job: channel.clone(),
+            seq: seqs.as_ref().map(|s| Seq(s[i])),
+            publisher: self.p,
+            sent_us,
+            acked_us,
+        });
+        ledger.push(acks.collect());
+    }
+}
+
+/// One request's writes, as the ledger records them.
+struct Sent {
+    markers: Vec<String>,
+    channel: String,
+    sent_us: u64,
+    acked_us: u64,
 }
 
 async fn publisher(
@@ -64,141 +216,80 @@ async fn publisher(
     epoch: Instant,
     deadline: Instant,
 ) {
-    let Some(pubcfg) = target.profile.publish.clone() else {
+    let Some(me) = Publisher::new(&target, plan, p) else {
         return;
     };
-    let batching = plan.batch > 1
-        && target.profile.has(Capability::BatchPublish)
-        && pubcfg.batch_body.is_some()
-        && pubcfg.batch_item.is_some();
-    let batch = if batching { u64::from(plan.batch) } else { 1 };
-    let interval = (plan.rate > 0).then(|| {
-        Duration::from_secs_f64(batch as f64 * f64::from(plan.publishers.max(1)) / plan.rate as f64)
-    });
+    let interval = interval(me.plan.rate, me.batch, me.plan.publishers);
     let start = Instant::now();
-    let mut headers: Vec<(String, String)> = pubcfg
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
-    {
-        headers.push(("Accept".into(), "application/json".into()));
-    }
-    let mut sent = 0u64;
-    let mut request = 0u64;
+    let (mut sent, mut request) = (0u64, 0u64);
     while sent < share && Instant::now() < deadline {
         if let Some(iv) = interval {
             tokio::time::sleep_until((start + iv.mul_f64(request as f64)).min(deadline)).await;
         }
-        let n = batch.min(share - sent);
-        let channel = &plan.channels[((request * u64::from(plan.publishers.max(1)) + u64::from(p))
-            % plan.channels.len() as u64) as usize];
-        let markers: Vec<String> = (0..n)
-            .map(|k| {
-                format!(
-                    "{}{}-{p}-{}",
-                    crate::classify::MARKER_PREFIX,
-                    plan.tag,
-                    sent + k
-                )
-            })
-            .collect();
-        let enc = encode_segment(channel);
-        let vars = |m: &str| {
-            [
-                ("marker", m.to_owned()),
-                ("pad", plan.pad.clone()),
-                ("channel", channel.clone()),
-            ]
-        };
-        let body = if batching {
-            let items: Vec<String> = markers
-                .iter()
-                .map(|m| {
-                    let v = vars(m);
-                    fill(
-                        pubcfg.batch_item.as_deref().unwrap_or_default(),
-                        &v.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
-                    )
-                })
-                .collect();
-            fill(
-                pubcfg.batch_body.as_deref().unwrap_or_default(),
-                &[("items", &items.join(","))],
-            )
-        } else {
-            let v = vars(&markers[0]);
-            fill(
-                &pubcfg.body,
-                &v.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
-            )
-        };
-        let path = fill(&pubcfg.path, &[("channel", &enc)]);
+        let n = me.batch.min(share - sent);
+        let channels = &me.plan.channels;
+        let channel = channels[channel_of(channels.len(), me.plan.publishers, p, request)].clone();
+        let markers = me.markers(sent, n);
+        let body = me.body(&markers, &channel);
+        let path = fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]);
         let sent_us = epoch.elapsed().as_micros() as u64;
-        let answer = match tokio::time::timeout_at(
-            deadline,
-            target.request(&pubcfg.method, &path, Some(body), &headers),
-        )
-        .await
-        {
+        let what = format!("{} {path}", me.cfg.method);
+        let request_done = target.request(&me.cfg.method, &path, Some(body), &me.headers);
+        let answer = match tokio::time::timeout_at(deadline, request_done).await {
             Ok(a) => a,
-            Err(_) => Err(crate::error::HarnessError::new(
-                crate::error::HarnessErrorKind::Target,
-                format!(
-                    "{} {path}: no answer before the scenario's deadline",
-                    pubcfg.method
-                ),
+            Err(_) => Err(HarnessError::new(
+                HarnessErrorKind::Target,
+                format!("{what}: no answer before the scenario's deadline"),
             )),
         };
         let acked_us = epoch.elapsed().as_micros() as u64;
-        match answer {
-            Ok(a) if pubcfg.ack_status.contains(&a.status) => {
-                let seqs: Option<Vec<u64>> = pubcfg.ack_seqs_pointer.as_ref().map(|ptr| {
-                    a.json()
-                        .pointer(ptr)
-                        .and_then(|v| v.as_array().cloned())
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|v| v.as_u64())
-                        .collect()
-                });
-                match seqs {
-                    Some(s) if s.len() != markers.len() => ledger.fail(PublishFailure {
-                        markers,
-                        status: Some(a.status),
-                        error: format!("ack carries {} seqs for {} writes: {}", s.len(), n, a.body),
-                    }),
-                    _ => ledger.push(
-                        markers
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, marker)| Ack {
-                                marker,
-                                job: channel.clone(),
-                                seq: seqs.as_ref().map(|s| Seq(s[i])),
-                                publisher: p,
-                                sent_us,
-                                acked_us,
-                            })
-                            .collect(),
-                    ),
-                }
-            }
-            Ok(a) => ledger.fail(PublishFailure {
-                markers,
-                status: Some(a.status),
-                error: a.body.chars().take(300).collect(),
-            }),
-            Err(e) => ledger.fail(PublishFailure {
-                markers,
-                status: None,
-                error: e.to_string(),
-            }),
-        }
+        let sent_writes = Sent {
+            markers,
+            channel,
+            sent_us,
+            acked_us,
+        };
+        me.record(&ledger, answer, sent_writes);
         sent += n;
         request += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_count_and_differ_by_at_most_one() {
+        for (count, publishers) in [(0, 1), (10, 3), (7, 8), (1000, 8), (5, 0)] {
+            let shares: Vec<u64> = (0..publishers.max(1))
+                .map(|p| share(count, publishers, p))
+                .collect();
+            assert_eq!(
+                shares.iter().sum::<u64>(),
+                count,
+                "{count} over {publishers}"
+            );
+            let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{shares:?}");
+        }
+    }
+
+    #[test]
+    fn requests_go_round_robin_over_every_channel() {
+        // Two publishers, three channels: requests 0,1 of each cover all channels in turn.
+        let order: Vec<usize> = (0..3)
+            .flat_map(|r| (0..2).map(move |p| channel_of(3, 2, p, r)))
+            .collect();
+        assert_eq!(order, [0, 1, 2, 0, 1, 2]);
+        assert_eq!(channel_of(0, 1, 0, 5), 0, "no channel: no panic");
+    }
+
+    #[test]
+    fn the_interval_makes_the_publishers_together_reach_the_rate() {
+        assert_eq!(interval(0, 1, 4), None, "rate 0: as fast as acks come");
+        // 4 publishers × batches of 10 at 1,000 writes/s: each sends a request every 40 ms.
+        assert_eq!(interval(1000, 10, 4), Some(Duration::from_millis(40)));
+        assert_eq!(interval(100, 1, 0), Some(Duration::from_millis(10)));
     }
 }
