@@ -8,12 +8,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{
-    Capability, ClientId, FrameKind, LivenessProbe, Recording, StreamKind, Transcript,
-};
+use harness_model::{ClientId, FrameKind, LivenessProbe, Recording, StreamKind, Transcript};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -21,7 +18,7 @@ use crate::client::{self, ClientPlan, Cut, Signals, Until};
 use crate::control::ServerControl;
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
-use crate::profile::fill;
+use crate::profile::{JobSpec, fill};
 use crate::publisher::{PublishPlan, publish};
 use crate::scenario::{Probe, Scenario};
 use crate::target::{Target, encode_segment};
@@ -171,8 +168,12 @@ pub async fn run(
             artifact_bytes,
         } => {
             let task = need(target.profile.task.as_ref(), "task", &target)?;
-            let body = json!({"steps": steps, "interval_ms": interval_ms,
-                "fail_at_step": fail_at_step, "artifact_bytes": artifact_bytes});
+            let body = task.job_body(JobSpec {
+                steps: *steps,
+                interval_ms: *interval_ms,
+                fail_at_step: *fail_at_step,
+                artifact_bytes: *artifact_bytes,
+            });
             let job = target
                 .create(&task.create, Some(body.to_string()), "job")
                 .await?;
@@ -229,7 +230,11 @@ pub async fn run(
                 "task" => {
                     let task = need(target.profile.task.as_ref(), "task", &target)?;
                     // A job that waits an hour before its first step: an idle task stream.
-                    let body = json!({"steps": 1, "interval_ms": 3_600_000});
+                    let body = task.job_body(JobSpec {
+                        steps: 1,
+                        interval_ms: 3_600_000,
+                        ..JobSpec::default()
+                    });
                     let job = target
                         .create(&task.create, Some(body.to_string()), "job")
                         .await?;
@@ -361,7 +366,11 @@ pub async fn run(
         }
         Probe::CorrelationId => {
             let task = need(target.profile.task.as_ref(), "task", &target)?;
-            let body = json!({"steps": 3, "interval_ms": 20});
+            let body = task.job_body(JobSpec {
+                steps: 3,
+                interval_ms: 20,
+                ..JobSpec::default()
+            });
             let job = target
                 .create(&task.create, Some(body.to_string()), "job")
                 .await?;
@@ -490,7 +499,8 @@ async fn wait_opened(rx: &mut mpsc::UnboundedReceiver<ClientId>, n: usize, deadl
 }
 
 async fn notify(target: &Target, path: &str, rid: &str, version: &str) -> Result<(), HarnessError> {
-    let body = json!({"request_id": rid, "version": version, "environment": "test", "git_commit": "0000000"});
+    let v = need(target.profile.version.as_ref(), "version", target)?;
+    let body = fill(&v.notify_body, &[("rid", rid), ("version", version)]);
     let a = target
         .request(
             "POST",
@@ -499,7 +509,7 @@ async fn notify(target: &Target, path: &str, rid: &str, version: &str) -> Result
             &[("Content-Type".into(), "application/json".into())],
         )
         .await?;
-    if a.status != 202 {
+    if a.status != v.notify_status {
         return Err(HarnessError::new(
             HarnessErrorKind::Target,
             format!("POST {path} answered {}: {}", a.status, a.body),
@@ -558,7 +568,12 @@ async fn crash_restart(
         };
         // A short job with an artifact each cycle, so receipts are written while crashes happen.
         if let Some(task) = &target.profile.task {
-            let body = json!({"steps": 2, "interval_ms": 5, "artifact_bytes": 2048});
+            let body = task.job_body(JobSpec {
+                steps: 2,
+                interval_ms: 5,
+                artifact_bytes: Some(2048),
+                ..JobSpec::default()
+            });
             target
                 .create(&task.create, Some(body.to_string()), "job")
                 .await?;
@@ -591,7 +606,12 @@ async fn crash_restart(
     if let Some(task) = &target.profile.task {
         // One last job after the last restart (jobs still running have no receipt yet:
         // the integrity report covers the completed ones).
-        let body = json!({"steps": 1, "interval_ms": 0, "artifact_bytes": 1024});
+        let body = task.job_body(JobSpec {
+            steps: 1,
+            interval_ms: 0,
+            artifact_bytes: Some(1024),
+            ..JobSpec::default()
+        });
         target
             .create(&task.create, Some(body.to_string()), "job")
             .await?;
@@ -601,11 +621,13 @@ async fn crash_restart(
         restarts,
         ..Recording::default()
     };
-    if target.profile.name == "spine" || target.profile.has(Capability::Durability) {
-        let a = target
-            .request("GET", "/v1/diagnostics/integrity", None, &[])
-            .await?;
-        rec.integrity = Some(a.json());
+    if let Some(path) = target
+        .profile
+        .durability
+        .as_ref()
+        .and_then(|d| d.integrity_path.as_ref())
+    {
+        rec.integrity = Some(target.request("GET", path, None, &[]).await?.json());
     }
     Ok(rec)
 }

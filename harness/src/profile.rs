@@ -62,6 +62,8 @@ pub struct Profile {
     pub version: Option<Version>,
     /// Server gauges (liveness).
     pub metrics: Option<Metrics>,
+    /// What a durable target reports after crashes.
+    pub durability: Option<Durability>,
     /// Gates on this target.
     #[serde(default)]
     pub thresholds: Thresholds,
@@ -259,8 +261,40 @@ pub enum HeartbeatKind {
 pub struct Task {
     /// Path template with `{job}`.
     pub path: String,
-    /// Job creation request (body is the scenario's job spec).
+    /// Job creation request (its body is `job_body`, filled with the scenario's job).
     pub create: RequestTemplate,
+    /// The job spec template: `{steps}`, `{interval_ms}`, `{fail_at_step}` and
+    /// `{artifact_bytes}` are filled with numbers, or `null` when the job has none.
+    pub job_body: String,
+}
+
+/// A job a probe creates on a task-stream target.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Progress steps.
+    pub steps: u32,
+    /// Milliseconds between steps.
+    pub interval_ms: u64,
+    /// The step replaced by a failure, if any.
+    pub fail_at_step: Option<u32>,
+    /// Bytes of the artifact the job writes, if any.
+    pub artifact_bytes: Option<u64>,
+}
+
+impl Task {
+    /// The creation body of `job`, from the profile's `job_body` template.
+    pub fn job_body(&self, job: JobSpec) -> String {
+        let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+        fill(
+            &self.job_body,
+            &[
+                ("steps", &job.steps.to_string()),
+                ("interval_ms", &job.interval_ms.to_string()),
+                ("fail_at_step", &opt(job.fail_at_step.map(u64::from))),
+                ("artifact_bytes", &opt(job.artifact_bytes)),
+            ],
+        )
+    }
 }
 
 /// Version streams.
@@ -271,6 +305,18 @@ pub struct Version {
     pub stream_path: String,
     /// Notify path.
     pub notify_path: String,
+    /// Notify body template: `{rid}` and `{version}` are filled.
+    pub notify_body: String,
+    /// The status a notify is accepted with.
+    pub notify_status: u16,
+}
+
+/// What a durable target reports about itself after crashes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Durability {
+    /// `GET` path of the integrity report, kept in the recording for the durability checks.
+    pub integrity_path: Option<String>,
 }
 
 /// Gauges.
@@ -369,6 +415,22 @@ mod tests {
             let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&p.name, name);
         }
+    }
+
+    #[test]
+    fn the_job_spec_comes_from_the_profile_template() {
+        let task = Profile::load("spine").unwrap().task.unwrap();
+        let body = task.job_body(JobSpec {
+            steps: 2,
+            interval_ms: 5,
+            artifact_bytes: Some(2048),
+            ..JobSpec::default()
+        });
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"steps": 2, "interval_ms": 5, "fail_at_step": null, "artifact_bytes": 2048})
+        );
     }
 
     #[test]
