@@ -60,13 +60,36 @@ pub enum Until {
     ServerEnds,
     /// After this long (idle probes).
     For(Duration),
-    /// After this many frames of one kind (`heartbeat`, `version`, `data`) or at the deadline.
+    /// After this many frames of one kind, or at the deadline.
     Frames {
-        /// The frame kind: `heartbeat` (events or comments), `version` or `data`.
-        kind: &'static str,
+        /// Which frames count.
+        kind: Counted,
         /// How many.
         count: u64,
     },
+}
+
+/// The frames a client counts, for [`Until::Frames`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Counted {
+    /// Data events.
+    Data,
+    /// Heartbeats: heartbeat events or comment lines.
+    Heartbeat,
+    /// Version frames.
+    Version,
+}
+
+impl Counted {
+    /// What a classified frame counts as, if anything.
+    fn of(kind: &FrameKind) -> Option<Counted> {
+        match kind {
+            FrameKind::Data(_) => Some(Counted::Data),
+            FrameKind::Heartbeat { .. } => Some(Counted::Heartbeat),
+            FrameKind::Version { .. } => Some(Counted::Version),
+            _ => None,
+        }
+    }
 }
 
 /// Everything a client needs to run.
@@ -213,8 +236,8 @@ pub async fn run(
 }
 
 struct State {
-    /// Frames seen so far over all connections, by kind (`heartbeat`, `version`, `data`).
-    seen: std::collections::BTreeMap<&'static str, u64>,
+    /// Frames seen so far over all connections, by kind.
+    seen: std::collections::BTreeMap<Counted, u64>,
     received: HashSet<String>,
     /// Markers still owed once publishing is over, for the subscription they were
     /// computed for (recomputed when it changes).
@@ -280,8 +303,8 @@ impl State {
         self.last_end_us = Some(conn.ended_us);
     }
 
-    fn frames_of(&self, kind: &str) -> u64 {
-        self.seen.get(kind).copied().unwrap_or(0)
+    fn frames_of(&self, kind: Counted) -> u64 {
+        self.seen.get(&kind).copied().unwrap_or(0)
     }
 
     fn note(&mut self, marker: &str) {
@@ -488,7 +511,7 @@ async fn connect_once(
     let waits_for_heartbeats = matches!(
         plan.until,
         Until::Frames {
-            kind: "heartbeat",
+            kind: Counted::Heartbeat,
             ..
         }
     );
@@ -669,13 +692,9 @@ fn record(
     match it {
         Item::Event(ev) => {
             let kind = classify(&target.profile, &ev.event_type, ev.id.as_deref(), &ev.data);
-            let label = match &kind {
-                FrameKind::Data(_) => "data",
-                FrameKind::Heartbeat { .. } => "heartbeat",
-                FrameKind::Version { .. } => "version",
-                _ => "other",
-            };
-            *st.seen.entry(label).or_default() += 1;
+            if let Some(counted) = Counted::of(&kind) {
+                *st.seen.entry(counted).or_default() += 1;
+            }
             if let FrameKind::Data(d) = &kind {
                 *data_events += 1;
                 if let Some(m) = &d.marker {
@@ -693,7 +712,7 @@ fn record(
             });
         }
         Item::Comment { offset, text } => {
-            *st.seen.entry("heartbeat").or_default() += 1;
+            *st.seen.entry(Counted::Heartbeat).or_default() += 1;
             conn.comments.push(Comment {
                 at_us: at,
                 offset,

@@ -37,8 +37,8 @@ pub struct Scenario {
     /// Scripted client groups.
     #[serde(default)]
     pub clients: Vec<ClientGroup>,
-    /// A fixed exchange instead of (or before) the workload.
-    pub probe: Option<Probe>,
+    /// A fixed exchange instead of the workload (`[probe] kind = "…"`, see `probes/`).
+    pub probe: Option<crate::probes::Probe>,
     /// The file it came from (filled by the loader).
     #[serde(skip)]
     pub file: String,
@@ -246,94 +246,6 @@ fn default_span_bytes() -> u64 {
 }
 fn default_span_events() -> u64 {
     50
-}
-
-/// A fixed exchange, judged by the listed families. Each kind lives in `probes/`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Probe {
-    /// A job with `steps` steps on its task stream: progress, terminal, close.
-    TaskLifecycle {
-        /// Steps of the job.
-        steps: u32,
-        /// Milliseconds between steps.
-        interval_ms: u64,
-        /// Fail at this step (the `task_failed` path).
-        fail_at_step: Option<u32>,
-        /// Connect only after the job has ended (resume at/after the terminal event).
-        #[serde(default)]
-        after_end: bool,
-        /// Artifact bytes for the job.
-        artifact_bytes: Option<u64>,
-    },
-    /// The task stream of a job that does not exist.
-    TaskNotFound,
-    /// An idle stream for `heartbeats` intervals.
-    HeartbeatIdle {
-        /// How many intervals to stay idle.
-        heartbeats: u32,
-        /// Which stream: `all`, `task`, `version`.
-        stream: String,
-    },
-    /// Versions queued before the stream opens arrive in order.
-    VersionPending {
-        /// Versions to queue.
-        versions: Vec<String>,
-    },
-    /// A second stream for the same request id replaces the first.
-    VersionReplace,
-    /// A malformed cursor gets 400.
-    InvalidCursor {
-        /// The cursors to try.
-        cursors: Vec<String>,
-    },
-    /// A cursor above the head gets error + close.
-    CursorAhead,
-    /// X-Correlation-ID is echoed in every frame.
-    CorrelationId,
-    /// Clients that vanish are noticed.
-    Liveness {
-        /// How many clients.
-        clients: u32,
-        /// Reset instead of close.
-        #[serde(default)]
-        reset: bool,
-    },
-    /// Kill the target mid-burst and restart it, over and over.
-    CrashRestart {
-        /// Kill/restart cycles.
-        cycles: u32,
-        /// Writes per cycle.
-        events_per_cycle: u64,
-        /// Subscribers that resume across restarts.
-        clients: u32,
-    },
-    /// SIGTERM: every stream gets `server_shutdown`, then resume after restart.
-    GracefulShutdown {
-        /// Subscribers.
-        clients: u32,
-        /// Writes before the shutdown.
-        events: u64,
-    },
-}
-
-impl Probe {
-    /// The probe kind's name, as in the file.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Probe::TaskLifecycle { .. } => "task-lifecycle",
-            Probe::TaskNotFound => "task-not-found",
-            Probe::HeartbeatIdle { .. } => "heartbeat-idle",
-            Probe::VersionPending { .. } => "version-pending",
-            Probe::VersionReplace => "version-replace",
-            Probe::InvalidCursor { .. } => "invalid-cursor",
-            Probe::CursorAhead => "cursor-ahead",
-            Probe::CorrelationId => "correlation-id",
-            Probe::Liveness { .. } => "liveness",
-            Probe::CrashRestart { .. } => "crash-restart",
-            Probe::GracefulShutdown { .. } => "graceful-shutdown",
-        }
-    }
 }
 
 impl Scenario {
