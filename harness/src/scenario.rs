@@ -337,3 +337,70 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, HarnessError> {
     out.sort_by_key(|a| a.id());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "group = \"T\"\nname = \"n\"\ntitle = \"t\"\nfamilies = [\"resume\"]\n";
+
+    fn parse(extra: &str) -> Result<Scenario, String> {
+        Scenario::parse(&format!("{MINIMAL}{extra}"), "t.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_built_in_scenario_loads() {
+        let all = builtin().unwrap();
+        assert!(all.len() >= 35, "{}", all.len());
+        assert!(
+            all.windows(2).all(|w| w[0].id() < w[1].id()),
+            "sorted by id"
+        );
+    }
+
+    #[test]
+    fn a_scenario_needs_clients_or_a_probe() {
+        let err = parse("").unwrap_err();
+        assert!(err.contains("neither [[clients]] nor [probe]"), "{err}");
+        assert!(parse("[probe]\nkind = \"cursor-ahead\"\n").is_ok());
+        assert!(parse("[[clients]]\nname = \"c\"\n").is_ok());
+    }
+
+    #[test]
+    fn counts_and_channels_are_checked() {
+        let err = parse("[[clients]]\nname = \"c\"\ncount = 0\n").unwrap_err();
+        assert!(err.contains("client group c has count 0"), "{err}");
+        let err =
+            parse("[traffic]\nchannels = 2\n[[clients]]\nname = \"c\"\nchannel = 2\n").unwrap_err();
+        assert!(err.contains("reads channel 2 of 2"), "{err}");
+        let err = parse("[traffic]\nbatch = 0\n[[clients]]\nname = \"c\"\n").unwrap_err();
+        assert!(err.contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_are_load_time_errors_listing_the_valid_ones() {
+        let err = Scenario::parse(&MINIMAL.replace("\"resume\"", "\"resumes\""), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `resumes`, expected one of `resume`"),
+            "{err}"
+        );
+        let err = parse("requires = [\"teleport\"]\n[[clients]]\nname = \"c\"\n").unwrap_err();
+        assert!(err.contains("expected one of `publish`"), "{err}");
+        let err =
+            parse("[[clients]]\nname = \"c\"\ncuts = { aims = [\"inside-idd\"] }\n").unwrap_err();
+        assert!(err.contains("expected one of `inside-id`"), "{err}");
+        let err = parse("[probe]\nkind = \"crash\"\n").unwrap_err();
+        assert!(
+            err.contains("unknown variant `crash`, expected one of `task-lifecycle`"),
+            "{err}"
+        );
+        let err = parse("[probe]\nkind = \"heartbeat-idle\"\nheartbeats = 2\nstream = \"al\"\n")
+            .unwrap_err();
+        assert!(
+            err.contains("expected one of `events`, `task`, `version`"),
+            "{err}"
+        );
+    }
+}
