@@ -19,6 +19,7 @@ mod durability;
 mod framing;
 mod heartbeat;
 mod lifecycle;
+mod limits;
 mod liveness;
 mod metrics;
 mod resume;
@@ -85,6 +86,7 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     framing::check(&mut ctx);
     durability::check(&mut ctx);
     liveness::check(&mut ctx);
+    limits::check(&mut ctx);
     ctx.finish()
 }
 

@@ -162,14 +162,20 @@ pub async fn run(
         .await;
         let end = conn.end.clone();
         let got_head = conn.status.is_some();
+        // A stream the target ends before its first byte is a failure too (backs off).
+        let empty_close = matches!(end, ConnEnd::ServerClosed) && conn.body_bytes == 0;
         connections.push(conn);
-        if !got_head || matches!(end, ConnEnd::Failed { .. }) {
+        if !got_head || empty_close || matches!(end, ConnEnd::Failed { .. }) {
             consecutive_failures += 1;
         } else {
             consecutive_failures = 0;
         }
         let done = match end {
-            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::ParserLimit | ConnEnd::Refused => true,
+            ConnEnd::Finished
+            | ConnEnd::Deadline
+            | ConnEnd::ParserLimit
+            | ConnEnd::Refused
+            | ConnEnd::RecordLimit { .. } => true,
             // A client that does not reconnect vanishes after its last planned cut.
             ConnEnd::Cut { .. } => !plan.reconnect && cuts.is_empty(),
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
@@ -423,8 +429,15 @@ async fn connect_once(
         .collect();
     if !(200..300).contains(&resp.status) {
         st.established(conn.head_us, &sig.opened, &plan.id);
-        let body = resp.read_to_end_limited(4096).await.unwrap_or_default();
-        conn.error_body = Some(String::from_utf8_lossy(&body).into_owned());
+        // The body of a refusal is the target's too: bounded in size and in time.
+        let limit = target.limits.error_body_bytes;
+        conn.error_body = Some(
+            match tokio::time::timeout_at(plan.deadline, resp.read_to_end_limited(limit)).await {
+                Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
+                Ok(Err(e)) => format!("(body unreadable: {e})"),
+                Err(_) => "(body did not arrive before the scenario's deadline)".to_owned(),
+            },
+        );
         conn.end = ConnEnd::Refused;
         conn.ended_us = us(epoch);
         return conn;
@@ -463,7 +476,11 @@ async fn connect_once(
             ..
         }
     );
-    let mut heartbeat_ms = target.profile.heartbeat.interval_ms;
+    let mut heartbeat_ms = target
+        .profile
+        .heartbeat
+        .interval_ms
+        .map(|ms| target.limits.heartbeat_ms(ms));
     let mut last_activity = Instant::now();
     // Publishing is over, the client reads at full speed, and no data came for this
     // long: what it is still owed is not coming (lost); stop instead of waiting for the
@@ -523,7 +540,7 @@ async fn connect_once(
         }
         let silence_limit = heartbeat_ms
             .filter(|_| waits_for_heartbeats)
-            .map(|ms| last_activity + Duration::from_millis(3 * ms));
+            .map(|ms| last_activity + Duration::from_millis(ms.saturating_mul(3)));
         if silence_limit.is_some_and(|t| now >= t) {
             break ConnEnd::Finished;
         }
@@ -564,6 +581,7 @@ async fn connect_once(
         parser.feed(chunk, &mut items);
         last_activity = Instant::now();
         let data_before = data_events;
+        let mut capped = None;
         for it in items.drain(..) {
             if let Item::Event(ev) = &it
                 && ev.event_type == "connection_open"
@@ -571,9 +589,17 @@ async fn connect_once(
             {
                 heartbeat_ms = serde_json::from_str::<serde_json::Value>(&ev.data)
                     .ok()
-                    .and_then(|v| v.get("heartbeat_ms")?.as_u64());
+                    .and_then(|v| v.get("heartbeat_ms")?.as_u64())
+                    .map(|ms| target.limits.heartbeat_ms(ms));
+            }
+            if let Err(limit) = admit(&conn, &it, mode, target, ledger) {
+                capped = Some(limit);
+                break;
             }
             record(&mut conn, target, mode, it, at, &mut data_events, st);
+        }
+        if let Some(limit) = capped {
+            break ConnEnd::RecordLimit { limit };
         }
         if data_events > data_before {
             last_data = last_activity;
@@ -609,6 +635,9 @@ async fn connect_once(
     parser.finish(&mut tail);
     let at = us(epoch);
     for it in tail {
+        if admit(&conn, &it, mode, target, ledger).is_err() {
+            break;
+        }
         record(&mut conn, target, mode, it, at, &mut data_events, st);
     }
     // Resume with the id of the last event actually dispatched (not the id of an event
@@ -629,6 +658,27 @@ fn cut_end(cut: &Option<Cut>, after: u64) -> ConnEnd {
         after_byte: after,
         aim: cut.as_ref().map(Cut::name).unwrap_or_default(),
     }
+}
+
+/// Whether `it` may be recorded on `conn` within the caps (see `limits`); when not,
+/// the connection must stop (a flood).
+fn admit(
+    conn: &Connection,
+    it: &Item,
+    mode: Mode,
+    target: &Target,
+    ledger: &Ledger,
+) -> Result<(), harness_model::RecordLimit> {
+    if matches!(it, Item::Violation(v) if !v.is_failure(mode)) {
+        return Ok(());
+    }
+    let held = crate::limits::Held {
+        frames: conn.frames.len(),
+        comments: conn.comments.len(),
+        retries: conn.retries.len(),
+        violations: conn.violations.len(),
+    };
+    crate::limits::admit(it, held, &target.limits, &ledger.budget)
 }
 
 fn record(

@@ -14,6 +14,7 @@ pub mod control;
 pub mod embedded;
 pub mod error;
 pub mod ledger;
+pub mod limits;
 pub mod mutation;
 pub mod probes;
 pub mod profile;
@@ -21,6 +22,7 @@ pub mod publisher;
 pub mod runner;
 pub mod scenario;
 pub mod target;
+pub mod tasks;
 pub mod workload;
 
 pub use error::{HarnessError, HarnessErrorKind};

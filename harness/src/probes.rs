@@ -94,8 +94,8 @@ impl Ctx {
         &self,
         plan: ClientPlan,
         opened: Option<mpsc::UnboundedSender<ClientId>>,
-    ) -> tokio::task::JoinHandle<Transcript> {
-        tokio::spawn(client::run(
+    ) -> crate::tasks::Scoped<Transcript> {
+        crate::tasks::spawn(client::run(
             self.target.clone(),
             self.ledger.clone(),
             plan,
@@ -115,7 +115,7 @@ impl Ctx {
         self.epoch.elapsed().as_micros() as u64
     }
 
-    async fn join(&self, tasks: Vec<tokio::task::JoinHandle<Transcript>>) -> Vec<Transcript> {
+    async fn join(&self, tasks: Vec<crate::tasks::Scoped<Transcript>>) -> Vec<Transcript> {
         let mut out = Vec::new();
         for t in tasks {
             if let Ok(Ok(tr)) =
@@ -351,7 +351,7 @@ pub async fn run(
                 cx.channel_path(&ch),
                 Until::ServerEnds,
             );
-            p.initial_cursor = Some((head + 1_000_000).to_string());
+            p.initial_cursor = Some(head.saturating_add(1_000_000).to_string());
             p.from_start = false;
             let t = cx.client(p).await;
             rec.expect.cursor_ahead.push(t.client.clone());
@@ -424,8 +424,9 @@ pub async fn run(
                     _ => None,
                 })
                 .or(target.profile.heartbeat.interval_ms)
-                .unwrap_or(15_000);
-            let until = Instant::now() + Duration::from_millis(3 * heartbeat_ms + 1000);
+                .map_or(15_000, |ms| target.limits.heartbeat_ms(ms));
+            let until =
+                Instant::now() + Duration::from_millis(heartbeat_ms.saturating_mul(3) + 1000);
             loop {
                 let v = target.gauge(&gauge).await?.unwrap_or(f64::NAN);
                 samples.push((cx.us(), v));
@@ -512,7 +513,7 @@ async fn survivors(
     cx: &Ctx,
     n: u32,
     tag: &str,
-) -> Result<(String, Vec<tokio::task::JoinHandle<Transcript>>), HarnessError> {
+) -> Result<(String, Vec<crate::tasks::Scoped<Transcript>>), HarnessError> {
     let ch = cx.target.channel(tag, 0).await?;
     let (otx, mut orx) = mpsc::unbounded_channel();
     let tasks = (0..n)
@@ -562,7 +563,7 @@ async fn crash_restart(
                 .await?;
         }
         let before = cx.ledger.acked();
-        let burst = tokio::spawn(publish(
+        let burst = crate::tasks::spawn(publish(
             target.clone(),
             cx.ledger.clone(),
             plan,

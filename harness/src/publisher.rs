@@ -46,7 +46,7 @@ pub async fn publish(
         let share = plan.count / u64::from(publishers)
             + u64::from(u64::from(p) < plan.count % u64::from(publishers));
         let (target, ledger, plan) = (target.clone(), ledger.clone(), plan.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(crate::tasks::spawn(async move {
             publisher(target, ledger, plan, p, share, epoch, deadline).await;
         }));
     }
@@ -144,7 +144,7 @@ async fn publisher(
         )
         .await
         {
-            Ok(a) => a,
+            Ok(a) => a.and_then(|a| a.whole(&format!("{} {path}", pubcfg.method))),
             Err(_) => Err(crate::error::HarnessError::new(
                 crate::error::HarnessErrorKind::Target,
                 format!(

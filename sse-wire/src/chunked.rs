@@ -86,11 +86,7 @@ impl ChunkedDecoder {
     /// Decodes from `input` into `out`; returns (input consumed, bytes
     /// written). Stops when `out` is full, the input is used up, or the body
     /// is done.
-    pub fn decode(
-        &mut self,
-        input: &[u8],
-        out: &mut [u8],
-    ) -> Result<(usize, usize), ChunkError> {
+    pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), ChunkError> {
         let mut i = 0;
         let mut o = 0;
         while i < input.len() && self.state != State::Done {

@@ -926,7 +926,8 @@ mod head_tests {
 
     #[tokio::test]
     async fn interim_heads_and_bare_lf_heads_still_parse() {
-        let head = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\ncontent-length: 0\n\n".to_vec();
+        let head =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\ncontent-length: 0\n\n".to_vec();
         let (r, parses) = trickled(head).await;
         let r = r.expect("the head parses");
         assert_eq!(r.status, 404);
