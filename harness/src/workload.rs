@@ -97,18 +97,7 @@ pub async fn run(
     }
     drop(opened_tx);
     if t.after_clients_open {
-        // Wait (bounded) until every client has its first response head; at most half
-        // the time left, so that a target that never gets there is still published to
-        // (and judged on what it then fails to deliver).
-        let left = deadline.saturating_duration_since(Instant::now());
-        let bound = Instant::now() + Duration::from_secs(15).min(left / 2);
-        let mut seen = 0;
-        while seen < total {
-            match tokio::time::timeout_at(bound, opened_rx.recv()).await {
-                Ok(Some(_)) => seen += 1,
-                _ => break,
-            }
-        }
+        wait_opened(&mut opened_rx, total, deadline).await;
     }
     let started = Instant::now();
     let live = crate::tasks::spawn(publish(
@@ -154,6 +143,21 @@ pub async fn run(
         unfinished,
         ..Recording::default()
     })
+}
+
+/// Waits (bounded) until `total` clients have their first response head; at most half
+/// the time left, so that a target that never gets there is still published to (and
+/// judged on what it then fails to deliver).
+async fn wait_opened(rx: &mut mpsc::UnboundedReceiver<ClientId>, total: usize, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let bound = Instant::now() + Duration::from_secs(15).min(left / 2);
+    let mut seen = 0;
+    while seen < total {
+        match tokio::time::timeout_at(bound, rx.recv()).await {
+            Ok(Some(_)) => seen += 1,
+            _ => break,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
