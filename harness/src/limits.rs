@@ -7,7 +7,10 @@
 //! must stop at a cap with a finding (the connection ends with
 //! [`ConnEnd::RecordLimit`](harness_model::ConnEnd::RecordLimit)), not exhaust memory.
 //! The caps are far above what legitimate scenarios record (the largest, CT-11's late
-//! join, records about 100,500 frames on one connection).
+//! join, records about 100,500 frames on one connection). With them, the harness's
+//! peak RSS while ten clients are flooded at loopback speed (CT-12/ten-clients-at-once,
+//! `a_flood_stops_at_the_caps_in_bounded_memory`) stays under 1 GiB (measured: about
+//! 330 MiB in a debug build); without them the same run passed 2 GiB in 6 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
