@@ -33,6 +33,10 @@ nchan-start DIR="/tmp/sse-nchan":
 nchan-stop DIR="/tmp/sse-nchan":
     bash targets/nchan/nchan.sh stop {{DIR}}
 
+# Fuzz every target of every */fuzz/ crate for SECONDS each (CI runs 20 s); needs nightly.
+fuzz SECONDS="300" TARGET="*":
+    FUZZ_SECONDS={{SECONDS}} bash .ci/fuzz '{{TARGET}}'
+
 # Format and lint, as CI does.
 lint:
     cargo fmt --all --check

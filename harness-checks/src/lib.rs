@@ -23,6 +23,7 @@ mod facts;
 mod framing;
 mod heartbeat;
 mod lifecycle;
+mod limits;
 mod liveness;
 mod metrics;
 mod resume;
@@ -83,6 +84,7 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     framing::check(&mut ctx);
     durability::check(&mut ctx);
     liveness::check(&mut ctx);
+    limits::check(&mut ctx);
     ctx.finish()
 }
 

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use harness_model::{
-    ConnEnd, Contracts, FrameKind, LivenessProbe, PublishFailure, Recording, StreamKind, WireIssue,
+    ConnEnd, Contracts, FrameKind, LivenessProbe, PublishFailure, RecordLimit, Recording,
+    StreamKind, WireIssue,
 };
 use serde_json::{Value, json};
 
@@ -273,6 +274,33 @@ cases! {
         Case::one(numeric_cfg(), r, "resume.head-not-behind", "[resume.head-not-behind] client a#0 conn 1 seq 3 byte 12: expected connection_open head_seq ≥ 3 (already sent to a#0), saw head_seq 2")
     };
 
+    // Issue 21: a target that closes (or resets) a stream after acknowledging writes
+    // it never sent loses them, even when the client does not come back.
+    lost_when_the_server_closes_after_the_ack => {
+        let mut r = numeric_with(&[1, 2]);
+        conn(&mut r, "b#0", 0).end = ConnEnd::ServerClosed;
+        Case::one(numeric_cfg(), r, "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 3 marker m3: expected seq 3 and 2 more acked seqs up to 5 (acked at 131 ms, job j1) delivered, saw last delivered seq 2; stream ended by the server ending the response at 1500 ms")
+            .also(&["delivery.slow-consumer-close"])
+    };
+    lost_when_the_stream_is_reset_after_the_ack => {
+        let mut r = numeric_with(&[1, 2]);
+        conn(&mut r, "b#0", 0).end = ConnEnd::Failed { error: "io: connection reset by peer".into() };
+        Case::one(numeric_cfg(), r, "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 3 marker m3: expected seq 3 and 2 more acked seqs up to 5 (acked at 131 ms, job j1) delivered, saw last delivered seq 2; stream ended by a socket failure (io: connection reset by peer) at 1500 ms")
+    };
+    // ...but a cut of the harness's own, not followed by a reconnect, owes nothing.
+    a_harness_cut_without_reconnect_owes_nothing => {
+        let mut r = numeric_with(&[1, 2]);
+        conn(&mut r, "b#0", 0).end = cut();
+        Case::clean(numeric_cfg(), r)
+    };
+    // A flood the harness stopped at a recording cap is reported, whatever the families.
+    a_flood_stopped_at_a_recording_cap => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).end = ConnEnd::RecordLimit { limit: RecordLimit::Comments };
+        let mut cfg = numeric_cfg();
+        cfg.families = vec![harness_model::Family::Delivery];
+        Case::one(cfg, r, "gate.record-limit", "[gate.record-limit] client b#0 conn 0 byte 312: expected a stream the harness can record within its caps, saw stopped at the cap comments-per-connection after 6 frames, 0 comments, 1 retries, 0 violations and 312 body bytes")
+    };
     lost_at_tail => Case::one(numeric_cfg(), numeric_with(&[1, 2, 3, 4]), "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 5 marker m5: expected seq 5 (acked at 151 ms, job j1) delivered, saw last delivered seq 4; stream ended by the scenario's end at 1500 ms");
     // Regression: the harness once resumed with the id of an event a cut interrupted,
     // so seq 3 was never delivered, lay below the next cursor, and nobody reported it.

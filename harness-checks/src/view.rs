@@ -117,9 +117,11 @@ impl<'a> ClientView<'a> {
     }
 
     /// Whether a missing ack after the client's last delivery is a loss: the client was
-    /// owed it and its last connection ended in a way that proves it never came (the
-    /// target refused the reconnect, or the harness read until the end or a deadline
-    /// well after the ack). Cuts, resets and server closes are judged elsewhere.
+    /// owed it and did not get it, whatever ended its last connection, except a cut of
+    /// the harness's own that it did not follow with a reconnect. The target refused
+    /// the reconnect (or its body never came), the harness read until the end, a
+    /// deadline or a recording cap well after the ack, or the target closed or reset
+    /// the stream after acknowledging the write and the client did not come back.
     pub fn tail_owed(&self, ack: &Ack, ids: IdMode) -> bool {
         if !self.owed(ack, ids) {
             return false;
@@ -129,10 +131,14 @@ impl<'a> ClientView<'a> {
         };
         match last.end {
             ConnEnd::Refused | ConnEnd::ConnectFailed { .. } => true,
-            ConnEnd::Finished | ConnEnd::Deadline => {
+            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::RecordLimit { .. } => {
                 ack.acked_us.saturating_add(TAIL_GRACE_US) <= last.ended_us
             }
-            _ => false,
+            // Acked while the stream was still open: a correct target had it to send.
+            ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ParserLimit => {
+                ack.acked_us <= last.ended_us
+            }
+            ConnEnd::Cut { .. } => false,
         }
     }
 }
@@ -187,6 +193,11 @@ impl<'a> Ctx<'a> {
     /// Whether `family` is judged in this scenario.
     pub fn enabled(&self, family: &str) -> bool {
         self.cfg.families.is_empty() || self.cfg.families.iter().any(|f| f.name() == family)
+    }
+
+    /// Records a finding for contract `id` whatever families are judged (gates).
+    pub fn emit_always(&mut self, id: &str, evidence: Evidence) {
+        self.out.push(self.contracts.finding(id, evidence));
     }
 
     /// Records a finding for contract `id` when its family is judged.
@@ -409,6 +420,7 @@ pub(crate) fn describe_end(end: &ConnEnd) -> String {
         ConnEnd::ParserLimit => "the parser's size limit".to_owned(),
         ConnEnd::Refused => "a refused request".to_owned(),
         ConnEnd::ConnectFailed { error } => format!("a failed connect ({error})"),
+        ConnEnd::RecordLimit { limit } => format!("the harness's recording cap {}", limit.name()),
     }
 }
 

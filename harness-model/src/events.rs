@@ -130,7 +130,9 @@ impl ScenarioResult {
     /// skipped or could not run, else its first MUST finding (or first finding).
     pub fn headline(&self) -> String {
         match &self.verdict {
-            Verdict::Skipped { reason } | Verdict::Error { reason } => reason.clone(),
+            Verdict::Skipped { reason } | Verdict::Error { reason } => {
+                crate::escape::untrusted(reason).into_owned()
+            }
             _ => self
                 .findings
                 .iter()

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod contracts;
+pub mod escape;
 pub mod events;
 pub mod heartbeat;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod transcript;
 pub mod vocab;
 
 pub use contracts::{Contract, Contracts, KnownContract, ids};
+pub use escape::untrusted;
 pub use events::{
     Metric, Outcome, RunEvent, RunMeta, RunSummary, ScenarioInfo, ScenarioResult, ScenarioStats,
     ThresholdCheck, Totals,
@@ -22,6 +24,7 @@ pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
-    LivenessProbe, PublishFailure, Recording, StreamKind, Transcript, WireIssue, WorkloadPlan,
+    LivenessProbe, PublishFailure, RecordLimit, Recording, StreamKind, Transcript, WireIssue,
+    WorkloadPlan,
 };
 pub use vocab::{Capability, CutAim, Family};

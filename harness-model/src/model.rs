@@ -137,7 +137,8 @@ impl Finding {
             s.push_str(": ");
         }
         s.push_str(&format!("expected {}, saw {}", e.expected, e.seen));
-        s
+        // Ids, markers, names and data in the evidence are the target's bytes.
+        crate::escape::untrusted(&s).into_owned()
     }
 }
 

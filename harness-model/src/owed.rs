@@ -24,11 +24,12 @@
 //!      that moment is known (a live client not yet subscribed), every ack of its
 //!      channels counts: the client errs on waiting.
 //!
-//! And it is not owed when it fell in an **away window**: after a connection of a
-//! from-now subscription ended, the next one that got subscribed sent no cursor, so
+//! And it is not owed when it fell in an **away window**: the harness cut a connection
+//! of a from-now subscription, and the next one that got subscribed sent no cursor, so
 //! the target had no way to replay what was published meanwhile. Every ack whose
 //! publish overlaps the window (sent before it closed, acked after it opened) is
-//! excused.
+//! excused. Only the harness's own cuts open such a window: when the target ended the
+//! connection (closed, reset, refused), what it acknowledged meanwhile is still owed.
 //!
 //! # How the three copies disagreed, and why this rule
 //!
@@ -51,7 +52,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::transcript::{Ack, Connection, Transcript};
+use crate::transcript::{Ack, ConnEnd, Connection, Transcript};
 
 /// How the target's SSE ids are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,19 +131,20 @@ impl Subscription {
     pub fn of(t: &Transcript) -> Subscription {
         let first_cursor = t.connections.first().and_then(|c| c.cursor.clone());
         let mut s = Subscription::new(t.jobs.clone(), t.from_start, first_cursor);
-        let mut prev_ended_us = None;
+        let mut prev_cut_us = None;
         for c in &t.connections {
-            s.add(c, prev_ended_us);
-            prev_ended_us = Some(c.ended_us);
+            s.add(c, prev_cut_us);
+            prev_cut_us = c.cut_at_us();
         }
         s
     }
 
     /// Adds one connection, once: when it is subscribed ([`Connection::subscribed_us`]
-    /// is known), or else when it has ended. `prev_ended_us`: when the connection
-    /// before it ended (None for the first).
-    pub fn add(&mut self, conn: &Connection, prev_ended_us: Option<u64>) {
-        let after = prev_ended_us.map(|e| (e, conn.cursor.as_deref()));
+    /// is known), or else when it has ended. `prev_cut_us`: when the connection before
+    /// it ended, if the harness cut it ([`Connection::cut_at_us`]; None otherwise and
+    /// for the first).
+    pub fn add(&mut self, conn: &Connection, prev_cut_us: Option<u64>) {
+        let after = prev_cut_us.map(|e| (e, conn.cursor.as_deref()));
         match conn.subscribed_us() {
             Some(at) => {
                 self.since_us.get_or_insert(at);
@@ -192,6 +194,12 @@ impl Subscription {
 }
 
 impl Connection {
+    /// When this connection ended, if the harness cut it on purpose (the only ending
+    /// that can open an away window).
+    pub fn cut_at_us(&self) -> Option<u64> {
+        matches!(self.end, ConnEnd::Cut { .. }).then_some(self.ended_us)
+    }
+
     /// When this connection surely subscribed, in µs since the scenario started: a
     /// refused request at its response head; an accepted one at its first body byte
     /// (recordings without that time: at the head, when any body byte came); None
@@ -211,7 +219,7 @@ impl Connection {
 mod tests {
     use super::*;
     use crate::model::{ClientId, Seq};
-    use crate::transcript::{ConnEnd, StreamKind};
+    use crate::transcript::StreamKind;
 
     /// An ack of `job` with `seq`, sent at `sent` ms and acked 1 ms later.
     fn ack(seq: Option<u64>, job: &str, sent: u64) -> Ack {
@@ -322,8 +330,9 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_less_reconnect_excuses_what_was_published_while_away() {
-        let conns = vec![conn(None, 100, 200), conn(None, 300, 400)];
+    fn a_cursor_less_reconnect_after_a_harness_cut_excuses_what_was_published_while_away() {
+        let first = cut(conn(None, 100, 200));
+        let conns = vec![first.clone(), conn(None, 300, 400)];
         // Away from 200 ms to the second connection's first byte at 302 ms.
         let acks = [
             ack(None, "j", 150),
@@ -338,12 +347,24 @@ mod tests {
         let start = transcript(&["j"], true, conns);
         assert_eq!(owed(&start, &acks, IdMode::Opaque).len(), 5);
         // A reconnect with a cursor resumes: nothing is excused.
-        let resumed = transcript(
+        let resumed = transcript(&["j"], false, vec![first, conn(Some("x"), 300, 400)]);
+        assert_eq!(owed(&resumed, &acks, IdMode::Opaque).len(), 5);
+        // The target ended the connection: what it acknowledged meanwhile is still owed.
+        let closed = transcript(
             &["j"],
             false,
-            vec![conn(None, 100, 200), conn(Some("x"), 300, 400)],
+            vec![conn(None, 100, 200), conn(None, 300, 400)],
         );
-        assert_eq!(owed(&resumed, &acks, IdMode::Opaque).len(), 5);
+        assert_eq!(owed(&closed, &acks, IdMode::Opaque).len(), 5);
+    }
+
+    /// The same connection, ended by a harness cut.
+    fn cut(mut c: Connection) -> Connection {
+        c.end = ConnEnd::Cut {
+            after_byte: 10,
+            aim: "random-byte".into(),
+        };
+        c
     }
 
     #[test]
@@ -352,7 +373,7 @@ mod tests {
         failed.status = None;
         failed.head_us = None;
         failed.first_byte_us = None;
-        let t = transcript(&["j"], false, vec![conn(None, 100, 200), failed]);
+        let t = transcript(&["j"], false, vec![cut(conn(None, 100, 200)), failed]);
         let acks = [ack(None, "j", 250), ack(None, "j", 320)];
         assert_eq!(owed(&t, &acks, IdMode::Opaque), ["m320"]);
     }
@@ -375,7 +396,7 @@ mod tests {
         let t = transcript(
             &["j"],
             false,
-            vec![conn(None, 100, 200), conn(None, 300, 400)],
+            vec![cut(conn(None, 100, 200)), conn(None, 300, 400)],
         );
         let mut live = Subscription::new(vec!["j".into()], false, None);
         let acks = [ack(None, "j", 50), ack(None, "j", 150)];

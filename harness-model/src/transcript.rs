@@ -68,6 +68,43 @@ pub enum ConnEnd {
         /// The error text.
         error: String,
     },
+    /// The harness stopped the connection because recording more would pass one of
+    /// its memory caps (a flood of frames, comments, retries or violations).
+    RecordLimit {
+        /// Which cap.
+        limit: RecordLimit,
+    },
+}
+
+/// A cap on what the harness records, so that a flooding target cannot exhaust its
+/// memory. Each is far above what a legitimate scenario records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordLimit {
+    /// Frames recorded on one connection.
+    Frames,
+    /// Comment lines recorded on one connection.
+    Comments,
+    /// `retry:` fields recorded on one connection.
+    Retries,
+    /// Wire violations recorded on one connection.
+    Violations,
+    /// Bytes recorded by all the clients of one scenario together.
+    ScenarioBytes,
+}
+
+impl RecordLimit {
+    /// The stable kebab-case name used in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecordLimit::Frames => "frames-per-connection",
+            RecordLimit::Comments => "comments-per-connection",
+            RecordLimit::Retries => "retries-per-connection",
+            RecordLimit::Violations => "violations-per-connection",
+            RecordLimit::ScenarioBytes => "recorded-bytes-per-scenario",
+        }
+    }
 }
 
 /// One HTTP request for a stream and what came back.
@@ -248,6 +285,10 @@ pub struct Recording {
     pub integrity: Option<serde_json::Value>,
     /// Free-form facts a step established (e.g. `head_seq_at_end`), for reports.
     pub facts: BTreeMap<String, serde_json::Value>,
+    /// Clients whose task did not end by the scenario's deadline plus a grace and was
+    /// aborted: their transcripts are missing, so the scenario cannot pass.
+    #[serde(default)]
+    pub unfinished: Vec<ClientId>,
     /// What the workload planned (absent for probes and older recordings): the
     /// scenario facts are computed from it and the rest of the recording.
     #[serde(default)]

@@ -77,12 +77,13 @@ pub(crate) fn report(log: &RunLog) -> Report {
                 }
                 Verdict::Skipped { reason } => {
                     let mut s = TestCaseStatus::skipped();
-                    s.set_message(reason.as_str());
+                    s.set_message(harness_model::untrusted(reason).as_ref());
                     s
                 }
                 Verdict::Error { reason } => {
+                    let reason = harness_model::untrusted(reason);
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    s.set_message(reason.as_str());
+                    s.set_message(reason.as_ref());
                     s.set_type("harness");
                     s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
                     s

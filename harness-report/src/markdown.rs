@@ -13,7 +13,8 @@ use crate::runlog::RunLog;
 
 /// Makes text safe as Markdown prose: angle brackets would be taken for HTML tags.
 fn text(s: &str) -> String {
-    s.replace('&', "&amp;")
+    harness_model::untrusted(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }

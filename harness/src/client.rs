@@ -169,7 +169,7 @@ pub async fn run(
             plan.from_start,
             plan.initial_cursor.clone(),
         ),
-        last_end_us: None,
+        last_cut_us: None,
     };
     let mut cuts = plan.cuts.clone();
     let mut connections = Vec::new();
@@ -193,14 +193,20 @@ pub async fn run(
         st.ended(&conn);
         let end = conn.end.clone();
         let got_head = conn.status.is_some();
+        // A stream the target ends before its first byte is a failure too (backs off).
+        let empty_close = matches!(end, ConnEnd::ServerClosed) && conn.body_bytes == 0;
         connections.push(conn);
-        if !got_head || matches!(end, ConnEnd::Failed { .. }) {
+        if !got_head || empty_close || matches!(end, ConnEnd::Failed { .. }) {
             consecutive_failures += 1;
         } else {
             consecutive_failures = 0;
         }
         let done = match end {
-            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::ParserLimit | ConnEnd::Refused => true,
+            ConnEnd::Finished
+            | ConnEnd::Deadline
+            | ConnEnd::ParserLimit
+            | ConnEnd::Refused
+            | ConnEnd::RecordLimit { .. } => true,
             // A client that does not reconnect vanishes after its last planned cut.
             ConnEnd::Cut { .. } => !plan.reconnect && cuts.is_empty(),
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
@@ -247,8 +253,8 @@ struct State {
     ids: IdMode,
     /// What the owed rule knows about this client so far.
     sub: Subscription,
-    /// When the previous connection ended.
-    last_end_us: Option<u64>,
+    /// When the previous connection ended, if the harness cut it.
+    last_cut_us: Option<u64>,
 }
 
 impl State {
@@ -292,15 +298,15 @@ impl State {
         {
             let _ = tx.send(id.clone());
         }
-        self.sub.add(conn, self.last_end_us);
+        self.sub.add(conn, self.last_cut_us);
     }
 
     /// Notes that `conn` ended (a connection never subscribed counts as away).
     fn ended(&mut self, conn: &Connection) {
         if conn.subscribed_us().is_none() {
-            self.sub.add(conn, self.last_end_us);
+            self.sub.add(conn, self.last_cut_us);
         }
-        self.last_end_us = Some(conn.ended_us);
+        self.last_cut_us = conn.cut_at_us();
     }
 
     fn frames_of(&self, kind: Counted) -> u64 {
@@ -475,8 +481,15 @@ async fn connect_once(
         .collect();
     if !(200..300).contains(&resp.status) {
         st.established(&mut conn, None, &sig.opened, &plan.id);
-        let body = resp.read_to_end_limited(4096).await.unwrap_or_default();
-        conn.error_body = Some(String::from_utf8_lossy(&body).into_owned());
+        // The body of a refusal is the target's too: bounded in size and in time.
+        let limit = target.limits.error_body_bytes;
+        conn.error_body = Some(
+            match tokio::time::timeout_at(plan.deadline, resp.read_to_end_limited(limit)).await {
+                Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
+                Ok(Err(e)) => format!("(body unreadable: {e})"),
+                Err(_) => "(body did not arrive before the scenario's deadline)".to_owned(),
+            },
+        );
         conn.end = ConnEnd::Refused;
         conn.ended_us = us(epoch);
         return conn;
@@ -615,6 +628,7 @@ async fn connect_once(
         parser.feed(chunk, &mut items);
         last_activity = Instant::now();
         let data_before = data_events;
+        let mut capped = None;
         for it in items.drain(..) {
             if let Item::Event(ev) = &it
                 && ev.event_type == "connection_open"
@@ -622,7 +636,14 @@ async fn connect_once(
             {
                 heartbeat_ms = harness_model::heartbeat::interval_ms_of_data(&ev.data);
             }
+            if let Err(limit) = admit(&conn, &it, mode, target, ledger) {
+                capped = Some(limit);
+                break;
+            }
             record(&mut conn, target, mode, it, at, &mut data_events, st);
+        }
+        if let Some(limit) = capped {
+            break ConnEnd::RecordLimit { limit };
         }
         if data_events > data_before {
             last_data = last_activity;
@@ -658,6 +679,9 @@ async fn connect_once(
     parser.finish(&mut tail);
     let at = us(epoch);
     for it in tail {
+        if admit(&conn, &it, mode, target, ledger).is_err() {
+            break;
+        }
         record(&mut conn, target, mode, it, at, &mut data_events, st);
     }
     // Resume with the id of the last event actually dispatched (not the id of an event
@@ -678,6 +702,27 @@ fn cut_end(cut: &Option<Cut>, after: u64) -> ConnEnd {
         after_byte: after,
         aim: cut.as_ref().map(Cut::name).unwrap_or_default(),
     }
+}
+
+/// Whether `it` may be recorded on `conn` within the caps (see `limits`); when not,
+/// the connection must stop (a flood).
+fn admit(
+    conn: &Connection,
+    it: &Item,
+    mode: Mode,
+    target: &Target,
+    ledger: &Ledger,
+) -> Result<(), harness_model::RecordLimit> {
+    if matches!(it, Item::Violation(v) if !v.is_failure(mode)) {
+        return Ok(());
+    }
+    let held = crate::limits::Held {
+        frames: conn.frames.len(),
+        comments: conn.comments.len(),
+        retries: conn.retries.len(),
+        violations: conn.violations.len(),
+    };
+    crate::limits::admit(it, held, &target.limits, &ledger.budget)
 }
 
 fn record(

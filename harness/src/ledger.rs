@@ -6,11 +6,15 @@ use std::sync::Mutex;
 
 use harness_model::{Ack, IdMode, PublishFailure, Subscription};
 
+use crate::limits::Budget;
+
 /// Acknowledged writes and failed publishes of one scenario.
 #[derive(Default)]
 pub struct Ledger {
     acks: Mutex<Vec<Ack>>,
     failures: Mutex<Vec<PublishFailure>>,
+    /// The bytes the scenario's clients recorded, against `Limits::scenario_bytes`.
+    pub budget: Budget,
 }
 
 impl Ledger {
@@ -22,6 +26,11 @@ impl Ledger {
     /// Records a failed publish request.
     pub fn fail(&self, f: PublishFailure) {
         self.failures.lock().expect("ledger lock").push(f);
+    }
+
+    /// Whether any publish request failed so far.
+    pub fn any_failure(&self) -> bool {
+        !self.failures.lock().expect("ledger lock").is_empty()
     }
 
     /// How many writes are acknowledged so far.

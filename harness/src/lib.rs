@@ -20,6 +20,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod ledger;
+pub mod limits;
 #[cfg(feature = "embedded")]
 pub mod mutation;
 pub mod outcome;
@@ -29,6 +30,7 @@ pub mod publisher;
 pub mod runner;
 pub mod scenario;
 pub mod target;
+pub mod tasks;
 pub mod workload;
 
 pub use engine::{RunConfig, RunOutcome, Selection, TargetSpec, run};

@@ -46,7 +46,7 @@ pub async fn publish(
     for p in 0..publishers {
         let share = share(plan.count, publishers, p);
         let (target, ledger, plan) = (target.clone(), ledger.clone(), plan.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(crate::tasks::spawn(async move {
             publisher(target, ledger, plan, p, share, epoch, deadline).await;
         }));
     }
@@ -236,7 +236,7 @@ async fn publisher(
         let what = format!("{} {path}", me.cfg.method);
         let request_done = target.request(&me.cfg.method, &path, Some(body), &me.headers);
         let answer = match tokio::time::timeout_at(deadline, request_done).await {
-            Ok(a) => a,
+            Ok(a) => a.and_then(|a| a.whole(&what)),
             Err(_) => Err(HarnessError::new(
                 HarnessErrorKind::Target,
                 format!("{what}: no answer before the scenario's deadline"),

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use crate::control::ServerControl;
+use crate::error::{HarnessError, HarnessErrorKind};
 use crate::scenario::Scenario;
 use crate::target::Target;
 
@@ -87,20 +88,7 @@ impl Runner {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
         let tag = format!("{:08x}", rng.random::<u32>());
-        let outcome = match &sc.probe {
-            Some(p) => {
-                crate::probes::run(
-                    self.target.clone(),
-                    self.control.clone(),
-                    sc,
-                    p,
-                    &mut rng,
-                    &tag,
-                )
-                .await
-            }
-            None => crate::workload::run(self.target.clone(), sc, &mut rng, &tag).await,
-        };
+        let outcome = self.play(sc, &mut rng, &tag).await;
         let rec = match outcome {
             Ok(r) => r,
             Err(e) => {
@@ -160,6 +148,48 @@ impl Runner {
             histograms,
             facts,
         )
+    }
+
+    /// Plays the scenario's probe or workload within its wall-clock bound (the deadline
+    /// plus a grace): whatever is still running then (clients, publishers, requests) is
+    /// dropped, and its scoped tasks abort with it (see `tasks`). A recording with
+    /// clients that had to be aborted is an error: their transcripts are missing.
+    async fn play(
+        &self,
+        sc: &Scenario,
+        rng: &mut ChaCha8Rng,
+        tag: &str,
+    ) -> Result<Recording, HarnessError> {
+        let play = async {
+            match &sc.probe {
+                Some(p) => {
+                    crate::probes::run(self.target.clone(), self.control.clone(), sc, p, rng, tag)
+                        .await
+                }
+                None => crate::workload::run(self.target.clone(), sc, rng, tag).await,
+            }
+        };
+        let deadline = Duration::from_secs(sc.deadline_s);
+        let bound = deadline + crate::limits::grace(deadline);
+        let rec = tokio::time::timeout(bound, play).await.map_err(|_| {
+            HarnessError::new(
+                HarnessErrorKind::Target,
+                format!(
+                    "the scenario did not end within its deadline plus a grace ({bound:?}); aborted"
+                ),
+            )
+        })??;
+        if !rec.unfinished.is_empty() {
+            let names: Vec<&str> = rec.unfinished.iter().map(|c| c.0.as_str()).collect();
+            return Err(HarnessError::new(
+                HarnessErrorKind::Target,
+                format!(
+                    "clients {} did not end by the scenario's deadline and were aborted",
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(rec)
     }
 
     /// Runs scenarios in order, sending every run event to `sink`.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{HarnessError, HarnessErrorKind};
+use crate::limits::Limits;
 use crate::profile::{Profile, RequestTemplate, fill};
 
 /// A reachable target.
@@ -20,6 +21,8 @@ pub struct Target {
     pub profile: Profile,
     /// The bearer token, when the profile uses auth.
     pub token: Option<String>,
+    /// What the harness spends on this target at most (caps, budgets, bounds).
+    pub limits: Limits,
     http: reqwest::Client,
 }
 
@@ -28,14 +31,32 @@ pub struct Target {
 pub struct Answer {
     /// Status code.
     pub status: u16,
-    /// Body text.
+    /// Body text (lossy UTF-8), at most [`Limits::http_body_bytes`] of it.
     pub body: String,
+    /// The body was longer than the cap and was cut there.
+    pub truncated: bool,
+    /// Why the body broke off before its end (a reset, a timeout), if it did.
+    pub broken: Option<String>,
 }
 
 impl Answer {
     /// The body as JSON (Null when it is not).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The answer, when its body arrived whole; an error naming `what` when it broke off.
+    pub fn whole(self, what: &str) -> Result<Answer, HarnessError> {
+        match &self.broken {
+            None => Ok(self),
+            Some(e) => Err(HarnessError::new(
+                HarnessErrorKind::Target,
+                format!(
+                    "{what}: the body broke off after {} bytes: {e}",
+                    self.body.len()
+                ),
+            )),
+        }
     }
 }
 
@@ -66,6 +87,7 @@ impl Target {
             wire,
             profile,
             token,
+            limits: Limits::default(),
             http,
         })
     }
@@ -78,7 +100,8 @@ impl Target {
         }
     }
 
-    /// Sends one request; a transport failure is an error, any status is an answer.
+    /// Sends one request; a transport failure is an error, any status is an answer (its
+    /// body capped at `limits.http_body_bytes`, and marked when it broke off).
     pub async fn request(
         &self,
         method: &str,
@@ -86,6 +109,32 @@ impl Target {
         body: Option<String>,
         headers: &[(String, String)],
     ) -> Result<Answer, HarnessError> {
+        let resp = self.send(method, path, body, headers).await?;
+        let status = resp.status().as_u16();
+        let (body, truncated, broken) = read_capped(resp, self.limits.http_body_bytes).await;
+        if truncated {
+            tracing::warn!(
+                "{method} {}{path}: body longer than {} bytes, truncated",
+                self.base,
+                self.limits.http_body_bytes
+            );
+        }
+        Ok(Answer {
+            status,
+            body,
+            truncated,
+            broken,
+        })
+    }
+
+    /// Sends one request and returns its response once its head is in.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        headers: &[(String, String)],
+    ) -> Result<reqwest::Response, HarnessError> {
         let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
             HarnessError::new(HarnessErrorKind::Profile, format!("bad method {method}"))
         })?;
@@ -96,15 +145,12 @@ impl Target {
         if let Some(b) = body {
             rb = rb.body(b);
         }
-        let resp = rb.send().await.map_err(|e| {
+        rb.send().await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Target,
                 format!("{method} {}{path}: {e}", self.base),
             )
-        })?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        Ok(Answer { status, body })
+        })
     }
 
     /// Runs a creation template and returns the id at its pointer.
@@ -116,7 +162,10 @@ impl Target {
     ) -> Result<String, HarnessError> {
         let body = body.or_else(|| t.body.clone());
         let headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-        let a = self.request(&t.method, &t.path, body, &headers).await?;
+        let a = self
+            .request(&t.method, &t.path, body, &headers)
+            .await?
+            .whole(&format!("creating a {what}"))?;
         if !(200..300).contains(&a.status) {
             return Err(HarnessError::new(
                 HarnessErrorKind::Target,
@@ -160,7 +209,10 @@ impl Target {
         ) else {
             return Ok(None);
         };
-        let a = self.request("GET", path, None, &[]).await?;
+        let a = self
+            .request("GET", path, None, &[])
+            .await?
+            .whole(&format!("GET {path}"))?;
         Ok(a.json().pointer(ptr).and_then(Value::as_u64))
     }
 
@@ -175,8 +227,9 @@ impl Target {
             .clone()
             .unwrap_or_else(|| "/".into());
         loop {
-            if let Ok(a) = self.request("GET", &path, None, &[]).await
-                && a.status < 500
+            // The status is enough (and a body that never ends must not stop a run here).
+            if let Ok(r) = self.send("GET", &path, None, &[]).await
+                && r.status().as_u16() < 500
             {
                 return Ok(());
             }
@@ -216,13 +269,47 @@ impl Target {
         let Some(m) = &self.profile.metrics else {
             return Ok(None);
         };
-        let a = self.request("GET", &m.path, None, &[]).await?;
+        let a = self
+            .request("GET", &m.path, None, &[])
+            .await?
+            .whole(&format!("GET {}", m.path))?;
         Ok(a.body.lines().find_map(|l| {
             let mut it = l.split_whitespace();
             let n = it.next()?;
             (n == name).then(|| it.next()?.parse().ok())?
         }))
     }
+}
+
+/// Reads at most `cap` bytes of a body (lossy UTF-8): the text, whether there was more,
+/// and why it broke off before its end (a reset, the client's timeout), if it did.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (String, bool, Option<String>) {
+    let mut out: Vec<u8> = Vec::new();
+    let mut truncated = false;
+    let mut broken = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - out.len();
+                if chunk.len() > room {
+                    out.extend_from_slice(&chunk[..room]);
+                    truncated = true;
+                    break;
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                broken = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        truncated,
+        broken,
+    )
 }
 
 /// Percent-encodes a path segment (channels and request ids are harness- or target-made).

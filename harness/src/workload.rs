@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::client::{self, ClientPlan, Cut, Signals, Until};
-use crate::error::HarnessError;
+use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::fill;
 use crate::publisher::{PublishPlan, publish};
@@ -84,43 +84,49 @@ pub async fn run(
                 stop: stop_rx.clone(),
             };
             let (target, ledger) = (target.clone(), ledger.clone());
-            tasks.push(tokio::spawn(client::run(target, ledger, plan, sig, epoch)));
+            let id = plan.id.clone();
+            tasks.push((
+                id,
+                crate::tasks::spawn(client::run(target, ledger, plan, sig, epoch)),
+            ));
             total += 1;
         }
     }
     drop(opened_tx);
     if t.after_clients_open {
-        // Wait (bounded) until every client has its first response head.
-        let bound = Instant::now() + Duration::from_secs(15).min(deadline - Instant::now());
-        let mut seen = 0;
-        while seen < total {
-            match tokio::time::timeout_at(bound, opened_rx.recv()).await {
-                Ok(Some(_)) => seen += 1,
-                _ => break,
-            }
-        }
+        wait_opened(&mut opened_rx, total, deadline).await;
     }
     let started = Instant::now();
-    let live = tokio::spawn(publish(
+    let live = crate::tasks::spawn(publish(
         target.clone(),
         ledger.clone(),
         plan(t.events, tag.to_owned()),
         epoch,
         deadline,
     ));
+    let mut timers = Vec::new();
     for (ms, tx) in bursts {
-        tokio::spawn(async move {
+        timers.push(crate::tasks::spawn(async move {
             tokio::time::sleep_until(started + Duration::from_millis(ms)).await;
             let _ = tx.send(true);
-        });
+        }));
     }
     let _ = live.await;
     let _ = published_tx.send(true);
+    if t.events > 0 && ledger.acked() == 0 && !ledger.any_failure() {
+        // A pass needs evidence: nothing was published, so nothing could be judged.
+        return Err(HarnessError::new(
+            HarnessErrorKind::Target,
+            "nothing was published before the scenario's deadline (no write was sent)",
+        ));
+    }
     let mut transcripts = Vec::new();
-    for task in tasks {
+    let mut unfinished = Vec::new();
+    for (id, task) in tasks {
         match tokio::time::timeout_at(deadline + Duration::from_secs(5), task).await {
             Ok(Ok(tr)) => transcripts.push(tr),
             _ => {
+                unfinished.push(id);
                 let _ = stop_tx.send(true);
             }
         }
@@ -132,8 +138,24 @@ pub async fn run(
         acks,
         publish_failures,
         workload: Some(workload_plan(sc, started.duration_since(epoch))),
+        unfinished,
         ..Recording::default()
     })
+}
+
+/// Waits (bounded) until `total` clients have their first response head; at most half
+/// the time left, so that a target that never gets there is still published to (and
+/// judged on what it then fails to deliver).
+async fn wait_opened(rx: &mut mpsc::UnboundedReceiver<ClientId>, total: usize, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let bound = Instant::now() + Duration::from_secs(15).min(left / 2);
+    let mut seen = 0;
+    while seen < total {
+        match tokio::time::timeout_at(bound, rx.recv()).await {
+            Ok(Some(_)) => seen += 1,
+            _ => break,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -16,11 +16,14 @@ pub(crate) const MAX_CHUNK_SIZE: u64 = 1 << 30;
 pub(crate) const MAX_TRAILER_BYTES: usize = 64 * 1024;
 
 /// Why a chunked body is malformed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ChunkError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
     /// Malformed framing (the message says what).
+    #[error("malformed chunked body: {0}")]
     Bad(String),
     /// A limit was exceeded.
+    #[error("chunked body over a limit: {0}")]
     TooLarge(String),
 }
 
@@ -48,14 +51,21 @@ enum State {
 
 /// The decoder state of one chunked body.
 #[derive(Debug)]
-pub(crate) struct ChunkedDecoder {
+pub struct ChunkedDecoder {
     state: State,
     line_bytes: usize,
     trailer_bytes: usize,
 }
 
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder::new()
+    }
+}
+
 impl ChunkedDecoder {
-    pub(crate) fn new() -> Self {
+    /// A decoder at the start of a chunked body.
+    pub fn new() -> Self {
         ChunkedDecoder {
             state: State::Size { size: 0, digits: 0 },
             line_bytes: 0,
@@ -64,23 +74,19 @@ impl ChunkedDecoder {
     }
 
     /// Whether the last chunk and the trailers have been read.
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Whether the last chunk was seen (only trailers may be missing).
-    pub(crate) fn saw_last_chunk(&self) -> bool {
+    pub fn saw_last_chunk(&self) -> bool {
         matches!(self.state, State::Trailer { .. } | State::Done)
     }
 
     /// Decodes from `input` into `out`; returns (input consumed, bytes
     /// written). Stops when `out` is full, the input is used up, or the body
     /// is done.
-    pub(crate) fn decode(
-        &mut self,
-        input: &[u8],
-        out: &mut [u8],
-    ) -> Result<(usize, usize), ChunkError> {
+    pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), ChunkError> {
         let mut i = 0;
         let mut o = 0;
         while i < input.len() && self.state != State::Done {

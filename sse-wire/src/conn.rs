@@ -267,22 +267,39 @@ pub enum BodyFraming {
     CloseDelimited,
 }
 
+/// Any byte stream a response can be read from (e.g. an in-memory duplex in tests
+/// and fuzz targets); see [`open_on`].
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// The byte stream under the HTTP layer; an enum so TLS can be added.
-#[derive(Debug)]
 enum Transport {
     Plain(TcpStream),
+    Other(Box<dyn Io>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            Transport::Other(_) => f.write_str("Other"),
+        }
+    }
 }
 
 impl Transport {
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain(s) => Some(s),
+            Transport::Other(_) => None,
         }
     }
 
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf).await,
+            Transport::Other(s) => s.read(buf).await,
         }
     }
 
@@ -291,12 +308,17 @@ impl Transport {
     async fn read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> std::io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read_buf(buf).await,
+            Transport::Other(s) => s.read_buf(buf).await,
         }
     }
 
     async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
             Transport::Plain(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+            Transport::Other(s) => {
                 s.write_all(buf).await?;
                 s.flush().await
             }
@@ -357,9 +379,30 @@ pub async fn open(
                 ),
             )
         })??;
-    let mut transport = Transport::Plain(stream);
+    exchange(Transport::Plain(stream), request, req, opts.head_timeout).await
+}
+
+/// Sends `req` as HTTP/1.1 over an already open byte stream `io` and reads the
+/// response head, exactly as [`open`] does over TCP (no socket options; the
+/// socket accessors of the [`Response`] answer `None`).
+pub async fn open_on(
+    io: impl Io + 'static,
+    target: &Target,
+    req: &RequestSpec,
+    head_timeout: Duration,
+) -> Result<Response, WireError> {
+    let request = encode_request(target, req)?;
+    exchange(Transport::Other(Box::new(io)), request, req, head_timeout).await
+}
+
+async fn exchange(
+    mut transport: Transport,
+    request: Vec<u8>,
+    req: &RequestSpec,
+    head_timeout: Duration,
+) -> Result<Response, WireError> {
     let head_only = req.method.eq_ignore_ascii_case("HEAD");
-    tokio::time::timeout(opts.head_timeout, async move {
+    tokio::time::timeout(head_timeout, async move {
         transport
             .write_all(&request)
             .await
@@ -370,7 +413,7 @@ pub async fn open(
     .map_err(|_| {
         WireError::new(
             WireErrorKind::Timeout,
-            format!("no complete response head within {:?}", opts.head_timeout),
+            format!("no complete response head within {head_timeout:?}"),
         )
     })?
 }
@@ -468,11 +511,45 @@ fn encode_request(target: &Target, req: &RequestSpec) -> Result<Vec<u8>, WireErr
     Ok(out)
 }
 
+/// Where a response head ends: just past the first empty line (`\n\n` or
+/// `\n\r\n`, as httparse accepts both), searching from `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(k) = memchr::memchr(b'\n', &buf[i..]) {
+        let lf = i + k;
+        match (buf.get(lf + 1), buf.get(lf + 2)) {
+            (Some(b'\n'), _) => return Some(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(lf + 3),
+            _ => i = lf + 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How often `read_head` ran httparse (tests prove the head parse is linear).
+    static HEAD_PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads and parses the response head. Linear in the head's length however it is
+/// split into reads: httparse runs only once the bytes read hold an empty line (or
+/// once on the first read, to refuse garbage early), and the search for that line
+/// resumes where the previous one stopped (less the 2 bytes a line end may straddle).
 async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response, WireError> {
     let mut buf: Vec<u8> = Vec::with_capacity(HEAD_READ);
+    let mut scanned = 0usize;
+    let mut first = true;
     loop {
         // Parse what we have (possibly several interim responses).
         loop {
+            let complete = head_end(&buf, scanned.saturating_sub(2)).is_some();
+            scanned = buf.len();
+            if !complete && (buf.is_empty() || !std::mem::take(&mut first)) {
+                break;
+            }
+            #[cfg(test)]
+            HEAD_PARSES.with(|c| c.set(c.get() + 1));
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut headers);
             match parsed.parse(&buf) {
@@ -480,6 +557,8 @@ async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response
                     let status = parsed.code.unwrap_or_default();
                     if (100..200).contains(&status) && status != 101 {
                         buf.drain(..n);
+                        scanned = 0;
+                        first = true;
                         continue;
                     }
                     let reason = parsed.reason.unwrap_or_default().to_owned();
@@ -714,17 +793,17 @@ impl Response {
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.transport.tcp().local_addr().ok()
+        self.transport.tcp()?.local_addr().ok()
     }
 
     /// The server's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.transport.tcp().peer_addr().ok()
+        self.transport.tcp()?.peer_addr().ok()
     }
 
     /// The socket's `SO_RCVBUF` as the kernel reports it.
     pub fn recv_buffer_size(&self) -> Option<usize> {
-        socket2::SockRef::from(self.transport.tcp())
+        socket2::SockRef::from(self.transport.tcp()?)
             .recv_buffer_size()
             .ok()
     }
@@ -732,7 +811,9 @@ impl Response {
     /// Orderly close: sends FIN, drains what already arrived (bounded) so the
     /// kernel does not turn the close into a reset, then closes.
     pub fn close(self) {
-        let tcp = self.transport.tcp();
+        let Some(tcp) = self.transport.tcp() else {
+            return;
+        };
         let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
         let mut scratch = [0u8; 16 * 1024];
         for _ in 0..64 {
@@ -745,7 +826,9 @@ impl Response {
 
     /// Abortive close: `SO_LINGER` 0, then close, so the peer sees a reset.
     pub fn reset(self) {
-        let _ = socket2::SockRef::from(self.transport.tcp()).set_linger(Some(Duration::ZERO));
+        if let Some(tcp) = self.transport.tcp() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
     }
 
     /// Copies buffered raw bytes into `out`.
@@ -784,5 +867,80 @@ impl Response {
 fn chunk_error(e: ChunkError) -> WireError {
     match e {
         ChunkError::Bad(m) | ChunkError::TooLarge(m) => WireError::new(WireErrorKind::BadChunk, m),
+    }
+}
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            host: "example.invalid".into(),
+            port: 80,
+            tls: false,
+        }
+    }
+
+    /// Plays `head` one byte per write into the client's end of a duplex.
+    async fn trickled(head: Vec<u8>) -> (Result<Response, WireError>, usize) {
+        let (client, mut server) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            let mut req = [0u8; 1024];
+            let _ = server.read(&mut req).await;
+            for b in head {
+                if server.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+            let _ = server.write_all(b"body").await;
+        });
+        HEAD_PARSES.with(|c| c.set(0));
+        let r = open_on(
+            client,
+            &target(),
+            &RequestSpec::get("/"),
+            Duration::from_secs(60),
+        )
+        .await;
+        writer.abort();
+        (r, HEAD_PARSES.with(|c| c.get()))
+    }
+
+    #[tokio::test]
+    async fn a_head_trickled_byte_by_byte_is_parsed_once() {
+        let mut head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n".to_vec();
+        for i in 0..100 {
+            head.extend_from_slice(format!("x-junk-{i}: {}\r\n", "y".repeat(300)).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let len = head.len();
+        let (r, parses) = trickled(head).await;
+        let r = r.expect("the head parses");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers.len(), 101);
+        // One early look at the first bytes, one at the end: not one per byte.
+        assert!(parses <= 2, "{parses} parses of a {len}-byte head");
+    }
+
+    #[tokio::test]
+    async fn interim_heads_and_bare_lf_heads_still_parse() {
+        let head =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\ncontent-length: 0\n\n".to_vec();
+        let (r, parses) = trickled(head).await;
+        let r = r.expect("the head parses");
+        assert_eq!(r.status, 404);
+        assert!(parses <= 4, "{parses} parses");
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_a_resumed_scan() {
+        let h = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+        for from in 0..h.len() - 3 {
+            assert_eq!(head_end(h, from), Some(h.len()), "from {from}");
+        }
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\n\n", 0), Some(17));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n", 0), None);
     }
 }

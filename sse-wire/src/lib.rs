@@ -8,9 +8,10 @@ mod chunked;
 mod conn;
 mod parser;
 
+pub use chunked::{ChunkError, ChunkedDecoder};
 pub use conn::{
-    BodyFraming, ConnectOptions, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response, Target,
-    WireError, WireErrorKind, open, parse_url,
+    BodyFraming, ConnectOptions, Io, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response, Target,
+    WireError, WireErrorKind, open, open_on, parse_url,
 };
 pub use parser::{
     DEFAULT_MAX_BYTES, Event, Item, Mode, Parser, ParserConfig, Violation, ViolationKind,

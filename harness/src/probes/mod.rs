@@ -225,8 +225,8 @@ impl Ctx {
         &self,
         plan: ClientPlan,
         opened: Option<mpsc::UnboundedSender<ClientId>>,
-    ) -> tokio::task::JoinHandle<Transcript> {
-        tokio::spawn(client::run(
+    ) -> crate::tasks::Scoped<Transcript> {
+        crate::tasks::spawn(client::run(
             self.target.clone(),
             self.ledger.clone(),
             plan,
@@ -252,7 +252,7 @@ impl Ctx {
     /// deadline (a client still running then is left out, never waited on for ever).
     pub(crate) async fn join(
         &self,
-        tasks: Vec<tokio::task::JoinHandle<Transcript>>,
+        tasks: Vec<crate::tasks::Scoped<Transcript>>,
     ) -> Vec<Transcript> {
         let mut out = Vec::new();
         for t in tasks {
@@ -323,7 +323,7 @@ impl Ctx {
     pub(crate) async fn survivors(
         &self,
         n: u32,
-    ) -> Result<(String, Vec<tokio::task::JoinHandle<Transcript>>), HarnessError> {
+    ) -> Result<(String, Vec<crate::tasks::Scoped<Transcript>>), HarnessError> {
         let ch = self.target.channel(&self.tag, 0).await?;
         let (otx, mut orx) = mpsc::unbounded_channel();
         let tasks = (0..n)
