@@ -2,6 +2,7 @@
 //! seq it was acknowledged with, the same for everyone; every publish is acknowledged;
 //! no events stream is dropped without a `connection_close`.
 
+use harness_model::ids;
 use std::collections::{BTreeMap, BTreeSet};
 
 use harness_model::{Ack, ClientId, ConnEnd, Evidence, Seq, StreamKind};
@@ -186,7 +187,7 @@ fn lost_ack(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("delivery.lost-ack", e);
+        ctx.emit(ids::DELIVERY_LOST_ACK, e);
     }
 }
 
@@ -278,7 +279,7 @@ fn ack_matches(ctx: &mut Ctx) -> BTreeSet<(ClientId, Seq)> {
                 d.ev.job.as_deref().unwrap_or("(none)")
             );
             found.push((
-                "delivery.ack-matches",
+                ids::DELIVERY_ACK_MATCHES,
                 Evidence {
                     expected,
                     seen,
@@ -376,7 +377,7 @@ fn opaque_consistent(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("delivery.consistent", e);
+        ctx.emit(ids::DELIVERY_CONSISTENT, e);
     }
 }
 
@@ -396,7 +397,7 @@ fn publish_acked(ctx: &mut Ctx) {
         })
         .collect();
     for e in found {
-        ctx.emit("delivery.publish-acked", e);
+        ctx.emit(ids::DELIVERY_PUBLISH_ACKED, e);
     }
 }
 
@@ -436,6 +437,6 @@ fn slow_consumer_close(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("delivery.slow-consumer-close", e);
+        ctx.emit(ids::DELIVERY_SLOW_CONSUMER_CLOSE, e);
     }
 }

@@ -2,6 +2,7 @@
 //! SIGTERM closes every stream with `server_shutdown`, and the integrity report after
 //! crashes has no MISMATCH or MISSING item.
 
+use harness_model::ids;
 use std::collections::BTreeSet;
 
 use harness_model::{ConnEnd, Evidence};
@@ -59,7 +60,7 @@ fn acked_survive(ctx: &mut Ctx) {
         });
     }
     for e in found {
-        ctx.emit("durability.acked-survive", e);
+        ctx.emit(ids::DURABILITY_ACKED_SURVIVE, e);
     }
 }
 
@@ -93,7 +94,7 @@ fn shutdown_close(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("durability.shutdown-close", e);
+        ctx.emit(ids::DURABILITY_SHUTDOWN_CLOSE, e);
     }
 }
 
@@ -136,6 +137,6 @@ fn integrity(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("durability.integrity", e);
+        ctx.emit(ids::DURABILITY_INTEGRITY, e);
     }
 }

@@ -1,6 +1,7 @@
 //! `framing.*` (strict mode only): every wire violation the parser reported, and every
 //! frame whose data the profile could not read as the promised JSON.
 
+use harness_model::ids;
 use harness_model::{Evidence, FrameKind};
 
 use crate::view::{Ctx, at_frame, ms};
@@ -14,7 +15,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
         for conn in &c.t.connections {
             for v in &conn.violations {
                 found.push((
-                    "framing.well-formed",
+                    ids::FRAMING_WELL_FORMED,
                     Evidence {
                         byte_offset: Some(v.offset),
                         at_ms: None,
@@ -27,7 +28,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
             for f in &conn.frames {
                 if let FrameKind::Malformed { reason } = &f.kind {
                     found.push((
-                        "framing.json-data",
+                        ids::FRAMING_JSON_DATA,
                         Evidence {
                             at_ms: Some(ms(f.at_us)),
                             expected: format!(

@@ -8,6 +8,7 @@
 //! heartbeats waited in the socket), so it is not held against the target; nor is the
 //! silence before such a connection's end.
 
+use harness_model::ids;
 use harness_model::{ConnEnd, Connection, Evidence, FrameKind};
 use serde_json::Value;
 
@@ -112,7 +113,7 @@ fn interval(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("heartbeat.interval", e);
+        ctx.emit(ids::HEARTBEAT_INTERVAL, e);
     }
 }
 
@@ -157,6 +158,6 @@ fn fields(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("heartbeat.fields", e);
+        ctx.emit(ids::HEARTBEAT_FIELDS, e);
     }
 }

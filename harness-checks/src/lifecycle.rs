@@ -3,6 +3,7 @@
 //! `connection_close`, errors before abnormal closes, task-stream ends, and one
 //! correlation id per connection.
 
+use harness_model::{KnownContract, ids};
 use std::collections::BTreeSet;
 
 use harness_model::{ClientId, ConnEnd, Connection, Evidence, Frame, FrameKind, StreamKind};
@@ -21,7 +22,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
         return;
     }
     let shaped = shape_clients(ctx);
-    let mut found: Vec<(&'static str, Evidence)> = Vec::new();
+    let mut found: Vec<(KnownContract, Evidence)> = Vec::new();
     for c in &ctx.clients {
         let id = c.id();
         for conn in &c.t.connections {
@@ -29,28 +30,30 @@ pub(crate) fn check(ctx: &mut Ctx) {
                 continue;
             }
             found.extend(
-                headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| ("lifecycle.headers", e)),
+                headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| (ids::LIFECYCLE_HEADERS, e)),
             );
-            found.extend(retry_first(id, conn).map(|e| ("lifecycle.retry-first", e)));
+            found.extend(retry_first(id, conn).map(|e| (ids::LIFECYCLE_RETRY_FIRST, e)));
             if ctx.cfg.lifecycle_frames && !shaped.contains(id) {
                 found.extend(
-                    open_first(ctx, c.t.stream, id, conn).map(|e| ("lifecycle.open-first", e)),
+                    open_first(ctx, c.t.stream, id, conn).map(|e| (ids::LIFECYCLE_OPEN_FIRST, e)),
                 );
             }
             if !shaped.contains(id) {
-                found.extend(close_last(id, conn).map(|e| ("lifecycle.close-last", e)));
+                found.extend(close_last(id, conn).map(|e| (ids::LIFECYCLE_CLOSE_LAST, e)));
             }
             // Judged on every client, those with a shape contract of their own included:
             // they are exactly the ones that get error + close pairs.
-            found.extend(error_before_close(id, conn).map(|e| ("lifecycle.error-before-close", e)));
-            found.extend(correlation(ctx, id, conn).map(|e| ("lifecycle.correlation-id", e)));
+            found.extend(
+                error_before_close(id, conn).map(|e| (ids::LIFECYCLE_ERROR_BEFORE_CLOSE, e)),
+            );
+            found.extend(correlation(ctx, id, conn).map(|e| (ids::LIFECYCLE_CORRELATION_ID, e)));
         }
     }
     for (client, reason) in &ctx.rec.expect.task_terminal {
         found.extend(
             terminal_close(ctx, client, reason)
                 .into_iter()
-                .map(|e| ("lifecycle.terminal-close", e)),
+                .map(|e| (ids::LIFECYCLE_TERMINAL_CLOSE, e)),
         );
     }
     for client in &ctx.rec.expect.task_not_found {
@@ -60,7 +63,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
         for conn in &c.t.connections {
             found.extend(
                 error_shape(client, conn, "task_not_found")
-                    .map(|e| ("lifecycle.task-not-found", e)),
+                    .map(|e| (ids::LIFECYCLE_TASK_NOT_FOUND, e)),
             );
         }
     }
@@ -237,7 +240,7 @@ fn no_id(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("lifecycle.no-id", e);
+        ctx.emit(ids::LIFECYCLE_NO_ID, e);
     }
 }
 

@@ -3,6 +3,7 @@
 //! budget). The harness cannot judge what it did not record, so the scenario must not
 //! pass: this is reported whatever contract families the scenario judges.
 
+use harness_model::ids;
 use harness_model::{ConnEnd, Evidence};
 
 use crate::view::{Ctx, at_frame};
@@ -30,6 +31,6 @@ pub(crate) fn check(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit_always("gate.record-limit", e);
+        ctx.emit_always(ids::GATE_RECORD_LIMIT, e);
     }
 }

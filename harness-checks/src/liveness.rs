@@ -2,6 +2,7 @@
 //! within 2 x `heartbeat_ms` (plus one interval of slack for the sampling).
 
 use harness_model::Evidence;
+use harness_model::ids;
 
 use crate::view::{Ctx, ms};
 
@@ -52,5 +53,5 @@ pub(crate) fn check(ctx: &mut Ctx) {
         seen,
         ..Evidence::default()
     };
-    ctx.emit("liveness.disconnect-noticed", e);
+    ctx.emit(ids::LIVENESS_DISCONNECT_NOTICED, e);
 }

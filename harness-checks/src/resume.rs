@@ -8,6 +8,7 @@
 //! publisher's ack order. A miss after the client's last delivery is not a gap but a
 //! tail loss (`delivery.lost-ack`), so one problem is reported once.
 
+use harness_model::{KnownContract, ids};
 use std::collections::{BTreeMap, BTreeSet};
 
 use harness_model::{Ack, Evidence, FrameKind, Seq, StreamKind};
@@ -71,7 +72,7 @@ fn numeric_order(ctx: &mut Ctx) {
                             found.push(dup(c, d, first, &format!("resumed from cursor {l}")))
                         }
                         None => found.push((
-                            "resume.monotonic",
+                            ids::RESUME_MONOTONIC,
                             Evidence {
                                 expected: format!("only seqs above cursor {l}"),
                                 seen: format!("seq {s}"),
@@ -83,7 +84,7 @@ fn numeric_order(ctx: &mut Ctx) {
                     && s < m
                 {
                     found.push((
-                        "resume.monotonic",
+                        ids::RESUME_MONOTONIC,
                         Evidence {
                             expected: format!("a seq above {m} (the previous one)"),
                             seen: format!("seq {s}"),
@@ -104,9 +105,9 @@ fn numeric_order(ctx: &mut Ctx) {
     }
 }
 
-fn dup(c: &ClientView, d: &Delivery, first: &Delivery, how: &str) -> (&'static str, Evidence) {
+fn dup(c: &ClientView, d: &Delivery, first: &Delivery, how: &str) -> (KnownContract, Evidence) {
     (
-        "resume.no-duplicate",
+        ids::RESUME_NO_DUPLICATE,
         Evidence {
             expected: format!("each event once ({how})"),
             seen: format!("{} again, first at {}", what(d), first.place()),
@@ -206,7 +207,7 @@ fn numeric_gaps(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("resume.no-gap", e);
+        ctx.emit(ids::RESUME_NO_GAP, e);
     }
 }
 
@@ -267,7 +268,7 @@ fn opaque_order(ctx: &mut Ctx) {
                         // Order is only defined when this write was sent after the other's ack.
                         if ack.acked_us <= prev.sent_us {
                             found.push((
-                                "resume.monotonic",
+                                ids::RESUME_MONOTONIC,
                                 Evidence {
                                     expected: format!(
                                         "publisher {publisher}'s ack order (marker {m} before marker {})",
@@ -342,7 +343,7 @@ fn opaque_gaps(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("resume.no-gap", e);
+        ctx.emit(ids::RESUME_NO_GAP, e);
     }
 }
 
@@ -386,7 +387,7 @@ fn invalid_cursor(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("resume.invalid-cursor", e);
+        ctx.emit(ids::RESUME_INVALID_CURSOR, e);
     }
 }
 
@@ -399,7 +400,7 @@ fn cursor_ahead(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("resume.cursor-ahead", e);
+        ctx.emit(ids::RESUME_CURSOR_AHEAD, e);
     }
 }
 
@@ -478,6 +479,6 @@ fn head_not_behind(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("resume.head-not-behind", e);
+        ctx.emit(ids::RESUME_HEAD_NOT_BEHIND, e);
     }
 }

@@ -3,6 +3,7 @@
 //! else `delivery.ack-matches` / `delivery.consistent`. The delivery family runs these;
 //! when only durability is judged, it runs them for its half. Not a family itself.
 
+use harness_model::ids;
 use std::collections::{BTreeMap, BTreeSet};
 
 use harness_model::{ClientId, Evidence, Seq};
@@ -25,9 +26,9 @@ pub(crate) fn reused_acks(ctx: &mut Ctx) {
         let id = if ctx.rec.restarts.iter().any(|r| (t0..=t1).contains(r))
             && ctx.enabled("durability")
         {
-            "durability.seq-not-reused"
+            ids::DURABILITY_SEQ_NOT_REUSED
         } else {
-            "delivery.ack-matches"
+            ids::DELIVERY_ACK_MATCHES
         };
         found.push((
             id,
@@ -80,9 +81,9 @@ pub(crate) fn numeric_consistent(ctx: &mut Ctx, flagged: &BTreeSet<(ClientId, Se
             );
             let restart = ctx.rec.restarts.iter().any(|x| (t0..=t1).contains(x));
             let id = if restart && ctx.enabled("durability") {
-                "durability.seq-not-reused"
+                ids::DURABILITY_SEQ_NOT_REUSED
             } else {
-                "delivery.consistent"
+                ids::DELIVERY_CONSISTENT
             };
             let show = |d: &Delivery| {
                 format!(

@@ -1,6 +1,7 @@
 //! `version.*`: version events' fields, the pending queue flushed in order after
 //! `connection_open`, and one stream per request id (`replaced`).
 
+use harness_model::ids;
 use harness_model::{Evidence, FrameKind};
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ fn fields(ctx: &mut Ctx) {
         }
     }
     for e in found {
-        ctx.emit("version.fields", e);
+        ctx.emit(ids::VERSION_FIELDS, e);
     }
 }
 
@@ -122,7 +123,7 @@ fn pending_order(ctx: &mut Ctx) {
         });
     }
     for e in found {
-        ctx.emit("version.pending-order", e);
+        ctx.emit(ids::VERSION_PENDING_ORDER, e);
     }
 }
 
@@ -145,6 +146,6 @@ fn replaced(ctx: &mut Ctx) {
         });
     }
     for e in found {
-        ctx.emit("version.replaced", e);
+        ctx.emit(ids::VERSION_REPLACED, e);
     }
 }

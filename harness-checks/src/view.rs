@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) use harness_model::Cursor;
 use harness_model::{
     Ack, ClientId, ConnEnd, Connection, Contracts, DataEvent, Evidence, Finding, Frame, FrameKind,
-    Recording, Seq, StreamKind, Subscription, Transcript,
+    KnownContract, Recording, Seq, StreamKind, Subscription, Transcript,
 };
 use serde_json::Value;
 
@@ -196,14 +196,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Records a finding for contract `id` whatever families are judged (gates).
-    pub fn emit_always(&mut self, id: &str, evidence: Evidence) {
+    pub fn emit_always(&mut self, id: KnownContract, evidence: Evidence) {
         self.out.push(self.contracts.finding(id, evidence));
     }
 
     /// Records a finding for contract `id` when its family is judged.
-    pub fn emit(&mut self, id: &str, evidence: Evidence) {
-        let family = id.split('.').next().unwrap_or(id);
-        if self.enabled(family) {
+    pub fn emit(&mut self, id: KnownContract, evidence: Evidence) {
+        if self.enabled(id.id().family()) {
             self.out.push(self.contracts.finding(id, evidence));
         }
     }

@@ -120,13 +120,12 @@ impl Contracts {
     }
 
     /// Builds a finding for contract `id`, taking level and spec from the registry.
-    ///
-    /// # Panics
-    /// If `id` is not a known contract: a programming error caught by the tests.
-    pub fn finding(&self, id: &str, evidence: Evidence) -> Finding {
+    /// Only generated ids ([`ids`]) can be named, so the id exists (the build made it
+    /// from the same files the registry embeds).
+    pub fn finding(&self, id: KnownContract, evidence: Evidence) -> Finding {
         let c = self
-            .get(id)
-            .unwrap_or_else(|| panic!("unknown contract id {id}"));
+            .get(id.as_str())
+            .unwrap_or_else(|| unreachable!("{id} is generated from the embedded files"));
         Finding {
             contract: c.id.clone(),
             level: c.level,
@@ -141,6 +140,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_generated_ids_are_exactly_the_registry() {
+        let c = Contracts::builtin();
+        let generated: Vec<&str> = ids::ALL.iter().map(|k| k.as_str()).collect();
+        let mut registry: Vec<&str> = c.all().map(|c| c.id.0.as_str()).collect();
+        registry.sort();
+        let mut sorted = generated.clone();
+        sorted.sort();
+        assert_eq!(sorted, registry);
+        assert_eq!(ids::RESUME_NO_GAP.as_str(), "resume.no-gap");
+        assert!(ids::RESUME_NO_GAP.id() == ids::RESUME_NO_GAP);
+    }
+
+    #[test]
     fn every_embedded_family_parses_and_ids_are_unique() {
         let c = Contracts::builtin();
         let n: usize = c.families().iter().map(|f| f.contracts.len()).sum();
@@ -152,7 +164,7 @@ mod tests {
     fn finding_message_names_contract_client_seq_and_expectation() {
         let c = Contracts::builtin();
         let f = c.finding(
-            "resume.no-gap",
+            ids::RESUME_NO_GAP,
             Evidence {
                 client: Some(crate::model::ClientId("cutter#0".into())),
                 connection: Some(3),

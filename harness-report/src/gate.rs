@@ -11,8 +11,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use harness_model::{
-    ContractId, Contracts, Evidence, Finding, Level, Metric, ScenarioResult, ThresholdCheck,
-    Verdict,
+    ContractId, Contracts, Evidence, Finding, KnownContract, Level, Metric, ScenarioResult,
+    ThresholdCheck, Verdict, ids,
 };
 use serde::{Deserialize, Serialize};
 
@@ -286,7 +286,7 @@ pub fn threshold_findings(checks: &[ThresholdCheck], contracts: &Contracts) -> V
             };
             gate_finding(
                 contracts,
-                "gate.threshold",
+                ids::GATE_THRESHOLD,
                 Evidence {
                     expected: c.threshold.clone(),
                     seen,
@@ -421,7 +421,7 @@ pub fn compare(b: &Baseline, results: &[ScenarioResult], contracts: &Contracts) 
             let e = &f.evidence;
             out.new_failures.push(gate_finding(
                 contracts,
-                "gate.baseline",
+                ids::GATE_BASELINE,
                 Evidence {
                     expected: format!("no failure of {entry} (not in the baseline)"),
                     seen: format!("{}: expected {}, saw {}", f.contract, e.expected, e.seen),
@@ -434,7 +434,7 @@ pub fn compare(b: &Baseline, results: &[ScenarioResult], contracts: &Contracts) 
         if !r.findings.iter().any(|f| f.level == Level::Must) {
             out.new_failures.push(gate_finding(
                 contracts,
-                "gate.baseline",
+                ids::GATE_BASELINE,
                 Evidence {
                     expected: format!("scenario {} passes or fails with a MUST finding", r.info.id),
                     seen: "verdict fail without a MUST finding".into(),
@@ -450,7 +450,7 @@ pub fn compare(b: &Baseline, results: &[ScenarioResult], contracts: &Contracts) 
         if ran.contains(entry.scenario.as_str()) {
             out.stale.push(gate_finding(
                 contracts,
-                "gate.baseline",
+                ids::GATE_BASELINE,
                 Evidence {
                     expected: format!("failure of {entry}, as the baseline lists"),
                     seen: "it held: remove the entry from the baseline".into(),
@@ -464,16 +464,7 @@ pub fn compare(b: &Baseline, results: &[ScenarioResult], contracts: &Contracts) 
     out
 }
 
-/// A finding of a gate contract; falls back to a built-in definition if the registry
-/// given lacks it, so a gate never panics on a trimmed registry.
-fn gate_finding(contracts: &Contracts, id: &str, evidence: Evidence) -> Finding {
-    match contracts.get(id) {
-        Some(_) => contracts.finding(id, evidence),
-        None => Finding {
-            contract: ContractId::from(id),
-            level: Level::Must,
-            spec: "user gate".into(),
-            evidence,
-        },
-    }
+/// A finding of a gate contract.
+fn gate_finding(contracts: &Contracts, id: KnownContract, evidence: Evidence) -> Finding {
+    contracts.finding(id, evidence)
 }

@@ -86,7 +86,7 @@ mod tests {
         let c = Contracts::builtin();
         let findings = if verdict == Verdict::Fail {
             vec![c.finding(
-                "resume.no-gap",
+                harness_model::ids::RESUME_NO_GAP,
                 Evidence {
                     expected: "seq 2".into(),
                     seen: "seq 3".into(),
@@ -181,7 +181,7 @@ mod tests {
         let c = Contracts::builtin();
         let stale = BaselineOutcome {
             stale: vec![c.finding(
-                "gate.baseline",
+                harness_model::ids::GATE_BASELINE,
                 Evidence {
                     expected: "a failure".into(),
                     seen: "none".into(),

@@ -486,7 +486,9 @@ async fn a_health_answer_that_never_ends_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_on_a_stream_that_never_speaks_gets_a_verdict() {
     let mut profile = generic();
-    profile.capabilities.push(harness_model::Capability::Heartbeat);
+    profile
+        .capabilities
+        .push(harness_model::Capability::Heartbeat);
     profile.heartbeat.form = HeartbeatKind::Comment;
     profile.heartbeat.interval_ms = Some(500);
     let r = judge_with(Hostile::SilentStream, profile, PROBE).await;

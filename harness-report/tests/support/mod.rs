@@ -67,7 +67,7 @@ pub fn results() -> Vec<ScenarioResult> {
         ),
         verdict: Verdict::Pass,
         findings: vec![c.finding(
-            "lifecycle.retry-first",
+            harness_model::ids::LIFECYCLE_RETRY_FIRST,
             Evidence {
                 client: Some(ClientId("cutter#0".into())),
                 connection: Some(0),
@@ -102,7 +102,7 @@ pub fn results() -> Vec<ScenarioResult> {
         verdict: Verdict::Fail,
         findings: vec![
             c.finding(
-                "resume.no-gap",
+                harness_model::ids::RESUME_NO_GAP,
                 Evidence {
                     client: Some(ClientId("slow#1".into())),
                     connection: Some(3),
@@ -115,7 +115,7 @@ pub fn results() -> Vec<ScenarioResult> {
                 },
             ),
             c.finding(
-                "resume.no-duplicate",
+                harness_model::ids::RESUME_NO_DUPLICATE,
                 Evidence {
                     client: Some(ClientId("slow#1".into())),
                     connection: Some(4),
@@ -294,7 +294,7 @@ pub fn many_results() -> Vec<ScenarioResult> {
             let failed = *id == "CT-11/one-byte-per-second";
             let findings = if failed {
                 vec![c.finding(
-                    "resume.no-gap",
+                    harness_model::ids::RESUME_NO_GAP,
                     Evidence {
                         client: Some(ClientId("trickle#0".into())),
                         connection: Some(2),

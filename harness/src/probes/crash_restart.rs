@@ -61,7 +61,8 @@ impl RunProbe for CrashRestart {
             }
             let before = cx.ledger.acked();
             let (ledger, epoch) = (cx.ledger.clone(), cx.epoch);
-            let burst = crate::tasks::spawn(publish(target.clone(), ledger, plan, epoch, cx.deadline));
+            let burst =
+                crate::tasks::spawn(publish(target.clone(), ledger, plan, epoch, cx.deadline));
             // Kill mid-burst: once a random share of the cycle's writes is acknowledged.
             let share = rng.random_range(1..=per_cycle.max(1)) as usize;
             let wait_until = Instant::now() + Duration::from_secs(10);
