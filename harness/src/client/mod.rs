@@ -10,43 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    ClientId, Comment, ConnEnd, Connection, CutAim, Frame, FrameKind, IdMode, StreamKind,
-    Subscription, Transcript, WireIssue,
+    ClientId, Comment, ConnEnd, Connection, Frame, FrameKind, IdMode, StreamKind, Subscription,
+    Transcript, WireIssue,
 };
 use sse_wire::{ConnectOptions, Item, Mode, Parser, ParserConfig, RequestSpec};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod cuts;
+mod pacing;
+
+pub use cuts::Cut;
+use cuts::CutState;
+use pacing::Pacing;
+
 use crate::classify::classify;
 use crate::ledger::Ledger;
 use crate::target::Target;
-
-/// One planned disconnect.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cut {
-    /// Close after this many body bytes of the connection.
-    AtByte(u64),
-    /// Close at a place in the framing.
-    Aim(CutAim),
-    /// Close after this many data events of the connection.
-    AfterEvents(u64),
-    /// Close right after the first body bytes arrive.
-    Rapid,
-    /// Close when the group's burst signal fires.
-    Burst,
-}
-
-impl Cut {
-    fn name(&self) -> String {
-        match self {
-            Cut::AtByte(_) => "random-byte".into(),
-            Cut::Aim(a) => a.name().into(),
-            Cut::AfterEvents(_) => "after-events".into(),
-            Cut::Rapid => "rapid-cycle".into(),
-            Cut::Burst => "burst".into(),
-        }
-    }
-}
 
 /// How long a client at full speed waits for data it is owed after publishing ended.
 pub const STALL: Duration = Duration::from_secs(10);
@@ -178,18 +158,14 @@ pub async fn run(
     loop {
         let cut = cuts.pop_front();
         let index = connections.len() as u32;
-        let conn = connect_once(
-            &target,
-            &ledger,
-            &plan,
-            &mut sig,
+        let attempt = Attempt {
+            target: &target,
+            ledger: &ledger,
+            plan: &plan,
             epoch,
-            &mut st,
             index,
-            cut.clone(),
-            &mut paused,
-        )
-        .await;
+        };
+        let conn = connect_once(&attempt, &mut sig, &mut st, cut.clone(), &mut paused).await;
         st.ended(&conn);
         let end = conn.end.clone();
         let got_head = conn.status.is_some();
@@ -325,89 +301,19 @@ fn us(epoch: Instant) -> u64 {
     epoch.elapsed().as_micros() as u64
 }
 
-/// Scans raw bytes for the place a framing-aimed cut targets.
-struct AimScanner {
-    aim: CutAim,
-    /// The current line's first bytes (enough to see its field name).
-    line: Vec<u8>,
-    /// The current event has had an `id:` line (so it is a data event, not lifecycle).
-    event_has_id: bool,
-    /// The previous byte was a CR (a following LF belongs to the same line ending).
-    prev_cr: bool,
-    /// The line that ended last was a `data:` line.
-    last_ended_data: bool,
-}
-
-impl AimScanner {
-    fn new(aim: CutAim) -> AimScanner {
-        AimScanner {
-            aim,
-            line: Vec::new(),
-            event_has_id: false,
-            prev_cr: false,
-            last_ended_data: false,
-        }
-    }
-
-    /// Feeds one byte; true when the cut should happen right after it.
-    fn hit(&mut self, b: u8) -> bool {
-        let term = b == b'\n' || b == b'\r';
-        let l = &self.line;
-        let hit = match self.aim {
-            CutAim::InsideId => !term && l.starts_with(b"id:") && l.len() >= 4,
-            CutAim::InsideData => {
-                !term && self.event_has_id && l.starts_with(b"data:") && l.len() >= 9
-            }
-            CutAim::InsideEventName => {
-                !term && self.event_has_id && l.starts_with(b"event:") && l.len() >= 8
-            }
-            CutAim::InsideUtf8 => self.event_has_id && b >= 0xC0,
-            // After the first byte of an `id:` line's terminator: between CR and LF on CRLF servers.
-            CutAim::CrLf => term && l.starts_with(b"id:"),
-            // After a data line's full terminator, before the blank line that dispatches it.
-            CutAim::BetweenNewlines => {
-                b == b'\n'
-                    && self.event_has_id
-                    && (l.starts_with(b"data:")
-                        || (self.prev_cr && l.is_empty() && self.last_ended_data))
-            }
-        };
-        if term {
-            if b == b'\n' && self.prev_cr && self.line.is_empty() {
-                // The LF of a CRLF pair: the same line ending.
-            } else if self.line.is_empty() {
-                self.event_has_id = false;
-                self.last_ended_data = false;
-            } else {
-                if self.line.starts_with(b"id:") {
-                    self.event_has_id = true;
-                }
-                self.last_ended_data = self.line.starts_with(b"data:");
-                self.line.clear();
-            }
-            self.prev_cr = b == b'\r';
-        } else {
-            if self.line.len() < 64 {
-                self.line.push(b);
-            }
-            self.prev_cr = false;
-        }
-        hit
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn connect_once(
-    target: &Target,
-    ledger: &Ledger,
-    plan: &ClientPlan,
-    sig: &mut Signals,
+/// One connection attempt's fixed inputs.
+struct Attempt<'a> {
+    target: &'a Target,
+    ledger: &'a Ledger,
+    plan: &'a ClientPlan,
     epoch: Instant,
-    st: &mut State,
+    /// The connection's number (0: the first).
     index: u32,
-    cut: Option<Cut>,
-    paused: &mut bool,
-) -> Connection {
+}
+
+/// The stream request: the plan's path with the cursor (header or query parameter),
+/// auth, the profile's headers, `Accept` and the correlation id.
+fn request(target: &Target, plan: &ClientPlan, cursor: Option<&str>) -> RequestSpec {
     let mut path = plan.path.clone();
     let mut headers = target.auth_headers();
     for (k, v) in &target.profile.subscribe.headers {
@@ -419,24 +325,96 @@ async fn connect_once(
     {
         headers.push(("Accept".into(), "text/event-stream".into()));
     }
-    let cursor = st.last_id.clone().filter(|c| !c.is_empty());
-    if let Some(c) = &cursor {
+    if let Some(c) = cursor {
         match &plan.cursor_query {
             Some(q) => {
                 path.push(if path.contains('?') { '&' } else { '?' });
                 path.push_str(&format!("{q}={}", crate::target::encode_segment(c)));
             }
-            None => headers.push((target.profile.subscribe.cursor_header.clone(), c.clone())),
+            None => headers.push((target.profile.subscribe.cursor_header.clone(), c.to_owned())),
         }
     }
     if let Some(c) = &plan.correlation {
         headers.push(("X-Correlation-ID".into(), c.clone()));
     }
+    RequestSpec {
+        method: "GET".into(),
+        path_and_query: path,
+        headers,
+        body: None,
+    }
+}
+
+impl Attempt<'_> {
+    fn us(&self) -> u64 {
+        us(self.epoch)
+    }
+
+    /// Connects and reads the head. A failed connect or a refusal (its body read
+    /// within bounds) ends `conn` and gives None.
+    async fn open(
+        &self,
+        conn: &mut Connection,
+        st: &mut State,
+        sig: &Signals,
+    ) -> Option<sse_wire::Response> {
+        let (plan, target) = (self.plan, self.target);
+        let left = plan.deadline.saturating_duration_since(Instant::now());
+        let opts = ConnectOptions {
+            rcvbuf: plan.rcvbuf,
+            connect_timeout: left.min(Duration::from_secs(10)),
+            head_timeout: left.min(Duration::from_secs(15)),
+        };
+        let req = request(target, plan, conn.cursor.as_deref());
+        let mut resp = match sse_wire::open(&target.wire, &req, &opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                conn.end = ConnEnd::ConnectFailed {
+                    error: e.to_string(),
+                };
+                conn.ended_us = self.us();
+                return None;
+            }
+        };
+        conn.head_us = Some(self.us());
+        conn.status = Some(resp.status);
+        conn.headers = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        if (200..300).contains(&resp.status) {
+            return Some(resp);
+        }
+        st.established(conn, None, &sig.opened, &plan.id);
+        // The body of a refusal is the target's too: bounded in size and in time.
+        let limit = target.limits.error_body_bytes;
+        let body = tokio::time::timeout_at(plan.deadline, resp.read_to_end_limited(limit));
+        conn.error_body = Some(match body.await {
+            Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
+            Ok(Err(e)) => format!("(body unreadable: {e})"),
+            Err(_) => "(body did not arrive before the scenario's deadline)".to_owned(),
+        });
+        conn.end = ConnEnd::Refused;
+        conn.ended_us = self.us();
+        None
+    }
+}
+
+/// Reads one connection, cuts it where planned, records every item, and returns how it
+/// ended.
+async fn connect_once(
+    a: &Attempt<'_>,
+    sig: &mut Signals,
+    st: &mut State,
+    cut: Option<Cut>,
+    paused: &mut bool,
+) -> Connection {
     let mut conn = Connection {
-        index,
-        cursor: cursor.clone(),
-        correlation_sent: plan.correlation.clone(),
-        opened_us: us(epoch),
+        index: a.index,
+        cursor: st.last_id.clone().filter(|c| !c.is_empty()),
+        correlation_sent: a.plan.correlation.clone(),
+        opened_us: a.us(),
         head_us: None,
         first_byte_us: None,
         status: None,
@@ -450,257 +428,249 @@ async fn connect_once(
         end: ConnEnd::Finished,
         ended_us: 0,
     };
-    let left = plan.deadline.saturating_duration_since(Instant::now());
-    let opts = ConnectOptions {
-        rcvbuf: plan.rcvbuf,
-        connect_timeout: left.min(Duration::from_secs(10)),
-        head_timeout: left.min(Duration::from_secs(15)),
-    };
-    let req = RequestSpec {
-        method: "GET".into(),
-        path_and_query: path,
-        headers,
-        body: None,
-    };
-    let mut resp = match sse_wire::open(&target.wire, &req, &opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            conn.end = ConnEnd::ConnectFailed {
-                error: e.to_string(),
-            };
-            conn.ended_us = us(epoch);
-            return conn;
-        }
-    };
-    conn.head_us = Some(us(epoch));
-    conn.status = Some(resp.status);
-    conn.headers = resp
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect();
-    if !(200..300).contains(&resp.status) {
-        st.established(&mut conn, None, &sig.opened, &plan.id);
-        // The body of a refusal is the target's too: bounded in size and in time.
-        let limit = target.limits.error_body_bytes;
-        conn.error_body = Some(
-            match tokio::time::timeout_at(plan.deadline, resp.read_to_end_limited(limit)).await {
-                Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
-                Ok(Err(e)) => format!("(body unreadable: {e})"),
-                Err(_) => "(body did not arrive before the scenario's deadline)".to_owned(),
-            },
-        );
-        conn.end = ConnEnd::Refused;
-        conn.ended_us = us(epoch);
+    let Some(mut resp) = a.open(&mut conn, st, sig).await else {
         return conn;
-    }
-
-    let mode = if plan.strict {
-        Mode::Strict
-    } else {
-        Mode::Lenient
     };
-    let mut parser = Parser::new(ParserConfig {
-        mode,
-        ..ParserConfig::default()
-    });
-    if let Some(c) = &st.last_id {
-        parser.set_last_event_id(c);
-    }
-    let mut items = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut data_events = 0u64;
-    let mut aim = match &cut {
-        Some(Cut::Aim(a)) => Some(AimScanner::new(*a)),
-        _ => None,
-    };
-    let started = Instant::now();
-    let idle_until = match plan.until {
-        Until::For(d) => Some(Instant::now() + d),
-        _ => None,
-    };
-    // Waiting for heartbeats: once the stream has been silent for 3 x its interval the
-    // evidence is in (the contract allows 2 x), so stop instead of waiting for the deadline.
-    let waits_for_heartbeats = matches!(
-        plan.until,
-        Until::Frames {
-            kind: Counted::Heartbeat,
-            ..
-        }
-    );
-    let mut heartbeat_ms = target.profile.heartbeat.interval_ms;
-    let mut last_activity = Instant::now();
-    // Publishing is over, the client reads at full speed, and no data came for this
-    // long: what it is still owed is not coming (lost); stop instead of waiting for the
-    // deadline. A correct target delivers continuously, so this only shortens failures.
-    let mut last_data = Instant::now();
-    let mut burst = sig.burst.clone();
-    let mut published = sig.published.clone();
-    let mut stop = sig.stop.clone();
-    let end = loop {
-        if *stop.borrow() {
-            break ConnEnd::Finished;
-        }
-        if matches!(plan.until, Until::CaughtUp) && st.caught_up(ledger, *published.borrow()) {
-            break ConnEnd::Finished;
-        }
-        let now = Instant::now();
-        if now >= plan.deadline {
-            break ConnEnd::Deadline;
-        }
-        if let Some(t) = idle_until
-            && now >= t
-        {
-            break ConnEnd::Finished;
-        }
-        if let Until::Frames { kind, count } = plan.until
-            && st.frames_of(kind) >= count
-        {
-            break ConnEnd::Finished;
-        }
-        // How many bytes this read may take.
-        let slow = plan.bytes_per_sec > 0
-            && (plan.slow_for.is_zero() || started.elapsed() < plan.slow_for);
-        let mut want = buf.len();
-        if slow {
-            want = want.min(((plan.bytes_per_sec / 20).max(1)) as usize);
-        }
-        if aim.is_some() {
-            want = 1;
-        }
-        if let Some(Cut::AtByte(k)) = &cut {
-            let left = k.saturating_sub(conn.body_bytes);
-            if left == 0 {
-                break cut_end(&cut, conn.body_bytes);
-            }
-            want = want.min(left as usize);
-        }
-        if matches!(cut, Some(Cut::Rapid)) && conn.body_bytes > 0 {
-            break cut_end(&cut, conn.body_bytes);
-        }
-        // (Readers slower than 1 KiB/s may go that long without a whole frame.)
-        let trickle = slow && plan.bytes_per_sec < 1024;
-        let stall_at = (matches!(plan.until, Until::CaughtUp) && *published.borrow() && !trickle)
-            .then(|| last_data + STALL);
-        if stall_at.is_some_and(|t| now >= t) {
-            break ConnEnd::Deadline;
-        }
-        let silence_limit = heartbeat_ms
-            .filter(|_| waits_for_heartbeats)
-            .map(|ms| last_activity + Duration::from_millis(ms.saturating_mul(3)));
-        if silence_limit.is_some_and(|t| now >= t) {
-            break ConnEnd::Finished;
-        }
-        let wake = [Some(plan.deadline), idle_until, silence_limit, stall_at]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(plan.deadline);
-        let read = tokio::select! {
-            r = resp.read_body(&mut buf[..want]) => Some(r),
-            _ = tokio::time::sleep_until(wake) => None,
-            _ = burst.changed(), if matches!(cut, Some(Cut::Burst)) => {
-                break cut_end(&cut, conn.body_bytes);
-            }
-            _ = published.changed(), if matches!(plan.until, Until::CaughtUp) => continue,
-            _ = stop.changed() => continue,
-        };
-        let Some(read) = read else { continue };
-        let n = match read {
-            Ok(0) => break ConnEnd::ServerClosed,
-            Ok(n) => n,
-            Err(e) => {
-                break ConnEnd::Failed {
-                    error: e.to_string(),
-                };
-            }
-        };
-        let at = us(epoch);
-        // Subscribed for sure once the first body bytes arrive (some targets register
-        // the subscriber only when they send them).
-        st.established(&mut conn, Some(at), &sig.opened, &plan.id);
-        conn.body_bytes += n as u64;
-        let chunk = &buf[..n];
-        let mut aim_hit = false;
-        if let Some(a) = &mut aim {
-            aim_hit = chunk.iter().any(|&b| a.hit(b));
-        }
-        parser.feed(chunk, &mut items);
-        last_activity = Instant::now();
-        let data_before = data_events;
-        let mut capped = None;
-        for it in items.drain(..) {
-            if let Item::Event(ev) = &it
-                && ev.event_type == "connection_open"
-                && heartbeat_ms.is_none()
-            {
-                heartbeat_ms = harness_model::heartbeat::interval_ms_of_data(&ev.data);
-            }
-            if let Err(limit) = admit(&conn, &it, mode, target, ledger) {
-                capped = Some(limit);
-                break;
-            }
-            record(&mut conn, target, mode, it, at, &mut data_events, st);
-        }
-        if let Some(limit) = capped {
-            break ConnEnd::RecordLimit { limit };
-        }
-        if data_events > data_before {
-            last_data = last_activity;
-        }
-        if parser.is_stopped() {
-            break ConnEnd::ParserLimit;
-        }
-        if aim_hit {
-            break cut_end(&cut, conn.body_bytes);
-        }
-        if let Some(Cut::AfterEvents(k)) = &cut
-            && data_events >= *k
-        {
-            break cut_end(&cut, conn.body_bytes);
-        }
-        if !*paused && index == 0 && data_events >= plan.pause_after_events {
-            *paused = true;
-            tokio::time::sleep(
-                plan.pause
-                    .min(plan.deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
-            last_data = Instant::now();
-        }
-        if slow {
-            // Rate control, not synchronisation: hold the reader to its byte budget.
-            let budget = Duration::from_secs_f64(n as f64 / plan.bytes_per_sec as f64);
-            tokio::time::sleep(budget.min(plan.deadline.saturating_duration_since(Instant::now())))
-                .await;
-        }
-    };
+    let mut r = Reader::new(a, st, cut);
+    let end = r.read(a, &mut resp, &mut conn, sig, st, paused).await;
     let mut tail = Vec::new();
-    parser.finish(&mut tail);
-    let at = us(epoch);
+    r.parser.finish(&mut tail);
+    let at = a.us();
     for it in tail {
-        if admit(&conn, &it, mode, target, ledger).is_err() {
+        if admit(&conn, &it, r.mode, a.target, a.ledger).is_err() {
             break;
         }
-        record(&mut conn, target, mode, it, at, &mut data_events, st);
+        record(&mut conn, a.target, r.mode, it, at, &mut r.data_events, st);
     }
     // Resume with the id of the last event actually dispatched (not the id of an event
     // the cut interrupted). An empty id resets: the next connection has no cursor.
-    st.last_id = Some(parser.reconnect_id().to_owned()).filter(|s| !s.is_empty());
-    if matches!(end, ConnEnd::Cut { .. }) && plan.reset {
+    st.last_id = Some(r.parser.reconnect_id().to_owned()).filter(|s| !s.is_empty());
+    if matches!(end, ConnEnd::Cut { .. }) && a.plan.reset {
         resp.reset();
     } else {
         resp.close();
     }
     conn.end = end;
-    conn.ended_us = us(epoch);
+    conn.ended_us = a.us();
     conn
 }
 
-fn cut_end(cut: &Option<Cut>, after: u64) -> ConnEnd {
-    ConnEnd::Cut {
-        after_byte: after,
-        aim: cut.as_ref().map(Cut::name).unwrap_or_default(),
+/// The state of one connection's read loop.
+struct Reader {
+    mode: Mode,
+    parser: Parser,
+    items: Vec<Item>,
+    buf: Vec<u8>,
+    data_events: u64,
+    cuts: CutState,
+    pacing: Pacing,
+    /// Idle probes: stop reading then.
+    idle_until: Option<Instant>,
+    /// Waiting for heartbeats: once the stream has been silent for 3 x its interval the
+    /// evidence is in (the contract allows 2 x), so stop instead of waiting for the deadline.
+    waits_for_heartbeats: bool,
+    heartbeat_ms: Option<u64>,
+    last_activity: Instant,
+    /// Publishing is over, the client reads at full speed, and no data came for
+    /// [`STALL`]: what it is still owed is not coming (lost); stop instead of waiting
+    /// for the deadline. A correct target delivers continuously, so this only shortens
+    /// failures.
+    last_data: Instant,
+}
+
+impl Reader {
+    fn new(a: &Attempt<'_>, st: &State, cut: Option<Cut>) -> Reader {
+        let plan = a.plan;
+        let mode = if plan.strict {
+            Mode::Strict
+        } else {
+            Mode::Lenient
+        };
+        let mut parser = Parser::new(ParserConfig {
+            mode,
+            ..ParserConfig::default()
+        });
+        if let Some(c) = &st.last_id {
+            parser.set_last_event_id(c);
+        }
+        Reader {
+            mode,
+            parser,
+            items: Vec::new(),
+            buf: vec![0u8; 16 * 1024],
+            data_events: 0,
+            cuts: CutState::new(cut),
+            pacing: Pacing::new(plan.bytes_per_sec, plan.slow_for),
+            idle_until: match plan.until {
+                Until::For(d) => Some(Instant::now() + d),
+                _ => None,
+            },
+            waits_for_heartbeats: matches!(
+                plan.until,
+                Until::Frames {
+                    kind: Counted::Heartbeat,
+                    ..
+                }
+            ),
+            heartbeat_ms: a.target.profile.heartbeat.interval_ms,
+            last_activity: Instant::now(),
+            last_data: Instant::now(),
+        }
+    }
+
+    /// Before a read: how the connection ends now, or how many bytes the read may take
+    /// and when to wake up if nothing comes.
+    fn before_read(
+        &self,
+        a: &Attempt<'_>,
+        st: &mut State,
+        body_bytes: u64,
+        published: bool,
+    ) -> Result<(usize, Instant), ConnEnd> {
+        let plan = a.plan;
+        if matches!(plan.until, Until::CaughtUp) && st.caught_up(a.ledger, published) {
+            return Err(ConnEnd::Finished);
+        }
+        let now = Instant::now();
+        if now >= plan.deadline {
+            return Err(ConnEnd::Deadline);
+        }
+        let idle_over = self.idle_until.is_some_and(|t| now >= t);
+        let counted =
+            matches!(plan.until, Until::Frames { kind, count } if st.frames_of(kind) >= count);
+        if idle_over || counted {
+            return Err(ConnEnd::Finished);
+        }
+        let limit = self.cuts.before_read(body_bytes)?;
+        let want = self
+            .pacing
+            .read_size(self.buf.len())
+            .min(limit.unwrap_or(usize::MAX));
+        let stall_at =
+            (matches!(plan.until, Until::CaughtUp) && published && !self.pacing.trickle())
+                .then(|| self.last_data + STALL);
+        if stall_at.is_some_and(|t| now >= t) {
+            return Err(ConnEnd::Deadline);
+        }
+        let silence_limit = self
+            .heartbeat_ms
+            .filter(|_| self.waits_for_heartbeats)
+            .map(|ms| self.last_activity + Duration::from_millis(ms.saturating_mul(3)));
+        if silence_limit.is_some_and(|t| now >= t) {
+            return Err(ConnEnd::Finished);
+        }
+        let wake = [
+            Some(plan.deadline),
+            self.idle_until,
+            silence_limit,
+            stall_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(plan.deadline);
+        Ok((want, wake))
+    }
+
+    /// The read loop: until the plan, a cut, the target or a cap ends the connection.
+    async fn read(
+        &mut self,
+        a: &Attempt<'_>,
+        resp: &mut sse_wire::Response,
+        conn: &mut Connection,
+        sig: &Signals,
+        st: &mut State,
+        paused: &mut bool,
+    ) -> ConnEnd {
+        let (mut burst, mut published, mut stop) =
+            (sig.burst.clone(), sig.published.clone(), sig.stop.clone());
+        loop {
+            if *stop.borrow() {
+                return ConnEnd::Finished;
+            }
+            let is_published = *published.borrow();
+            let (want, wake) = match self.before_read(a, st, conn.body_bytes, is_published) {
+                Ok(w) => w,
+                Err(end) => return end,
+            };
+            let read = tokio::select! {
+                r = resp.read_body(&mut self.buf[..want]) => Some(r),
+                _ = tokio::time::sleep_until(wake) => None,
+                _ = burst.changed(), if self.cuts.on_burst() => return self.cuts.end(conn.body_bytes),
+                _ = published.changed(), if matches!(a.plan.until, Until::CaughtUp) => continue,
+                _ = stop.changed() => continue,
+            };
+            let n = match read {
+                None => continue,
+                Some(Ok(0)) => return ConnEnd::ServerClosed,
+                Some(Ok(n)) => n,
+                Some(Err(e)) => {
+                    return ConnEnd::Failed {
+                        error: e.to_string(),
+                    };
+                }
+            };
+            if let Some(end) = self.take(a, conn, sig, st, n) {
+                return end;
+            }
+            if !*paused && a.index == 0 && self.data_events >= a.plan.pause_after_events {
+                *paused = true;
+                let left = a.plan.deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(a.plan.pause.min(left)).await;
+                self.last_data = Instant::now();
+            }
+            if let Some(budget) = self.pacing.budget(n) {
+                let left = a.plan.deadline.saturating_duration_since(Instant::now());
+                tokio::time::sleep(budget.min(left)).await;
+            }
+        }
+    }
+
+    /// Takes the `n` bytes just read: parses and records them (within the caps) and
+    /// says whether the connection ends now (a cap, the parser's limit, a cut).
+    fn take(
+        &mut self,
+        a: &Attempt<'_>,
+        conn: &mut Connection,
+        sig: &Signals,
+        st: &mut State,
+        n: usize,
+    ) -> Option<ConnEnd> {
+        let at = a.us();
+        // Subscribed for sure once the first body bytes arrive (some targets register
+        // the subscriber only when they send them).
+        st.established(conn, Some(at), &sig.opened, &a.plan.id);
+        conn.body_bytes += n as u64;
+        let chunk = &self.buf[..n];
+        let aim_hit = self.cuts.scan(chunk);
+        self.parser.feed(chunk, &mut self.items);
+        self.last_activity = Instant::now();
+        let data_before = self.data_events;
+        let mut capped = None;
+        for it in self.items.drain(..) {
+            if let Item::Event(ev) = &it
+                && ev.event_type == "connection_open"
+                && self.heartbeat_ms.is_none()
+            {
+                self.heartbeat_ms = harness_model::heartbeat::interval_ms_of_data(&ev.data);
+            }
+            if let Err(limit) = admit(conn, &it, self.mode, a.target, a.ledger) {
+                capped = Some(limit);
+                break;
+            }
+            record(conn, a.target, self.mode, it, at, &mut self.data_events, st);
+        }
+        if let Some(limit) = capped {
+            return Some(ConnEnd::RecordLimit { limit });
+        }
+        if self.data_events > data_before {
+            self.last_data = self.last_activity;
+        }
+        if self.parser.is_stopped() {
+            return Some(ConnEnd::ParserLimit);
+        }
+        (aim_hit || self.cuts.after_events(self.data_events))
+            .then(|| self.cuts.end(conn.body_bytes))
     }
 }
 
