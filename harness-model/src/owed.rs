@@ -194,6 +194,34 @@ impl Subscription {
 }
 
 impl Connection {
+    /// A connection just opened (request `index` of its client, sending `cursor`), with
+    /// nothing received yet.
+    pub fn opened(
+        index: u32,
+        cursor: Option<String>,
+        correlation_sent: Option<String>,
+        opened_us: u64,
+    ) -> Connection {
+        Connection {
+            index,
+            cursor,
+            correlation_sent,
+            opened_us,
+            head_us: None,
+            first_byte_us: None,
+            status: None,
+            headers: Default::default(),
+            error_body: None,
+            retries: Vec::new(),
+            comments: Vec::new(),
+            frames: Vec::new(),
+            violations: Vec::new(),
+            body_bytes: 0,
+            end: ConnEnd::Finished,
+            ended_us: 0,
+        }
+    }
+
     /// When this connection ended, if the harness cut it on purpose (the only ending
     /// that can open an away window).
     pub fn cut_at_us(&self) -> Option<u64> {
@@ -237,22 +265,12 @@ mod tests {
     /// byte 2 ms later, ended at `ended` ms.
     fn conn(cursor: Option<&str>, opened: u64, ended: u64) -> Connection {
         Connection {
-            index: 0,
-            cursor: cursor.map(str::to_owned),
-            correlation_sent: None,
-            opened_us: opened * 1000,
             head_us: Some(opened * 1000 + 1000),
             first_byte_us: Some(opened * 1000 + 2000),
             status: Some(200),
-            headers: Default::default(),
-            error_body: None,
-            retries: Vec::new(),
-            comments: Vec::new(),
-            frames: Vec::new(),
-            violations: Vec::new(),
             body_bytes: 100,
-            end: ConnEnd::Finished,
             ended_us: ended * 1000,
+            ..Connection::opened(0, cursor.map(str::to_owned), None, opened * 1000)
         }
     }
 

@@ -216,16 +216,20 @@ impl Target {
         Ok(a.json().pointer(ptr).and_then(Value::as_u64))
     }
 
+    /// The path the harness asks to see the target is up: the profile's head path, or `/`.
+    pub fn head_path(&self) -> String {
+        self.profile
+            .subscribe
+            .head_path
+            .clone()
+            .unwrap_or_else(|| "/".into())
+    }
+
     /// Waits (bounded) until the target answers its head path (or `/`) with anything
     /// but a 5xx: after the harness started or restarted it.
     pub async fn wait_until_up(&self, bound: Duration) -> Result<(), HarnessError> {
         let until = tokio::time::Instant::now() + bound;
-        let path = self
-            .profile
-            .subscribe
-            .head_path
-            .clone()
-            .unwrap_or_else(|| "/".into());
+        let path = self.head_path();
         loop {
             // The status is enough (and a body that never ends must not stop a run here).
             if let Ok(r) = self.send("GET", &path, None, &[]).await
@@ -246,13 +250,8 @@ impl Target {
     /// Any HTTP answer to the profile's head path (or `/`) will do: no answer at all
     /// means the run cannot be judged.
     pub async fn check_reachable(&self) -> Result<(), HarnessError> {
-        let path = self
-            .profile
-            .subscribe
-            .head_path
-            .clone()
-            .unwrap_or_else(|| "/".into());
-        self.request("GET", &path, None, &[])
+        // The status is enough (a body that never ends must not hold the run here).
+        self.send("GET", &self.head_path(), None, &[])
             .await
             .map(|_| ())
             .map_err(|e| {

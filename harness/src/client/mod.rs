@@ -410,24 +410,8 @@ async fn connect_once(
     cut: Option<Cut>,
     paused: &mut bool,
 ) -> Connection {
-    let mut conn = Connection {
-        index: a.index,
-        cursor: st.last_id.clone().filter(|c| !c.is_empty()),
-        correlation_sent: a.plan.correlation.clone(),
-        opened_us: a.us(),
-        head_us: None,
-        first_byte_us: None,
-        status: None,
-        headers: Default::default(),
-        error_body: None,
-        retries: Vec::new(),
-        comments: Vec::new(),
-        frames: Vec::new(),
-        violations: Vec::new(),
-        body_bytes: 0,
-        end: ConnEnd::Finished,
-        ended_us: 0,
-    };
+    let cursor = st.last_id.clone().filter(|c| !c.is_empty());
+    let mut conn = Connection::opened(a.index, cursor, a.plan.correlation.clone(), a.us());
     let Some(mut resp) = a.open(&mut conn, st, sig).await else {
         return conn;
     };
