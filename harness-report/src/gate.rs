@@ -18,53 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ReportError, ReportErrorKind};
 use crate::metrics;
-
-/// A statistic of a metric's distribution.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Stat {
-    /// Median.
-    P50,
-    /// 90th percentile.
-    P90,
-    /// 99th percentile.
-    P99,
-    /// 99.9th percentile.
-    P999,
-    /// Largest sample.
-    Max,
-    /// Arithmetic mean.
-    Mean,
-    /// Smallest sample.
-    Min,
-}
-
-impl Stat {
-    /// The name used in thresholds and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stat::P50 => "p50",
-            Stat::P90 => "p90",
-            Stat::P99 => "p99",
-            Stat::P999 => "p999",
-            Stat::Max => "max",
-            Stat::Mean => "mean",
-            Stat::Min => "min",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Stat> {
-        Some(match s {
-            "p50" | "med" | "median" => Stat::P50,
-            "p90" => Stat::P90,
-            "p99" => Stat::P99,
-            "p999" | "p99.9" => Stat::P999,
-            "max" => Stat::Max,
-            "mean" | "avg" => Stat::Mean,
-            "min" => Stat::Min,
-            _ => return None,
-        })
-    }
-}
+pub use crate::metrics::Stat;
 
 /// How the statistic must compare to the limit.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

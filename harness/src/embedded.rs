@@ -72,7 +72,8 @@ impl EmbeddedServer {
 /// A reference server to run as a child process through `sse-harness serve-reference`,
 /// on a free loopback port with a temporary data folder: what the durability scenarios
 /// need (they SIGKILL and restart it). Give [`ReferenceProcess::command`] to
-/// `--server-cmd` and [`ReferenceProcess::url`] to `--target`.
+/// `--server-cmd` and [`ReferenceProcess::url`] to `--target`
+/// (`RunConfig::against_process` does both).
 pub struct ReferenceProcess {
     /// The base URL it will listen on.
     pub url: String,
@@ -115,15 +116,5 @@ impl ReferenceProcess {
             command,
             _data: data,
         })
-    }
-
-    /// A run config against this process (the caller sets scenarios, seed and the rest).
-    pub fn run_config(&self) -> crate::engine::RunConfig {
-        let mut cfg = crate::engine::RunConfig::new(crate::engine::TargetSpec::Url {
-            url: self.url.clone(),
-            token: Some(self.token.clone()),
-        });
-        cfg.server_cmd = Some(self.command.clone());
-        cfg
     }
 }

@@ -116,6 +116,18 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// A run against a reference server child process that the run starts with its
+    /// `--server-cmd` (the caller sets scenarios, seed and the rest).
+    #[cfg(feature = "embedded")]
+    pub fn against_process(p: &crate::embedded::ReferenceProcess) -> RunConfig {
+        let mut cfg = RunConfig::new(TargetSpec::Url {
+            url: p.url.clone(),
+            token: Some(p.token.clone()),
+        });
+        cfg.server_cmd = Some(p.command.clone());
+        cfg
+    }
+
     /// A run of every built-in scenario with the spine profile against `target`.
     pub fn new(target: TargetSpec) -> RunConfig {
         RunConfig {

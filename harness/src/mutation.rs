@@ -184,7 +184,7 @@ async fn play_one(
         .then(|| ReferenceProcess::plan(bin, &faults))
         .transpose()?;
     let mut cfg = match &child {
-        Some(c) => c.run_config(),
+        Some(c) => RunConfig::against_process(c),
         None => RunConfig::new(TargetSpec::Embedded { faults }),
     };
     cfg.selection = Selection::one(&sc.id());

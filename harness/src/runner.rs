@@ -163,8 +163,9 @@ impl Runner {
         let play = async {
             match &sc.probe {
                 Some(p) => {
-                    crate::probes::run(self.target.clone(), self.control.clone(), sc, p, rng, tag)
-                        .await
+                    let deadline = Duration::from_secs(sc.deadline_s);
+                    let control = self.control.clone();
+                    crate::probes::run(self.target.clone(), control, deadline, p, rng, tag).await
                 }
                 None => crate::workload::run(self.target.clone(), sc, rng, tag).await,
             }

@@ -272,12 +272,20 @@ impl Target {
             .request("GET", &m.path, None, &[])
             .await?
             .whole(&format!("GET {}", m.path))?;
-        Ok(a.body.lines().find_map(|l| {
-            let mut it = l.split_whitespace();
-            let n = it.next()?;
-            (n == name).then(|| it.next()?.parse().ok())?
-        }))
+        Ok(parse_gauge(&a.body, name))
     }
+}
+
+/// The value of sample `name` (without labels) in a Prometheus text exposition: the
+/// first line whose metric name is exactly `name`; comment lines and other metrics,
+/// including ones that merely start with `name`, are skipped. None when absent or when
+/// the value is not a number.
+pub fn parse_gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        let n = it.next()?;
+        (n == name).then(|| it.next()?.parse().ok())?
+    })
 }
 
 /// Reads at most `cap` bytes of a body (lossy UTF-8): the text, whether there was more,
@@ -322,4 +330,30 @@ pub fn encode_segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gauge_is_read_by_its_exact_name() {
+        let text = "# HELP spine_active_streams Open streams\n\
+                    # TYPE spine_active_streams gauge\n\
+                    spine_active_streams_total 99\n\
+                    spine_active_streams 3\n\
+                    spine_other 1e3\n";
+        assert_eq!(parse_gauge(text, "spine_active_streams"), Some(3.0));
+        assert_eq!(parse_gauge(text, "spine_other"), Some(1000.0));
+        assert_eq!(parse_gauge(text, "missing"), None);
+        assert_eq!(parse_gauge("g not-a-number\n", "g"), None);
+        assert_eq!(parse_gauge("g\n", "g"), None, "a name without a value");
+        assert_eq!(parse_gauge("", "g"), None);
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(encode_segment("plain-1.2_~"), "plain-1.2_~");
+    }
 }

@@ -24,7 +24,7 @@ async fn play(sc: Scenario, seed: u64) -> Result<(), Failed> {
         .transpose()
         .map_err(|e| e.to_string())?;
     let mut cfg = match &child {
-        Some(c) => c.run_config(),
+        Some(c) => RunConfig::against_process(c),
         None => RunConfig::new(TargetSpec::Embedded {
             faults: Default::default(),
         }),

@@ -36,7 +36,6 @@ use crate::control::ServerControl;
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::{JobSpec, fill};
-use crate::scenario::Scenario;
 use crate::target::{Target, encode_segment};
 
 pub use correlation_id::CorrelationId;
@@ -120,11 +119,11 @@ impl Probe {
     }
 }
 
-/// Runs one probe and returns its recording.
+/// Runs one probe, ending its clients at `deadline` from now, and returns its recording.
 pub async fn run(
     target: Arc<Target>,
     control: Option<Arc<dyn ServerControl>>,
-    sc: &Scenario,
+    deadline: Duration,
     probe: &Probe,
     rng: &mut ChaCha8Rng,
     tag: &str,
@@ -135,7 +134,7 @@ pub async fn run(
         control,
         tag: tag.to_owned(),
         epoch,
-        deadline: epoch + Duration::from_secs(sc.deadline_s),
+        deadline: epoch + deadline,
         ledger: Arc::new(Ledger::default()),
         published_tx: watch::channel(false).0,
         stop_tx: watch::channel(false).0,
