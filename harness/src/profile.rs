@@ -97,7 +97,7 @@ pub struct Auth {
 pub struct RequestTemplate {
     /// Method.
     #[serde(default = "post")]
-    pub method: String,
+    pub method: Method,
     /// Path template.
     pub path: String,
     /// Body template.
@@ -108,8 +108,8 @@ pub struct RequestTemplate {
     pub id_pointer: Option<String>,
 }
 
-fn post() -> String {
-    "POST".into()
+fn post() -> Method {
+    Method::Post
 }
 
 /// Channel provisioning.
@@ -159,7 +159,7 @@ fn last_event_id() -> String {
 pub struct Publish {
     /// Method.
     #[serde(default = "post")]
-    pub method: String,
+    pub method: Method,
     /// Path template with `{channel}`.
     pub path: String,
     /// Extra headers.
@@ -392,6 +392,53 @@ impl Profile {
             },
             heartbeat_ms: self.heartbeat.interval_ms,
             families,
+        }
+    }
+}
+
+/// An HTTP method a profile's requests use (written upper case, as on the wire).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `PATCH`
+    Patch,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The method as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Method> for reqwest::Method {
+    fn from(m: Method) -> reqwest::Method {
+        match m {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
         }
     }
 }

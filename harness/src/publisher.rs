@@ -234,7 +234,7 @@ async fn publisher(
         let path = fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]);
         let sent_us = epoch.elapsed().as_micros() as u64;
         let what = format!("{} {path}", me.cfg.method);
-        let request_done = target.request(&me.cfg.method, &path, Some(body), &me.headers);
+        let request_done = target.request(me.cfg.method, &path, Some(body), &me.headers);
         let answer = match tokio::time::timeout_at(deadline, request_done).await {
             Ok(a) => a.and_then(|a| a.whole(&what)),
             Err(_) => Err(HarnessError::new(

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::limits::Limits;
-use crate::profile::{Profile, RequestTemplate, fill};
+use crate::profile::{Method, Profile, RequestTemplate, fill};
 
 /// A reachable target.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ impl Target {
     /// body capped at `limits.http_body_bytes`, and marked when it broke off).
     pub async fn request(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<String>,
         headers: &[(String, String)],
@@ -130,15 +130,14 @@ impl Target {
     /// Sends one request and returns its response once its head is in.
     async fn send(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<String>,
         headers: &[(String, String)],
     ) -> Result<reqwest::Response, HarnessError> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
-            HarnessError::new(HarnessErrorKind::Profile, format!("bad method {method}"))
-        })?;
-        let mut rb = self.http.request(m, format!("{}{}", self.base, path));
+        let mut rb = self
+            .http
+            .request(method.into(), format!("{}{}", self.base, path));
         for (k, v) in self.auth_headers().iter().chain(headers) {
             rb = rb.header(k, v);
         }
@@ -163,7 +162,7 @@ impl Target {
         let body = body.or_else(|| t.body.clone());
         let headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
         let a = self
-            .request(&t.method, &t.path, body, &headers)
+            .request(t.method, &t.path, body, &headers)
             .await?
             .whole(&format!("creating a {what}"))?;
         if !(200..300).contains(&a.status) {
@@ -210,7 +209,7 @@ impl Target {
             return Ok(None);
         };
         let a = self
-            .request("GET", path, None, &[])
+            .request(Method::Get, path, None, &[])
             .await?
             .whole(&format!("GET {path}"))?;
         Ok(a.json().pointer(ptr).and_then(Value::as_u64))
@@ -232,7 +231,7 @@ impl Target {
         let path = self.head_path();
         loop {
             // The status is enough (and a body that never ends must not stop a run here).
-            if let Ok(r) = self.send("GET", &path, None, &[]).await
+            if let Ok(r) = self.send(Method::Get, &path, None, &[]).await
                 && r.status().as_u16() < 500
             {
                 return Ok(());
@@ -251,7 +250,7 @@ impl Target {
     /// means the run cannot be judged.
     pub async fn check_reachable(&self) -> Result<(), HarnessError> {
         // The status is enough (a body that never ends must not hold the run here).
-        self.send("GET", &self.head_path(), None, &[])
+        self.send(Method::Get, &self.head_path(), None, &[])
             .await
             .map(|_| ())
             .map_err(|e| {
@@ -269,7 +268,7 @@ impl Target {
             return Ok(None);
         };
         let a = self
-            .request("GET", &m.path, None, &[])
+            .request(Method::Get, &m.path, None, &[])
             .await?
             .whole(&format!("GET {}", m.path))?;
         Ok(parse_gauge(&a.body, name))

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::{Ctx, RunProbe};
 use crate::error::HarnessError;
-use crate::profile::JobSpec;
+use crate::profile::{JobSpec, Method};
 use crate::publisher::{PublishPlan, publish};
 
 /// The probe's parameters.
@@ -98,7 +98,7 @@ impl RunProbe for CrashRestart {
         };
         let durability = target.profile.durability.as_ref();
         if let Some(path) = durability.and_then(|d| d.integrity_path.as_ref()) {
-            rec.integrity = Some(target.request("GET", path, None, &[]).await?.json());
+            rec.integrity = Some(target.request(Method::Get, path, None, &[]).await?.json());
         }
         Ok(rec)
     }

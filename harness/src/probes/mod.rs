@@ -35,7 +35,7 @@ use crate::client::{self, ClientPlan, Signals, Until};
 use crate::control::ServerControl;
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
-use crate::profile::{JobSpec, fill};
+use crate::profile::{JobSpec, Method, fill};
 use crate::target::{Target, encode_segment};
 
 pub use correlation_id::CorrelationId;
@@ -306,7 +306,7 @@ impl Ctx {
         let path = &v.notify_path;
         let a = self
             .target
-            .request("POST", path, Some(body), &headers)
+            .request(Method::Post, path, Some(body), &headers)
             .await?;
         if a.status != v.notify_status {
             return Err(HarnessError::new(
