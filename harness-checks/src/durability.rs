@@ -5,7 +5,7 @@
 use harness_model::ids;
 use std::collections::BTreeSet;
 
-use harness_model::{ConnEnd, Evidence};
+use harness_model::{CloseReason, ConnEnd, Evidence};
 use serde_json::Value;
 
 use crate::IdMode;
@@ -80,7 +80,7 @@ fn shutdown_close(ctx: &mut Ctx) {
             if left_before || !judged.insert(conn.index) {
                 continue;
             }
-            let Some(seen) = not_closed_with(conn, "server_shutdown") else {
+            let Some(seen) = not_closed_with(conn, CloseReason::ServerShutdown) else {
                 continue;
             };
             found.push(Evidence {

@@ -3,7 +3,7 @@
 //! `connection_close`, errors before abnormal closes, task-stream ends, and one
 //! correlation id per connection.
 
-use harness_model::{KnownContract, ids};
+use harness_model::{CloseReason, KnownContract, ids};
 use std::collections::BTreeSet;
 
 use harness_model::{ClientId, ConnEnd, Connection, Evidence, Frame, FrameKind, StreamKind};
@@ -51,7 +51,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     for (client, reason) in &ctx.rec.expect.task_terminal {
         found.extend(
-            terminal_close(ctx, client, reason)
+            terminal_close(ctx, client, *reason)
                 .into_iter()
                 .map(|e| (ids::LIFECYCLE_TERMINAL_CLOSE, e)),
         );
@@ -62,7 +62,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
         };
         for conn in &c.t.connections {
             found.extend(
-                error_shape(client, conn, "task_not_found")
+                error_shape(client, conn, CloseReason::TaskNotFound)
                     .map(|e| (ids::LIFECYCLE_TASK_NOT_FOUND, e)),
             );
         }
@@ -279,7 +279,12 @@ fn error_before_close(id: &ClientId, conn: &Connection) -> Option<Evidence> {
         .enumerate()
         .find_map(|(i, f)| match lifecycle(f) {
             Some(("connection_close", fields)) => str_field(fields, "reason")
-                .filter(|r| matches!(*r, "task_not_found" | "cursor_ahead"))
+                .filter(|r| {
+                    matches!(
+                        r.parse(),
+                        Ok(CloseReason::TaskNotFound | CloseReason::CursorAhead)
+                    )
+                })
                 .map(|r| (i, r)),
             _ => None,
         })?;
@@ -300,7 +305,7 @@ fn error_before_close(id: &ClientId, conn: &Connection) -> Option<Evidence> {
     })
 }
 
-fn terminal_close(ctx: &Ctx, client: &ClientId, want: &str) -> Vec<Evidence> {
+fn terminal_close(ctx: &Ctx, client: &ClientId, want: CloseReason) -> Vec<Evidence> {
     let Some(c) = ctx.client(client) else {
         return Vec::new();
     };
@@ -324,7 +329,8 @@ fn terminal_close(ctx: &Ctx, client: &ClientId, want: &str) -> Vec<Evidence> {
                 let next = conn.frames.get(t + 1);
                 let fits = next.is_some_and(|f| {
                     is_lifecycle(f, "connection_close")
-                        && lifecycle(f).and_then(|(_, fl)| str_field(fl, "reason")) == Some(want)
+                        && lifecycle(f).and_then(|(_, fl)| str_field(fl, "reason"))
+                            == Some(want.name())
                 });
                 if !fits {
                     let term = describe(&conn.frames[t]);
@@ -339,9 +345,14 @@ fn terminal_close(ctx: &Ctx, client: &ClientId, want: &str) -> Vec<Evidence> {
                     });
                 }
             }
-            (None, Some(i)) if matches!(reason(i), Some("task_completed" | "task_failed")) => {
+            (None, Some(i))
+                if matches!(
+                    reason(i).map(str::parse),
+                    Some(Ok(CloseReason::TaskCompleted | CloseReason::TaskFailed))
+                ) =>
+            {
                 closed = true;
-                if reason(i) != Some(want) {
+                if reason(i) != Some(want.name()) {
                     found.push(Evidence {
                         expected: expected.clone(),
                         seen: describe(&conn.frames[i]),

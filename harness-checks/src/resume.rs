@@ -8,7 +8,7 @@
 //! publisher's ack order. A miss after the client's last delivery is not a gap but a
 //! tail loss (`delivery.lost-ack`), so one problem is reported once.
 
-use harness_model::{KnownContract, ids};
+use harness_model::{CloseReason, KnownContract, ids};
 use std::collections::{BTreeMap, BTreeSet};
 
 use harness_model::{Ack, Evidence, FrameKind, Seq, StreamKind};
@@ -396,7 +396,7 @@ fn cursor_ahead(ctx: &mut Ctx) {
     for id in &ctx.rec.expect.cursor_ahead {
         let Some(c) = ctx.client(id) else { continue };
         for conn in &c.t.connections {
-            found.extend(error_shape(id, conn, "cursor_ahead"));
+            found.extend(error_shape(id, conn, CloseReason::CursorAhead));
         }
     }
     for e in found {

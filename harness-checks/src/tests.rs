@@ -98,7 +98,7 @@ fn numeric_with(b_seqs: &[u64]) -> Recording {
     rec.expect.invalid_cursor.push(cid("bad#0"));
     rec.expect
         .task_terminal
-        .insert(cid("t#0"), "task_completed".into());
+        .insert(cid("t#0"), harness_model::CloseReason::TaskCompleted);
     rec.expect.idle.push(cid("idle#0"));
     rec.expect
         .versions
@@ -440,7 +440,7 @@ cases! {
 
     wire_violation_strict => {
         let mut r = numeric();
-        conn(&mut r, "b#0", 0).violations.push(WireIssue { offset: 40, kind: "invalid-utf8".into(), detail: "byte 0xff".into() });
+        conn(&mut r, "b#0", 0).violations.push(WireIssue { offset: 40, kind: harness_model::WireViolation::InvalidUtf8, detail: "byte 0xff".into() });
         Case::one(numeric_cfg(), r, "framing.well-formed", "[framing.well-formed] client b#0 conn 0 byte 40: expected well-formed UTF-8 event-stream framing, saw invalid-utf8: byte 0xff")
     };
     malformed_data_strict => {
@@ -537,7 +537,7 @@ fn families_not_judged_are_skipped_and_lenient_mode_reports_no_framing() {
     let mut r = numeric_with(&[1, 2, 4, 5]);
     conn(&mut r, "b#0", 0).violations.push(WireIssue {
         offset: 40,
-        kind: "invalid-utf8".into(),
+        kind: harness_model::WireViolation::InvalidUtf8,
         detail: "byte 0xff".into(),
     });
     let mut cfg = numeric_cfg();

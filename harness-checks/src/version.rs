@@ -2,7 +2,7 @@
 //! `connection_open`, and one stream per request id (`replaced`).
 
 use harness_model::ids;
-use harness_model::{Evidence, FrameKind};
+use harness_model::{CloseReason, Evidence, FrameKind};
 use serde_json::Value;
 
 use crate::view::{Ctx, at_frame, is_lifecycle, not_closed_with, str_field};
@@ -136,7 +136,7 @@ fn replaced(ctx: &mut Ctx) {
         let Some(conn) = c.t.connections.last() else {
             continue;
         };
-        let Some(seen) = not_closed_with(conn, "replaced") else {
+        let Some(seen) = not_closed_with(conn, CloseReason::Replaced) else {
             continue;
         };
         found.push(Evidence {

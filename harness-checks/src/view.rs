@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) use harness_model::Cursor;
 use harness_model::{
-    Ack, ClientId, ConnEnd, Connection, Contracts, DataEvent, Evidence, Finding, Frame, FrameKind,
-    KnownContract, Recording, Seq, StreamKind, Subscription, Transcript,
+    Ack, ClientId, CloseReason, ConnEnd, Connection, Contracts, DataEvent, Evidence, Finding,
+    Frame, FrameKind, KnownContract, Recording, Seq, StreamKind, Subscription, Transcript,
 };
 use serde_json::Value;
 
@@ -390,11 +390,11 @@ pub(crate) fn describe(f: &Frame) -> String {
 
 /// When a connection did not end with `connection_close{reason}`: how it did end
 /// (its last frame, then how the response ended), for `seen`; `None` when it did.
-pub(crate) fn not_closed_with(conn: &Connection, reason: &str) -> Option<String> {
+pub(crate) fn not_closed_with(conn: &Connection, reason: CloseReason) -> Option<String> {
     let last = conn.frames.last();
     let closed = last.is_some_and(|f| {
         lifecycle(f).is_some_and(|(n, fl)| {
-            n == "connection_close" && str_field(fl, "reason") == Some(reason)
+            n == "connection_close" && str_field(fl, "reason") == Some(reason.name())
         })
     });
     if closed {
@@ -425,7 +425,12 @@ pub(crate) fn describe_end(end: &ConnEnd) -> String {
 
 /// Judges a stream that must be exactly open, error `code`, close `code`, then EOF.
 /// Returns the evidence of the first deviation.
-pub(crate) fn error_shape(client: &ClientId, conn: &Connection, code: &str) -> Option<Evidence> {
+pub(crate) fn error_shape(
+    client: &ClientId,
+    conn: &Connection,
+    reason: CloseReason,
+) -> Option<Evidence> {
+    let code = reason.name();
     let expected = format!(
         "200 with connection_open, error{{code:{code}}}, connection_close{{reason:{code}}}, then the end of the response"
     );

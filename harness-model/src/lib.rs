@@ -27,4 +27,4 @@ pub use transcript::{
     LivenessProbe, PublishFailure, RecordLimit, Recording, StreamKind, Transcript, WireIssue,
     WorkloadPlan,
 };
-pub use vocab::{Capability, CutAim, Family};
+pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

@@ -162,8 +162,8 @@ pub struct Comment {
 pub struct WireIssue {
     /// Body offset where it was found.
     pub offset: u64,
-    /// A short kind, e.g. `invalid-utf8`, `line-too-long`, `unknown-field`.
-    pub kind: String,
+    /// What was wrong, e.g. `invalid-utf8`, `line-too-long`.
+    pub kind: crate::WireViolation,
     /// A human explanation.
     pub detail: String,
 }
@@ -327,7 +327,7 @@ pub struct Expectations {
     /// Clients that sent a cursor above the head: open, error `cursor_ahead`, close `cursor_ahead`.
     pub cursor_ahead: Vec<ClientId>,
     /// Task-stream clients and the terminal close reason their job must end with.
-    pub task_terminal: BTreeMap<ClientId, String>,
+    pub task_terminal: BTreeMap<ClientId, crate::CloseReason>,
     /// Task-stream clients of a job that does not exist.
     pub task_not_found: Vec<ClientId>,
     /// Version-stream clients and the versions they must receive, in order.

@@ -138,6 +138,42 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Why a spine stream ends: the `reason` of its `connection_close` frame (spine §4.1).
+    CloseReason {
+        /// The server is stopping (SIGTERM).
+        ServerShutdown => "server_shutdown",
+        /// The reader fell too far behind.
+        SlowConsumer => "slow_consumer",
+        /// A newer version stream for the same request id replaced this one.
+        Replaced => "replaced",
+        /// The cursor is above the head.
+        CursorAhead => "cursor_ahead",
+        /// The task stream's job does not exist.
+        TaskNotFound => "task_not_found",
+        /// The job completed (after its terminal event).
+        TaskCompleted => "task_completed",
+        /// The job failed (after its terminal event).
+        TaskFailed => "task_failed",
+    }
+}
+
+vocabulary! {
+    /// What the event-stream parser found wrong on the wire, as recordings keep it.
+    WireViolation {
+        /// A line is not valid UTF-8 (decoded with U+FFFD replacements).
+        InvalidUtf8 => "invalid-utf8",
+        /// A line exceeded the parser's line limit (fatal).
+        LineTooLong => "line-too-long",
+        /// An event exceeded the parser's event limit (fatal).
+        EventTooLarge => "event-too-large",
+        /// A `retry` field whose value is not all ASCII digits (ignored).
+        BadRetry => "bad-retry",
+        /// An `id` field containing NUL (ignored).
+        NulInId => "nul-in-id",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -679,6 +679,19 @@ fn admit(
     crate::limits::admit(it, held, &target.limits, &ledger.budget)
 }
 
+/// The recording's name for a parser violation.
+fn violation(kind: sse_wire::ViolationKind) -> harness_model::WireViolation {
+    use harness_model::WireViolation as W;
+    use sse_wire::ViolationKind as V;
+    match kind {
+        V::InvalidUtf8 => W::InvalidUtf8,
+        V::LineTooLong => W::LineTooLong,
+        V::EventTooLarge => W::EventTooLarge,
+        V::BadRetry => W::BadRetry,
+        V::NulInId => W::NulInId,
+    }
+}
+
 fn record(
     conn: &mut Connection,
     target: &Target,
@@ -723,7 +736,7 @@ fn record(
             if v.is_failure(mode) {
                 conn.violations.push(WireIssue {
                     offset: v.offset,
-                    kind: v.kind.name().to_owned(),
+                    kind: violation(v.kind),
                     detail: v.detail,
                 });
             }

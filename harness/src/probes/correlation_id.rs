@@ -1,7 +1,7 @@
 //! `correlation-id`: two readers of one task stream, one sending `X-Correlation-ID`:
 //! only its frames carry the id back.
 
-use harness_model::{Recording, StreamKind};
+use harness_model::{CloseReason, Recording, StreamKind};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
@@ -40,7 +40,7 @@ impl RunProbe for CorrelationId {
         for t in &rec.transcripts {
             rec.expect
                 .task_terminal
-                .insert(t.client.clone(), "task_completed".into());
+                .insert(t.client.clone(), CloseReason::TaskCompleted);
         }
         Ok(rec)
     }

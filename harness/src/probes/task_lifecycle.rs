@@ -2,7 +2,7 @@
 //! terminal event, then the close with its reason; optionally resumed at the terminal
 //! event after the job ended (the stream must close at once with the same reason).
 
-use harness_model::{FrameKind, Recording, StreamKind};
+use harness_model::{CloseReason, FrameKind, Recording, StreamKind};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
@@ -39,17 +39,15 @@ impl RunProbe for TaskLifecycle {
             })
             .await?;
         let reason = if self.fail_at_step.is_some() {
-            "task_failed"
+            CloseReason::TaskFailed
         } else {
-            "task_completed"
+            CloseReason::TaskCompleted
         };
         let mut rec = Recording::default();
         let mut first = cx.plan("task#0", StreamKind::Task, path.clone(), Until::ServerEnds);
         first.channels = vec![job.clone()];
         let t0 = cx.client(first).await;
-        rec.expect
-            .task_terminal
-            .insert(t0.client.clone(), reason.into());
+        rec.expect.task_terminal.insert(t0.client.clone(), reason);
         if self.after_end {
             let last = t0
                 .connections
@@ -63,9 +61,7 @@ impl RunProbe for TaskLifecycle {
             again.from_start = false;
             again.channels = vec![job];
             let t1 = cx.client(again).await;
-            rec.expect
-                .task_terminal
-                .insert(t1.client.clone(), reason.into());
+            rec.expect.task_terminal.insert(t1.client.clone(), reason);
             rec.transcripts.push(t1);
         }
         rec.transcripts.insert(0, t0);
