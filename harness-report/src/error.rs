@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// What went wrong while writing a report or loading a gate file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReportErrorKind {
     /// Reading or writing a file or directory failed.
     Io {

@@ -72,6 +72,7 @@ pub struct Threshold {
 
 /// Why a threshold did not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ThresholdErrorKind {
     /// No `<`, `<=`, `>` or `>=`.
     #[error("no comparison operator (one of <, <=, >, >=)")]

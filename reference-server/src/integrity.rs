@@ -120,6 +120,7 @@ fn parse_threshold(raw: &OsStr) -> Result<u64, IntegrityError> {
 
 /// What went wrong, for callers that map errors (e.g. to HTTP statuses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IntegrityErrorKind {
     /// The data folder does not exist or is not a folder.
     DataDirMissing,

@@ -84,6 +84,7 @@ impl Config {
 
 /// What can stop a server from starting or stopping cleanly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerErrorKind {
     /// Bad configuration (empty token, zero heartbeat, ...).
     Config,

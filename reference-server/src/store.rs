@@ -42,6 +42,7 @@ const READ_POOL_IDLE: usize = 8;
 
 /// What went wrong in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreErrorKind {
     /// Opening or preparing the database failed.
     Open,

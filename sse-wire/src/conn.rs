@@ -36,6 +36,7 @@ const CHUNK_SLACK: usize = 32;
 
 /// What went wrong on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WireErrorKind {
     /// The TCP connection could not be made (refused, unreachable, no address).
     Connect,
