@@ -333,16 +333,7 @@ fn spawn_job(state: &AppState, job_id: String, spec: JobSpec, slot: Option<JobSl
 /// if even that cannot be written it stays running and resumes after a restart.
 async fn give_up(state: &AppState, job_id: &str, e: &ApiError) {
     tracing::error!(job_id, error = %e, "job failed: its writes kept failing");
-    enter_terminal(state, job_id).await;
-    let payload = json!({ "error": "the server could not persist the job" }).to_string();
-    let op = WriteOp::Finish {
-        job_id: job_id.to_owned(),
-        state: JobState::Failed,
-        receipt_hash: None,
-        completed_at: now_ts(),
-        event: event(job_id, "task_failed", payload),
-    };
-    if let Err(e) = write_retrying(state, op).await {
+    if let Err(e) = write_failed(state, job_id, "the server could not persist the job").await {
         tracing::error!(job_id, error = %e, "task_failed could not be written either");
     }
 }
@@ -406,8 +397,13 @@ async fn enter_terminal(state: &AppState, job_id: &str) {
 }
 
 async fn finish_failed(state: &AppState, job_id: &str, step: u64) -> Result<(), ApiError> {
+    write_failed(state, job_id, &format!("failed at step {step}")).await
+}
+
+/// Ends the job as failed: its `task_failed` event with `error`, written with retries.
+async fn write_failed(state: &AppState, job_id: &str, error: &str) -> Result<(), ApiError> {
     enter_terminal(state, job_id).await;
-    let payload = json!({ "error": format!("failed at step {step}") }).to_string();
+    let payload = json!({ "error": error }).to_string();
     let op = WriteOp::Finish {
         job_id: job_id.to_owned(),
         state: JobState::Failed,
