@@ -126,21 +126,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        match e.kind {
-            crate::store::StoreErrorKind::Closed => {
-                ApiError::new(ErrorCode::Unavailable, "server is shutting down")
-            }
-            _ => {
-                tracing::error!(error = %e, "store failure");
-                ApiError::new(ErrorCode::Internal, "store failure")
-            }
-        }
-    }
-}
-
-/// Whether a body failed because [`crate::net::Limits::body_read_timeout`] passed.
+/// Whether a body failed because the body read timeout (`Limits::body_read_timeout`) passed.
 fn body_timed_out(r: &BytesRejection) -> bool {
     let mut e: Option<&(dyn std::error::Error + 'static)> = Some(r);
     while let Some(err) = e {

@@ -7,7 +7,7 @@
 //! `409 job_terminal`, and the receipt covers exactly the events before
 //! `task_completed`, by construction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ use crate::AppState;
 use crate::durable;
 use crate::error::{ApiError, ErrorCode, parse_json};
 use crate::faults::{Fault, REJECT_EVERY, UNWRITTEN_EVERY};
-use crate::store::{ArtifactRow, JobState, NewEvent, StoredEvent, WriteOp, now_ts};
+use crate::store::{ArtifactRow, JobState, NewEvent, WriteOp, now_ts};
 
 /// Most steps a job may have.
 pub const MAX_STEPS: u64 = 10_000;
@@ -473,38 +473,6 @@ pub struct Receipt {
     pub artifacts: Vec<ArtifactRow>,
     /// When the receipt was made.
     pub completed_at: String,
-}
-
-/// A JSON value with every object's keys sorted, whatever serde_json's map type is.
-fn canonical(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let sorted: BTreeMap<String, Value> =
-                m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
-            let mut out = Map::new();
-            for (k, v) in sorted {
-                out.insert(k, v);
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
-        other => other,
-    }
-}
-
-/// The canonical line of one event: compact JSON, sorted keys, then `\n`.
-pub fn canonical_line(ev: &StoredEvent) -> String {
-    let payload: Value = serde_json::from_str(&ev.payload).unwrap_or(Value::Null);
-    // Keys inserted in sorted order: event_type, job_id, payload, seq, ts.
-    let mut m = Map::new();
-    m.insert("event_type".into(), Value::from(ev.event_type.as_str()));
-    m.insert("job_id".into(), Value::from(ev.job_id.as_str()));
-    m.insert("payload".into(), canonical(payload));
-    m.insert("seq".into(), Value::from(ev.seq));
-    m.insert("ts".into(), Value::from(ev.ts.as_str()));
-    let mut line = Value::Object(m).to_string();
-    line.push('\n');
-    line
 }
 
 async fn finish_completed(

@@ -20,7 +20,8 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Open connections.
     pub open_connections: AtomicI64,
-    /// Connections refused because [`crate::net::Limits::max_connections`] were open.
+    /// Connections refused because the cap on open connections (`Limits::max_connections`)
+    /// was reached.
     pub connections_refused: AtomicU64,
     /// `accept` failures (out of file descriptors and the like).
     pub accept_errors: AtomicU64,

@@ -712,7 +712,7 @@ impl Store {
             let mut d = JobDigest::default();
             while let Some(r) = rows.next()? {
                 let ev = StoredEvent::from_row(r)?;
-                sha2::Digest::update(&mut hasher, crate::jobs::canonical_line(&ev).as_bytes());
+                sha2::Digest::update(&mut hasher, canonical_line(&ev).as_bytes());
                 d.first_seq.get_or_insert(ev.seq);
                 d.last_seq = Some(ev.seq);
                 d.event_count += 1;
@@ -1025,6 +1025,59 @@ fn commit_group(
     for (reply, res) in replies.into_iter().zip(results) {
         if let Some(r) = reply {
             let _ = r.send(res);
+        }
+    }
+}
+
+/// A JSON value with every object's keys sorted, whatever serde_json's map type is.
+fn canonical(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+                m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            let mut out = serde_json::Map::new();
+            for (k, v) in sorted {
+                out.insert(k, v);
+            }
+            serde_json::Value::Object(out)
+        }
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(canonical).collect())
+        }
+        other => other,
+    }
+}
+
+/// The canonical line of one event: compact JSON, sorted keys, then `\n`.
+fn canonical_line(ev: &StoredEvent) -> String {
+    let payload: serde_json::Value =
+        serde_json::from_str(&ev.payload).unwrap_or(serde_json::Value::Null);
+    // Keys inserted in sorted order: event_type, job_id, payload, seq, ts.
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "event_type".into(),
+        serde_json::Value::from(ev.event_type.as_str()),
+    );
+    m.insert("job_id".into(), serde_json::Value::from(ev.job_id.as_str()));
+    m.insert("payload".into(), canonical(payload));
+    m.insert("seq".into(), serde_json::Value::from(ev.seq));
+    m.insert("ts".into(), serde_json::Value::from(ev.ts.as_str()));
+    let mut line = serde_json::Value::Object(m).to_string();
+    line.push('\n');
+    line
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> crate::error::ApiError {
+        match e.kind {
+            StoreErrorKind::Closed => crate::error::ApiError::new(
+                crate::error::ErrorCode::Unavailable,
+                "server is shutting down",
+            ),
+            _ => {
+                tracing::error!(error = %e, "store failure");
+                crate::error::ApiError::new(crate::error::ErrorCode::Internal, "store failure")
+            }
         }
     }
 }
