@@ -295,18 +295,23 @@ async fn write_retrying(state: &AppState, op: WriteOp) -> Result<Vec<u64>, ApiEr
     .await
 }
 
-/// A blocking file write of a job task, retried.
+/// A blocking file write of a job task, retried; each attempt's result is told to the
+/// server's [`Health`](crate::store::Health), so `/healthz` says while they fail.
 async fn file_retrying<T: Send + 'static>(
+    state: &AppState,
     what: &str,
     work: impl Fn() -> std::io::Result<T> + Send + Sync + Clone + 'static,
 ) -> Result<T, ApiError> {
+    let health = state.store.health().clone();
     retrying(what, || {
         let work = work.clone();
+        let health = health.clone();
         async move {
-            tokio::task::spawn_blocking(work)
+            let r = tokio::task::spawn_blocking(work)
                 .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            health.file_write(what, r.as_ref().map(|_| ()).map_err(|e| e.kind()));
+            r.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
         }
     })
     .await
@@ -485,7 +490,7 @@ async fn finish_completed(
     let data_dir = state.store.data_dir().to_path_buf();
     if let (Some(bytes), false) = (spec.artifact_bytes, artifact_done) {
         let (dir, id) = (data_dir.clone(), job_id.to_owned());
-        let row = file_retrying("artifact write", move || {
+        let row = file_retrying(state, "artifact write", move || {
             write_artifact(&artifact_path(&dir, &id)?, &id, bytes)
         })
         .await?;
@@ -521,7 +526,7 @@ async fn finish_completed(
     };
     let (dir, id) = (data_dir.clone(), job_id.to_owned());
     let bytes = Arc::new(bytes);
-    file_retrying("receipt write", move || {
+    file_retrying(state, "receipt write", move || {
         durable::atomic_write_bytes(&receipt_path(&dir, &id)?, &bytes)
     })
     .await?;

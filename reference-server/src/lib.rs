@@ -187,7 +187,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// `200 {"status":"ok"}`, or `503 {"status":"unhealthy","reason"}` while the store's
-/// writes fail.
+/// writes or the jobs' file writes (artifacts, receipts) fail.
 async fn healthz(State(state): State<AppState>) -> Response {
     let head = state.store.head();
     match state.store.health().unhealthy() {
@@ -390,6 +390,12 @@ impl RunningServer {
     /// The data folder.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Why `/healthz` would say unhealthy now (the store's or the file writes' reason),
+    /// or `None`: for tests that cannot open a connection (out of descriptors).
+    pub fn health(&self) -> Option<String> {
+        self.state.store.health().unhealthy()
     }
 
     /// Graceful stop, as on SIGTERM: job tasks stop (they resume on restart), every

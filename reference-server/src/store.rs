@@ -328,21 +328,36 @@ pub struct Store {
     health: Health,
 }
 
-/// Why the writer is unhealthy, if it is: set by a failed write (disk full, read-only
-/// folder, out of descriptors), cleared by the next successful one.
+/// Why the writers are unhealthy, if they are: the store's writer (set by a failed
+/// write — disk full, read-only folder, out of descriptors — cleared by the next
+/// successful one) and the job's file writes (artifacts, receipts; set and cleared the
+/// same way). Reasons never contain a path.
 #[derive(Debug, Clone, Default)]
-pub struct Health(Arc<Mutex<Option<String>>>);
+pub struct Health {
+    store: Arc<Mutex<Option<String>>>,
+    files: Arc<Mutex<Option<String>>>,
+}
 
 impl Health {
     fn set(&self, reason: Option<String>) {
-        if let Ok(mut h) = self.0.lock() {
+        if let Ok(mut h) = self.store.lock() {
             *h = reason;
         }
     }
 
-    /// The reason the writer is failing, or `None` when its last write succeeded.
+    /// Records how a file write went: a failure makes the server unhealthy until a
+    /// later file write succeeds.
+    pub fn file_write(&self, what: &str, result: Result<(), std::io::ErrorKind>) {
+        if let Ok(mut h) = self.files.lock() {
+            *h = result.err().map(|kind| format!("{what}s failing: {kind}"));
+        }
+    }
+
+    /// The reason the writers are failing (the store's first), or `None` when their
+    /// last writes succeeded.
     pub fn unhealthy(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|h| h.clone())
+        let store = self.store.lock().ok().and_then(|h| h.clone());
+        store.or_else(|| self.files.lock().ok().and_then(|h| h.clone()))
     }
 }
 

@@ -44,6 +44,109 @@ async fn a_full_store_ends_the_job_with_task_failed_and_healthz_says_why() {
     s.stop().await;
 }
 
+/// Waits until the server says it is unhealthy (read in-process), returns the reason.
+async fn wait_unhealthy(s: &TestServer) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(reason) = s.server.health() {
+            return reason;
+        }
+        assert!(Instant::now() < end, "the server never said unhealthy");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The event types of a task stream's events, in order.
+fn kinds(frames: &[common::Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.is("task_event"))
+        .map(|f| {
+            f.json()["event_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn is_progress(f: &common::Frame) -> bool {
+    f.is("task_event") && f.json()["event_type"] == "progress_update"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_artifacts_folder_ends_the_job_with_task_failed_and_healthz_says_why() {
+    let s = TestServer::start().await;
+    let frozen = common::ReadOnly::new(&s.dir.path().join("artifacts"));
+    let job = s
+        .create_job(json!({"steps": 2, "interval_ms": 0, "artifact_bytes": 1024}))
+        .await;
+    let mut r = s.open(&format!("/v1/jobs/{job}/events"), &[]).await;
+    let frames = r.read_to_end().await;
+    let last = frames.last().expect("frames");
+    assert!(last.is("connection_close"), "{last:?}");
+    assert_eq!(last.json()["reason"], "task_failed");
+    assert!(
+        !kinds(&frames).iter().any(|k| k == "artifact_written"),
+        "{frames:?}"
+    );
+    let health = s.http.get(s.u("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 503);
+    let reason = health.json::<Value>().await.expect("json")["reason"]
+        .as_str()
+        .expect("reason")
+        .to_owned();
+    assert!(reason.contains("artifact write"), "{reason}");
+    assert!(!reason.contains('/'), "no path: {reason}");
+    assert_eq!(s.wait_job_done(&job).await["state"], "failed");
+    // Writable again: the next job's artifact is written and the server is healthy.
+    drop(frozen);
+    let next = s
+        .create_job(json!({"steps": 1, "interval_ms": 0, "artifact_bytes": 1024}))
+        .await;
+    assert_eq!(s.wait_job_done(&next).await["state"], "completed");
+    assert_eq!(s.server.health(), None);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_turns_read_only_is_retried_and_loses_nothing_once_writable() {
+    let s = TestServer::start().await;
+    let job = s.create_job(json!({"steps": 30, "interval_ms": 20})).await;
+    let mut r = s.open(&format!("/v1/jobs/{job}/events"), &[]).await;
+    // Wait for the job to be under way, then freeze the store's files.
+    while !is_progress(&r.next().await.expect("frame")) {}
+    let dir = s.dir.path();
+    let frozen: Vec<common::ReadOnly> = ["spine.db-wal", "spine.db"]
+        .iter()
+        .map(|f| common::ReadOnly::new(&dir.join(f)))
+        .collect();
+    let reason = wait_unhealthy(&s).await;
+    assert!(reason.contains("store writes failing"), "{reason}");
+    assert!(!reason.contains('/'), "no path: {reason}");
+    drop(frozen);
+    // The job's write was retried: it completes with every step, in order, once.
+    let frames = r.read_to_end().await;
+    let last = frames.last().expect("frames");
+    assert_eq!(last.json()["reason"], "task_completed", "{frames:?}");
+    let steps: Vec<u64> = frames
+        .iter()
+        .filter(|f| is_progress(f))
+        .map(|f| f.json()["payload"]["step"].as_u64().expect("step"))
+        .collect();
+    let first = steps.first().copied().expect("steps");
+    assert_eq!(steps, (first..=30).collect::<Vec<_>>());
+    let seqs: Vec<u64> = frames
+        .iter()
+        .filter(|f| f.is("task_event"))
+        .map(|f| f.json()["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(s.wait_job_done(&job).await["state"], "completed");
+    assert_eq!(s.server.health(), None);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_disconnect_mid_create_leave_no_half_made_job() {
     let s = TestServer::start().await;

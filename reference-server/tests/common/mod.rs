@@ -301,3 +301,67 @@ pub fn seqs(frames: &[Frame]) -> Vec<u64> {
         .map(|f| f.json()["seq"].as_u64().expect("seq"))
         .collect()
 }
+
+/// A file or folder made unwritable for as long as the guard lives. Root ignores
+/// permission bits, so as root the immutable attribute (`chattr +i`) is used; for
+/// other users the write bits are removed. Either way the guard checks that a write
+/// really fails before handing the path over, and undoes it on drop (also on panic,
+/// so the temp folder can be removed).
+pub struct ReadOnly {
+    path: std::path::PathBuf,
+    mode: u32,
+    as_root: bool,
+}
+
+impl ReadOnly {
+    pub fn new(path: &std::path::Path) -> ReadOnly {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).expect("stat").permissions().mode();
+        // `/proc/self` belongs to the process's effective user.
+        let as_root =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc"))
+                == 0;
+        if as_root {
+            chattr(path, "+i");
+        } else {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o222))
+                .expect("chmod");
+        }
+        let guard = ReadOnly {
+            path: path.to_owned(),
+            mode,
+            as_root,
+        };
+        let probe = if path.is_dir() {
+            std::fs::File::create(path.join(".probe")).map(|_| ())
+        } else {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(|_| ())
+        };
+        assert!(probe.is_err(), "{} is still writable", path.display());
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        if self.as_root {
+            chattr(&self.path, "-i");
+        } else {
+            let _ =
+                std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(self.mode));
+        }
+    }
+}
+
+fn chattr(path: &std::path::Path, flag: &str) {
+    let status = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .expect("chattr (e2fsprogs) runs");
+    assert!(status.success(), "chattr {flag} {} failed", path.display());
+}
