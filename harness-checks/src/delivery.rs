@@ -29,6 +29,38 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     publish_acked(ctx);
     slow_consumer_close(ctx);
+    only_requested(ctx);
+}
+
+/// A subscriber filtered to some jobs (channels) that receives another job's event:
+/// the job is the one the marker was published to when the harness published it, else
+/// the one the event names. One finding per connection (its first such event), so a
+/// leak on the first connection and on each resume is each reported.
+fn only_requested(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for c in ctx.log_clients().filter(|c| !c.t.jobs.is_empty()) {
+        for ds in c.by_conn().values() {
+            let stray = ds.iter().find_map(|d| {
+                let job =
+                    d.ev.marker
+                        .as_deref()
+                        .and_then(|m| ctx.ack_by_marker.get(m))
+                        .map(|a| a.job.as_str())
+                        .or(d.ev.job.as_deref())?;
+                (!c.sub.reads(job)).then_some((d, job))
+            });
+            if let Some((d, job)) = stray {
+                found.push(Evidence {
+                    expected: format!("only events of {}", c.t.jobs.join(", ")),
+                    seen: format!("an event of job {job}"),
+                    ..d.evidence(c.id())
+                });
+            }
+        }
+    }
+    for e in found {
+        ctx.emit(ids::DELIVERY_ONLY_REQUESTED, e);
+    }
 }
 
 fn loss_clients<'c, 'a>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c ClientView<'a>> {
@@ -408,7 +440,10 @@ fn slow_consumer_close(ctx: &mut Ctx) {
     let mut found = Vec::new();
     for c in loss_clients(ctx) {
         for conn in &c.t.connections {
-            if conn.end != ConnEnd::ServerClosed || conn.status != Some(200) {
+            // A clean end, or an abrupt one (a reset, an EOF inside a chunk): either way
+            // the server ended a stream that only a close frame may end.
+            let abrupt = matches!(conn.end, ConnEnd::Failed { .. });
+            if !(conn.end == ConnEnd::ServerClosed || abrupt) || conn.status != Some(200) {
                 continue;
             }
             if conn
@@ -425,10 +460,15 @@ fn slow_consumer_close(ctx: &mut Ctx) {
             if near_restart {
                 continue;
             }
+            let how = if abrupt {
+                describe_end(&conn.end)
+            } else {
+                "the response ended".to_owned()
+            };
             found.push(Evidence {
                 expected: "connection_close (slow_consumer, server_shutdown, ...) before an events stream ends".to_owned(),
                 seen: format!(
-                    "the response ended after {} bytes at {} ms without connection_close",
+                    "{how} after {} bytes at {} ms without connection_close",
                     conn.body_bytes,
                     ms(conn.ended_us)
                 ),

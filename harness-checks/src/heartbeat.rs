@@ -1,15 +1,18 @@
 //! `heartbeat.*`: an idle stream is never silent for more than 2 x `heartbeat_ms`, and
 //! heartbeat frames carry `server_time` and `head_seq` and no id.
 //!
-//! Silence is measured on the client's receive times, which a paused reader stretches.
-//! Clients the scenario left idle on purpose read promptly, so every silence on them is
-//! judged. On other connections a silence that ends in a burst (two or more items
-//! within [`BURST_US`]) is what a paused reader sees of a heartbeating server (the
-//! heartbeats waited in the socket), so it is not held against the target; nor is the
-//! silence before such a connection's end.
+//! Between two consecutive heartbeats silence is measured on the server's clock (their
+//! `server_time`): the receive times only corroborate, so a stall of the harness never
+//! fails a correct server. Other silences are measured on the client's receive times,
+//! which a paused reader stretches. Clients the scenario left idle on purpose read
+//! promptly, so every such silence on them is judged, the one before the end of the
+//! stream too, whatever ended it. On other connections a silence that ends in a burst
+//! (two or more items within [`BURST_US`]) is what a paused reader sees of a
+//! heartbeating server (the heartbeats waited in the socket), so it is not held against
+//! the target; nor is the silence before such a connection's end.
 
 use harness_model::ids;
-use harness_model::{ConnEnd, Connection, Evidence, FrameKind};
+use harness_model::{Connection, Evidence, Frame, FrameKind};
 use serde_json::Value;
 
 use crate::view::{Ctx, at_frame, ms, str_field};
@@ -27,7 +30,9 @@ pub(crate) fn check(ctx: &mut Ctx) {
 }
 
 /// The interval a connection is judged by: the profile's, else the one its
-/// `connection_open` announced (clamped by [`harness_model::heartbeat::interval_ms`]).
+/// `connection_open` announced (clamped by [`harness_model::heartbeat::interval_ms`]),
+/// bounded by the profile's longest allowed interval: a target cannot switch the check
+/// off by announcing a huge interval.
 fn interval_ms(ctx: &Ctx, conn: &Connection) -> Option<u64> {
     ctx.cfg
         .heartbeat_ms
@@ -39,6 +44,7 @@ fn interval_ms(ctx: &Ctx, conn: &Connection) -> Option<u64> {
                 _ => None,
             })
         })
+        .map(|i| ctx.cfg.heartbeat_max_ms.map_or(i, |max| i.min(max)))
         .filter(|&i| i > 0)
 }
 
@@ -62,52 +68,27 @@ fn interval(ctx: &mut Ctx) {
             if !(idle || ctx.cfg.lifecycle_frames && long) {
                 continue;
             }
-            // (receive time, frame index) of every frame and comment, in time order.
-            let mut items: Vec<(u64, Option<usize>)> = conn
-                .frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.at_us, Some(i)))
-                .collect();
-            items.extend(conn.comments.iter().map(|c| (c.at_us, None)));
-            items.sort();
-            let mut prev = start;
-            let mut bad = None;
-            for (k, &(t, frame)) in items.iter().enumerate() {
-                if t.saturating_sub(prev) > limit {
-                    let burst = items[k..]
-                        .iter()
-                        .take_while(|(u, _)| *u <= t + BURST_US)
-                        .count()
-                        >= 2;
-                    if idle || !burst {
-                        bad = Some((prev, t, frame));
-                        break;
-                    }
-                }
-                prev = prev.max(t);
-            }
-            // An idle client that reached its deadline waiting for heartbeats was silent
-            // up to that end too: the deadline is when it gave up on them.
-            let trailing = matches!(
-                conn.end,
-                ConnEnd::Finished | ConnEnd::Cut { .. } | ConnEnd::Deadline
-            );
-            if bad.is_none() && idle && trailing && conn.ended_us.saturating_sub(prev) > limit {
-                bad = Some((prev, conn.ended_us, None));
-            }
-            let Some((from, to, frame)) = bad else {
+            let Some((from, to, frame, clock)) = silence(conn, start, limit, idle) else {
                 continue;
             };
             let f = frame.map(|i| &conn.frames[i]);
             found.push(Evidence {
-                expected: format!("no silence above 2 x heartbeat_ms = {} ms", every * 2),
-                seen: format!(
-                    "{} ms of silence (from {} ms to {} ms)",
-                    ms(to - from),
-                    ms(from),
-                    ms(to)
+                expected: format!(
+                    "no silence above 2 x heartbeat_ms = {} ms",
+                    every.saturating_mul(2)
                 ),
+                seen: match clock {
+                    Clock::Receive => format!(
+                        "{} ms of silence (from {} ms to {} ms)",
+                        ms(to - from),
+                        ms(from),
+                        ms(to)
+                    ),
+                    Clock::Server => format!(
+                        "{} ms between consecutive heartbeats by their server_time",
+                        ms(to - from)
+                    ),
+                },
                 ..at_frame(c.id(), conn, f)
             });
         }
@@ -115,6 +96,117 @@ fn interval(ctx: &mut Ctx) {
     for e in found {
         ctx.emit(ids::HEARTBEAT_INTERVAL, e);
     }
+}
+
+/// Which clock measured a silence.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The harness's receive times.
+    Receive,
+    /// The `server_time` of two consecutive heartbeats (µs since the epoch).
+    Server,
+}
+
+/// The first silence above `limit` µs on a connection: (from, to, the frame that ended
+/// it, the clock that measured it). Two consecutive heartbeats are judged by their
+/// `server_time` alone, so a stall of the harness never fails a correct server and a
+/// server that stamps a long silence fails however its frames arrived; other gaps by
+/// receive time (a burst forgives a paused reader unless the client was idle). An idle
+/// client's final silence is judged whatever ended the stream.
+fn silence(
+    conn: &Connection,
+    start: u64,
+    limit: u64,
+    idle: bool,
+) -> Option<(u64, u64, Option<usize>, Clock)> {
+    // (receive time, frame index) of every frame and comment, in time order.
+    let mut items: Vec<(u64, Option<usize>)> = conn
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.at_us, Some(i)))
+        .collect();
+    items.extend(conn.comments.iter().map(|c| (c.at_us, None)));
+    items.sort();
+    let stamp = |i: Option<usize>| i.and_then(|i| server_time_us(&conn.frames[i]));
+    let mut prev = start;
+    let mut prev_stamp = None;
+    for (k, &(t, frame)) in items.iter().enumerate() {
+        let this_stamp = stamp(frame);
+        if let (Some(a), Some(b)) = (prev_stamp, this_stamp) {
+            if b.saturating_sub(a) > limit {
+                return Some((a, b, frame, Clock::Server));
+            }
+        } else if t.saturating_sub(prev) > limit {
+            let burst = items[k..]
+                .iter()
+                .take_while(|(u, _)| *u <= t + BURST_US)
+                .count()
+                >= 2;
+            if idle || !burst {
+                return Some((prev, t, frame, Clock::Receive));
+            }
+        }
+        prev = prev.max(t);
+        prev_stamp = this_stamp;
+    }
+    // An idle client was silent up to its end too, however the stream ended: the
+    // deadline is when it gave up waiting, a close or reset is when the server ended it.
+    (idle && conn.ended_us.saturating_sub(prev) > limit).then_some((
+        prev,
+        conn.ended_us,
+        None,
+        Clock::Receive,
+    ))
+}
+
+/// A heartbeat's `server_time` in µs since the epoch.
+fn server_time_us(f: &Frame) -> Option<u64> {
+    match &f.kind {
+        FrameKind::Heartbeat { fields } => {
+            rfc3339_ms(str_field(fields, "server_time")?).map(|t| t.saturating_mul(1000))
+        }
+        _ => None,
+    }
+}
+
+/// An RFC 3339 UTC time (`2025-01-01T00:00:00.123Z`, fraction optional) in ms since
+/// the epoch; None for any other shape. Written here (a dozen lines) so the pure
+/// checkers need no date crate.
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = s.get(19..)?.strip_suffix(['Z', 'z'])?;
+    let millis = match rest.strip_prefix('.') {
+        None if rest.is_empty() => 0,
+        Some(f) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => {
+            let f3: String = f.chars().chain("000".chars()).take(3).collect();
+            f3.parse().ok()?
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), years from 1970 on.
+    let y = if mo <= 2 { y.checked_sub(1)? } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + millis)
 }
 
 fn fields(ctx: &mut Ctx) {

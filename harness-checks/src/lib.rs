@@ -67,6 +67,12 @@ pub struct CheckConfig {
     pub heartbeat: HeartbeatForm,
     /// The known heartbeat interval; None: take `heartbeat_ms` from each `connection_open`.
     pub heartbeat_ms: Option<u64>,
+    /// The longest interval an announced `heartbeat_ms` is taken at (a longer one is
+    /// judged at this bound); None: only the model's clamp applies.
+    pub heartbeat_max_ms: Option<u64>,
+    /// The target promises that every stream starts with a `retry:` block of its own
+    /// (the spine does; most SSE servers do not): `lifecycle.retry-first` is judged.
+    pub retry_first: bool,
     /// The contract families this scenario judges (e.g. `["resume","delivery"]`); the
     /// others are skipped. Empty means every family.
     pub families: Vec<harness_model::Family>,

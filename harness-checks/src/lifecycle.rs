@@ -32,7 +32,14 @@ pub(crate) fn check(ctx: &mut Ctx) {
             found.extend(
                 headers(id, conn, ctx.cfg.lifecycle_frames).map(|e| (ids::LIFECYCLE_HEADERS, e)),
             );
-            found.extend(retry_first(id, conn).map(|e| (ids::LIFECYCLE_RETRY_FIRST, e)));
+            if ctx.cfg.retry_first {
+                found.extend(retry_first(id, conn).map(|e| (ids::LIFECYCLE_RETRY_FIRST, e)));
+            }
+            if ctx.cfg.lifecycle_frames {
+                found.extend(
+                    close_reason(c.t.stream, id, conn).map(|e| (ids::LIFECYCLE_CLOSE_REASON, e)),
+                );
+            }
             if ctx.cfg.lifecycle_frames && !shaped.contains(id) {
                 found.extend(
                     open_first(ctx, c.t.stream, id, conn).map(|e| (ids::LIFECYCLE_OPEN_FIRST, e)),
@@ -116,8 +123,17 @@ fn headers(id: &ClientId, conn: &Connection, spine: bool) -> Option<Evidence> {
     })
 }
 
+/// Judged only on a first block that was completely received: a connection the
+/// harness cut before any frame was dispatched and before any `retry:` line was read
+/// may have been cut inside that block.
 fn retry_first(id: &ClientId, conn: &Connection) -> Option<Evidence> {
     if conn.body_bytes == 0 {
+        return None;
+    }
+    let cut_early = matches!(conn.end, ConnEnd::Cut { .. })
+        && conn.frames.is_empty()
+        && conn.retries.is_empty();
+    if cut_early {
         return None;
     }
     let first = conn.frames.first();
@@ -138,12 +154,63 @@ fn retry_first(id: &ClientId, conn: &Connection) -> Option<Evidence> {
     })
 }
 
-fn open_first(ctx: &Ctx, stream: StreamKind, id: &ClientId, conn: &Connection) -> Option<Evidence> {
-    let want = match stream {
+/// The reasons a stream of `kind` may end with (spine §4.1; `server_shutdown` and
+/// `slow_consumer` on every log stream, §4.3).
+fn allowed_reasons(kind: StreamKind) -> &'static [CloseReason] {
+    use CloseReason::*;
+    match kind {
+        StreamKind::Events => &[ServerShutdown, SlowConsumer, CursorAhead],
+        StreamKind::Task => &[
+            ServerShutdown,
+            SlowConsumer,
+            CursorAhead,
+            TaskCompleted,
+            TaskFailed,
+            TaskNotFound,
+        ],
+        StreamKind::Version => &[Replaced, ServerShutdown],
+    }
+}
+
+/// A `connection_close` whose reason is unknown or not one its stream may end with.
+fn close_reason(kind: StreamKind, id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let allowed = allowed_reasons(kind);
+    conn.frames.iter().find_map(|f| {
+        let (name, fields) = lifecycle(f)?;
+        if name != "connection_close" {
+            return None;
+        }
+        let reason = str_field(fields, "reason");
+        let ok = reason
+            .and_then(|r| r.parse::<CloseReason>().ok())
+            .is_some_and(|r| allowed.contains(&r));
+        (!ok).then(|| Evidence {
+            expected: format!(
+                "a {} stream closed with reason {}",
+                stream_name(kind),
+                allowed
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            seen: describe(f),
+            ..at_frame(id, conn, Some(f))
+        })
+    })
+}
+
+/// The spine's name of a stream kind.
+fn stream_name(kind: StreamKind) -> &'static str {
+    match kind {
         StreamKind::Events => "events",
         StreamKind::Task => "task",
         StreamKind::Version => "version",
-    };
+    }
+}
+
+fn open_first(ctx: &Ctx, stream: StreamKind, id: &ClientId, conn: &Connection) -> Option<Evidence> {
+    let want = stream_name(stream);
     let expected =
         format!("connection_open with stream {want}, head_seq, resume_from and heartbeat_ms first");
     let Some(f) = conn.frames.first() else {
@@ -363,9 +430,11 @@ fn terminal_close(ctx: &Ctx, client: &ClientId, want: CloseReason) -> Vec<Eviden
             _ => {}
         }
     }
+    // Every ending but a cut of the harness's own: the server closing, resetting or
+    // refusing, a parser or recording limit, or the client's deadline.
     if !closed
         && let Some(last) = c.t.connections.last()
-        && matches!(last.end, ConnEnd::Deadline | ConnEnd::ServerClosed)
+        && !matches!(last.end, ConnEnd::Cut { .. })
     {
         found.push(Evidence {
             expected,

@@ -1,8 +1,10 @@
-//! `liveness.*`: after clients vanish, the active-stream gauge returns to its baseline
-//! within 2 x `heartbeat_ms` (plus one interval of slack for the sampling).
+//! `liveness.*`: the active-stream gauge rises to at least its baseline plus the
+//! clients while they are connected (a gauge that never counts proves nothing), and
+//! after they vanish returns to its baseline within 2 x `heartbeat_ms` (plus one
+//! interval of slack for the sampling).
 
-use harness_model::Evidence;
 use harness_model::ids;
+use harness_model::{Evidence, LivenessProbe};
 
 use crate::view::{Ctx, ms};
 
@@ -13,6 +15,10 @@ pub(crate) fn check(ctx: &mut Ctx) {
     let Some(p) = &ctx.rec.expect.liveness else {
         return;
     };
+    if let Some(e) = never_rose(ctx, p) {
+        ctx.emit(ids::LIVENESS_DISCONNECT_NOTICED, e);
+        return;
+    }
     let deadline = p
         .disconnected_us
         .saturating_add(p.heartbeat_ms.saturating_mul(3_000));
@@ -54,4 +60,43 @@ pub(crate) fn check(ctx: &mut Ctx) {
         ..Evidence::default()
     };
     ctx.emit(ids::LIVENESS_DISCONNECT_NOTICED, e);
+}
+
+/// Evidence that no sample taken while the clients were connected counted them all.
+fn never_rose(ctx: &Ctx, p: &LivenessProbe) -> Option<Evidence> {
+    if p.clients == 0 {
+        return None;
+    }
+    let want = p.baseline + f64::from(p.clients);
+    let before: Vec<(u64, f64)> = ctx
+        .rec
+        .gauges
+        .get(&p.gauge)
+        .map(|s| {
+            s.iter()
+                .copied()
+                .filter(|(t, _)| *t < p.disconnected_us)
+                .collect()
+        })
+        .unwrap_or_default();
+    if before.iter().any(|(_, v)| *v >= want) {
+        return None;
+    }
+    let seen = match before.iter().map(|(_, v)| *v).reduce(f64::max) {
+        Some(top) => format!(
+            "{} at most {top} in {} sample(s) while they were connected",
+            p.gauge,
+            before.len()
+        ),
+        None => format!("no sample of {} while they were connected", p.gauge),
+    };
+    Some(Evidence {
+        at_ms: Some(ms(p.disconnected_us)),
+        expected: format!(
+            "{} at least {want} (baseline {} + {} clients) while the clients were connected",
+            p.gauge, p.baseline, p.clients
+        ),
+        seen,
+        ..Evidence::default()
+    })
 }

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::IdMode;
 use crate::view::{
-    ClientView, Ctx, Cursor, Delivery, at_conn, at_frame, cursor_of, describe_end, error_shape,
-    is_lifecycle, lifecycle, str_field,
+    ClientView, Ctx, Cursor, Delivery, at_conn, at_frame, cursor_of, describe, describe_end,
+    error_shape, is_lifecycle, lifecycle, str_field,
 };
 
 /// A heartbeat is compared only with other clients' deliveries received at least this
@@ -34,6 +34,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
             numeric_gaps(ctx);
             if ctx.cfg.lifecycle_frames {
                 head_not_behind(ctx);
+                told_ahead_at_a_known_seq(ctx);
             }
         }
         IdMode::Opaque => {
@@ -481,4 +482,68 @@ fn head_not_behind(ctx: &mut Ctx) {
     for e in found {
         ctx.emit(ids::RESUME_HEAD_NOT_BEHIND, e);
     }
+}
+
+/// A connection told `cursor_ahead` (an `error` or a `connection_close` with that
+/// code) although its numeric cursor was at or below a seq known to exist when it
+/// opened: acknowledged by then, or received by some client by then. Clients that the
+/// scenario sent above the head on purpose are `resume.cursor-ahead`'s.
+fn told_ahead_at_a_known_seq(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    for c in &ctx.clients {
+        if c.t.stream == StreamKind::Version || ctx.rec.expect.cursor_ahead.contains(c.id()) {
+            continue;
+        }
+        for conn in &c.t.connections {
+            let Cursor::Seq(l) = cursor_of(&conn.cursor) else {
+                continue;
+            };
+            let Some(f) = conn.frames.iter().find(|f| {
+                lifecycle(f).is_some_and(|(n, fl)| {
+                    let code = match n {
+                        "error" => str_field(fl, "code"),
+                        "connection_close" => str_field(fl, "reason"),
+                        _ => None,
+                    };
+                    code == Some(CloseReason::CursorAhead.name())
+                })
+            }) else {
+                continue;
+            };
+            let Some((known, why)) = known_before(ctx, conn.opened_us) else {
+                continue;
+            };
+            if l <= known.0 {
+                found.push(Evidence {
+                    seq: Some(known),
+                    expected: format!(
+                        "no cursor_ahead for cursor {l}: seq {known} existed before the request ({why})"
+                    ),
+                    seen: describe(f),
+                    ..at_frame(c.id(), conn, Some(f))
+                });
+            }
+        }
+    }
+    for e in found {
+        ctx.emit(ids::RESUME_HEAD_NOT_BEHIND, e);
+    }
+}
+
+/// The highest seq known to exist before `t` (acknowledged, or received by a client),
+/// and why it is known.
+fn known_before(ctx: &Ctx, t: u64) -> Option<(Seq, String)> {
+    let acked = ctx
+        .rec
+        .acks
+        .iter()
+        .filter(|a| a.acked_us < t)
+        .filter_map(|a| a.seq.map(|s| (s, "acknowledged".to_owned())));
+    let delivered = ctx.clients.iter().flat_map(|c| {
+        c.deliveries
+            .iter()
+            .filter(|d| d.frame.at_us < t)
+            .filter_map(|d| d.ev.seq.map(|s| (s, format!("received by {}", c.id()))))
+    });
+    acked.chain(delivered).max_by_key(|(s, _)| *s)
 }

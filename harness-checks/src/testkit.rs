@@ -23,6 +23,8 @@ pub fn numeric_cfg() -> CheckConfig {
             name: "heartbeat".into(),
         },
         heartbeat_ms: None,
+        heartbeat_max_ms: Some(15_000),
+        retry_first: true,
         families: Vec::new(),
     }
 }
@@ -35,6 +37,8 @@ pub fn opaque_cfg() -> CheckConfig {
         lifecycle_frames: false,
         heartbeat: HeartbeatForm::None,
         heartbeat_ms: None,
+        heartbeat_max_ms: None,
+        retry_first: false,
         families: Vec::new(),
     }
 }
@@ -196,9 +200,21 @@ impl Conn {
         self.frame(at, "message", Some(id.into()), FrameKind::Data(ev))
     }
 
-    /// A spine heartbeat.
+    /// A spine heartbeat received at `at` ms and stamped by the server at the same time.
     pub fn hb(self, at: u64, head: u64) -> Conn {
-        let fields = json!({"server_time": "2025-01-01T00:00:00.000Z", "head_seq": head, "correlation_id": "c1"});
+        self.hb_stamped(at, at, head)
+    }
+
+    /// A spine heartbeat received at `at` ms whose `server_time` is `stamp` ms after
+    /// 2025-01-01T00:00:00Z (under an hour).
+    pub fn hb_stamped(self, at: u64, stamp: u64, head: u64) -> Conn {
+        let server_time = format!(
+            "2025-01-01T00:{:02}:{:02}.{:03}Z",
+            stamp / 60_000,
+            stamp / 1000 % 60,
+            stamp % 1000
+        );
+        let fields = json!({"server_time": server_time, "head_seq": head, "correlation_id": "c1"});
         self.frame(at, "heartbeat", None, FrameKind::Heartbeat { fields })
     }
 

@@ -286,6 +286,7 @@ cases! {
         let mut r = numeric_with(&[1, 2]);
         conn(&mut r, "b#0", 0).end = ConnEnd::Failed { error: "io: connection reset by peer".into() };
         Case::one(numeric_cfg(), r, "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 3 marker m3: expected seq 3 and 2 more acked seqs up to 5 (acked at 131 ms, job j1) delivered, saw last delivered seq 2; stream ended by a socket failure (io: connection reset by peer) at 1500 ms")
+            .also(&["delivery.slow-consumer-close"])
     };
     // ...but a cut of the harness's own, not followed by a reconnect, owes nothing.
     a_harness_cut_without_reconnect_owes_nothing => {
@@ -402,7 +403,7 @@ cases! {
         let mut r = numeric();
         let c = conn(&mut r, "idle#0", 0);
         c.frames.drain(2..4);
-        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 212: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3000 ms of silence (from 1200 ms to 4200 ms)")
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 212: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3000 ms between consecutive heartbeats by their server_time")
     };
     // Regression: with heartbeats switched off, the idle client waited until its
     // deadline and the silence before that end was not judged.
@@ -497,9 +498,137 @@ cases! {
 
     gauge_stays_up => {
         let mut r = numeric();
-        r.expect.liveness = Some(LivenessProbe { gauge: "spine_active_streams".into(), baseline: 0.0, disconnected_us: ms(1000), heartbeat_ms: 1000 });
+        r.expect.liveness = Some(LivenessProbe { gauge: "spine_active_streams".into(), baseline: 0.0, disconnected_us: ms(1000), heartbeat_ms: 1000, clients: 0 });
         r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 3.0), (ms(1500), 2.0), (ms(3500), 1.0)]);
         Case::one(numeric_cfg(), r, "liveness.disconnect-noticed", "[liveness.disconnect-noticed] expected spine_active_streams back to 0 within 3000 ms of the disconnect (2 x heartbeat_ms + one interval of sampling slack), saw spine_active_streams still 1 2500 ms after the disconnect (last sample)")
+    };
+
+    // Issue 12, hole 2: nothing the client did not ask for, on every connection.
+    another_jobs_event_to_a_filtered_client => {
+        let mut r = numeric();
+        let c = conn(&mut r, "b#0", 0);
+        let mut f = c.frames.last().expect("a frame").clone();
+        f.kind = FrameKind::Data(event(6, "j3"));
+        f.id = Some("6".into());
+        f.start += 50;
+        f.at_us = ms(1450);
+        c.frames.push(f);
+        Case::one(numeric_cfg(), r, "delivery.only-requested", "[delivery.only-requested] client b#0 conn 0 seq 6 marker m6 byte 312: expected only events of j1, saw an event of job j3")
+    };
+    another_channels_event_on_a_resume_opaque => {
+        let mut r = opaque();
+        r.acks.push(oack("z1", "j9", 2, 90));
+        let c = conn(&mut r, "a#0", 1);
+        let mut f = c.frames[0].clone();
+        if let FrameKind::Data(d) = &mut f.kind {
+            d.marker = Some("z1".into());
+            d.opaque_id = Some("9:0".into());
+            d.job = Some("j9".into());
+        }
+        f.start = 9000;
+        c.frames.push(f);
+        Case::one(opaque_cfg(), r, "delivery.only-requested", "[delivery.only-requested] client a#0 conn 1 marker z1 byte 9000: expected only events of j1, saw an event of job j9")
+    };
+
+    // Issue 12, hole 3: unexpected endings are judged.
+    cursor_ahead_for_a_seq_known_to_exist => {
+        let mut r = numeric();
+        let c = Conn::new(0, 500)
+            .cursor("5")
+            .open(501, "events", 5, json!(5))
+            .error(502, "cursor_ahead")
+            .close(502, "cursor_ahead")
+            .end(ConnEnd::ServerClosed, 503);
+        r.transcripts.push(client("c#0", StreamKind::Events, &["j1"], vec![c]));
+        Case::one(numeric_cfg(), r, "resume.head-not-behind", "[resume.head-not-behind] client c#0 conn 0 seq 5 byte 62: expected no cursor_ahead for cursor 5: seq 5 existed before the request (received by b#0), saw error{code:cursor_ahead}")
+    };
+    close_reason_not_for_the_stream => {
+        let mut r = numeric();
+        let c = Conn::new(0, 500)
+            .cursor("5")
+            .open(501, "events", 5, json!(5))
+            .close(502, "task_completed")
+            .end(ConnEnd::ServerClosed, 503);
+        r.transcripts.push(client("c#0", StreamKind::Events, &["j1"], vec![c]));
+        Case::one(numeric_cfg(), r, "lifecycle.close-reason", "[lifecycle.close-reason] client c#0 conn 0 byte 62: expected a events stream closed with reason server_shutdown, slow_consumer, cursor_ahead, saw connection_close{reason:task_completed}")
+    };
+    events_stream_reset_without_close => {
+        let mut r = numeric();
+        let c = Conn::new(0, 500)
+            .cursor("5")
+            .open(501, "events", 5, json!(5))
+            .end(ConnEnd::Failed { error: "io: unexpected end of chunked body".into() }, 900);
+        r.transcripts.push(client("c#0", StreamKind::Events, &["j1"], vec![c]));
+        Case::one(numeric_cfg(), r, "delivery.slow-consumer-close", "[delivery.slow-consumer-close] client c#0 conn 0: expected connection_close (slow_consumer, server_shutdown, ...) before an events stream ends, saw a socket failure (io: unexpected end of chunked body) after 62 bytes at 900 ms without connection_close")
+    };
+    task_stream_reset_before_its_terminal => {
+        let mut r = numeric();
+        let c = conn(&mut r, "t#0", 0);
+        c.frames.truncate(1);
+        c.end = ConnEnd::Failed { error: "io: connection reset by peer".into() };
+        Case::one(numeric_cfg(), r, "lifecycle.terminal-close", "[lifecycle.terminal-close] client t#0 conn 0 byte 12: expected connection_close{reason:task_completed} right after the terminal event, saw no terminal close; the stream ended by a socket failure (io: connection reset by peer)")
+    };
+
+    // Issue 12, hole 6: the gauge must count the clients before it can fall.
+    gauge_never_counts => {
+        let mut r = numeric();
+        r.expect.liveness = Some(LivenessProbe { gauge: "spine_active_streams".into(), baseline: 0.0, disconnected_us: ms(1000), heartbeat_ms: 1000, clients: 3 });
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 0.0), (ms(1500), 0.0)]);
+        Case::one(numeric_cfg(), r, "liveness.disconnect-noticed", "[liveness.disconnect-noticed] expected spine_active_streams at least 3 (baseline 0 + 3 clients) while the clients were connected, saw spine_active_streams at most 0 in 1 sample(s) while they were connected")
+    };
+
+    // Issue 12, hole 7: the server's clock, every ending, a bounded interval.
+    heartbeats_stamped_far_apart => {
+        let mut r = numeric();
+        let c = Conn::new(0, 200)
+            .open(201, "events", 5, Value::Null)
+            .hb_stamped(1200, 1200, 9)
+            .hb_stamped(2200, 4700, 9)
+            .end(ConnEnd::Finished, 2500);
+        tr(&mut r, "idle#0").connections = vec![c];
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 112: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3500 ms between consecutive heartbeats by their server_time")
+    };
+    idle_silence_before_the_server_closes => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        c.frames.truncate(2);
+        c.end = ConnEnd::ServerClosed;
+        c.ended_us = ms(3500);
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 2300 ms of silence (from 1200 ms to 3500 ms)")
+            .also(&["delivery.slow-consumer-close"])
+    };
+    a_huge_announced_interval_is_bounded => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        lifecycle_fields(c, "connection_open")["heartbeat_ms"] = json!(1u64 << 63);
+        c.frames.truncate(1);
+        c.end = ConnEnd::Deadline;
+        c.ended_us = ms(40_000);
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0: expected no silence above 2 x heartbeat_ms = 30000 ms, saw 39799 ms of silence (from 201 ms to 40000 ms)")
+    };
+
+    // Issue 12, hole 8: a parser stop is a finding in lenient mode too.
+    parser_stop_lenient => {
+        let mut r = opaque();
+        let c = conn(&mut r, "b#0", 0);
+        c.violations.push(WireIssue { offset: 400, kind: harness_model::WireViolation::LineTooLong, detail: "line over 1 MiB".into() });
+        c.end = ConnEnd::ParserLimit;
+        Case::one(opaque_cfg(), r, "framing.well-formed", "[framing.well-formed] client b#0 conn 0 byte 400: expected well-formed UTF-8 event-stream framing, saw line-too-long: line over 1 MiB")
+    };
+
+    // Issue 12, hole 11: no findings from the harness's own chaos or unclaimed rules.
+    a_cut_inside_the_retry_block_is_not_judged => {
+        let mut r = numeric();
+        let mut c = Conn::new(0, 500).cursor("5").end(cut(), 501);
+        c.retries.clear();
+        c.body_bytes = 7;
+        r.transcripts.push(client("c#0", StreamKind::Events, &["j1"], vec![c]));
+        Case::clean(numeric_cfg(), r)
+    };
+    retry_first_only_where_claimed => {
+        let mut r = opaque();
+        conn(&mut r, "b#0", 0).retries.clear();
+        Case::clean(opaque_cfg(), r)
     };
 }
 
@@ -557,21 +686,43 @@ fn families_not_judged_are_skipped_and_lenient_mode_reports_no_framing() {
 fn a_paused_reader_on_a_heartbeating_server_is_not_a_silence() {
     // A 5 s connection: nothing read for 3 s, then the buffered heartbeats arrive at once.
     let mut r = numeric();
+    // The server stamped them a second apart.
     let c = Conn::new(0, 200)
         .open(201, "events", 5, Value::Null)
         .hb(1200, 9)
-        .hb(4200, 9)
-        .hb(4201, 9)
-        .hb(4202, 9)
+        .hb_stamped(4200, 2200, 9)
+        .hb_stamped(4201, 3200, 9)
+        .hb_stamped(4202, 4200, 9)
         .end(ConnEnd::Finished, 5000);
-    r.transcripts
-        .push(client("slow#0", StreamKind::Events, &["quiet"], vec![c]));
+    r.transcripts.push(client(
+        "slow#0",
+        StreamKind::Events,
+        &["quiet"],
+        vec![c.clone()],
+    ));
     Case::clean(numeric_cfg(), r.clone()).assert();
-    // The same silence on a client the scenario keeps idle (reading promptly) is judged.
+    // On a client the scenario keeps idle it is a stall of the harness: the server's
+    // clock shows no silence, so a correct server does not fail.
     r.expect.idle.push(cid("slow#0"));
+    Case::clean(numeric_cfg(), r.clone()).assert();
+    // The same receive times with the server's own stamps 3 s apart are judged.
+    let mut late = c;
+    for (f, stamp) in late.frames[2..].iter_mut().zip([4200, 4201, 4202]) {
+        if let FrameKind::Heartbeat { fields } = &mut f.kind {
+            fields["server_time"] = json!(format!(
+                "2025-01-01T00:00:0{}.{:03}Z",
+                stamp / 1000,
+                stamp % 1000
+            ));
+        }
+    }
+    tr(&mut r, "slow#0").connections = vec![late];
     let found = Case::clean(numeric_cfg(), r).run();
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].contract.0, "heartbeat.interval");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].message(),
+        "[heartbeat.interval] client slow#0 conn 0 byte 112: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3000 ms between consecutive heartbeats by their server_time"
+    );
 }
 
 #[test]

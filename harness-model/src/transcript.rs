@@ -353,4 +353,7 @@ pub struct LivenessProbe {
     pub disconnected_us: u64,
     /// The target's heartbeat interval.
     pub heartbeat_ms: u64,
+    /// How many clients connected (0 in older recordings: the rise is not judged).
+    #[serde(default)]
+    pub clients: u32,
 }

@@ -116,6 +116,9 @@ vocabulary! {
         Liveness => "liveness",
         /// Acknowledged writes survive a crash (needs `--server-cmd`).
         Durability => "durability",
+        /// Every stream starts with a `retry:` block of its own (spine §4): judged
+        /// only on targets that claim it.
+        RetryFirst => "retry-first",
     }
 }
 

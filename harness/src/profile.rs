@@ -240,6 +240,9 @@ pub struct Heartbeat {
     pub event: Option<String>,
     /// Interval, when not announced in connection_open.
     pub interval_ms: Option<u64>,
+    /// The longest interval an announced `heartbeat_ms` is taken at: a target that
+    /// announces more (or 2^63) is judged at this bound.
+    pub max_interval_ms: Option<u64>,
 }
 
 /// Heartbeat form.
@@ -391,6 +394,8 @@ impl Profile {
                 HeartbeatKind::None => HeartbeatForm::None,
             },
             heartbeat_ms: self.heartbeat.interval_ms,
+            heartbeat_max_ms: self.heartbeat.max_interval_ms,
+            retry_first: self.has(Capability::RetryFirst),
             families,
         }
     }

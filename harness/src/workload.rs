@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{ClientId, GroupPlan, Recording, StreamKind, WorkloadPlan};
+use harness_model::{Capability, ClientId, GroupPlan, Recording, StreamKind, WorkloadPlan};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
@@ -170,6 +170,9 @@ fn client_plan(
     deadline: Instant,
 ) -> ClientPlan {
     let sub = &target.profile.subscribe;
+    // "From the start" is a whole-history replay only where the profile claims one;
+    // elsewhere a client without cursor is owed what is published after it subscribed.
+    let replays = target.profile.has(Capability::ReplayFromStart);
     let (path, mine, initial_cursor, from_start) = match g.stream {
         StreamChoice::All => {
             let path = sub.all_path.clone().unwrap_or_else(|| sub.path.clone());
@@ -179,7 +182,7 @@ fn client_plan(
                     path,
                     channels.to_vec(),
                     head_before.map(|h| h.to_string()),
-                    true,
+                    replays,
                 ),
                 From::Now => (
                     path,
@@ -193,7 +196,7 @@ fn client_plan(
             let ch = channels[g.channel.unwrap_or(i % channels.len() as u32) as usize].clone();
             let path = fill(&sub.path, &[("channel", &encode_segment(&ch))]);
             match g.from {
-                From::Start => (path, vec![ch], None, true),
+                From::Start => (path, vec![ch], None, replays),
                 From::Now => (path, vec![ch], head_now.map(|h| h.to_string()), false),
             }
         }

@@ -33,6 +33,15 @@ pub const UNWRITTEN_EVERY: u64 = 50;
 pub const REJECT_EVERY: u64 = 20;
 /// [`Fault::HeartbeatLate`]: heartbeats come after this many heartbeat intervals.
 pub const LATE_HEARTBEAT_FACTOR: u32 = 3;
+/// [`Fault::FilterLeaksOtherJobs`]: a filtered stream also gets every event of another
+/// job whose seq is a multiple of this.
+pub const LEAK_EVERY_SEQ: u64 = 10;
+/// [`Fault::CursorAheadNearHead`]: a cursor less than this far below the head is told
+/// `cursor_ahead`.
+pub const AHEAD_NEAR_HEAD_BY: u64 = 5;
+/// [`Fault::OversizedOpen`]: the padding added to `connection_open`, above the 1 MiB
+/// line limit of a careful client.
+pub const OVERSIZED_PAD: usize = 1024 * 1024 + 1;
 /// [`Fault::AckBeforeCommit`]: how long the commit lags behind the acknowledgement.
 pub const COMMIT_LAG: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -165,6 +174,29 @@ faults! {
     /// The receipt hash stored with a completed job (and sent in `task_completed`) is
     /// the SHA-256 of the receipt bytes plus a newline, not of the file written.
     ReceiptHashWrong => "receipt-hash-wrong",
+    /// A stream filtered to one job (`?job_id=`) also sends every other job's event
+    /// whose seq is a multiple of [`LEAK_EVERY_SEQ`].
+    FilterLeaksOtherJobs => "filter-leaks-other-jobs",
+    /// A cursor less than [`AHEAD_NEAR_HEAD_BY`] below the head (or at it) is told
+    /// `cursor_ahead`, as if it were above the head.
+    CursorAheadNearHead => "cursor-ahead-near-head",
+    /// On shutdown (SIGTERM) streams close with reason `shutdown`, which no stream
+    /// may end with, instead of `server_shutdown`.
+    ShutdownReasonUnknown => "shutdown-reason-unknown",
+    /// A stream lagging more than [`SLOW_CUT_LAG`] events behind the head is aborted
+    /// inside its chunked body (the connection closes without the last chunk).
+    SlowConsumerAbort => "slow-consumer-abort",
+    /// A task stream is aborted inside its chunked body where its terminal event
+    /// should be written.
+    TaskStreamAbort => "task-stream-abort",
+    /// Streams are never counted in `spine_active_streams`.
+    GaugeNeverCounts => "gauge-never-counts",
+    /// An idle stream gets no heartbeat: after 2.5 × `heartbeat_ms` of silence its
+    /// response just ends.
+    IdleSilentClose => "idle-silent-close",
+    /// `connection_open` of events streams carries a padding field of
+    /// [`OVERSIZED_PAD`] bytes: one line over a careful client's limit.
+    OversizedOpen => "oversized-open",
 }
 
 impl fmt::Display for Fault {

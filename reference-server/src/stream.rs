@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,8 +29,8 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::faults::{
-    DROP_EVERY_CONN, DROP_EVERY_SEQ, Fault, LATE_HEARTBEAT_FACTOR, SLOW_CUT_LAG, SLOW_DROP_KEEP,
-    SLOW_DROP_LAG, STALE_HEAD_BY,
+    AHEAD_NEAR_HEAD_BY, DROP_EVERY_CONN, DROP_EVERY_SEQ, Fault, LATE_HEARTBEAT_FACTOR,
+    LEAK_EVERY_SEQ, OVERSIZED_PAD, SLOW_CUT_LAG, SLOW_DROP_KEEP, SLOW_DROP_LAG, STALE_HEAD_BY,
 };
 use crate::metrics::ActiveStream;
 use crate::store::{StoredEvent, json_str, now_ts};
@@ -153,6 +152,10 @@ struct FaultState {
     replay_end: u64,
     /// ... and whether it has switched to live since.
     live: bool,
+    /// [`Fault::SlowConsumerAbort`], [`Fault::TaskStreamAbort`]: end the body with an
+    /// error once the frames before have been written (hyper then closes the
+    /// connection inside the chunked body).
+    abort: bool,
 }
 
 /// One open stream: the frames waiting to be written and where more come from.
@@ -191,7 +194,8 @@ enum LogWoke {
 impl Stream {
     fn new(state: AppState, cid: &str, source: Source) -> Stream {
         let shutdown = state.shutdown.clone();
-        let active = ActiveStream::new(state.metrics.clone());
+        let active = (!state.faults.has(Fault::GaugeNeverCounts))
+            .then(|| ActiveStream::new(state.metrics.clone()));
         let mut out = VecDeque::new();
         if !state.faults.has(Fault::NoRetry) {
             out.push_back(Bytes::from(format!("retry: {}\n\n", state.retry_ms)));
@@ -216,7 +220,7 @@ impl Stream {
             last_write: Instant::now(),
             shutdown,
             fault,
-            active: Some(active),
+            active,
         }
     }
 
@@ -288,6 +292,8 @@ impl Stream {
         if self.state.faults.has(Fault::ShutdownWithoutClose) {
             self.flush_held();
             self.done = true;
+        } else if self.state.faults.has(Fault::ShutdownReasonUnknown) {
+            self.close("shutdown");
         } else {
             self.close("server_shutdown");
         }
@@ -295,6 +301,11 @@ impl Stream {
 
     fn heartbeat(&mut self) {
         self.flush_held();
+        if self.state.faults.has(Fault::IdleSilentClose) {
+            // Fault IdleSilentClose: the heartbeat that fell due ends the response.
+            self.done = true;
+            return;
+        }
         let head = self.announced_head(self.state.store.head());
         let data = if self.state.faults.has(Fault::HeartbeatWithoutHead) {
             json!({ "server_time": now_ts() })
@@ -304,11 +315,17 @@ impl Stream {
         self.lifecycle("heartbeat", data);
     }
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next chunk to write; an error only under the abort faults.
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         loop {
             if let Some(b) = self.out.pop_front() {
                 self.last_write = Instant::now();
-                return Some(b);
+                return Some(Ok(b));
+            }
+            if self.fault.abort {
+                self.fault.abort = false;
+                self.done = true;
+                return Some(Err(std::io::Error::other("aborted by a fault")));
             }
             if self.done {
                 return None;
@@ -327,6 +344,8 @@ impl Stream {
             None
         } else if f.has(Fault::HeartbeatLate) {
             Some(self.last_write + self.state.heartbeat * LATE_HEARTBEAT_FACTOR)
+        } else if f.has(Fault::IdleSilentClose) {
+            Some(self.last_write + self.state.heartbeat * 5 / 2)
         } else {
             Some(self.last_write + self.state.heartbeat)
         }
@@ -360,6 +379,10 @@ impl Stream {
                     self.done = true;
                     return;
                 }
+                if faults.has(Fault::SlowConsumerAbort) && lag > SLOW_CUT_LAG {
+                    self.fault.abort = true;
+                    return;
+                }
                 if faults.has(Fault::SlowConsumerDrop) && lag > SLOW_DROP_LAG {
                     *cursor = seen - SLOW_DROP_KEEP;
                 }
@@ -368,14 +391,22 @@ impl Stream {
                     seen = seen.min(self.fault.replay_end);
                 }
                 if *cursor < seen {
+                    // Fault FilterLeaksOtherJobs: read every job, keep some of the others.
+                    let leak = faults.has(Fault::FilterLeaksOtherJobs) && !*task;
+                    let filter = if leak { None } else { job.as_deref() };
                     let page = self
                         .state
                         .store
-                        .page(*cursor, seen, job.as_deref(), PAGE_ROWS, PAGE_BYTES)
+                        .page(*cursor, seen, filter, PAGE_ROWS, PAGE_BYTES)
                         .await;
                     match page {
-                        Ok(page) => {
+                        Ok(mut page) => {
                             *cursor = page.scanned_to;
+                            if leak && let Some(j) = job.as_deref() {
+                                page.events.retain(|e| {
+                                    e.job_id == j || e.seq.is_multiple_of(LEAK_EVERY_SEQ)
+                                });
+                            }
                             let task = *task;
                             self.push_events(&page.events, task);
                         }
@@ -490,6 +521,11 @@ impl Stream {
         let mut terminal = None;
         for ev in events {
             if task && matches!(ev.event_type.as_str(), "task_completed" | "task_failed") {
+                if self.state.faults.has(Fault::TaskStreamAbort) {
+                    // Fault TaskStreamAbort: abort where the terminal event belongs.
+                    self.fault.abort = true;
+                    break;
+                }
                 terminal = Some(ev.event_type.clone());
             }
             let skip = self.state.faults.has(Fault::DropForSomeClients)
@@ -559,15 +595,16 @@ impl Stream {
         }
         let hb = self.state.heartbeat.as_millis() as u64;
         let head = self.announced_head(head);
-        self.lifecycle(
-            "connection_open",
-            json!({
-                "stream": name.as_str(),
-                "head_seq": head,
-                "resume_from": resume_from,
-                "heartbeat_ms": hb,
-            }),
-        );
+        let mut fields = json!({
+            "stream": name.as_str(),
+            "head_seq": head,
+            "resume_from": resume_from,
+            "heartbeat_ms": hb,
+        });
+        if self.state.faults.has(Fault::OversizedOpen) && name == StreamName::Events {
+            fields["pad"] = json!("x".repeat(OVERSIZED_PAD));
+        }
+        self.lifecycle("connection_open", fields);
     }
 
     fn into_response(self) -> Response {
@@ -577,7 +614,7 @@ impl Stream {
             "text/event-stream"
         };
         let body = Body::from_stream(futures_util::stream::unfold(self, |mut s| async move {
-            s.next_chunk().await.map(|b| (Ok::<_, Infallible>(b), s))
+            s.next_chunk().await.map(|b| (b, s))
         }));
         let mut resp = body.into_response();
         let h = resp.headers_mut();
@@ -641,7 +678,10 @@ pub async fn events_stream(
         },
     );
     s.open(StreamName::Events, head, cursor);
-    if cursor.is_some_and(|c| c > head) && !state.faults.has(Fault::CursorAheadIgnored) {
+    // Fault CursorAheadNearHead: a cursor close below the head counts as above it.
+    let near = state.faults.has(Fault::CursorAheadNearHead);
+    let ahead = |c: u64| c > head || near && c > 0 && c.saturating_add(AHEAD_NEAR_HEAD_BY) > head;
+    if cursor.is_some_and(ahead) && !state.faults.has(Fault::CursorAheadIgnored) {
         s.fail("cursor_ahead", "cursor is above the head of the log");
     }
     Ok(s.into_response())

@@ -87,6 +87,7 @@ impl RunProbe for Liveness {
             baseline,
             disconnected_us,
             heartbeat_ms,
+            clients: self.clients,
         });
         Ok(rec)
     }
