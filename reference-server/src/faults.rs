@@ -165,6 +165,15 @@ faults! {
     /// The receipt hash stored with a completed job (and sent in `task_completed`) is
     /// the SHA-256 of the receipt bytes plus a newline, not of the file written.
     ReceiptHashWrong => "receipt-hash-wrong",
+    /// A job with more than two steps never writes its `progress_update` for step 2
+    /// (its steps go 1, 3, 4, …).
+    ProgressSkipsStep => "progress-skips-step",
+    /// The receipt's `events_sha256` is the SHA-256 of the real digest's hex text (hashed
+    /// twice), so it matches no recomputation; the file and its stored hash still agree.
+    EventsHashWrong => "events-hash-wrong",
+    /// Event frames are re-encoded to ASCII on the way out: every character outside
+    /// ASCII in the event's JSON becomes `?` (the JSON stays valid, the content not).
+    ReencodeAscii => "reencode-ascii",
 }
 
 impl fmt::Display for Fault {
