@@ -1,6 +1,7 @@
 //! `delivery.*`: every acknowledged write reaches every subscriber owed it, under the
 //! seq it was acknowledged with, the same for everyone; every publish is acknowledged;
-//! no events stream is dropped without a `connection_close`.
+//! no events stream is dropped without a `connection_close`; every client receives each
+//! write's content exactly as it was published.
 
 use harness_model::ids;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     publish_acked(ctx);
     slow_consumer_close(ctx);
     only_requested(ctx);
+    content_intact(ctx);
 }
 
 /// A subscriber filtered to some jobs (channels) that receives another job's event:
@@ -478,5 +480,104 @@ fn slow_consumer_close(ctx: &mut Ctx) {
     }
     for e in found {
         ctx.emit(ids::DELIVERY_SLOW_CONSUMER_CLOSE, e);
+    }
+}
+
+/// What a delivered data event carries as content: the compact JSON at the pointer
+/// (None when the data is not JSON or has nothing there), or the data text.
+fn delivered_content(data: &str, pointer: Option<&str>) -> Option<String> {
+    match pointer {
+        None => Some(data.to_owned()),
+        Some(p) => {
+            let v: serde_json::Value = serde_json::from_str(data).ok()?;
+            Some(crate::jobs::canonical(v.pointer(p)?).to_string())
+        }
+    }
+}
+
+/// The content a client must receive for a write published as `published`: JSON is
+/// compared in its canonical form; text as SSE carries it (a data line ends at CR LF,
+/// CR or LF and the lines are joined with LF, so a CR cannot arrive as itself).
+fn expected_content(published: &str, pointer: Option<&str>) -> String {
+    match pointer {
+        Some(_) => serde_json::from_str::<serde_json::Value>(published)
+            .map(|v| crate::jobs::canonical(&v).to_string())
+            .unwrap_or_else(|_| published.to_owned()),
+        None => published.replace("\r\n", "\n").replace('\r', "\n"),
+    }
+}
+
+/// The first byte where `a` and `b` differ (the shorter one's length when one is the
+/// other's prefix), or None when they are equal.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    if a == b {
+        return None;
+    }
+    Some(a.iter().zip(b).take_while(|(x, y)| x == y).count())
+}
+
+/// A few bytes of `s` from `at`, escaped, for evidence.
+fn excerpt(s: &[u8], at: usize) -> String {
+    let from = at.saturating_sub(8).min(s.len());
+    let to = (at + 16).min(s.len());
+    let text = String::from_utf8_lossy(&s[from..to]);
+    format!("\"{}\"", harness_model::untrusted(&text))
+}
+
+/// `delivery.content-intact`: every client's copy of each published write is its
+/// content as published, naming the first byte where it differs (one finding per
+/// client, at its first differing copy, with how many differed).
+fn content_intact(ctx: &mut Ctx) {
+    let Some(published) = &ctx.rec.published else {
+        return;
+    };
+    let pointer = published.pointer.as_deref();
+    let mut found = Vec::new();
+    for c in ctx.log_clients() {
+        let mut first: Option<(Evidence, usize)> = None;
+        let mut differing = 0usize;
+        for d in &c.deliveries {
+            let Some(sent) =
+                d.ev.marker
+                    .as_deref()
+                    .and_then(|m| published.by_marker.get(m))
+            else {
+                continue;
+            };
+            let want = expected_content(sent, pointer);
+            let got = delivered_content(&d.frame.data, pointer);
+            let got_bytes = got.as_deref().map_or(&b""[..], str::as_bytes);
+            let Some(at) = first_difference(want.as_bytes(), got_bytes) else {
+                continue;
+            };
+            differing += 1;
+            if first.is_none() {
+                let seen = match &got {
+                    Some(g) => format!(
+                        "{} bytes that differ at byte {at}: {} where {} was published",
+                        g.len(),
+                        excerpt(g.as_bytes(), at),
+                        excerpt(want.as_bytes(), at)
+                    ),
+                    None => format!("no content at {}", pointer.unwrap_or("the data")),
+                };
+                let what = pointer.map_or("data text".to_owned(), |p| format!("content at {p}"));
+                let e = Evidence {
+                    expected: format!("the {what} as published ({} bytes)", want.len()),
+                    seen,
+                    ..d.evidence(c.id())
+                };
+                first = Some((e, at));
+            }
+        }
+        if let Some((mut e, _)) = first {
+            if differing > 1 {
+                e.seen = format!("{} ({differing} copies differ)", e.seen);
+            }
+            found.push(e);
+        }
+    }
+    for e in found {
+        ctx.emit(ids::DELIVERY_CONTENT_INTACT, e);
     }
 }

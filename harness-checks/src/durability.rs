@@ -9,6 +9,7 @@ use harness_model::{CloseReason, ConnEnd, Evidence};
 use serde_json::Value;
 
 use crate::IdMode;
+use crate::jobs;
 use crate::reuse;
 use crate::view::{Ctx, at_frame, first_restart_after, ms, not_closed_with, str_field};
 
@@ -26,6 +27,46 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     shutdown_close(ctx);
     integrity(ctx);
+    receipts_recomputed(ctx);
+}
+
+/// Every job the probe saw complete has a receipt item in the integrity report, and
+/// its receipt recomputes over HTTP (hash, `events_sha256`, `event_count`).
+fn receipts_recomputed(ctx: &mut Ctx) {
+    let mut found = Vec::new();
+    let items: Vec<&Value> = ctx
+        .rec
+        .integrity
+        .as_ref()
+        .and_then(|r| r.get("items"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    for job in ctx.rec.jobs.iter().filter(|j| jobs::completed(j)) {
+        let listed = items.iter().any(|i| {
+            str_field(i, "kind") == Some("receipt") && str_field(i, "job_id") == Some(&job.job)
+        });
+        if ctx.rec.integrity.is_some() && !listed {
+            found.push(Evidence {
+                expected: format!(
+                    "a receipt item for completed job {} in the integrity report",
+                    job.job
+                ),
+                seen: format!("{} items, none a receipt of that job", items.len()),
+                ..Evidence::default()
+            });
+        }
+        if let Some(p) = jobs::receipt_problem(job) {
+            found.push(Evidence {
+                expected: format!("job {}: {}", job.job, p.expected),
+                seen: p.seen,
+                ..Evidence::default()
+            });
+        }
+    }
+    for e in found {
+        ctx.emit(ids::DURABILITY_RECEIPTS_RECOMPUTED, e);
+    }
 }
 
 fn acked_survive(ctx: &mut Ctx) {

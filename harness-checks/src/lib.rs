@@ -5,8 +5,9 @@
 //! are sorted by contract, client, connection, seq, then byte offset). One module per
 //! contract family; the `view` module derives, in one pass, what they share (each
 //! client's deliveries and owed rule, publisher order, vanished writes, error shapes),
-//! and `reuse` judges seq reuse for the delivery and durability families; families
-//! never call each other. `metrics` and `facts` measure the same recording.
+//! and `reuse` judges seq reuse for the delivery and durability families, `jobs` a job
+//! read back whole (its events, its receipt) for the lifecycle and durability families;
+//! families never call each other. `metrics` and `facts` measure the same recording.
 //!
 //! Every checker is written to be conservative: a finding is only emitted when the
 //! recording proves the target broke the contract, never when the harness itself (a
@@ -22,6 +23,7 @@ mod durability;
 mod facts;
 mod framing;
 mod heartbeat;
+mod jobs;
 mod lifecycle;
 mod limits;
 mod liveness;

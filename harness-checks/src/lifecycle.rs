@@ -10,6 +10,7 @@ use harness_model::{ClientId, ConnEnd, Connection, Evidence, Frame, FrameKind, S
 use serde_json::Value;
 
 use crate::IdMode;
+use crate::jobs;
 use crate::view::{
     Ctx, Cursor, at_conn, at_frame, cursor_of, describe, describe_end, error_shape, is_lifecycle,
     lifecycle, str_field,
@@ -56,6 +57,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
             found.extend(correlation(ctx, id, conn).map(|e| (ids::LIFECYCLE_CORRELATION_ID, e)));
         }
     }
+    found.extend(task_content(ctx));
     for (client, reason) in &ctx.rec.expect.task_terminal {
         found.extend(
             terminal_close(ctx, client, *reason)
@@ -491,4 +493,26 @@ fn correlation(ctx: &Ctx, id: &ClientId, conn: &Connection) -> Option<Evidence> 
         }
     }
     None
+}
+
+/// The jobs a task probe read from their first event: exactly the events the job was
+/// asked for (`lifecycle.task-events`), and a receipt that recomputes
+/// (`lifecycle.task-receipt`).
+fn task_content(ctx: &Ctx) -> Vec<(KnownContract, Evidence)> {
+    let mut found = Vec::new();
+    for job in &ctx.rec.jobs {
+        let Some(reader) = &job.reader else {
+            continue;
+        };
+        let at = |p: jobs::Problem| Evidence {
+            client: Some(reader.clone()),
+            connection: Some(0),
+            expected: format!("job {}: {}", job.job, p.expected),
+            seen: p.seen,
+            ..Evidence::default()
+        };
+        found.extend(jobs::sequence_problem(job).map(|p| (ids::LIFECYCLE_TASK_EVENTS, at(p))));
+        found.extend(jobs::receipt_problem(job).map(|p| (ids::LIFECYCLE_TASK_RECEIPT, at(p))));
+    }
+    found
 }

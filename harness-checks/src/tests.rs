@@ -630,6 +630,20 @@ cases! {
         conn(&mut r, "b#0", 0).retries.clear();
         Case::clean(opaque_cfg(), r)
     };
+    content_trimmed => {
+        let mut r = with_content(opaque(), None, awkward);
+        let f = conn(&mut r, "b#0", 0).frames.iter_mut().find(|f| matches!(&f.kind, FrameKind::Data(d) if d.marker.as_deref() == Some("x2"))).unwrap();
+        f.data = f.data.replace("   two", "two");
+        Case::one(opaque_cfg(), r, "delivery.content-intact", "[delivery.content-intact] client b#0 conn 0 marker x2 byte 112: expected the data text as published (34 bytes), saw 31 bytes that differ at byte 8: \"x2 one\\n\\ntwo\\ndata: three\\n\" where \"x2 one\\n\\n   two\\ndata: thr\" was published")
+    };
+    task_step_skipped => {
+        let mut job = job_read_back(5, None, false);
+        job.events.remove(2);
+        Case::one(numeric_cfg(), jobs_rec(job, &[]).1, "lifecycle.task-events", "[lifecycle.task-events] client t#0 conn 0: expected job j9: job_started, progress_update 1..5, task_completed: event 3 progress_update step 2, saw event 3 progress_update step 3").also(&["lifecycle.task-receipt", "durability.receipts-recomputed"])
+    };
+    receipt_events_hash_wrong => {
+        Case::one(numeric_cfg(), jobs_rec(events_hash_wrong(), &[]).1, "lifecycle.task-receipt", "[lifecycle.task-receipt] client t#0 conn 0: expected job j9: events_sha256 164aada88d8e1a62484c63d0d78b382170a79448ec1bb0514ebfc63dd3cc6fad (recomputed over the 4 events before task_completed), saw \"0164aada88d8e1a62484c63d0d78b382170a79448ec1bb0514ebfc63dd3cc6fad\"").also(&["durability.receipts-recomputed"])
+    };
 }
 
 #[test]
@@ -955,4 +969,277 @@ fn facts_need_a_workload_plan_and_two_groups_for_latency() {
     assert!(!f.keys().any(|k| k.ends_with("_p99_ms")), "{f:?}");
     rec.workload = None;
     assert!(crate::facts(&rec).is_empty());
+}
+
+/// A job read back whole, as the spine serves it: `job_started`, progress 1..=`steps`
+/// (`task_failed` at `fail`), an artifact when asked, then `task_completed` with the
+/// hash of a receipt whose `events_sha256` is recomputed the spine's way.
+fn job_read_back(steps: u64, fail: Option<u64>, artifact: bool) -> harness_model::JobReadBack {
+    use sha2::{Digest, Sha256};
+    let ev = |seq: u64, t: &str, payload: Value| {
+        json!({"seq": seq, "job_id": "j9", "event_type": t, "ts": "2026-01-01T00:00:00.000Z",
+               "payload": payload, "correlation_id": "c"})
+    };
+    let mut events = vec![ev(1, "job_started", json!({}))];
+    for i in 1..=steps {
+        if fail == Some(i) {
+            events.push(ev(i + 1, "task_failed", json!({"error": "x"})));
+            break;
+        }
+        events.push(ev(
+            i + 1,
+            "progress_update",
+            json!({"step": i, "total": steps}),
+        ));
+    }
+    let mut receipt = None;
+    if fail.is_none() {
+        if artifact {
+            let s = events.len() as u64 + 1;
+            events.push(ev(s, "artifact_written", json!({"name": "a", "bytes": 2})));
+        }
+        let covered = crate::jobs::events_sha256(&events);
+        let body = json!({"job_id": "j9", "events_sha256": covered, "event_count": events.len()})
+            .to_string();
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        let s = events.len() as u64 + 1;
+        events.push(ev(s, "task_completed", json!({"receipt_hash": hash})));
+        receipt = Some(harness_model::ReceiptRead {
+            status: 200,
+            header_sha256: Some(hash),
+            body,
+        });
+    }
+    harness_model::JobReadBack {
+        job: "j9".into(),
+        reader: Some(cid("t#0")),
+        steps: steps as u32,
+        fail_at_step: fail.map(|f| f as u32),
+        artifact,
+        events: events.iter().map(Value::to_string).collect(),
+        receipt,
+    }
+}
+
+fn jobs_rec(job: harness_model::JobReadBack, families: &[&str]) -> (crate::CheckConfig, Recording) {
+    let mut cfg = numeric_cfg();
+    cfg.families = families.iter().map(|f| f.parse().unwrap()).collect();
+    let rec = Recording {
+        jobs: vec![job],
+        ..Recording::default()
+    };
+    (cfg, rec)
+}
+
+fn contracts_of(cfg: &crate::CheckConfig, rec: &Recording) -> Vec<String> {
+    crate::check(&Contracts::builtin(), cfg, rec)
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {} / {}",
+                f.contract.0, f.evidence.expected, f.evidence.seen
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_job_read_back_as_asked_for_with_a_receipt_that_recomputes_is_clean() {
+    for job in [
+        job_read_back(5, None, false),
+        job_read_back(3, None, true),
+        job_read_back(4, Some(2), false),
+        job_read_back(0, None, false),
+    ] {
+        let (cfg, rec) = jobs_rec(job, &["lifecycle", "durability"]);
+        assert_eq!(contracts_of(&cfg, &rec), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_skipped_or_extra_task_event_is_a_task_events_finding_naming_the_place() {
+    let mut job = job_read_back(5, None, false);
+    job.events.remove(2); // progress step 2
+    let (cfg, rec) = jobs_rec(job, &["lifecycle"]);
+    let found = contracts_of(&cfg, &rec);
+    assert!(
+        found.iter().any(|f| f.starts_with("lifecycle.task-events")
+            && f.contains("event 3 progress_update step 2")
+            && f.ends_with("event 3 progress_update step 3")),
+        "{found:?}"
+    );
+    // An artifact that was not asked for comes where task_completed was due.
+    let mut job = job_read_back(2, None, true);
+    job.artifact = false;
+    let (cfg, rec) = jobs_rec(job, &["lifecycle"]);
+    let found = contracts_of(&cfg, &rec);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].ends_with("event 4 artifact_written"), "{found:?}");
+    // A failed job must stop at task_failed.
+    let mut job = job_read_back(4, Some(2), false);
+    job.fail_at_step = Some(3);
+    let (cfg, rec) = jobs_rec(job, &["lifecycle"]);
+    assert!(contracts_of(&cfg, &rec)[0].starts_with("lifecycle.task-events"));
+}
+
+#[test]
+fn a_receipt_that_does_not_recompute_is_a_finding_in_lifecycle_and_durability() {
+    // The header and task_completed agree with each other, not with the bytes served.
+    let mut wrong_hash = job_read_back(3, None, false);
+    wrong_hash.receipt.as_mut().unwrap().body.push('\n');
+    // The receipt's events_sha256 is not the events' digest.
+    let wrong_events = events_hash_wrong();
+    for (job, what) in [
+        (wrong_hash, "X-Receipt-SHA256"),
+        (wrong_events, "events_sha256"),
+    ] {
+        let (cfg, rec) = jobs_rec(job.clone(), &["lifecycle"]);
+        let found = contracts_of(&cfg, &rec);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("lifecycle.task-receipt"), "{found:?}");
+        assert!(found[0].contains(what), "{found:?}");
+        let (cfg, rec) = jobs_rec(job, &["durability"]);
+        let found = contracts_of(&cfg, &rec);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("durability.receipts-recomputed"),
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn a_completed_job_missing_from_the_integrity_report_is_a_finding() {
+    let (cfg, mut rec) = jobs_rec(job_read_back(2, None, true), &["durability"]);
+    rec.integrity = Some(json!({"items": [
+        {"kind": "receipt", "job_id": "other", "status": "MATCH"}
+    ]}));
+    let found = contracts_of(&cfg, &rec);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("a receipt item for completed job j9"),
+        "{found:?}"
+    );
+    rec.integrity = Some(json!({"items": [
+        {"kind": "receipt", "job_id": "j9", "status": "MATCH"}
+    ]}));
+    assert_eq!(contracts_of(&cfg, &rec), Vec::<String>::new());
+}
+
+/// `rec` with every data frame carrying `content(marker)` as its data and the writes'
+/// content recorded as published (`pointer` None: text).
+fn with_content(
+    mut rec: Recording,
+    pointer: Option<&str>,
+    content: impl Fn(&str) -> String,
+) -> Recording {
+    let mut by_marker = std::collections::BTreeMap::new();
+    for t in &mut rec.transcripts {
+        for f in t.connections.iter_mut().flat_map(|c| &mut c.frames) {
+            if let FrameKind::Data(d) = &f.kind
+                && let Some(m) = &d.marker
+            {
+                f.data = content(m);
+            }
+        }
+    }
+    for a in &rec.acks {
+        let data = content(&a.marker);
+        let published = match pointer {
+            None => data,
+            Some(p) => serde_json::from_str::<Value>(&data).unwrap()[&p[1..]].to_string(),
+        };
+        by_marker.insert(a.marker.clone(), published);
+    }
+    rec.published = Some(harness_model::Published {
+        pointer: pointer.map(str::to_owned),
+        by_marker,
+    });
+    rec
+}
+
+/// Awkward text: LF, a blank line, leading spaces, a `data:`-looking line, UTF-8.
+fn awkward(m: &str) -> String {
+    format!("{m} one\n\n   two\ndata: three\nßü→")
+}
+
+#[test]
+fn content_as_published_is_clean_for_text_and_json() {
+    Case::clean(opaque_cfg(), with_content(opaque(), None, awkward)).assert();
+    let json = |m: &str| {
+        format!(r#"{{"seq":1,"payload":{{"pad":"a\n\r b","marker":"{m}"}},"job_id":"j1"}}"#)
+    };
+    Case::clean(
+        numeric_cfg(),
+        with_content(numeric(), Some("/payload"), json),
+    )
+    .assert();
+}
+
+#[test]
+fn text_carried_by_sse_may_turn_cr_and_crlf_into_lf() {
+    let mut rec = with_content(opaque(), None, |m| format!("{m} a\nb\nc"));
+    let by = &mut rec.published.as_mut().unwrap().by_marker;
+    for v in by.values_mut() {
+        *v = v.replacen("a\nb\nc", "a\r\nb\rc", 1);
+    }
+    Case::clean(opaque_cfg(), rec).assert();
+}
+
+#[test]
+fn a_trimmed_or_reencoded_copy_is_a_content_finding_naming_the_byte() {
+    let mut rec = with_content(opaque(), None, awkward);
+    let f = &mut conn(&mut rec, "b#0", 0).frames;
+    let x = f
+        .iter_mut()
+        .find(|f| matches!(&f.kind, FrameKind::Data(d) if d.marker.as_deref() == Some("x2")))
+        .unwrap();
+    x.data = x.data.replace("   two", "two");
+    let found = Case::clean(opaque_cfg(), rec).run();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let e = &found[0].evidence;
+    assert_eq!(found[0].contract.0, "delivery.content-intact");
+    assert_eq!(e.client, Some(cid("b#0")));
+    assert_eq!(e.marker.as_deref(), Some("x2"));
+    // "x2 one\n\n" is 8 bytes: the spaces were the 9th.
+    assert!(e.seen.contains("differ at byte 8"), "{}", e.seen);
+
+    let json = |m: &str| format!(r#"{{"seq":1,"payload":{{"pad":"ü","marker":"{m}"}}}}"#);
+    let mut rec = with_content(numeric(), Some("/payload"), json);
+    let f = &mut conn(&mut rec, "a#0", 1).frames;
+    for f in f
+        .iter_mut()
+        .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+    {
+        f.data = f.data.replace('ü', "?");
+    }
+    let found = Case::clean(numeric_cfg(), rec).run();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].evidence.seen.contains("copies differ"),
+        "{:?}",
+        found[0]
+    );
+    assert!(
+        found[0].evidence.seen.contains("differ at byte"),
+        "{:?}",
+        found[0]
+    );
+}
+
+/// A completed job whose receipt (and the hashes announcing it) agree, but whose
+/// `events_sha256` is not the digest of the events streamed.
+fn events_hash_wrong() -> harness_model::JobReadBack {
+    let mut job = job_read_back(3, None, false);
+    let r = job.receipt.as_mut().unwrap();
+    r.body = r
+        .body
+        .replace("\"events_sha256\":\"", "\"events_sha256\":\"0");
+    let fix = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(r.body.as_bytes()));
+    r.header_sha256 = Some(fix.clone());
+    let last = job.events.len() - 1;
+    let mut done: Value = serde_json::from_str(&job.events[last]).unwrap();
+    done["payload"]["receipt_hash"] = json!(fix);
+    job.events[last] = done.to_string();
+    job
 }

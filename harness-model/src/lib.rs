@@ -24,7 +24,7 @@ pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
-    LivenessProbe, PublishFailure, RecordLimit, Recording, StreamKind, Transcript, WireIssue,
-    WorkloadPlan,
+    JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit, Recording,
+    StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

@@ -293,6 +293,56 @@ pub struct Recording {
     /// scenario facts are computed from it and the rest of the recording.
     #[serde(default)]
     pub workload: Option<WorkloadPlan>,
+    /// Jobs a probe created and read back whole (their events and their receipt),
+    /// so the checkers can judge the task stream's content and recompute the receipt.
+    #[serde(default)]
+    pub jobs: Vec<JobReadBack>,
+    /// What each acknowledged write carried, for the content comparison (absent when
+    /// the profile does not say where a write's content is).
+    #[serde(default)]
+    pub published: Option<Published>,
+}
+
+/// The content of the writes the harness published, as a subscriber must receive it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Published {
+    /// Where the content sits in a data event: a JSON pointer into the data (JSON
+    /// profiles, compared as compact JSON with sorted keys), or None: the whole data
+    /// text (text profiles, compared as SSE carries text: CR LF and CR become LF).
+    pub pointer: Option<String>,
+    /// Each acknowledged write's content (the compact JSON or the text), by marker.
+    pub by_marker: BTreeMap<String, String>,
+}
+
+/// A job a probe created, as it asked for it and as the target gave it back: the data
+/// of each data event its task stream carried, and its receipt over HTTP.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobReadBack {
+    /// The job's id.
+    pub job: String,
+    /// The client whose task stream read it from its first event, if one did.
+    pub reader: Option<ClientId>,
+    /// Progress steps asked for.
+    pub steps: u32,
+    /// The step replaced by `task_failed`, if asked for.
+    pub fail_at_step: Option<u32>,
+    /// Whether an artifact was asked for.
+    pub artifact: bool,
+    /// The data text of each data event its task stream carried, in order.
+    pub events: Vec<String>,
+    /// The answer to `GET …/receipt` after the job ended (None: not read).
+    pub receipt: Option<ReceiptRead>,
+}
+
+/// A receipt as the harness read it over HTTP.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReceiptRead {
+    /// The status.
+    pub status: u16,
+    /// The `X-Receipt-SHA256` header, when there was one.
+    pub header_sha256: Option<String>,
+    /// The body as received.
+    pub body: String,
 }
 
 /// What a scenario's workload planned, as far as the scenario facts need it.

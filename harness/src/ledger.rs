@@ -2,6 +2,7 @@
 //! shared live between the publishers (who append) and the clients (who ask what they
 //! are owed, to know when they have caught up).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use harness_model::{Ack, IdMode, PublishFailure, Subscription};
@@ -13,11 +14,23 @@ use crate::limits::Budget;
 pub struct Ledger {
     acks: Mutex<Vec<Ack>>,
     failures: Mutex<Vec<PublishFailure>>,
+    /// Each acknowledged write's content as a subscriber must receive it, by marker.
+    contents: Mutex<BTreeMap<String, String>>,
     /// The bytes the scenario's clients recorded, against `Limits::scenario_bytes`.
     pub budget: Budget,
 }
 
 impl Ledger {
+    /// Records what acknowledged writes carried, by marker.
+    pub fn contents(&self, contents: impl IntoIterator<Item = (String, String)>) {
+        self.contents.lock().expect("ledger lock").extend(contents);
+    }
+
+    /// Takes the contents recorded so far.
+    pub fn take_contents(&self) -> BTreeMap<String, String> {
+        std::mem::take(&mut *self.contents.lock().expect("ledger lock"))
+    }
+
     /// Records acknowledged writes.
     pub fn push(&self, acks: Vec<Ack>) {
         self.acks.lock().expect("ledger lock").extend(acks);

@@ -176,6 +176,11 @@ pub struct Publish {
     pub ack_status: Vec<u16>,
     /// JSON pointer to the array of seqs in the ack body.
     pub ack_seqs_pointer: Option<String>,
+    /// JSON pointer to a write's content in the body (or in a batch item), for JSON
+    /// bodies; text bodies are their own content. With `events.content_pointer`, every
+    /// client's copy of each write is compared with it.
+    #[serde(default)]
+    pub content_pointer: Option<String>,
 }
 
 fn ack_status() -> Vec<u16> {
@@ -203,6 +208,10 @@ pub struct Events {
     /// JSON pointers left out of the cross-client digest.
     #[serde(default)]
     pub volatile: Vec<String>,
+    /// JSON pointer to a published write's content in the data (JSON format); text
+    /// data is the content itself.
+    #[serde(default)]
+    pub content_pointer: Option<String>,
 }
 
 fn message() -> String {
@@ -269,6 +278,13 @@ pub struct Task {
     /// The job spec template: `{steps}`, `{interval_ms}`, `{fail_at_step}` and
     /// `{artifact_bytes}` are filled with numbers, or `null` when the job has none.
     pub job_body: String,
+    /// Path template with `{job}` of a completed job's receipt (its exact bytes);
+    /// without it receipts are not read back.
+    #[serde(default)]
+    pub receipt_path: Option<String>,
+    /// The response header carrying the receipt's SHA-256 as the target stored it.
+    #[serde(default)]
+    pub receipt_header: Option<String>,
 }
 
 /// A job a probe creates on a task-stream target.
@@ -366,6 +382,18 @@ impl Profile {
             HarnessError::new(HarnessErrorKind::Profile, format!("profile {origin}: {e}"))
                 .with_source(e)
         })
+    }
+
+    /// Where a data event's content is, when the profile says how to find a
+    /// published write's content on both sides (None: no content comparison).
+    pub fn content_pointer(&self) -> Option<Option<String>> {
+        match self.events.format {
+            Format::Text => Some(None),
+            Format::Json => {
+                let publish = self.publish.as_ref()?.content_pointer.as_ref();
+                publish.and(self.events.content_pointer.clone()).map(Some)
+            }
+        }
     }
 
     /// Whether the profile claims a capability.

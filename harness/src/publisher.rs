@@ -1,7 +1,8 @@
 //! Publishers: tasks that write uniquely marked events through the target's publish
 //! hook at a set rate, and record each acknowledgement (with the seq, when the ack
 //! carries one) in the ledger. Writes are spread round-robin over the channels, so
-//! several jobs interleave.
+//! several jobs interleave. Each acknowledged write's content (as a subscriber must
+//! receive it) is kept by marker, so every client's copy can be compared with it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,11 @@ struct Publisher {
     headers: Vec<(String, String)>,
     /// This publisher's number.
     p: u32,
+    /// Where each write's content is: None, no content is recorded; `Some(None)`, the
+    /// whole body (text); `Some(Some(pointer))`, the JSON at the pointer.
+    content: Option<Option<String>>,
+    /// The body is JSON: the pad is put in as the text of a JSON string.
+    json_body: bool,
 }
 
 impl Publisher {
@@ -104,7 +110,18 @@ impl Publisher {
         {
             headers.push(("Accept".into(), "application/json".into()));
         }
+        let json_body = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.contains("json"));
+        let content = match target.profile.content_pointer() {
+            Some(None) if batching => None, // a text batch: no one body per write
+            Some(None) => Some(None),
+            Some(Some(_)) => cfg.content_pointer.clone().map(Some),
+            None => None,
+        };
         Some(Publisher {
+            content,
+            json_body,
             cfg,
             batch: if batching { u64::from(plan.batch) } else { 1 },
             plan,
@@ -121,21 +138,63 @@ impl Publisher {
             .collect()
     }
 
+    /// One write's body (or batch item) from `template`: in a JSON body the pad is
+    /// escaped as the text of a JSON string, so line breaks and quotes stay content.
+    fn one(&self, template: &str, marker: &str, channel: &str) -> String {
+        let escaped;
+        let pad = if self.json_body {
+            let quoted = serde_json::Value::from(self.plan.pad.as_str()).to_string();
+            escaped = quoted[1..quoted.len() - 1].to_owned();
+            escaped.as_str()
+        } else {
+            self.plan.pad.as_str()
+        };
+        fill(
+            template,
+            &[("marker", marker), ("pad", pad), ("channel", channel)],
+        )
+    }
+
+    /// The template of one write: the batch item when batching, else the body.
+    fn template(&self) -> &str {
+        match &self.cfg.batch_item {
+            Some(item) if self.batch > 1 && self.cfg.batch_body.is_some() => item,
+            _ => &self.cfg.body,
+        }
+    }
+
     /// The request body for these markers on `channel`: one write, or a batch.
     fn body(&self, markers: &[String], channel: &str) -> String {
-        let one = |template: &str, m: &str| {
-            fill(
-                template,
-                &[("marker", m), ("pad", &self.plan.pad), ("channel", channel)],
-            )
-        };
         match (&self.cfg.batch_body, &self.cfg.batch_item) {
             (Some(body), Some(item)) if self.batch > 1 => {
-                let items: Vec<String> = markers.iter().map(|m| one(item, m)).collect();
+                let items: Vec<String> =
+                    markers.iter().map(|m| self.one(item, m, channel)).collect();
                 fill(body, &[("items", &items.join(","))])
             }
-            _ => one(&self.cfg.body, &markers[0]),
+            _ => self.one(&self.cfg.body, &markers[0], channel),
         }
+    }
+
+    /// Each write's content as a subscriber must receive it, by marker (empty when the
+    /// profile does not say where it is, or a JSON body has nothing at the pointer).
+    fn contents(&self, markers: &[String], channel: &str) -> Vec<(String, String)> {
+        let Some(pointer) = &self.content else {
+            return Vec::new();
+        };
+        markers
+            .iter()
+            .filter_map(|m| {
+                let one = self.one(self.template(), m, channel);
+                let content = match pointer {
+                    None => one,
+                    Some(p) => {
+                        let v: serde_json::Value = serde_json::from_str(&one).ok()?;
+                        v.pointer(p)?.to_string()
+                    }
+                };
+                Some((m.clone(), content))
+            })
+            .collect()
     }
 
     /// Records what the answer says of these writes in the ledger: acks (with their
@@ -146,6 +205,7 @@ impl Publisher {
             channel,
             sent_us,
             acked_us,
+            contents,
         } = sent;
         let a = match answer {
             Ok(a) if self.cfg.ack_status.contains(&a.status) => a,
@@ -196,6 +256,7 @@ impl Publisher {
             acked_us,
         });
         ledger.push(acks.collect());
+        ledger.contents(contents);
     }
 }
 
@@ -205,6 +266,8 @@ struct Sent {
     channel: String,
     sent_us: u64,
     acked_us: u64,
+    /// Each write's content, by marker (kept only when acknowledged).
+    contents: Vec<(String, String)>,
 }
 
 async fn publisher(
@@ -231,6 +294,7 @@ async fn publisher(
         let channel = channels[channel_of(channels.len(), me.plan.publishers, p, request)].clone();
         let markers = me.markers(sent, n);
         let body = me.body(&markers, &channel);
+        let contents = me.contents(&markers, &channel);
         let path = fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]);
         let sent_us = epoch.elapsed().as_micros() as u64;
         let what = format!("{} {path}", me.cfg.method);
@@ -248,6 +312,7 @@ async fn publisher(
             channel,
             sent_us,
             acked_us,
+            contents,
         };
         me.record(&ledger, answer, sent_writes);
         sent += n;

@@ -76,6 +76,11 @@ pub struct Traffic {
     /// Pad with a multi-byte UTF-8 character (so cuts can land inside one).
     #[serde(default)]
     pub pad_utf8: bool,
+    /// The pad itself, instead of `pad` characters: content a server must carry as
+    /// published (line breaks, blank lines, leading spaces, `data:`-looking lines,
+    /// multi-byte UTF-8).
+    #[serde(default)]
+    pub pad_text: Option<String>,
     /// Start publishing only when every client has its first connection open.
     #[serde(default = "yes")]
     pub after_clients_open: bool,
@@ -92,6 +97,7 @@ impl Default for Traffic {
             batch: 1,
             pad: 0,
             pad_utf8: false,
+            pad_text: None,
             after_clients_open: true,
         }
     }

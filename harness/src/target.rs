@@ -37,6 +37,8 @@ pub struct Answer {
     pub truncated: bool,
     /// Why the body broke off before its end (a reset, a timeout), if it did.
     pub broken: Option<String>,
+    /// The response headers, lower-cased names (the last of repeated ones).
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Answer {
@@ -111,6 +113,11 @@ impl Target {
     ) -> Result<Answer, HarnessError> {
         let resp = self.send(method, path, body, headers).await?;
         let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
         let (body, truncated, broken) = read_capped(resp, self.limits.http_body_bytes).await;
         if truncated {
             tracing::warn!(
@@ -124,6 +131,7 @@ impl Target {
             body,
             truncated,
             broken,
+            headers,
         })
     }
 

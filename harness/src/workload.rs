@@ -37,8 +37,7 @@ pub async fn run(
         channels.push(target.channel(tag, i).await?);
     }
     let t = &sc.traffic;
-    let pad: String =
-        std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect();
+    let pad = pad_of(t);
     let plan = |count: u64, tag: String| PublishPlan {
         channels: channels.clone(),
         count,
@@ -137,6 +136,7 @@ pub async fn run(
         transcripts,
         acks,
         publish_failures,
+        published: published(&target.profile, &ledger),
         workload: Some(workload_plan(sc, started.duration_since(epoch))),
         unfinished,
         ..Recording::default()
@@ -263,5 +263,24 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
                 rcvbuf: g.read.rcvbuf as u64,
             })
             .collect(),
+    }
+}
+
+/// What the writes of a scenario carried, when the profile says where content is.
+pub(crate) fn published(
+    profile: &crate::profile::Profile,
+    ledger: &Ledger,
+) -> Option<harness_model::Published> {
+    let by_marker = ledger.take_contents();
+    let pointer = profile.content_pointer()?;
+    (!by_marker.is_empty()).then_some(harness_model::Published { pointer, by_marker })
+}
+
+/// The pad of every write: the scenario's `pad_text`, or `pad` characters (`ü` when
+/// `pad_utf8`, else `x`).
+fn pad_of(t: &crate::scenario::Traffic) -> String {
+    match &t.pad_text {
+        Some(text) => text.clone(),
+        None => std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect(),
     }
 }

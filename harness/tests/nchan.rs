@@ -8,7 +8,8 @@
 //!   with the reason, not failed;
 //! - `nchan-breaks/resume-after-buffer-eviction`: where nchan truly breaks a contract
 //!   (a resume from an evicted id silently skips messages, BEHAVIOUR.md §9), the exact
-//!   finding is asserted.
+//!   finding is asserted; likewise `nchan-breaks/bare-carriage-return` (a bare CR in a
+//!   body is written raw, so the rest of its line is lost).
 //!
 //! Needs `nginx-light` and `libnginx-mod-nchan` (`targets/nchan/install.sh`, which
 //! `.ci/run` calls). Without them the tests are ignored, except under `CI=true`.
@@ -39,6 +40,7 @@ const APPLICABLE: &[&str] = &[
     "CT-12/ten-clients-at-once",
     "CT-12/five-reconnect-while-five-stay",
     "CT-12/burst-of-fifty-reconnects",
+    "CONTENT/line-breaks-and-spaces",
 ];
 
 /// Scenarios nchan cannot run, and the capability that says so.
@@ -186,6 +188,33 @@ fn main() {
                 } else {
                     Err(format!("expected a pass with a SHOULD lifecycle.retry-first warning, got {:?}: {:?}",
                         r.verdict, r.findings.iter().map(|f| f.message()).collect::<Vec<_>>()).into())
+                }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
+    {
+        let (id, url) = ("CONTENT/bare-carriage-return", url.clone());
+        trials.push(
+            Trial::test("nchan-breaks/bare-carriage-return", move || {
+                // nchan splits a body into data lines at LF only (BEHAVIOUR.md §3): a bare
+                // CR goes out raw, ends the line there, and what follows it is lost.
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                let lost = r
+                    .findings
+                    .iter()
+                    .find(|f| f.contract.0 == "delivery.content-intact" && f.level == Level::Must);
+                match (&r.verdict, lost) {
+                    (Verdict::Fail, Some(f)) => {
+                        eprintln!("nchan breaks delivery.content-intact on a bare CR: {f}");
+                        Ok(())
+                    }
+                    _ => Err(format!(
+                        "expected a delivery.content-intact finding, got {:?}: {:?}",
+                        r.verdict,
+                        r.findings.iter().map(|f| f.message()).collect::<Vec<_>>()
+                    )
+                    .into()),
                 }
             })
             .with_ignored_flag(!available),

@@ -197,6 +197,15 @@ faults! {
     /// `connection_open` of events streams carries a padding field of
     /// [`OVERSIZED_PAD`] bytes: one line over a careful client's limit.
     OversizedOpen => "oversized-open",
+    /// A job with more than two steps never writes its `progress_update` for step 2
+    /// (its steps go 1, 3, 4, …).
+    ProgressSkipsStep => "progress-skips-step",
+    /// The receipt's `events_sha256` is the SHA-256 of the real digest's hex text (hashed
+    /// twice), so it matches no recomputation; the file and its stored hash still agree.
+    EventsHashWrong => "events-hash-wrong",
+    /// Event frames are re-encoded to ASCII on the way out: every character outside
+    /// ASCII in the event's JSON becomes `?` (the JSON stays valid, the content not).
+    ReencodeAscii => "reencode-ascii",
 }
 
 impl fmt::Display for Fault {

@@ -382,6 +382,10 @@ async fn run_job(
             }
             let mut events = Vec::new();
             while step <= spec.steps && events.len() < batch && spec.fail_at_step != Some(step) {
+                if step == 2 && spec.steps > 2 && state.faults.has(Fault::ProgressSkipsStep) {
+                    step += 1;
+                    continue;
+                }
                 events.push(event(
                     job_id,
                     "progress_update",
@@ -513,7 +517,11 @@ async fn finish_completed(
         first_seq: digest.first_seq,
         last_seq: digest.last_seq,
         event_count: digest.event_count,
-        events_sha256: digest.events_sha256,
+        events_sha256: if state.faults.has(Fault::EventsHashWrong) {
+            hex::encode(Sha256::digest(digest.events_sha256.as_bytes()))
+        } else {
+            digest.events_sha256
+        },
         artifacts: state.store.artifacts(job_id).await?,
         completed_at: completed_at.clone(),
     };

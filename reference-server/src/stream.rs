@@ -505,6 +505,14 @@ impl Stream {
                 buf.put_slice(&extra);
                 buf.put_u8(b'}');
             }
+            None if faults.has(Fault::ReencodeAscii) => {
+                let ascii: String = ev
+                    .wire_prefix
+                    .chars()
+                    .map(|c| if c.is_ascii() { c } else { '?' })
+                    .collect();
+                buf.put_slice(ascii.as_bytes());
+            }
             None => buf.put_slice(ev.wire_prefix.as_bytes()),
         }
         buf.put_slice(b",\"correlation_id\":");

@@ -1,16 +1,18 @@
 //! `crash-restart`: subscribers that resume across restarts, while the target is
 //! SIGKILLed mid-burst and restarted `cycles` times; then the integrity report, where
-//! the profile says where it is. Needs `--server-cmd`.
+//! the profile says where it is, and every job it made read back whole (its events and
+//! its receipt) to recompute the receipts. Needs `--server-cmd`.
 
 use std::time::Duration;
 
-use harness_model::Recording;
+use harness_model::{JobReadBack, Recording, StreamKind};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::{Ctx, RunProbe};
+use crate::client::Until;
 use crate::error::HarnessError;
 use crate::profile::{JobSpec, Method};
 use crate::publisher::{PublishPlan, publish};
@@ -37,6 +39,7 @@ impl RunProbe for CrashRestart {
         let target = &cx.target;
         let (ch, tasks) = cx.survivors(self.clients).await?;
         let mut restarts = Vec::new();
+        let mut made = Vec::new();
         let per_cycle = self.events_per_cycle;
         for cycle in 0..self.cycles {
             let plan = PublishPlan {
@@ -57,7 +60,7 @@ impl RunProbe for CrashRestart {
                     artifact_bytes: Some(2048),
                     ..JobSpec::default()
                 };
-                cx.job(spec).await?;
+                made.push((cx.job(spec).await?, spec));
             }
             let before = cx.ledger.acked();
             let (ledger, epoch) = (cx.ledger.clone(), cx.epoch);
@@ -89,17 +92,42 @@ impl RunProbe for CrashRestart {
                 artifact_bytes: Some(1024),
                 ..JobSpec::default()
             };
-            cx.job(spec).await?;
+            made.push((cx.job(spec).await?, spec));
         }
         let mut rec = Recording {
             transcripts,
             restarts,
+            jobs: read_back(cx, made).await?,
             ..Recording::default()
         };
+        // Read after every job was read back to its end, so each completed job has its
+        // receipt in the report.
         let durability = target.profile.durability.as_ref();
         if let Some(path) = durability.and_then(|d| d.integrity_path.as_ref()) {
             rec.integrity = Some(target.request(Method::Get, path, None, &[]).await?.json());
         }
         Ok(rec)
     }
+}
+
+/// Reads every job the probe made from its first event to its end (a job still
+/// running carries on after the restarts) and its receipt, so the checkers recompute
+/// what the integrity report only compares.
+async fn read_back(
+    cx: &Ctx,
+    made: Vec<((String, String), JobSpec)>,
+) -> Result<Vec<JobReadBack>, HarnessError> {
+    let mut out = Vec::new();
+    for (i, ((path, job), spec)) in made.into_iter().enumerate() {
+        let mut plan = cx.plan(
+            &format!("job-reader#{i}"),
+            StreamKind::Task,
+            path,
+            Until::ServerEnds,
+        );
+        plan.channels = vec![job.clone()];
+        let events = super::data_of(&cx.client(plan).await);
+        out.push(cx.read_back(&job, spec, None, events).await?);
+    }
+    Ok(out)
 }

@@ -25,7 +25,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{ClientId, Recording, StreamKind, Transcript};
+use harness_model::{
+    ClientId, FrameKind, JobReadBack, ReceiptRead, Recording, StreamKind, Transcript,
+};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -143,10 +145,21 @@ pub async fn run(
     let mut rec = probe.play(&cx, rng).await?;
     let (acks, failures) = cx.ledger.take();
     rec.acks.extend(acks);
+    rec.published = crate::workload::published(&cx.target.profile, &cx.ledger);
     if !probe.needs_control() {
         rec.publish_failures.extend(failures);
     }
     Ok(rec)
+}
+
+/// The data text of every data event a client received, over all its connections.
+pub(crate) fn data_of(t: &Transcript) -> Vec<String> {
+    t.connections
+        .iter()
+        .flat_map(|c| &c.frames)
+        .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+        .map(|f| f.data.clone())
+        .collect()
 }
 
 /// What every probe works with: the target, the clock, the ledger and the signals its
@@ -286,6 +299,49 @@ impl Ctx {
             .create(&task.create, Some(task.job_body(spec)), "job")
             .await?;
         Ok((fill(&task.path, &[("job", &encode_segment(&job))]), job))
+    }
+
+    /// The job `spec` as the target gives it back: `events` (the data of its task
+    /// stream's data events, read by `reader` when a client did) and, when the profile
+    /// says where, its receipt with the hash header. A failed or running job's receipt
+    /// answer (a 404) is kept too; the checkers judge receipts of completed jobs only.
+    pub(crate) async fn read_back(
+        &self,
+        job: &str,
+        spec: JobSpec,
+        reader: Option<ClientId>,
+        events: Vec<String>,
+    ) -> Result<JobReadBack, HarnessError> {
+        let task = self.need(self.target.profile.task.as_ref(), "task")?;
+        let receipt = match &task.receipt_path {
+            Some(path) => {
+                let path = fill(path, &[("job", &encode_segment(job))]);
+                let a = self
+                    .target
+                    .request(Method::Get, &path, None, &[])
+                    .await?
+                    .whole("reading a receipt")?;
+                let header = task
+                    .receipt_header
+                    .as_ref()
+                    .and_then(|h| a.headers.get(&h.to_ascii_lowercase()).cloned());
+                Some(ReceiptRead {
+                    status: a.status,
+                    header_sha256: header,
+                    body: a.body,
+                })
+            }
+            None => None,
+        };
+        Ok(JobReadBack {
+            job: job.to_owned(),
+            reader,
+            steps: spec.steps,
+            fail_at_step: spec.fail_at_step,
+            artifact: spec.artifact_bytes.is_some(),
+            events,
+            receipt,
+        })
     }
 
     /// The kill/restart control, or a usage error naming the probe.

@@ -1,6 +1,7 @@
 //! `task-lifecycle`: a job with `steps` steps on its task stream — progress, the
 //! terminal event, then the close with its reason; optionally resumed at the terminal
 //! event after the job ended (the stream must close at once with the same reason).
+//! The job is read back with its receipt, so its events and receipt are judged too.
 
 use harness_model::{CloseReason, FrameKind, Recording, StreamKind};
 use rand_chacha::ChaCha8Rng;
@@ -30,14 +31,13 @@ pub struct TaskLifecycle {
 
 impl RunProbe for TaskLifecycle {
     async fn run(&self, cx: &Ctx, _rng: &mut ChaCha8Rng) -> Result<Recording, HarnessError> {
-        let (path, job) = cx
-            .job(JobSpec {
-                steps: self.steps,
-                interval_ms: self.interval_ms,
-                fail_at_step: self.fail_at_step,
-                artifact_bytes: self.artifact_bytes,
-            })
-            .await?;
+        let spec = JobSpec {
+            steps: self.steps,
+            interval_ms: self.interval_ms,
+            fail_at_step: self.fail_at_step,
+            artifact_bytes: self.artifact_bytes,
+        };
+        let (path, job) = cx.job(spec).await?;
         let reason = if self.fail_at_step.is_some() {
             CloseReason::TaskFailed
         } else {
@@ -48,6 +48,9 @@ impl RunProbe for TaskLifecycle {
         first.channels = vec![job.clone()];
         let t0 = cx.client(first).await;
         rec.expect.task_terminal.insert(t0.client.clone(), reason);
+        let events = super::data_of(&t0);
+        let read = cx.read_back(&job, spec, Some(t0.client.clone()), events);
+        rec.jobs.push(read.await?);
         if self.after_end {
             let last = t0
                 .connections
@@ -59,7 +62,7 @@ impl RunProbe for TaskLifecycle {
             let mut again = cx.plan("task-resumed#0", StreamKind::Task, path, Until::ServerEnds);
             again.initial_cursor = last;
             again.from_start = false;
-            again.channels = vec![job];
+            again.channels = vec![job.clone()];
             let t1 = cx.client(again).await;
             rec.expect.task_terminal.insert(t1.client.clone(), reason);
             rec.transcripts.push(t1);
