@@ -35,6 +35,7 @@ use crate::faults::{
 };
 use crate::metrics::ActiveStream;
 use crate::store::{StoredEvent, json_str, now_ts};
+use crate::variants::{SLOW_CLOSE_LAG, SMALL_PAGE_ROWS, Variant};
 use crate::version::{VersionMsg, VersionSubscription};
 
 /// Rows per page read from the store.
@@ -167,11 +168,18 @@ struct Stream {
     fault: FaultState,
     /// `None` only once [`Fault::LeakClosedStreams`] has leaked it.
     active: Option<ActiveStream>,
+    /// Whether a chunk was written yet (the first is the `retry:` block).
+    started: bool,
+    /// [`Variant::SplitWrites`]: the second half of the last chunk, still to write.
+    split_rest: Option<Bytes>,
+    /// [`Variant::SlowConsumerClose`]: whether this log stream has caught up with the
+    /// head once (only then is falling behind a slow consumer, not a replay).
+    caught_up: bool,
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let vanished = !(self.done && self.out.is_empty());
+        let vanished = !(self.done && self.out.is_empty() && self.split_rest.is_none());
         if vanished && self.state.faults.has(Fault::LeakClosedStreams) {
             // Fault LeakClosedStreams: the client is gone, its stream is never freed.
             if let Some(active) = self.active.take() {
@@ -217,6 +225,9 @@ impl Stream {
             shutdown,
             fault,
             active: Some(active),
+            started: false,
+            split_rest: None,
+            caught_up: false,
         }
     }
 
@@ -305,10 +316,17 @@ impl Stream {
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(rest) = self.split_rest.take() {
+            // Variant SplitWrites: the body yields once, so hyper writes the first half
+            // to the socket on its own before it gets this one.
+            tokio::task::yield_now().await;
+            self.last_write = Instant::now();
+            return Some(rest);
+        }
         loop {
             if let Some(b) = self.out.pop_front() {
                 self.last_write = Instant::now();
-                return Some(b);
+                return Some(self.on_wire(b));
             }
             if self.done {
                 return None;
@@ -319,6 +337,25 @@ impl Stream {
             }
             self.fill().await;
         }
+    }
+
+    /// A chunk as the wire variants write it (see [`crate::variants`]): comments, CRLF,
+    /// and with [`Variant::SplitWrites`] only its first half (the rest is kept for the
+    /// next write).
+    fn on_wire(&mut self, chunk: Bytes) -> Bytes {
+        let first = !self.started;
+        self.started = true;
+        let v = &self.state.variants;
+        if v.is_empty() {
+            return chunk;
+        }
+        let chunk = v.rewrite(chunk, first);
+        if v.has(Variant::SplitWrites) && chunk.len() >= 2 {
+            let mid = chunk.len() / 2;
+            self.split_rest = Some(chunk.slice(mid..));
+            return chunk.slice(..mid);
+        }
+        chunk
     }
 
     fn heartbeat_due(&self) -> Option<Instant> {
@@ -355,6 +392,18 @@ impl Stream {
                 let mut seen = *head.borrow_and_update();
                 let faults = &self.state.faults;
                 let lag = seen.saturating_sub(*cursor);
+                if self.caught_up && !*task && lag > SLOW_CLOSE_LAG {
+                    // Variant SlowConsumerClose (caught_up is only set with it on).
+                    self.state
+                        .metrics
+                        .slow_consumer_closes
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.fail(
+                        "slow_consumer",
+                        "the client reads too slowly; resume from the last event id",
+                    );
+                    return;
+                }
                 if faults.has(Fault::SlowConsumerAbruptClose) && lag > SLOW_CUT_LAG {
                     // The response just ends: no connection_close.
                     self.done = true;
@@ -368,10 +417,15 @@ impl Stream {
                     seen = seen.min(self.fault.replay_end);
                 }
                 if *cursor < seen {
+                    let rows = if self.state.variants.has(Variant::SmallReplayPages) {
+                        SMALL_PAGE_ROWS
+                    } else {
+                        PAGE_ROWS
+                    };
                     let page = self
                         .state
                         .store
-                        .page(*cursor, seen, job.as_deref(), PAGE_ROWS, PAGE_BYTES)
+                        .page(*cursor, seen, job.as_deref(), rows, PAGE_BYTES)
                         .await;
                     match page {
                         Ok(page) => {
@@ -386,6 +440,7 @@ impl Stream {
                     }
                     return;
                 }
+                self.caught_up = self.state.variants.has(Variant::SlowConsumerClose);
                 let woke = tokio::select! {
                     biased;
                     _ = stop => LogWoke::Stop,
