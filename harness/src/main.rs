@@ -52,9 +52,9 @@ async fn run(mut a: RunArgs) -> Result<u8> {
             url,
             token: a.token.clone(),
         },
-        Some(_) => bail!(
-            "--fault and --variant only apply to the embedded reference server (no --target)"
-        ),
+        Some(_) => {
+            bail!("--fault and --variant only apply to the embedded reference server (no --target)")
+        }
         None => TargetSpec::Embedded { faults },
     };
     let seed = a.seed.unwrap_or_else(rand::random);

@@ -390,7 +390,10 @@ every scenario that declares the contract's family), how many caught it in every
         let finding = match (&o.finding, &o.error) {
             (_, Some(e)) => format!("could not run: {e}"),
             (Some(f), None) if o.caught > 0 => f.message(),
-            (Some(f), None) => format!("NOT CAUGHT (only where the control fails too: {})", f.message()),
+            (Some(f), None) => format!(
+                "NOT CAUGHT (only where the control fails too: {})",
+                f.message()
+            ),
             (None, None) => "NOT CAUGHT".into(),
         };
         s.push_str(&format!(

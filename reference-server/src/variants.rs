@@ -190,7 +190,11 @@ mod tests {
             &comments.rewrite(chunk.clone(), false)[..],
             b": variant comment\n\nevent: a\ndata: {}\n\n: variant comment\n\nevent: b\ndata: {}\n\n"
         );
-        assert_eq!(comments.rewrite(chunk.clone(), true), chunk, "retry block first");
+        assert_eq!(
+            comments.rewrite(chunk.clone(), true),
+            chunk,
+            "retry block first"
+        );
         let both = VariantSet::new([Variant::Comments, Variant::Crlf]);
         let out = both.rewrite(bytes::Bytes::from_static(b"data: {}\n\n"), false);
         assert_eq!(&out[..], b": variant comment\r\n\r\ndata: {}\r\n\r\n");
