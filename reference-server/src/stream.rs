@@ -358,6 +358,19 @@ impl Stream {
         chunk
     }
 
+    /// [`Variant::SlowConsumerClose`]: `error` and `connection_close` with
+    /// `slow_consumer`, counted in `spine_slow_consumer_closes_total`.
+    fn close_slow_consumer(&mut self) {
+        self.state
+            .metrics
+            .slow_consumer_closes
+            .fetch_add(1, Ordering::Relaxed);
+        self.fail(
+            "slow_consumer",
+            "the client reads too slowly; resume from the last event id",
+        );
+    }
+
     fn heartbeat_due(&self) -> Option<Instant> {
         let f = &self.state.faults;
         if f.has(Fault::HeartbeatAbsent) || f.has(Fault::LeakClosedStreams) {
@@ -394,14 +407,7 @@ impl Stream {
                 let lag = seen.saturating_sub(*cursor);
                 if self.caught_up && !*task && lag > SLOW_CLOSE_LAG {
                     // Variant SlowConsumerClose (caught_up is only set with it on).
-                    self.state
-                        .metrics
-                        .slow_consumer_closes
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.fail(
-                        "slow_consumer",
-                        "the client reads too slowly; resume from the last event id",
-                    );
+                    self.close_slow_consumer();
                     return;
                 }
                 if faults.has(Fault::SlowConsumerAbruptClose) && lag > SLOW_CUT_LAG {
@@ -417,11 +423,7 @@ impl Stream {
                     seen = seen.min(self.fault.replay_end);
                 }
                 if *cursor < seen {
-                    let rows = if self.state.variants.has(Variant::SmallReplayPages) {
-                        SMALL_PAGE_ROWS
-                    } else {
-                        PAGE_ROWS
-                    };
+                    let rows = page_rows(&self.state.variants);
                     let page = self
                         .state
                         .store
@@ -640,6 +642,15 @@ impl Stream {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         resp
+    }
+}
+
+/// Rows per page read from the store ([`Variant::SmallReplayPages`]: a few).
+fn page_rows(variants: &crate::variants::VariantSet) -> usize {
+    if variants.has(Variant::SmallReplayPages) {
+        SMALL_PAGE_ROWS
+    } else {
+        PAGE_ROWS
     }
 }
 
