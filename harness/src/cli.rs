@@ -108,6 +108,11 @@ pub struct RunArgs {
     /// Embedded server only: turn on a deliberate fault (repeatable), to see a contract fail.
     #[arg(long = "fault", value_name = "NAME", env = "SSE_HARNESS_FAULT")]
     pub faults: Vec<String>,
+    /// Embedded server only: turn on a legal variation of its wire behaviour
+    /// (repeatable): crlf, comments, split-writes, slow-consumer-close,
+    /// small-replay-pages. A correct harness passes every one.
+    #[arg(long = "variant", value_name = "NAME", env = "SSE_HARNESS_VARIANT")]
+    pub variants: Vec<String>,
     /// Also write every scenario's full recording (each frame of each client, with
     /// times and byte offsets) as JSON under <report-dir>/recordings/.
     #[arg(long, env = "SSE_HARNESS_KEEP_RECORDINGS")]
@@ -152,6 +157,10 @@ pub struct MutationArgs {
     /// Seed for the scenarios' random choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Play each fault against every scenario that declares its contract's family
+    /// (the whole matrix behind docs/MUTATIONS.md), not only the scenarios its row lists.
+    #[arg(long)]
+    pub all_scenarios: bool,
     /// Write the Markdown table to this file (default: stdout).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -175,6 +184,9 @@ pub struct ServeArgs {
     /// A deliberate fault to switch on (repeatable).
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,
+    /// A legal variation to switch on (repeatable).
+    #[arg(long = "variant", value_name = "NAME")]
+    pub variants: Vec<String>,
 }
 
 /// The config file's `[run]` table: defaults for the `run` flags of the same names.
@@ -194,6 +206,8 @@ struct RunDefaults {
     server_cmd: Option<String>,
     #[serde(default)]
     fault: Vec<String>,
+    #[serde(default)]
+    variant: Vec<String>,
     keep_recordings: Option<bool>,
     color: Option<Color>,
     message_format: Option<MessageFormat>,
@@ -246,6 +260,9 @@ impl RunArgs {
         }
         if self.faults.is_empty() {
             self.faults = d.fault;
+        }
+        if self.variants.is_empty() {
+            self.variants = d.variant;
         }
         self.keep_recordings |= d.keep_recordings.unwrap_or(false);
     }

@@ -63,6 +63,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     cfg.addr = a.addr;
     cfg.heartbeat_ms = a.heartbeat_ms;
     cfg.faults = sse_harness::embedded::faults(&a.faults)?;
+    cfg.variants = sse_harness::embedded::variants(&a.variants)?;
     let server = reference_server::RunningServer::start(cfg).await?;
     println!("listening on {}", server.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -74,10 +75,21 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// `sse-harness mutations`: plays the mutation table; exit 1 if a fault was not caught.
+/// `sse-harness mutations`: plays the mutation table (each row on its listed scenarios,
+/// or with `--all-scenarios` on every scenario of its contract's family), each run
+/// compared with its control; exit 1 if a fault was not caught.
 pub async fn mutations(a: MutationArgs) -> Result<u8> {
-    let all = sse_harness::scenario::builtin()?;
-    let bin = std::env::current_exe().context("locating sse-harness")?;
+    let player = mutation::Player {
+        all: sse_harness::scenario::builtin()?,
+        seed: a.seed,
+        bin: std::env::current_exe().context("locating sse-harness")?,
+        scope: if a.all_scenarios {
+            mutation::Scope::Family
+        } else {
+            mutation::Scope::Listed
+        },
+        controls: mutation::Controls::default(),
+    };
     let mut outcomes = Vec::new();
     for m in mutation::table()?
         .into_iter()
@@ -87,8 +99,14 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
             "fault {} → expecting {} ({} run(s))",
             m.fault, m.catches, m.runs
         );
-        let o = mutation::play(&m, &all, a.seed, &bin).await;
-        eprintln!("  {}", if o.passed() { "caught" } else { "NOT CAUGHT" });
+        let o = player.play(&m).await;
+        eprintln!(
+            "  {} (scenarios {}/{}, control misfires {})",
+            if o.passed() { "caught" } else { "NOT CAUGHT" },
+            o.scenarios_caught(),
+            o.scenarios.len(),
+            o.control_misfires()
+        );
         outcomes.push(o);
     }
     let md = mutation::markdown(&outcomes, a.seed);

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use reference_server::variants::{Variant, VariantSet};
 use reference_server::{Config, RunningServer};
 
 use crate::error::{HarnessError, HarnessErrorKind};
@@ -24,6 +25,18 @@ pub fn faults(names: &[String]) -> Result<reference_server::faults::FaultSet, Ha
     Ok(reference_server::faults::FaultSet::new(out))
 }
 
+/// The legal variations named on a command line (`--variant NAME`, repeatable); an
+/// unknown name is a usage error that lists the valid ones.
+pub fn variants(names: &[String]) -> Result<VariantSet, HarnessError> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(n.parse::<Variant>().map_err(|e| {
+            HarnessError::new(HarnessErrorKind::Usage, format!("--variant {n}: {e}"))
+        })?);
+    }
+    Ok(VariantSet::new(out))
+}
+
 /// A reference server running inside this process, with its temporary data folder.
 pub struct EmbeddedServer {
     /// The running server.
@@ -37,11 +50,22 @@ impl EmbeddedServer {
     pub async fn start(
         faults: reference_server::faults::FaultSet,
     ) -> Result<EmbeddedServer, HarnessError> {
+        EmbeddedServer::start_with(faults, VariantSet::default()).await
+    }
+
+    /// [`EmbeddedServer::start`] with legal variations on.
+    pub async fn start_with(
+        faults: reference_server::faults::FaultSet,
+        variants: VariantSet,
+    ) -> Result<EmbeddedServer, HarnessError> {
         let data = tempfile::Builder::new()
             .prefix("sse-harness-ref-")
             .tempdir()
             .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("temp dir: {e}")))?;
-        let server = EmbeddedServer::start_in(data.path().to_path_buf(), faults).await?;
+        let mut cfg = Config::new(data.path(), format!("harness-{}", std::process::id()));
+        cfg.faults = faults;
+        cfg.variants = variants;
+        let server = EmbeddedServer::start_cfg(cfg).await?;
         Ok(EmbeddedServer {
             server: server.server,
             _data: Some(data),
@@ -54,8 +78,14 @@ impl EmbeddedServer {
         faults: reference_server::faults::FaultSet,
     ) -> Result<EmbeddedServer, HarnessError> {
         let mut cfg = Config::new(data, format!("harness-{}", std::process::id()));
-        cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
         cfg.faults = faults;
+        EmbeddedServer::start_cfg(cfg).await
+    }
+
+    /// Starts one with `cfg` (its heartbeat set to [`EMBEDDED_HEARTBEAT_MS`]); the
+    /// data folder is kept.
+    async fn start_cfg(mut cfg: Config) -> Result<EmbeddedServer, HarnessError> {
+        cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
         let server = RunningServer::start(cfg).await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Server,
@@ -116,5 +146,13 @@ impl ReferenceProcess {
             command,
             _data: data,
         })
+    }
+
+    /// The same process with legal variations on (`--variant NAME` for each).
+    pub fn with_variants(mut self, variants: &VariantSet) -> ReferenceProcess {
+        for v in variants.iter() {
+            self.command.push_str(&format!(" --variant {}", v.name()));
+        }
+        self
     }
 }

@@ -113,6 +113,11 @@ pub struct RunConfig {
     /// How a person replays this run, when it is not `sse-harness run …` (e.g. the
     /// conformance suite's `cargo test` line); scenario filters are appended to it.
     pub replay_prefix: Option<String>,
+    /// Legal variations the embedded reference server is started with (a
+    /// [`TargetSpec::Embedded`] target only; a child process takes them in its command,
+    /// [`crate::embedded::ReferenceProcess::with_variants`]).
+    #[cfg(feature = "embedded")]
+    pub variants: reference_server::variants::VariantSet,
 }
 
 impl RunConfig {
@@ -140,6 +145,8 @@ impl RunConfig {
             server_cmd: None,
             recordings: None,
             replay_prefix: None,
+            #[cfg(feature = "embedded")]
+            variants: Default::default(),
         }
     }
 }
@@ -285,7 +292,11 @@ impl Setup {
             }
             #[cfg(feature = "embedded")]
             TargetSpec::Embedded { faults } => {
-                let e = crate::embedded::EmbeddedServer::start(faults.clone()).await?;
+                let e = crate::embedded::EmbeddedServer::start_with(
+                    faults.clone(),
+                    cfg.variants.clone(),
+                )
+                .await?;
                 let token = Some(e.server.token().to_owned());
                 let target = Arc::new(Target::new(&e.server.url(), profile, token)?);
                 Ok(Setup {
@@ -338,6 +349,9 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
                 TargetSpec::Embedded { faults } => {
                     for f in faults.iter() {
                         s.push_str(&format!(" --fault {}", f.name()));
+                    }
+                    for v in cfg.variants.iter() {
+                        s.push_str(&format!(" --variant {}", v.name()));
                     }
                 }
             }

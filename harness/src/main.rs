@@ -46,12 +46,15 @@ fn main() -> ExitCode {
 async fn run(mut a: RunArgs) -> Result<u8> {
     a.with_config(&std::env::current_dir()?)?;
     let faults = sse_harness::embedded::faults(&a.faults)?;
+    let variants = sse_harness::embedded::variants(&a.variants)?;
     let target = match a.target.clone() {
-        Some(url) if faults.is_empty() => TargetSpec::Url {
+        Some(url) if faults.is_empty() && variants.is_empty() => TargetSpec::Url {
             url,
             token: a.token.clone(),
         },
-        Some(_) => bail!("--fault only applies to the embedded reference server (no --target)"),
+        Some(_) => {
+            bail!("--fault and --variant only apply to the embedded reference server (no --target)")
+        }
         None => TargetSpec::Embedded { faults },
     };
     let seed = a.seed.unwrap_or_else(rand::random);
@@ -70,6 +73,7 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.baseline = a.baseline.clone();
     cfg.server_cmd = a.server_cmd.clone();
     cfg.recordings = a.keep_recordings.then(|| dir.join("recordings"));
+    cfg.variants = variants;
     let mut reporters = reporters(&a, &dir);
     let mut report_error = None;
     let outcome = engine::run(cfg, &mut |ev: &RunEvent| {

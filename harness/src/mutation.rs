@@ -3,8 +3,20 @@
 //! contract that must catch it and the scenarios that exercise it. Playing a row
 //! starts a reference server with that fault, runs the scenarios, and reports whether
 //! the expected contract failed in every run, with the one-line finding it gave.
+//!
+//! A failure counts only against a control: the same scenario with the same seed and
+//! no fault ([`Controls`], played once per scenario and seed and shared by every row)
+//! must not fail that contract, so a check that misfires on its own never "catches" a
+//! fault. A row is played against its listed scenarios ([`Scope::Listed`], what `cargo
+//! test` asserts) or against every scenario that declares its contract's family
+//! ([`Scope::Family`], the whole matrix behind `docs/MUTATIONS.md`).
 
-use harness_model::{Contracts, Finding};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use harness_model::{ContractId, Contracts, Family, Finding};
+use reference_server::faults::FaultSet;
 use serde::Deserialize;
 
 use crate::embedded::ReferenceProcess;
@@ -52,13 +64,39 @@ pub fn table() -> Result<Vec<Mutation>, HarnessError> {
     Ok(f.mutation)
 }
 
+/// Which scenarios a row is played against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The scenarios the row lists (what `cargo test` asserts).
+    Listed,
+    /// Every scenario that declares the family of the contract the row catches (the
+    /// whole matrix, `sse-harness mutations --all-scenarios`).
+    Family,
+}
+
+/// What one scenario showed for one row, over all its runs.
+#[derive(Clone, Debug)]
+pub struct ScenarioCatch {
+    /// The scenario id.
+    pub scenario: String,
+    /// Runs in which the contract failed with the fault on and not in the control.
+    pub caught: u32,
+    /// Runs in which the control (same scenario, same seed, no fault) failed the
+    /// contract on its own: those runs cannot count as catching the fault.
+    pub control_misfires: u32,
+}
+
 /// What playing one row showed.
 #[derive(Clone, Debug)]
 pub struct MutationOutcome {
     /// The row.
     pub mutation: Mutation,
-    /// Runs in which the expected contract failed.
+    /// The scope it was played in.
+    pub scope: Scope,
+    /// Runs in which at least one scenario caught the fault (see [`ScenarioCatch`]).
     pub caught: u32,
+    /// Per scenario played, how often it caught the fault.
+    pub scenarios: Vec<ScenarioCatch>,
     /// The first finding of the expected contract, as a person reads it.
     pub finding: Option<Finding>,
     /// Other contracts that also failed (not wrong: one fault often breaks several).
@@ -72,19 +110,21 @@ impl MutationOutcome {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.caught == self.mutation.runs
     }
+
+    /// How many of the scenarios played caught the fault in every run.
+    pub fn scenarios_caught(&self) -> usize {
+        let runs = self.mutation.runs;
+        self.scenarios.iter().filter(|s| s.caught == runs).count()
+    }
+
+    /// Runs, over all scenarios, in which the control failed the contract on its own.
+    pub fn control_misfires(&self) -> u32 {
+        self.scenarios.iter().map(|s| s.control_misfires).sum()
+    }
 }
 
 fn matching<'a>(m: &Mutation, all: &'a [Scenario]) -> Result<Vec<&'a Scenario>, HarnessError> {
-    let mut b = globset::GlobSetBuilder::new();
-    for g in &m.scenarios {
-        b.add(globset::Glob::new(g).map_err(|e| {
-            HarnessError::new(
-                HarnessErrorKind::Scenario,
-                format!("mutation {}: {e}", m.fault),
-            )
-        })?);
-    }
-    let set = b.build().map_err(|e| {
+    let set = crate::engine::glob_set(&m.scenarios).map_err(|e| {
         HarnessError::new(
             HarnessErrorKind::Scenario,
             format!("mutation {}: {e}", m.fault),
@@ -103,82 +143,209 @@ fn matching<'a>(m: &Mutation, all: &'a [Scenario]) -> Result<Vec<&'a Scenario>, 
     Ok(picked)
 }
 
-/// Plays one row: `runs` times, a fresh faulty server and the row's scenarios.
-/// `sse_harness_bin` is this package's binary, used to run the server as a child
-/// process for scenarios that kill and restart it.
-pub async fn play(
+/// The scenarios a row is played against in `scope`: its listed ones, or every
+/// scenario that declares the family of the contract it catches (the listed ones
+/// first, so `cargo test` and the matrix agree on their order).
+pub fn scenarios_of<'a>(
     m: &Mutation,
-    all: &[Scenario],
-    seed: u64,
-    sse_harness_bin: &std::path::Path,
-) -> MutationOutcome {
-    let mut out = MutationOutcome {
-        mutation: m.clone(),
-        caught: 0,
-        finding: None,
-        also: Vec::new(),
-        error: None,
-    };
-    let scenarios = match matching(m, all) {
-        Ok(s) => s,
-        Err(e) => {
-            out.error = Some(e.to_string());
-            return out;
-        }
-    };
-    let fault = match m.fault.parse::<reference_server::faults::Fault>() {
-        Ok(f) => f,
-        Err(e) => {
-            out.error = Some(e.to_string());
-            return out;
-        }
-    };
-    for run in 0..m.runs {
-        let mut caught = false;
-        for sc in &scenarios {
-            let findings = match play_one(
-                sc,
-                fault,
-                seed.wrapping_add(u64::from(run)),
-                sse_harness_bin,
-            )
-            .await
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    out.error = Some(format!("{}: {e}", sc.id()));
-                    return out;
-                }
-            };
-            for f in findings {
-                if f.contract.0 == m.catches {
-                    caught = true;
-                    if out.finding.is_none() {
-                        out.finding = Some(f);
-                    }
-                } else if !out.also.contains(&f.contract.0) {
-                    out.also.push(f.contract.0.clone());
-                }
+    all: &'a [Scenario],
+    scope: Scope,
+) -> Result<Vec<&'a Scenario>, HarnessError> {
+    let mut picked = matching(m, all)?;
+    if scope == Scope::Family {
+        let family = family_of(m)?;
+        for sc in all {
+            let declares = sc.families.contains(&family);
+            if declares && !picked.iter().any(|p| p.id() == sc.id()) {
+                picked.push(sc);
             }
         }
-        if caught {
-            out.caught += 1;
-        }
     }
-    out.also.sort();
-    out
+    Ok(picked)
 }
 
-/// Plays one scenario against a fresh reference server with `fault` on, through the
+/// The family of the contract a row catches (`resume.no-gap` → `resume`).
+fn family_of(m: &Mutation) -> Result<Family, HarnessError> {
+    ContractId(m.catches.clone())
+        .family()
+        .parse::<Family>()
+        .map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Scenario,
+                format!("mutation {}: catches {}: {e}", m.fault, m.catches),
+            )
+        })
+}
+
+/// The contracts each scenario fails with no fault on, per seed: the control every
+/// fault's run of the same scenario and seed is compared with. Each is played once and
+/// shared (across threads and runtimes: the suite's trials each have their own).
+#[derive(Default)]
+pub struct Controls {
+    played: Mutex<HashMap<(String, u64), ControlCell>>,
+}
+
+/// One control, played by the first that asks for it.
+type ControlCell = Arc<tokio::sync::OnceCell<Result<Arc<BTreeSet<String>>, String>>>;
+
+impl Controls {
+    /// The contracts `sc` fails with `seed` and no fault (played on first use).
+    pub async fn failed(
+        &self,
+        sc: &Scenario,
+        seed: u64,
+        bin: &Path,
+    ) -> Result<Arc<BTreeSet<String>>, HarnessError> {
+        let cell = {
+            let mut played = self.played.lock().unwrap_or_else(|p| p.into_inner());
+            played.entry((sc.id(), seed)).or_default().clone()
+        };
+        let got = cell
+            .get_or_init(|| async {
+                play_one(sc, FaultSet::default(), seed, bin)
+                    .await
+                    .map(|fs| Arc::new(fs.into_iter().map(|f| f.contract.0).collect()))
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        got.clone().map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Target,
+                format!("control of {} (seed {seed}): {e}", sc.id()),
+            )
+        })
+    }
+}
+
+/// Plays mutation rows: the scenarios, the seed, the binary that runs the reference
+/// server as a child process (for scenarios that kill and restart it), and the shared
+/// controls.
+pub struct Player {
+    /// Every scenario.
+    pub all: Vec<Scenario>,
+    /// Run `r` of a row uses seed `seed + r` (for the faulty run and its control).
+    pub seed: u64,
+    /// This package's binary.
+    pub bin: PathBuf,
+    /// Which scenarios each row is played against.
+    pub scope: Scope,
+    /// The controls, shared by every row.
+    pub controls: Controls,
+}
+
+impl Player {
+    /// Plays one row: `runs` times, each scenario in scope against a fresh faulty
+    /// server, each compared with its control. A run caught the fault when at least
+    /// one scenario failed the contract and its control did not.
+    pub async fn play(&self, m: &Mutation) -> MutationOutcome {
+        let mut out = MutationOutcome {
+            mutation: m.clone(),
+            scope: self.scope,
+            caught: 0,
+            scenarios: Vec::new(),
+            finding: None,
+            also: Vec::new(),
+            error: None,
+        };
+        let scenarios = match scenarios_of(m, &self.all, self.scope) {
+            Ok(s) => s,
+            Err(e) => {
+                out.error = Some(e.to_string());
+                return out;
+            }
+        };
+        let fault = match m.fault.parse::<reference_server::faults::Fault>() {
+            Ok(f) => f,
+            Err(e) => {
+                out.error = Some(e.to_string());
+                return out;
+            }
+        };
+        out.scenarios = scenarios
+            .iter()
+            .map(|sc| ScenarioCatch {
+                scenario: sc.id(),
+                caught: 0,
+                control_misfires: 0,
+            })
+            .collect();
+        for run in 0..m.runs {
+            let seed = self.seed.wrapping_add(u64::from(run));
+            let mut caught = false;
+            for (i, sc) in scenarios.iter().enumerate() {
+                match self.play_scenario(m, sc, fault, seed, &mut out).await {
+                    Ok(Catch::Caught) => {
+                        caught = true;
+                        out.scenarios[i].caught += 1;
+                    }
+                    Ok(Catch::Misfire) => out.scenarios[i].control_misfires += 1,
+                    Ok(Catch::Missed) => {}
+                    Err(e) => {
+                        out.error = Some(format!("{}: {e}", sc.id()));
+                        return out;
+                    }
+                }
+            }
+            if caught {
+                out.caught += 1;
+            }
+        }
+        out.also.sort();
+        out
+    }
+
+    /// One scenario, one seed: the faulty run against the control.
+    async fn play_scenario(
+        &self,
+        m: &Mutation,
+        sc: &Scenario,
+        fault: reference_server::faults::Fault,
+        seed: u64,
+        out: &mut MutationOutcome,
+    ) -> Result<Catch, HarnessError> {
+        let findings = play_one(sc, FaultSet::new([fault]), seed, &self.bin).await?;
+        let mut failed = false;
+        for f in findings {
+            if f.contract.0 == m.catches {
+                if !failed && out.finding.is_none() {
+                    out.finding = Some(f);
+                }
+                failed = true;
+            } else if !out.also.contains(&f.contract.0) {
+                out.also.push(f.contract.0.clone());
+            }
+        }
+        if !failed {
+            return Ok(Catch::Missed);
+        }
+        let control = self.controls.failed(sc, seed, &self.bin).await?;
+        Ok(if control.contains(&m.catches) {
+            Catch::Misfire
+        } else {
+            Catch::Caught
+        })
+    }
+}
+
+/// What one faulty run of one scenario showed against its control.
+enum Catch {
+    /// The contract failed, and not in the control.
+    Caught,
+    /// The contract failed, but the control failed it too.
+    Misfire,
+    /// The contract held.
+    Missed,
+}
+
+/// Plays one scenario against a fresh reference server with `faults` on, through the
 /// engine's entry point (in-process, or as a child process when the scenario kills and
 /// restarts its target).
 async fn play_one(
     sc: &Scenario,
-    fault: reference_server::faults::Fault,
+    faults: FaultSet,
     seed: u64,
-    bin: &std::path::Path,
+    bin: &Path,
 ) -> Result<Vec<Finding>, HarnessError> {
-    let faults = reference_server::faults::FaultSet::new([fault]);
     let needs_control = sc.probe.as_ref().is_some_and(|p| p.needs_control());
     let child = needs_control
         .then(|| ReferenceProcess::plan(bin, &faults))
@@ -201,7 +368,8 @@ async fn play_one(
     Ok(r.findings)
 }
 
-/// The table as Markdown: fault → contract → the one-line finding it gave.
+/// The table as Markdown: fault → contract → how many runs and scenarios caught it →
+/// the one-line finding it gave.
 pub fn markdown(outcomes: &[MutationOutcome], seed: u64) -> String {
     let mut s = String::from(
         "# Mutation table\n\nEvery deliberate fault of the reference server (`reference-server serve --fault NAME`), \
@@ -209,21 +377,35 @@ the contract that catches it, and the one-line finding it produced. Made by `sse
 (seed ",
     );
     s.push_str(&format!(
-        "{seed}); asserted by `cargo test -p sse-harness --test mutations`.\n\n| fault | what it does | caught by | runs caught | finding |\n|---|---|---|---|---|\n"
+        "{seed}); asserted by `cargo test -p sse-harness --test mutations` on each row's listed scenarios.\n\n\
+A fault counts as caught in a scenario only if the same scenario with the same seed and no fault \
+(its control, played once and shared by every fault) does not fail that contract. \
+*runs caught*: runs in which at least one scenario caught it (`runs` in `contracts/mutations.toml`; \
+each run uses seed + run). *scenarios caught*: of the scenarios played (with `--all-scenarios`: \
+every scenario that declares the contract's family), how many caught it in every run. \
+*control misfires*: runs in which a control failed the contract on its own (such a run never counts).\n\n\
+| fault | what it does | caught by | runs caught | scenarios caught | control misfires | finding |\n|---|---|---|---|---|---|---|\n"
     ));
     for o in outcomes {
         let finding = match (&o.finding, &o.error) {
             (_, Some(e)) => format!("could not run: {e}"),
-            (Some(f), None) => f.message(),
+            (Some(f), None) if o.caught > 0 => f.message(),
+            (Some(f), None) => format!(
+                "NOT CAUGHT (only where the control fails too: {})",
+                f.message()
+            ),
             (None, None) => "NOT CAUGHT".into(),
         };
         s.push_str(&format!(
-            "| `{}` | {} | `{}` | {}/{} | {} |\n",
+            "| `{}` | {} | `{}` | {}/{} | {}/{} | {} | {} |\n",
             o.mutation.fault,
             o.mutation.why,
             o.mutation.catches,
             o.caught,
             o.mutation.runs,
+            o.scenarios_caught(),
+            o.scenarios.len(),
+            o.control_misfires(),
             finding.replace('|', "\\|")
         ));
     }
@@ -238,4 +420,40 @@ pub fn unproven(contracts: &Contracts) -> Result<Vec<String>, HarnessError> {
         .map(|c| c.id.0.clone())
         .filter(|id| !id.starts_with("gate.") && !rows.iter().any(|r| &r.catches == id))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_family_scope_adds_every_scenario_of_the_contracts_family_after_the_listed_ones() {
+        let all = crate::scenario::builtin().unwrap();
+        let rows = table().unwrap();
+        let m = rows
+            .iter()
+            .find(|m| m.fault == "correlation-id-per-frame")
+            .unwrap();
+        let listed = scenarios_of(m, &all, Scope::Listed).unwrap();
+        let family = scenarios_of(m, &all, Scope::Family).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id(), family[0].id());
+        let declaring = all
+            .iter()
+            .filter(|s| s.families.contains(&Family::Lifecycle))
+            .count();
+        assert_eq!(family.len(), declaring);
+        assert!(
+            family
+                .iter()
+                .all(|s| s.families.contains(&Family::Lifecycle))
+        );
+    }
+
+    #[test]
+    fn every_row_catches_a_contract_of_a_known_family() {
+        for m in table().unwrap() {
+            family_of(&m).unwrap();
+        }
+    }
 }

@@ -1,10 +1,16 @@
 //! The mutation test: every row of `contracts/mutations.toml` is one test,
 //! `fault/<name>`, that starts a reference server with that deliberate fault, plays
-//! the scenarios that must catch it, and requires the named contract to fail in every
-//! run (3 out of 3 for faults that show only under load or timing). The clean server
-//! passing every scenario is the other half of the proof (`tests/conformance.rs`).
+//! the scenarios its row lists, and requires the named contract to fail in every run
+//! (3 out of 3 for faults that show only under load or timing), each time in a
+//! scenario whose control (the same scenario and seed, no fault) does not fail it. The
+//! controls are played once per scenario and seed and shared by every row. The whole
+//! matrix (every scenario of the contract's family) is `sse-harness mutations
+//! --all-scenarios`, committed as docs/MUTATIONS.md. The clean server passing every
+//! scenario is the other half of the proof (`tests/conformance.rs`).
 
 mod support;
+
+use std::sync::Arc;
 
 use harness_model::Contracts;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -15,24 +21,31 @@ fn main() {
     let args = Arguments::from_args();
     let seed = support::seed("mutation", args.list);
     let rows = mutation::table().expect("contracts/mutations.toml parses");
+    let player = Arc::new(mutation::Player {
+        all: scenario::builtin().expect("the scenario files parse"),
+        seed,
+        bin: std::path::PathBuf::from(env!("CARGO_BIN_EXE_sse-harness")),
+        scope: mutation::Scope::Listed,
+        controls: mutation::Controls::default(),
+    });
     let mut trials: Vec<Trial> = rows
         .into_iter()
         .map(|m| {
+            let player = player.clone();
             Trial::test(format!("fault/{}", m.fault), move || {
-                let all = scenario::builtin().map_err(|e| e.to_string())?;
-                let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_sse-harness"));
-                let o = support::block_on(mutation::play(&m, &all, seed, &bin))?;
+                let o = support::block_on(player.play(&m))?;
                 if o.passed() {
                     return Ok(());
                 }
                 let msg = match (&o.error, &o.finding) {
                     (Some(e), _) => format!("fault {} could not be played: {e}", m.fault),
                     (None, f) => format!(
-                        "fault {} was caught by {} in {}/{} runs (seed {seed}); other contracts that failed: {:?}; first finding: {}",
+                        "fault {} was caught by {} in {}/{} runs (seed {seed}; runs where the control failed it too: {}); other contracts that failed: {:?}; first finding: {}",
                         m.fault,
                         m.catches,
                         o.caught,
                         m.runs,
+                        o.control_misfires(),
                         o.also,
                         f.as_ref().map(|f| f.message()).unwrap_or_else(|| "none".into())
                     ),

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod net;
 pub mod store;
 pub mod stream;
+pub mod variants;
 pub mod version;
 
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct Config {
     pub retry_ms: u64,
     /// Deliberate deviations (none by default).
     pub faults: faults::FaultSet,
+    /// Legal variations of the wire behaviour (none by default).
+    pub variants: variants::VariantSet,
     /// Timeouts and caps against hostile or stuck clients.
     pub limits: net::Limits,
     /// Whether `GET /metrics` requires the token too (default: open).
@@ -66,7 +69,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: `127.0.0.1:0`, heartbeat 15000 ms, retry 1000 ms, no faults.
+    /// Defaults: `127.0.0.1:0`, heartbeat 15000 ms, retry 1000 ms, no faults, no variants.
     pub fn new(data_dir: impl Into<PathBuf>, token: impl Into<String>) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -75,6 +78,7 @@ impl Config {
             heartbeat_ms: 15_000,
             retry_ms: 1_000,
             faults: faults::FaultSet::default(),
+            variants: variants::VariantSet::default(),
             limits: net::Limits::default(),
             metrics_auth: false,
             max_db_pages: None,
@@ -125,6 +129,7 @@ pub struct Shared {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) faults: faults::FaultSet,
     pub(crate) fault_counters: faults::FaultCounters,
+    pub(crate) variants: variants::VariantSet,
     pub(crate) heartbeat: Duration,
     pub(crate) retry_ms: u64,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -335,6 +340,7 @@ impl RunningServer {
             metrics,
             faults: cfg.faults.clone(),
             fault_counters: faults::FaultCounters::default(),
+            variants: cfg.variants.clone(),
             heartbeat: Duration::from_millis(cfg.heartbeat_ms),
             retry_ms: cfg.retry_ms,
             shutdown: shutdown_rx.clone(),

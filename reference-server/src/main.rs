@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reference_server::faults::{Fault, FaultSet};
 use reference_server::net::Limits;
+use reference_server::variants::{Variant, VariantSet};
 use reference_server::{Config, RunningServer, integrity};
 
 #[derive(Parser)]
@@ -41,6 +42,10 @@ enum Command {
         /// contracts/mutations.toml for what each does.
         #[arg(long = "fault", value_name = "NAME", value_parser = fault_parser())]
         faults: Vec<Fault>,
+        /// A legal variation of the wire behaviour to switch on (repeatable): crlf,
+        /// comments, split-writes, slow-consumer-close, small-replay-pages.
+        #[arg(long = "variant", value_name = "NAME", value_parser = variant_parser())]
+        variants: Vec<Variant>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -110,6 +115,13 @@ fn fault_parser() -> impl clap::builder::TypedValueParser<Value = Fault> {
         .try_map(|s| s.parse::<Fault>())
 }
 
+/// Parses `--variant NAME`, listing every name in `--help` and in the error.
+fn variant_parser() -> impl clap::builder::TypedValueParser<Value = Variant> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Variant::ALL.iter().map(|v| v.name()))
+        .try_map(|s| s.parse::<Variant>())
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -126,6 +138,7 @@ fn main() -> anyhow::Result<()> {
             heartbeat_ms,
             retry_ms,
             faults,
+            variants,
             limits,
         } => {
             let (token, generated) = match token {
@@ -137,6 +150,7 @@ fn main() -> anyhow::Result<()> {
             cfg.heartbeat_ms = heartbeat_ms;
             cfg.retry_ms = retry_ms;
             cfg.faults = FaultSet::new(faults);
+            cfg.variants = VariantSet::new(variants);
             limits.apply(&mut cfg);
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let served = rt.block_on(serve(cfg, generated));

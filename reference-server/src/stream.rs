@@ -34,6 +34,7 @@ use crate::faults::{
 };
 use crate::metrics::ActiveStream;
 use crate::store::{StoredEvent, json_str, now_ts};
+use crate::variants::{SLOW_CLOSE_LAG, SMALL_PAGE_ROWS, Variant};
 use crate::version::{VersionMsg, VersionSubscription};
 
 /// Rows per page read from the store.
@@ -170,11 +171,18 @@ struct Stream {
     fault: FaultState,
     /// `None` only once [`Fault::LeakClosedStreams`] has leaked it.
     active: Option<ActiveStream>,
+    /// Whether a chunk was written yet (the first is the `retry:` block).
+    started: bool,
+    /// [`Variant::SplitWrites`]: the second half of the last chunk, still to write.
+    split_rest: Option<Bytes>,
+    /// [`Variant::SlowConsumerClose`]: whether this log stream has caught up with the
+    /// head once (only then is falling behind a slow consumer, not a replay).
+    caught_up: bool,
 }
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let vanished = !(self.done && self.out.is_empty());
+        let vanished = !(self.done && self.out.is_empty() && self.split_rest.is_none());
         if vanished && self.state.faults.has(Fault::LeakClosedStreams) {
             // Fault LeakClosedStreams: the client is gone, its stream is never freed.
             if let Some(active) = self.active.take() {
@@ -221,6 +229,9 @@ impl Stream {
             shutdown,
             fault,
             active,
+            started: false,
+            split_rest: None,
+            caught_up: false,
         }
     }
 
@@ -317,10 +328,17 @@ impl Stream {
 
     /// The next chunk to write; an error only under the abort faults.
     async fn next_chunk(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if let Some(rest) = self.split_rest.take() {
+            // Variant SplitWrites: the body yields once, so hyper writes the first half
+            // to the socket on its own before it gets this one.
+            tokio::task::yield_now().await;
+            self.last_write = Instant::now();
+            return Some(Ok(rest));
+        }
         loop {
             if let Some(b) = self.out.pop_front() {
                 self.last_write = Instant::now();
-                return Some(Ok(b));
+                return Some(Ok(self.on_wire(b)));
             }
             if self.fault.abort {
                 self.fault.abort = false;
@@ -336,6 +354,38 @@ impl Stream {
             }
             self.fill().await;
         }
+    }
+
+    /// A chunk as the wire variants write it (see [`crate::variants`]): comments, CRLF,
+    /// and with [`Variant::SplitWrites`] only its first half (the rest is kept for the
+    /// next write).
+    fn on_wire(&mut self, chunk: Bytes) -> Bytes {
+        let first = !self.started;
+        self.started = true;
+        let v = &self.state.variants;
+        if v.is_empty() {
+            return chunk;
+        }
+        let chunk = v.rewrite(chunk, first);
+        if v.has(Variant::SplitWrites) && chunk.len() >= 2 {
+            let mid = chunk.len() / 2;
+            self.split_rest = Some(chunk.slice(mid..));
+            return chunk.slice(..mid);
+        }
+        chunk
+    }
+
+    /// [`Variant::SlowConsumerClose`]: `error` and `connection_close` with
+    /// `slow_consumer`, counted in `spine_slow_consumer_closes_total`.
+    fn close_slow_consumer(&mut self) {
+        self.state
+            .metrics
+            .slow_consumer_closes
+            .fetch_add(1, Ordering::Relaxed);
+        self.fail(
+            "slow_consumer",
+            "the client reads too slowly; resume from the last event id",
+        );
     }
 
     fn heartbeat_due(&self) -> Option<Instant> {
@@ -374,6 +424,11 @@ impl Stream {
                 let mut seen = *head.borrow_and_update();
                 let faults = &self.state.faults;
                 let lag = seen.saturating_sub(*cursor);
+                if self.caught_up && !*task && lag > SLOW_CLOSE_LAG {
+                    // Variant SlowConsumerClose (caught_up is only set with it on).
+                    self.close_slow_consumer();
+                    return;
+                }
                 if faults.has(Fault::SlowConsumerAbruptClose) && lag > SLOW_CUT_LAG {
                     // The response just ends: no connection_close.
                     self.done = true;
@@ -394,10 +449,11 @@ impl Stream {
                     // Fault FilterLeaksOtherJobs: read every job, keep some of the others.
                     let leak = faults.has(Fault::FilterLeaksOtherJobs) && !*task;
                     let filter = if leak { None } else { job.as_deref() };
+                    let rows = page_rows(&self.state.variants);
                     let page = self
                         .state
                         .store
-                        .page(*cursor, seen, filter, PAGE_ROWS, PAGE_BYTES)
+                        .page(*cursor, seen, filter, rows, PAGE_BYTES)
                         .await;
                     match page {
                         Ok(mut page) => {
@@ -417,6 +473,7 @@ impl Stream {
                     }
                     return;
                 }
+                self.caught_up = self.state.variants.has(Variant::SlowConsumerClose);
                 let woke = tokio::select! {
                     biased;
                     _ = stop => LogWoke::Stop,
@@ -630,6 +687,15 @@ impl Stream {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         resp
+    }
+}
+
+/// Rows per page read from the store ([`Variant::SmallReplayPages`]: a few).
+fn page_rows(variants: &crate::variants::VariantSet) -> usize {
+    if variants.has(Variant::SmallReplayPages) {
+        SMALL_PAGE_ROWS
+    } else {
+        PAGE_ROWS
     }
 }
 
