@@ -6,7 +6,8 @@
 //! contract family; the `view` module derives, in one pass, what they share (each
 //! client's deliveries and owed rule, publisher order, vanished writes, error shapes),
 //! and `reuse` judges seq reuse for the delivery and durability families; families
-//! never call each other. `metrics` and `facts` measure the same recording.
+//! never call each other. `metrics` and `facts` measure the same recording, and
+//! `evidence` decides whether it proves anything at all (the Inconclusive verdict).
 //!
 //! Every checker is written to be conservative: a finding is only emitted when the
 //! recording proves the target broke the contract, never when the harness itself (a
@@ -19,6 +20,7 @@ use harness_model::{Contracts, Finding, Metric, Recording};
 
 mod delivery;
 mod durability;
+mod evidence;
 mod facts;
 mod framing;
 mod heartbeat;
@@ -36,6 +38,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+pub use evidence::{BACKPRESSURE_BYTES, cuts_executed, evidence};
 pub use harness_model::IdMode;
 
 /// What the target sends to keep an idle stream alive.
