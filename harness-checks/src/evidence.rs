@@ -60,7 +60,10 @@ fn clients(plan: &ScenarioPlan, rec: &Recording) -> Option<Shortfall> {
     if missing.is_empty() {
         return None;
     }
-    let planned = plan.clients.len().max(rec.transcripts.len() + missing.len()) as u64;
+    let planned = plan
+        .clients
+        .len()
+        .max(rec.transcripts.len() + missing.len()) as u64;
     Some(Shortfall::ClientsMissing {
         planned,
         recorded: rec.transcripts.len() as u64,
@@ -142,7 +145,9 @@ fn publishing(rec: &Recording) -> Vec<Shortfall> {
             sent,
         });
     }
-    let latest_us = w.deadline_us.saturating_sub(w.stall_ms.saturating_mul(1000));
+    let latest_us = w
+        .deadline_us
+        .saturating_sub(w.stall_ms.saturating_mul(1000));
     if w.deadline_us > 0 && w.published_us > latest_us {
         out.push(Shortfall::PublishingLate {
             ended_ms: w.published_us / 1000,
