@@ -444,7 +444,6 @@ async fn a_stalled_404_body_is_not_a_pass() {
     assert_eq!(r.verdict, Verdict::Fail, "{:?}", r.findings);
     assert_found(&r, "delivery.lost-ack");
     // As a new user meets it: the binary, with its exit code.
-    let url = serve(Hostile::Stalled404).await;
     fails_with_exit_1(Hostile::Stalled404).await;
 }
 
