@@ -33,16 +33,7 @@ pub(crate) fn facts(rec: &Recording) -> BTreeMap<String, Value> {
     }
     let by_marker: BTreeMap<&str, &Ack> = rec.acks.iter().map(|a| (a.marker.as_str(), a)).collect();
     for g in &plan.groups {
-        let mine: Vec<&Transcript> = rec
-            .transcripts
-            .iter()
-            .filter(|t| {
-                t.client
-                    .0
-                    .rsplit_once('#')
-                    .is_some_and(|(n, _)| n == g.name)
-            })
-            .collect();
+        let mine = members(rec, &g.name);
         if plan.groups.len() > 1
             && let Some(p99) = delivery_p99_us(&mine, &by_marker)
         {
@@ -61,6 +52,14 @@ pub(crate) fn facts(rec: &Recording) -> BTreeMap<String, Value> {
         }
     }
     out
+}
+
+/// The transcripts of group `name`'s clients (client ids are `<group>#<i>`).
+pub(crate) fn members<'a>(rec: &'a Recording, name: &str) -> Vec<&'a Transcript> {
+    rec.transcripts
+        .iter()
+        .filter(|t| t.client.0.rsplit_once('#').is_some_and(|(n, _)| n == name))
+        .collect()
 }
 
 /// Live writes acknowledged per second, from the first live send to the last ack.
@@ -100,7 +99,7 @@ fn delivery_p99_us(clients: &[&Transcript], by_marker: &BTreeMap<&str, &Ack>) ->
 
 /// How far the acknowledged writes ran ahead of a slow reader's first connection
 /// when its slow phase ended, in bytes.
-fn lag_bytes(t: &Transcript, slow_for_ms: u64, acks: &[Ack]) -> Option<u64> {
+pub(crate) fn lag_bytes(t: &Transcript, slow_for_ms: u64, acks: &[Ack]) -> Option<u64> {
     let c = t.connections.first()?;
     let until = c.head_us?.saturating_add(slow_for_ms.saturating_mul(1000));
     let read = c

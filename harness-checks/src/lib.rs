@@ -7,7 +7,8 @@
 //! client's deliveries and owed rule, publisher order, vanished writes, error shapes),
 //! and `reuse` judges seq reuse for the delivery and durability families, `jobs` a job
 //! read back whole (its events, its receipt) for the lifecycle and durability families;
-//! families never call each other. `metrics` and `facts` measure the same recording.
+//! families never call each other. `metrics` and `facts` measure the same recording, and
+//! `evidence` decides whether it proves anything at all (the Inconclusive verdict).
 //!
 //! Every checker is written to be conservative: a finding is only emitted when the
 //! recording proves the target broke the contract, never when the harness itself (a
@@ -20,6 +21,7 @@ use harness_model::{Contracts, Finding, Metric, Recording};
 
 mod delivery;
 mod durability;
+mod evidence;
 mod facts;
 mod framing;
 mod heartbeat;
@@ -38,6 +40,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+pub use evidence::{BACKPRESSURE_BYTES, cuts_executed, evidence};
 pub use harness_model::IdMode;
 
 /// What the target sends to keep an idle stream alive.

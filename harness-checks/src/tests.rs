@@ -939,6 +939,7 @@ fn facts_recording() -> Recording {
                     rcvbuf: 4096,
                 },
             ],
+            ..Default::default()
         }),
         ..Recording::default()
     }

@@ -216,12 +216,7 @@ impl<'a> Ctx<'a> {
     /// cursor above the head, an unknown task, a version stream): such clients are
     /// judged by their own shape contracts, not by the generic delivery rules.
     pub fn has_expectation(&self, id: &ClientId) -> bool {
-        let e = &self.rec.expect;
-        e.invalid_cursor.contains(id)
-            || e.cursor_ahead.contains(id)
-            || e.task_not_found.contains(id)
-            || e.versions.contains_key(id)
-            || e.replaced.contains(id)
+        self.rec.expect.shapes(id)
     }
 
     /// Clients whose log deliveries are judged (events and task streams, no special shape).

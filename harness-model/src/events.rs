@@ -101,6 +101,9 @@ pub struct ScenarioStats {
     pub events_published: u64,
     /// Deliberate cuts made.
     pub cuts: u64,
+    /// Deliberate cuts planned (0 for recordings without a plan).
+    #[serde(default)]
+    pub cuts_planned: u64,
 }
 
 /// The result of one scenario.
@@ -130,8 +133,8 @@ impl ScenarioResult {
     /// skipped or could not run, else its first MUST finding (or first finding).
     pub fn headline(&self) -> String {
         match &self.verdict {
-            Verdict::Skipped { reason } | Verdict::Error { reason } => {
-                crate::escape::untrusted(reason).into_owned()
+            Verdict::Skipped { .. } | Verdict::Error { .. } | Verdict::Inconclusive { .. } => {
+                self.verdict.reason().unwrap_or_default()
             }
             _ => self
                 .findings
@@ -190,6 +193,9 @@ pub struct Totals {
     pub skipped: u64,
     /// The harness could not run them.
     pub error: u64,
+    /// Every MUST held but they did not do what they set out to do.
+    #[serde(default)]
+    pub inconclusive: u64,
 }
 
 impl Totals {
@@ -202,6 +208,7 @@ impl Totals {
                 Verdict::Fail => t.fail += 1,
                 Verdict::Skipped { .. } => t.skipped += 1,
                 Verdict::Error { .. } => t.error += 1,
+                Verdict::Inconclusive { .. } => t.inconclusive += 1,
             }
         }
         t

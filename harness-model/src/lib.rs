@@ -11,6 +11,7 @@ pub mod events;
 pub mod heartbeat;
 pub mod model;
 pub mod owed;
+pub mod shortfall;
 pub mod transcript;
 pub mod vocab;
 
@@ -22,9 +23,10 @@ pub use events::{
 };
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};
+pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
     JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit, Recording,
-    StreamKind, Transcript, WireIssue, WorkloadPlan,
+    ScenarioPlan, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::shortfall::Shortfall;
+
 /// A sequence number assigned by the target's store (the SSE `id:` in numeric mode).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -166,25 +168,61 @@ pub enum Verdict {
         /// What went wrong, in one line.
         reason: String,
     },
+    /// Every MUST held, but the scenario did not do what it set out to do (planned
+    /// clients or cuts missing, no backpressure, nothing delivered, publishing late):
+    /// the recording proves nothing, so it fails the run like a failure does.
+    Inconclusive {
+        /// Why, never empty (see [`Shortfall`]).
+        reasons: Vec<Shortfall>,
+    },
 }
 
 impl Verdict {
-    /// The verdict implied by a scenario's findings.
+    /// The verdict implied by a scenario's findings alone.
     pub fn from_findings(findings: &[Finding]) -> Verdict {
+        Verdict::judged(findings, Vec::new())
+    }
+
+    /// The verdict of a scenario that ran: `Fail` when a MUST finding exists (it names
+    /// the contract, which explains more than a shortfall), else `Inconclusive` when
+    /// the scenario fell short of what it set out to do, else `Pass`.
+    pub fn judged(findings: &[Finding], shortfalls: Vec<Shortfall>) -> Verdict {
         if findings.iter().any(|f| f.level == Level::Must) {
             Verdict::Fail
+        } else if !shortfalls.is_empty() {
+            Verdict::Inconclusive {
+                reasons: shortfalls,
+            }
         } else {
             Verdict::Pass
         }
     }
 
-    /// A short lowercase label: pass, fail, skipped, error.
+    /// A short lowercase label: pass, fail, skipped, error, inconclusive.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Skipped { .. } => "skipped",
             Verdict::Error { .. } => "error",
+            Verdict::Inconclusive { .. } => "inconclusive",
         }
+    }
+
+    /// The reason in one line, for the verdicts that carry one (skipped, error,
+    /// inconclusive), escaped for a terminal.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Verdict::Skipped { reason } | Verdict::Error { reason } => {
+                Some(crate::escape::untrusted(reason).into_owned())
+            }
+            Verdict::Inconclusive { reasons } => Some(crate::shortfall::one_line(reasons)),
+            Verdict::Pass | Verdict::Fail => None,
+        }
+    }
+
+    /// Whether the run fails on this verdict as on a contract failure (exit 1).
+    pub fn fails_run(&self) -> bool {
+        matches!(self, Verdict::Fail | Verdict::Inconclusive { .. })
     }
 }

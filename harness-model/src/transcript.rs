@@ -301,6 +301,10 @@ pub struct Recording {
     /// the profile does not say where a write's content is).
     #[serde(default)]
     pub published: Option<Published>,
+    /// The clients and cuts the scenario planned (workloads and probes; empty in older
+    /// recordings): the evidence compares them with what was recorded.
+    #[serde(default)]
+    pub plan: ScenarioPlan,
 }
 
 /// The content of the writes the harness published, as a subscriber must receive it.
@@ -345,6 +349,16 @@ pub struct ReceiptRead {
     pub body: String,
 }
 
+/// The clients and cuts a scenario planned, so that the evidence can tell a client
+/// that left no transcript or a cut that never happened.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioPlan {
+    /// Every client the scenario started, by name.
+    pub clients: Vec<ClientId>,
+    /// The cuts planned for each client that had any.
+    pub cuts: BTreeMap<ClientId, u64>,
+}
+
 /// What a scenario's workload planned, as far as the scenario facts need it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WorkloadPlan {
@@ -353,6 +367,20 @@ pub struct WorkloadPlan {
     pub live_from_us: u64,
     /// The client groups, in scenario order (client ids are `<group>#<i>`).
     pub groups: Vec<GroupPlan>,
+    /// Writes planned, backlog and live together (0 in older recordings: not judged).
+    #[serde(default)]
+    pub writes: u64,
+    /// Microseconds since the scenario started when the last publish request was
+    /// answered (or given up at the deadline).
+    #[serde(default)]
+    pub published_us: u64,
+    /// The scenario's deadline, in µs since it started (0 in older recordings).
+    #[serde(default)]
+    pub deadline_us: u64,
+    /// How long a client waits for owed data once publishing is over, in ms: the
+    /// clients need this much time between the end of publishing and the deadline.
+    #[serde(default)]
+    pub stall_ms: u64,
 }
 
 /// One client group's reading plan.
@@ -390,6 +418,19 @@ pub struct Expectations {
     pub shutdown: Vec<ClientId>,
     /// A disconnect-liveness probe, when the scenario made one.
     pub liveness: Option<LivenessProbe>,
+}
+
+impl Expectations {
+    /// Whether the scenario arranged a special shape for this client (a 400, a cursor
+    /// above the head, an unknown task, a version stream): such clients are judged by
+    /// their own shape contracts, not by the generic delivery rules.
+    pub fn shapes(&self, id: &ClientId) -> bool {
+        self.invalid_cursor.contains(id)
+            || self.cursor_ahead.contains(id)
+            || self.task_not_found.contains(id)
+            || self.versions.contains_key(id)
+            || self.replaced.contains(id)
+    }
 }
 
 /// The facts a liveness check needs: the gauge's baseline and when the clients vanished.

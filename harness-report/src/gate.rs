@@ -385,6 +385,20 @@ pub fn compare(b: &Baseline, results: &[ScenarioResult], contracts: &Contracts) 
             ));
         }
     }
+    // A baseline lists failures; a scenario without evidence is never accepted as a pass.
+    for r in results.iter() {
+        if let Verdict::Inconclusive { .. } = &r.verdict {
+            out.new_failures.push(gate_finding(
+                contracts,
+                ids::GATE_BASELINE,
+                Evidence {
+                    expected: format!("scenario {} backed by evidence", r.info.id),
+                    seen: format!("inconclusive: {}", r.verdict.reason().unwrap_or_default()),
+                    ..Evidence::default()
+                },
+            ));
+        }
+    }
     for r in results.iter().filter(|r| r.verdict == Verdict::Fail) {
         if !r.findings.iter().any(|f| f.level == Level::Must) {
             out.new_failures.push(gate_finding(

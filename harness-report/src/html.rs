@@ -37,7 +37,8 @@ fn esc(s: &str) -> String {
 
 const CSS: &str = r#"
 :root { --pass:#15803d; --pass-bg:#dcfce7; --fail:#b91c1c; --fail-bg:#fee2e2;
-  --skip:#6b7280; --skip-bg:#f3f4f6; --err:#b45309; --err-bg:#fef3c7; --line:#e5e7eb; }
+  --skip:#6b7280; --skip-bg:#f3f4f6; --err:#b45309; --err-bg:#fef3c7; --inc:#6d28d9;
+  --inc-bg:#ede9fe; --line:#e5e7eb; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
   color:#111827; background:#f9fafb; margin:0; padding:24px 32px 48px; }
@@ -60,6 +61,7 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; f
 .fail-c { color:var(--fail); background:var(--fail-bg); }
 .skipped-c { color:var(--skip); background:var(--skip-bg); }
 .error-c { color:var(--err); background:var(--err-bg); }
+.inconclusive-c { color:var(--inc); background:var(--inc-bg); }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line);
   border-radius:8px; overflow:hidden; }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
@@ -87,6 +89,14 @@ tr:last-child td { border-bottom:none; }
 .muted { color:#6b7280; }
 footer { margin-top:32px; color:#6b7280; font-size:12.5px; }
 "#;
+
+/// Cuts made, and planned when the scenario planned any: `executed/planned`.
+fn cuts(s: &harness_model::ScenarioStats) -> String {
+    match s.cuts_planned {
+        0 => s.cuts.to_string(),
+        planned => format!("{}/{planned}", s.cuts),
+    }
+}
 
 fn pill(v: &Verdict) -> String {
     format!("<span class=\"pill {0}-c\">{0}</span>", v.label())
@@ -459,7 +469,12 @@ fn failure_cards(log: &RunLog) -> String {
     let failed: Vec<&ScenarioResult> = log
         .results
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
+        .filter(|r| {
+            matches!(
+                r.verdict,
+                Verdict::Fail | Verdict::Error { .. } | Verdict::Inconclusive { .. }
+            )
+        })
         .collect();
     if !failed.is_empty() {
         s.push_str("<h2>Failures</h2>\n");
@@ -474,6 +489,15 @@ fn failure_cards(log: &RunLog) -> String {
             );
             if let Verdict::Error { reason } = &r.verdict {
                 let _ = write!(s, "<p>Harness error: {}</p>", esc(reason));
+            }
+            if let Verdict::Inconclusive { reasons } = &r.verdict {
+                s.push_str(
+                    "<p>Inconclusive: the scenario did not do what it set out to do.</p><ul>",
+                );
+                for why in reasons {
+                    let _ = write!(s, "<li>{}</li>", esc(&why.to_string()));
+                }
+                s.push_str("</ul>");
             }
             for f in r.findings.iter().filter(|f| f.level == Level::Must) {
                 s.push_str(&finding_block(f));
@@ -561,8 +585,9 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         s,
         "<div class=\"totals\"><span class=\"chip pass-c\">{} passed</span>\
          <span class=\"chip fail-c\">{} failed</span><span class=\"chip skipped-c\">{} skipped</span>\
-         <span class=\"chip error-c\">{} error</span></div>",
-        t.pass, t.fail, t.skipped, t.error
+         <span class=\"chip error-c\">{} error</span>\
+         <span class=\"chip inconclusive-c\">{} inconclusive</span></div>",
+        t.pass, t.fail, t.skipped, t.error, t.inconclusive
     );
 
     s.push_str(
@@ -584,7 +609,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
             r.stats.connections,
             r.stats.events_received,
             r.stats.events_published,
-            r.stats.cuts,
+            cuts(&r.stats),
             esc(&note)
         );
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use harness_model::{
-    Evidence, Finding, Level, RunEvent, RunSummary, ScenarioResult, ScenarioStats, ThresholdCheck,
-    Totals, Verdict,
+    Evidence, Finding, Level, RunEvent, RunSummary, ScenarioResult, ScenarioStats, Shortfall,
+    ThresholdCheck, Totals, Verdict,
 };
 use serde::Serialize;
 
@@ -51,7 +51,10 @@ struct Scenario<'a> {
     file: &'a str,
     verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
+    reason: Option<String>,
+    /// Why an inconclusive scenario proves nothing, one typed entry per reason.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    shortfalls: &'a [Shortfall],
     duration_ms: u64,
     stats: &'a ScenarioStats,
     replay_command: &'a str,
@@ -88,8 +91,13 @@ fn scenario(r: &ScenarioResult) -> Scenario<'_> {
         file: &r.info.file,
         verdict: r.verdict.label(),
         reason: match &r.verdict {
-            Verdict::Skipped { reason } | Verdict::Error { reason } => Some(reason),
+            Verdict::Skipped { reason } | Verdict::Error { reason } => Some(reason.clone()),
+            Verdict::Inconclusive { reasons } => Some(harness_model::shortfall::one_line(reasons)),
             _ => None,
+        },
+        shortfalls: match &r.verdict {
+            Verdict::Inconclusive { reasons } => reasons,
+            _ => &[],
         },
         duration_ms: r.duration.as_millis() as u64,
         stats: &r.stats,

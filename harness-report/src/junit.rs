@@ -80,6 +80,14 @@ pub(crate) fn report(log: &RunLog) -> Report {
                     s.set_message(harness_model::untrusted(reason).as_ref());
                     s
                 }
+                Verdict::Inconclusive { .. } => {
+                    let reason = r.verdict.reason().unwrap_or_default();
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("inconclusive: {reason}"));
+                    s.set_type("inconclusive");
+                    s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
+                    s
+                }
                 Verdict::Error { reason } => {
                     let reason = harness_model::untrusted(reason);
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);

@@ -30,6 +30,7 @@ fn verdict_badge(v: &Verdict) -> &'static str {
         Verdict::Fail => "❌ fail",
         Verdict::Skipped { .. } => "⏭️ skipped",
         Verdict::Error { .. } => "⚠️ error",
+        Verdict::Inconclusive { .. } => "❔ inconclusive",
     }
 }
 
@@ -45,11 +46,12 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     let _ = writeln!(w, "## sse-harness: {head}\n");
     let _ = writeln!(
         w,
-        "{} passed · {} failed · {} skipped · {} error — profile `{}`, target `{}`{}, seed `{}`, {}\n",
+        "{} passed · {} failed · {} skipped · {} error · {} inconclusive — profile `{}`, target `{}`{}, seed `{}`, {}\n",
         t.pass,
         t.fail,
         t.skipped,
         t.error,
+        t.inconclusive,
         meta.profile,
         meta.target,
         if meta.embedded { " (embedded)" } else { "" },
@@ -111,7 +113,12 @@ fn failures(w: &mut String, log: &RunLog) {
     let failed: Vec<_> = log
         .results
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Error { .. }))
+        .filter(|r| {
+            matches!(
+                r.verdict,
+                Verdict::Fail | Verdict::Error { .. } | Verdict::Inconclusive { .. }
+            )
+        })
         .collect();
     if !failed.is_empty() {
         let _ = writeln!(w, "\n### Failures\n");
@@ -119,6 +126,11 @@ fn failures(w: &mut String, log: &RunLog) {
             let _ = writeln!(w, "#### `{}` — {}\n", r.info.id, text(&r.info.title));
             if let Verdict::Error { reason } = &r.verdict {
                 let _ = writeln!(w, "- harness error: {}", text(reason));
+            }
+            if let Verdict::Inconclusive { reasons } = &r.verdict {
+                for why in reasons {
+                    let _ = writeln!(w, "- **inconclusive** {}", text(&why.to_string()));
+                }
             }
             for f in r.findings.iter().filter(|f| f.level == Level::Must) {
                 let _ = writeln!(w, "- **MUST** {} — _{}_", text(&f.message()), text(&f.spec));

@@ -83,6 +83,7 @@ impl TerminalReporter {
             Verdict::Fail => Style::new().red().bold(),
             Verdict::Skipped { .. } => Style::new().dim(),
             Verdict::Error { .. } => Style::new().yellow().bold(),
+            Verdict::Inconclusive { .. } => Style::new().magenta().bold(),
         }
     }
 
@@ -149,7 +150,7 @@ impl TerminalReporter {
         let header = format!(
             "{}  {}  {:>9}  {:>8}  {}",
             pad_str("SCENARIO", id_w, console::Alignment::Left, None),
-            pad_str("VERDICT", 7, console::Alignment::Left, None),
+            pad_str("VERDICT", 12, console::Alignment::Left, None),
             "TIME",
             "EVENTS",
             "FIRST FINDING"
@@ -158,7 +159,7 @@ impl TerminalReporter {
         s.push('\n');
         for r in &log.results {
             let note = r.headline();
-            let label = pad_str(r.verdict.label(), 7, console::Alignment::Left, None);
+            let label = pad_str(r.verdict.label(), 12, console::Alignment::Left, None);
             s.push_str(&format!(
                 "{}  {}  {:>9}  {:>8}  {}\n",
                 pad_str(&r.info.id, id_w, console::Alignment::Left, None),
@@ -177,11 +178,12 @@ impl TerminalReporter {
         };
         let verdict = self.paint(outcome_style, log.label());
         s.push_str(&format!(
-            "{verdict}: {} passed, {} failed, {} skipped, {} error in {}\n",
+            "{verdict}: {} passed, {} failed, {} skipped, {} error, {} inconclusive in {}\n",
             t.pass,
             t.fail,
             t.skipped,
             t.error,
+            t.inconclusive,
             human_duration(duration)
         ));
         if let Some(reason) = log.summary.as_ref().and_then(|s| s.reason.as_ref()) {
@@ -240,7 +242,7 @@ impl Reporter for TerminalReporter {
                 } else {
                     let n = self.log.results.len();
                     let total = self.log.planned.len().max(n);
-                    let label = pad_str(r.verdict.label(), 7, console::Alignment::Left, None);
+                    let label = pad_str(r.verdict.label(), 12, console::Alignment::Left, None);
                     let line = format!(
                         "[{n}/{total}] {} {} ({})\n",
                         self.paint(Self::verdict_style(&r.verdict), &label),

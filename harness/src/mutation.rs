@@ -368,6 +368,9 @@ async fn play_one(
     Ok(r.findings)
 }
 
+/// What the table's intro says of the Inconclusive verdict.
+const INCONCLUSIVE: &str = "A fault counts as caught only by a MUST finding naming its contract: a scenario that comes back *Inconclusive* (every MUST held, but the run did not do what it set out to do: planned clients that left no transcript, planned cuts that never executed, a backpressure group that never ran far enough behind, a client owed writes that received none, publishing incomplete or ended within the stall window of the deadline) fails the run (exit 1) but catches nothing, since it names no contract.";
+
 /// The table as Markdown: fault → contract → how many runs and scenarios caught it →
 /// the one-line finding it gave.
 pub fn markdown(outcomes: &[MutationOutcome], seed: u64) -> String {
@@ -377,7 +380,7 @@ the contract that catches it, and the one-line finding it produced. Made by `sse
 (seed ",
     );
     s.push_str(&format!(
-        "{seed}); asserted by `cargo test -p sse-harness --test mutations` on each row's listed scenarios.\n\n\
+        "{seed}); asserted by `cargo test -p sse-harness --test mutations` on each row's listed scenarios.\n\n{INCONCLUSIVE}\n\n\
 A fault counts as caught in a scenario only if the same scenario with the same seed and no fault \
 (its control, played once and shared by every fault) does not fail that contract. \
 *runs caught*: runs in which at least one scenario caught it (`runs` in `contracts/mutations.toml`; \

@@ -4,9 +4,11 @@
 //!
 //! The rule, in order:
 //! 1. a contract failed (with a baseline: a new failure or a stale entry) → `Fail` (1);
-//! 2. else some scenario could not be judged → `CouldNotRun` (2);
-//! 3. else a threshold did not hold → `ThresholdFail` (3);
-//! 4. else `Pass` (0).
+//! 2. else some scenario was inconclusive (it did not do what it set out to do, so its
+//!    clean recording proves nothing; no baseline accepts that) → `Fail` (1);
+//! 3. else some scenario could not be judged → `CouldNotRun` (2);
+//! 4. else a threshold did not hold → `ThresholdFail` (3);
+//! 5. else `Pass` (0).
 
 use harness_model::{Outcome, RunSummary, ScenarioResult, ThresholdCheck, Totals, Verdict};
 use harness_report::BaselineOutcome;
@@ -20,6 +22,8 @@ pub fn decide(
 ) -> RunSummary {
     let totals = Totals::of(results);
     let (outcome, reason) = if let Some(reason) = contract_failure(results, baseline) {
+        (Outcome::Fail, Some(reason))
+    } else if let Some(reason) = inconclusive(results, totals.inconclusive) {
         (Outcome::Fail, Some(reason))
     } else if let Some(r) = results.iter().find_map(|r| match &r.verdict {
         Verdict::Error { reason } => Some(format!("{}: {reason}", r.info.id)),
@@ -44,6 +48,18 @@ pub fn decide(
         totals,
         reason,
     }
+}
+
+/// Why the run fails for want of evidence, if it does: the first inconclusive scenario.
+fn inconclusive(results: &[ScenarioResult], n: u64) -> Option<String> {
+    let first = results
+        .iter()
+        .find(|r| matches!(r.verdict, Verdict::Inconclusive { .. }))?;
+    Some(format!(
+        "{n} scenario(s) inconclusive; first: {}: {}",
+        first.info.id,
+        first.headline()
+    ))
 }
 
 /// Why the run fails on its contracts, if it does.
@@ -171,6 +187,44 @@ mod tests {
             (Outcome::ThresholdFail, 3)
         );
         assert!(s.reason.unwrap().starts_with("1 threshold(s)"));
+    }
+
+    fn inconclusive(id: &str) -> ScenarioResult {
+        result(
+            id,
+            Verdict::Inconclusive {
+                reasons: vec![harness_model::Shortfall::CutsNotExecuted {
+                    planned: 4,
+                    executed: 1,
+                }],
+            },
+        )
+    }
+
+    #[test]
+    fn an_inconclusive_scenario_fails_the_run_unless_a_failure_explains_it() {
+        let r = [
+            result("T/a", Verdict::Pass),
+            inconclusive("T/b"),
+            error("T/c"),
+        ];
+        let s = decide(&r, &[check(false)], None);
+        assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Fail, 1));
+        assert_eq!(s.totals.inconclusive, 1);
+        let reason = s.reason.unwrap();
+        assert!(
+            reason.contains("1 scenario(s) inconclusive; first: T/b: 1 of 4 planned cuts executed"),
+            "{reason}"
+        );
+        let r = [inconclusive("T/b"), result("T/a", Verdict::Fail)];
+        let s = decide(&r, &[], None);
+        assert!(s.reason.unwrap().contains("T/a: [resume.no-gap]"));
+        // A baseline that accepts every failure does not accept an inconclusive scenario.
+        let known = BaselineOutcome::default();
+        assert_eq!(
+            decide(&[inconclusive("T/b")], &[], Some(&known)).outcome,
+            Outcome::Fail
+        );
     }
 
     #[test]

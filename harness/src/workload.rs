@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{Capability, ClientId, GroupPlan, Recording, StreamKind, WorkloadPlan};
+use harness_model::{
+    Capability, ClientId, GroupPlan, Recording, ScenarioPlan, StreamKind, WorkloadPlan,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
@@ -59,6 +61,7 @@ pub async fn run(
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
     let mut bursts = Vec::new();
     let mut tasks = Vec::new();
+    let mut planned = ScenarioPlan::default();
     let mut total = 0usize;
     for g in &sc.clients {
         let (burst_tx, burst_rx) = watch::channel(false);
@@ -84,6 +87,10 @@ pub async fn run(
             };
             let (target, ledger) = (target.clone(), ledger.clone());
             let id = plan.id.clone();
+            planned.clients.push(id.clone());
+            if !plan.cuts.is_empty() {
+                planned.cuts.insert(id.clone(), plan.cuts.len() as u64);
+            }
             tasks.push((
                 id,
                 crate::tasks::spawn(client::run(target, ledger, plan, sig, epoch)),
@@ -111,6 +118,7 @@ pub async fn run(
         }));
     }
     let _ = live.await;
+    let published_us = epoch.elapsed().as_micros() as u64;
     let _ = published_tx.send(true);
     if t.events > 0 && ledger.acked() == 0 && !ledger.any_failure() {
         // A pass needs evidence: nothing was published, so nothing could be judged.
@@ -132,13 +140,16 @@ pub async fn run(
     }
     let _ = stop_tx.send(true);
     let (acks, publish_failures) = ledger.take();
+    let mut workload = workload_plan(sc, started.duration_since(epoch));
+    workload.published_us = published_us;
     Ok(Recording {
         transcripts,
         acks,
         publish_failures,
         published: published(&target.profile, &ledger),
-        workload: Some(workload_plan(sc, started.duration_since(epoch))),
+        workload: Some(workload),
         unfinished,
+        plan: planned,
         ..Recording::default()
     })
 }
@@ -263,6 +274,10 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
                 rcvbuf: g.read.rcvbuf as u64,
             })
             .collect(),
+        writes: sc.traffic.backlog + sc.traffic.events,
+        published_us: 0,
+        deadline_us: sc.deadline_s.saturating_mul(1_000_000),
+        stall_ms: client::STALL.as_millis() as u64,
     }
 }
 

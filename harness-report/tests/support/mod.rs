@@ -84,6 +84,7 @@ pub fn results() -> Vec<ScenarioResult> {
             events_received: 4000,
             events_published: 1000,
             cuts: 33,
+            cuts_planned: 33,
         },
         histograms: BTreeMap::from([
             (Metric::ConnectToOpen, histogram(1, 37, 400, 2_500)),
@@ -133,6 +134,7 @@ pub fn results() -> Vec<ScenarioResult> {
             events_received: 2411,
             events_published: 1200,
             cuts: 7,
+            ..ScenarioStats::default()
         },
         histograms: BTreeMap::from([
             (Metric::ConnectToOpen, histogram(4, 9, 700, 9_000)),
@@ -172,7 +174,41 @@ pub fn results() -> Vec<ScenarioResult> {
             .into(),
         facts: Default::default(),
     };
-    vec![pass, fail, skipped, error]
+    let inconclusive = ScenarioResult {
+        info: info(
+            "CT-10/cut-inside-the-framing",
+            "Disconnects aimed inside the framing.",
+        ),
+        verdict: Verdict::Inconclusive {
+            reasons: vec![
+                harness_model::Shortfall::CutsNotExecuted {
+                    planned: 30,
+                    executed: 25,
+                },
+                harness_model::Shortfall::ClientsMissing {
+                    planned: 2,
+                    recorded: 1,
+                    missing: vec![harness_model::ClientId("aimed-cutter#1".into())],
+                },
+            ],
+        },
+        findings: vec![],
+        duration: Duration::from_millis(2500),
+        stats: ScenarioStats {
+            clients: 1,
+            connections: 26,
+            events_received: 1500,
+            events_published: 1500,
+            cuts: 25,
+            cuts_planned: 30,
+        },
+        histograms: BTreeMap::new(),
+        replay_command:
+            "sse-harness run --embedded --seed 424242 --scenario CT-10/cut-inside-the-framing"
+                .into(),
+        facts: Default::default(),
+    };
+    vec![pass, fail, skipped, error, inconclusive]
 }
 
 /// The whole event stream of the synthetic run.
@@ -318,6 +354,7 @@ pub fn many_results() -> Vec<ScenarioResult> {
                     events_received: r.next() % 100_000,
                     events_published: r.next() % 20_000,
                     cuts: r.next() % 40,
+                    ..ScenarioStats::default()
                 },
                 histograms,
                 replay_command: format!("sse-harness run --embedded --seed 424242 --scenario {id}"),

@@ -33,19 +33,53 @@ impl Cut {
     }
 }
 
+/// How many data events an aimed cut waits for its place in the framing: an aim that
+/// has not matched after this many (a target that never writes a CR, an event name or a
+/// multi-byte character) gives way to the next planned cut on the same connection, and
+/// the cut it could not make is counted as planned but not executed (the evidence
+/// reports executed/planned). Every aim that a target's framing allows matches within
+/// the first event that carries an id, so 32 events is far beyond a correct match.
+pub const AIM_PATIENCE_EVENTS: u64 = 32;
+
 /// One connection's planned cut, as it runs.
 pub(crate) struct CutState {
     cut: Option<Cut>,
     aim: Option<AimScanner>,
+    /// Data events and body bytes of the connection when this cut took over (0 for the
+    /// connection's own cut; more after an aim gave way): counts are relative to them.
+    base_events: u64,
+    base_bytes: u64,
 }
 
 impl CutState {
     pub(crate) fn new(cut: Option<Cut>) -> CutState {
+        CutState::from(cut, 0, 0)
+    }
+
+    /// `cut`, taking over a connection that has read `events` data events and
+    /// `bytes` body bytes.
+    fn from(cut: Option<Cut>, events: u64, bytes: u64) -> CutState {
         let aim = match &cut {
             Some(Cut::Aim(a)) => Some(AimScanner::new(*a)),
             _ => None,
         };
-        CutState { cut, aim }
+        CutState {
+            cut,
+            aim,
+            base_events: events,
+            base_bytes: bytes,
+        }
+    }
+
+    /// Whether an aimed cut has waited [`AIM_PATIENCE_EVENTS`] data events in vain.
+    pub(crate) fn aim_missed(&self, data_events: u64) -> bool {
+        self.aim.is_some() && data_events >= self.base_events + AIM_PATIENCE_EVENTS
+    }
+
+    /// Gives the connection's cut over to `next` (the next planned cut), after
+    /// `data_events` data events and `body_bytes` body bytes.
+    pub(crate) fn give_way(&mut self, next: Option<Cut>, data_events: u64, body_bytes: u64) {
+        *self = CutState::from(next, data_events, body_bytes);
     }
 
     /// Before a read, `body_bytes` in: the cut that is due now, else the most bytes the
@@ -53,7 +87,7 @@ impl CutState {
     pub(crate) fn before_read(&self, body_bytes: u64) -> Result<Option<usize>, ConnEnd> {
         match &self.cut {
             _ if self.aim.is_some() => Ok(Some(1)),
-            Some(Cut::AtByte(k)) => match k.saturating_sub(body_bytes) {
+            Some(Cut::AtByte(k)) => match (self.base_bytes + k).saturating_sub(body_bytes) {
                 0 => Err(self.end(body_bytes)),
                 left => Ok(Some(usize::try_from(left).unwrap_or(usize::MAX))),
             },
@@ -76,7 +110,7 @@ impl CutState {
 
     /// Whether a cut after `data_events` data events is due.
     pub(crate) fn after_events(&self, data_events: u64) -> bool {
-        matches!(self.cut, Some(Cut::AfterEvents(k)) if data_events >= k)
+        matches!(self.cut, Some(Cut::AfterEvents(k)) if data_events >= self.base_events + k)
     }
 
     /// How the connection ends when the cut happens after `after` body bytes.
@@ -226,5 +260,22 @@ mod tests {
         );
         assert!(CutState::new(Some(Cut::AfterEvents(3))).after_events(3));
         assert!(!CutState::new(None).after_events(u64::MAX));
+    }
+
+    #[test]
+    fn an_aim_that_never_matches_gives_way_to_the_next_cut() {
+        let mut c = CutState::new(Some(Cut::Aim(CutAim::InsideUtf8)));
+        // An ASCII-only stream: the aim never matches.
+        assert!(!c.scan(b"id: 1\ndata: {\"a\":1}\n\n"));
+        assert!(!c.aim_missed(AIM_PATIENCE_EVENTS - 1));
+        assert!(c.aim_missed(AIM_PATIENCE_EVENTS));
+        // The next cut counts from where it took over.
+        c.give_way(Some(Cut::AfterEvents(2)), 40, 900);
+        assert!(!c.aim_missed(1000));
+        assert!(!c.after_events(41));
+        assert!(c.after_events(42));
+        c.give_way(Some(Cut::AtByte(10)), 42, 900);
+        assert_eq!(c.before_read(905), Ok(Some(5)));
+        assert!(c.before_read(910).is_err());
     }
 }

@@ -150,13 +150,13 @@ pub async fn run(
             plan.initial_cursor.clone(),
         ),
         last_cut_us: None,
+        cuts: plan.cuts.clone(),
     };
-    let mut cuts = plan.cuts.clone();
     let mut connections = Vec::new();
     let mut paused = plan.pause_after_events == 0;
     let mut consecutive_failures = 0u32;
     loop {
-        let cut = cuts.pop_front();
+        let cut = st.cuts.pop_front();
         let index = connections.len() as u32;
         let attempt = Attempt {
             target: &target,
@@ -184,7 +184,7 @@ pub async fn run(
             | ConnEnd::Refused
             | ConnEnd::RecordLimit { .. } => true,
             // A client that does not reconnect vanishes after its last planned cut.
-            ConnEnd::Cut { .. } => !plan.reconnect && cuts.is_empty(),
+            ConnEnd::Cut { .. } => !plan.reconnect && st.cuts.is_empty(),
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
                 !plan.reconnect || matches!(plan.until, Until::ServerEnds)
             }
@@ -231,6 +231,8 @@ struct State {
     sub: Subscription,
     /// When the previous connection ended, if the harness cut it.
     last_cut_us: Option<u64>,
+    /// The planned cuts not yet taken by a connection, in order.
+    cuts: VecDeque<Cut>,
 }
 
 impl State {
@@ -652,6 +654,11 @@ impl Reader {
         }
         if self.parser.is_stopped() {
             return Some(ConnEnd::ParserLimit);
+        }
+        if self.cuts.aim_missed(self.data_events) {
+            // Its place never came: the next planned cut takes over this connection.
+            self.cuts
+                .give_way(st.cuts.pop_front(), self.data_events, conn.body_bytes);
         }
         (aim_hit || self.cuts.after_events(self.data_events))
             .then(|| self.cuts.end(conn.body_bytes))

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    ClientId, FrameKind, JobReadBack, ReceiptRead, Recording, StreamKind, Transcript,
+    ClientId, FrameKind, JobReadBack, ReceiptRead, Recording, ScenarioPlan, StreamKind, Transcript,
 };
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -141,8 +141,10 @@ pub async fn run(
         published_tx: watch::channel(false).0,
         stop_tx: watch::channel(false).0,
         burst_tx: watch::channel(false).0,
+        planned: Default::default(),
     };
     let mut rec = probe.play(&cx, rng).await?;
+    rec.plan = std::mem::take(&mut *cx.planned.lock().expect("plan lock"));
     let (acks, failures) = cx.ledger.take();
     rec.acks.extend(acks);
     rec.published = crate::workload::published(&cx.target.profile, &cx.ledger);
@@ -176,6 +178,9 @@ pub(crate) struct Ctx {
     pub(crate) published_tx: watch::Sender<bool>,
     pub(crate) stop_tx: watch::Sender<bool>,
     pub(crate) burst_tx: watch::Sender<bool>,
+    /// Every client started so far and its planned cuts: the evidence counts the
+    /// transcripts against it, so a client left out by [`Ctx::join`] is never silent.
+    planned: std::sync::Mutex<ScenarioPlan>,
 }
 
 impl Ctx {
@@ -220,8 +225,18 @@ impl Ctx {
         }
     }
 
+    /// Notes a client about to start in the scenario's plan.
+    fn planned(&self, plan: &ClientPlan) {
+        let mut p = self.planned.lock().expect("plan lock");
+        p.clients.push(plan.id.clone());
+        if !plan.cuts.is_empty() {
+            p.cuts.insert(plan.id.clone(), plan.cuts.len() as u64);
+        }
+    }
+
     /// Runs a client to its end.
     pub(crate) async fn client(&self, plan: ClientPlan) -> Transcript {
+        self.planned(&plan);
         client::run(
             self.target.clone(),
             self.ledger.clone(),
@@ -238,6 +253,7 @@ impl Ctx {
         plan: ClientPlan,
         opened: Option<mpsc::UnboundedSender<ClientId>>,
     ) -> crate::tasks::Scoped<Transcript> {
+        self.planned(&plan);
         crate::tasks::spawn(client::run(
             self.target.clone(),
             self.ledger.clone(),
@@ -261,7 +277,8 @@ impl Ctx {
     }
 
     /// The transcripts of background clients, each waited for until shortly after the
-    /// deadline (a client still running then is left out, never waited on for ever).
+    /// deadline (a client still running then is left out, never waited on for ever;
+    /// the plan still names it, so the evidence reports it missing).
     pub(crate) async fn join(
         &self,
         tasks: Vec<crate::tasks::Scoped<Transcript>>,

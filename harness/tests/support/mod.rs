@@ -53,7 +53,7 @@ pub async fn play(mut cfg: RunConfig, id: &str, seed: u64) -> Result<ScenarioRes
         .ok_or_else(|| format!("{id}: no scenario ran").into())
 }
 
-/// Ok for a pass or a skip; else the MUST findings (at most `shown`) and the replay command.
+/// Ok for a pass or a skip; else the reason it is inconclusive or the MUST findings (at most `shown`) and the replay command.
 pub fn expect_pass(r: &ScenarioResult, seed: u64, shown: usize) -> Result<(), Failed> {
     match &r.verdict {
         Verdict::Pass | Verdict::Skipped { .. } => Ok(()),
@@ -76,5 +76,12 @@ pub fn expect_pass(r: &ScenarioResult, seed: u64, shown: usize) -> Result<(), Fa
         Verdict::Error { reason } => {
             Err(format!("{} could not run (seed {seed}): {reason}", r.info.id).into())
         }
+        Verdict::Inconclusive { .. } => Err(format!(
+            "{} inconclusive (seed {seed}): {}\nreplay: {}",
+            r.info.id,
+            r.verdict.reason().unwrap_or_default(),
+            r.replay_command
+        )
+        .into()),
     }
 }

@@ -1,0 +1,303 @@
+//! The evidence that a scenario did what it set out to do, decided once, here: a pure
+//! function from the recording (and the plan facts it carries) to the
+//! [`Shortfall`]s that make a clean recording prove nothing. The runner turns a
+//! scenario with no MUST finding but a shortfall into `Verdict::Inconclusive`, which
+//! fails the run like a failure does.
+//!
+//! The rules, each judged only when the recording carries the facts it needs (older
+//! recordings and probes without a workload skip the workload rules):
+//!
+//! - **clients**: every client in [`ScenarioPlan::clients`] left a transcript (a
+//!   client whose task timed out, panicked or was aborted is named);
+//! - **cuts**: the cuts the clients made (connections ended by [`ConnEnd::Cut`]) are as
+//!   many as [`ScenarioPlan::cuts`] planned;
+//! - **backpressure**: a group that reads slowly for a while through a small receive
+//!   buffer (a backpressure group: `bytes_per_sec`, `slow_for_ms` and `rcvbuf` all
+//!   set) ran at least [`BACKPRESSURE_BYTES`] behind the writes (the lag of
+//!   `facts::lag_bytes`) with one of its clients;
+//! - **delivery**: no events-stream client without a special shape received zero data
+//!   events while the owed rule ([`harness_model::owed`]) owed it writes;
+//! - **publishing**: every planned write was sent, and publishing ended at least the
+//!   stall window before the deadline (else the clients had no time to catch up, and
+//!   writes acknowledged at the end escape the lost-write rule).
+
+use harness_model::{
+    ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
+};
+
+use crate::CheckConfig;
+use crate::facts::{lag_bytes, members};
+
+/// How far (bytes) a backpressure group must run behind the writes: beyond what the
+/// loopback socket buffers can hold between the target and the reader (Linux's
+/// default `tcp_wmem` maximum is 4 MiB, the reader's `SO_RCVBUF` a few KiB), so the
+/// target itself must hold, drop or throttle what the reader has not taken.
+pub const BACKPRESSURE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How many missing clients a shortfall names (the count is always complete).
+const NAMED: usize = 5;
+
+/// Every way the scenario fell short of what it set out to do, in rule order; empty
+/// when the recording is evidence.
+pub fn evidence(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
+    let mut out = Vec::new();
+    out.extend(clients(&rec.plan, rec));
+    out.extend(cuts(&rec.plan, rec));
+    out.extend(backpressure(rec));
+    out.extend(nothing_delivered(cfg, rec));
+    out.extend(publishing(rec));
+    out
+}
+
+fn clients(plan: &ScenarioPlan, rec: &Recording) -> Option<Shortfall> {
+    let recorded = |c: &harness_model::ClientId| rec.transcripts.iter().any(|t| &t.client == c);
+    let mut missing: Vec<_> = plan.clients.iter().filter(|c| !recorded(c)).collect();
+    for c in &rec.unfinished {
+        if !missing.contains(&c) {
+            missing.push(c);
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    let planned = plan
+        .clients
+        .len()
+        .max(rec.transcripts.len() + missing.len()) as u64;
+    Some(Shortfall::ClientsMissing {
+        planned,
+        recorded: rec.transcripts.len() as u64,
+        missing: missing.into_iter().take(NAMED).cloned().collect(),
+    })
+}
+
+/// The cuts the clients made, over all their connections.
+pub fn cuts_executed(rec: &Recording) -> u64 {
+    rec.transcripts
+        .iter()
+        .flat_map(|t| &t.connections)
+        .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+        .count() as u64
+}
+
+fn cuts(plan: &ScenarioPlan, rec: &Recording) -> Option<Shortfall> {
+    let planned: u64 = plan.cuts.values().sum();
+    let executed = cuts_executed(rec);
+    (executed < planned).then_some(Shortfall::CutsNotExecuted { planned, executed })
+}
+
+fn backpressure(rec: &Recording) -> Vec<Shortfall> {
+    let Some(w) = &rec.workload else {
+        return Vec::new();
+    };
+    w.groups
+        .iter()
+        .filter(|g| g.bytes_per_sec > 0 && g.slow_for_ms > 0 && g.rcvbuf > 0)
+        .filter_map(|g| {
+            let max_lag_bytes = members(rec, &g.name)
+                .into_iter()
+                .filter_map(|t| lag_bytes(t, g.slow_for_ms, &rec.acks))
+                .max()
+                .unwrap_or(0);
+            (max_lag_bytes < BACKPRESSURE_BYTES).then(|| Shortfall::NoBackpressure {
+                group: g.name.clone(),
+                max_lag_bytes,
+                needed_bytes: BACKPRESSURE_BYTES,
+            })
+        })
+        .collect()
+}
+
+fn nothing_delivered(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
+    rec.transcripts
+        .iter()
+        .filter(|t| t.stream == StreamKind::Events && !rec.expect.shapes(&t.client))
+        .filter(|t| {
+            !t.connections
+                .iter()
+                .flat_map(|c| &c.frames)
+                .any(|f| matches!(f.kind, FrameKind::Data(_)))
+        })
+        .filter_map(|t| {
+            let owed = Subscription::of(t).owed(&rec.acks, cfg.ids).count() as u64;
+            (owed > 0).then(|| Shortfall::NothingDelivered {
+                client: t.client.clone(),
+                owed,
+            })
+        })
+        .collect()
+}
+
+fn publishing(rec: &Recording) -> Vec<Shortfall> {
+    let Some(w) = &rec.workload else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let failed: u64 = rec
+        .publish_failures
+        .iter()
+        .map(|f| f.markers.len() as u64)
+        .sum();
+    let sent = rec.acks.len() as u64 + failed;
+    if sent < w.writes {
+        out.push(Shortfall::PublishingIncomplete {
+            planned: w.writes,
+            sent,
+        });
+    }
+    let latest_us = w
+        .deadline_us
+        .saturating_sub(w.stall_ms.saturating_mul(1000));
+    if w.deadline_us > 0 && w.published_us > latest_us {
+        out.push(Shortfall::PublishingLate {
+            ended_ms: w.published_us / 1000,
+            latest_ms: latest_us / 1000,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use harness_model::{ClientId, GroupPlan, PublishFailure, WorkloadPlan};
+
+    use super::*;
+    use crate::testkit::*;
+
+    /// One client `a#0` of job j1 that read seqs 1..=3 (acked), cut once, planned once.
+    fn clean() -> Recording {
+        let c0 = Conn::new(0, 0)
+            .data(112, 1, "j1")
+            .data(122, 2, "j1")
+            .end(cut(), 130);
+        let c1 = Conn::new(1, 140)
+            .cursor("2")
+            .data(150, 3, "j1")
+            .end(ConnEnd::Finished, 200);
+        Recording {
+            transcripts: vec![client("a#0", StreamKind::Events, &["j1"], vec![c0, c1])],
+            acks: (1..=3).map(|s| ack(s, "j1", 100 + 10 * s)).collect(),
+            plan: ScenarioPlan {
+                clients: vec![cid("a#0")],
+                cuts: [(cid("a#0"), 1)].into_iter().collect(),
+            },
+            workload: Some(WorkloadPlan {
+                writes: 3,
+                published_us: ms(140),
+                deadline_us: ms(20_000),
+                stall_ms: 10_000,
+                ..WorkloadPlan::default()
+            }),
+            ..Recording::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_recording_is_evidence() {
+        assert_eq!(evidence(&numeric_cfg(), &clean()), []);
+        // An older recording without any plan facts is judged on delivery alone.
+        let old = Recording {
+            plan: ScenarioPlan::default(),
+            workload: None,
+            ..clean()
+        };
+        assert_eq!(evidence(&numeric_cfg(), &old), []);
+    }
+
+    #[test]
+    fn a_planned_client_without_a_transcript_is_named() {
+        let mut r = clean();
+        r.plan.clients.push(cid("a#1"));
+        r.unfinished.push(cid("a#2"));
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [Shortfall::ClientsMissing {
+                planned: 3,
+                recorded: 1,
+                missing: vec![cid("a#1"), cid("a#2")],
+            }]
+        );
+    }
+
+    #[test]
+    fn cuts_that_never_happened_are_counted() {
+        let mut r = clean();
+        r.plan.cuts.insert(cid("a#0"), 4);
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [Shortfall::CutsNotExecuted {
+                planned: 4,
+                executed: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn a_backpressure_group_must_run_far_behind() {
+        let mut r = clean();
+        let w = r.workload.as_mut().unwrap();
+        w.groups.push(GroupPlan {
+            name: "a".into(),
+            bytes_per_sec: 1,
+            slow_for_ms: 6000,
+            rcvbuf: 4096,
+        });
+        // Three 50-byte events acked: 150 bytes behind at most.
+        let got = evidence(&numeric_cfg(), &r);
+        assert!(
+            matches!(&got[..], [Shortfall::NoBackpressure { group, max_lag_bytes, .. }]
+                if group == "a" && *max_lag_bytes < 200),
+            "{got:?}"
+        );
+        // Enough acked writes before the slow phase ended: evidence.
+        let many: u64 = BACKPRESSURE_BYTES / 50 + 10;
+        r.acks = (1..=many).map(|s| ack(s, "j9", 10)).collect();
+        r.workload.as_mut().unwrap().writes = many;
+        assert_eq!(evidence(&numeric_cfg(), &r), []);
+    }
+
+    #[test]
+    fn a_client_owed_writes_that_received_none_is_named() {
+        let mut r = clean();
+        let silent = Conn::new(0, 0).end(ConnEnd::ServerClosed, 300);
+        r.transcripts
+            .push(client("b#0", StreamKind::Events, &["j1"], vec![silent]));
+        r.plan.clients.push(cid("b#0"));
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [Shortfall::NothingDelivered {
+                client: ClientId("b#0".into()),
+                owed: 3
+            }]
+        );
+        // Owed nothing (another job): nothing to prove.
+        r.transcripts[1].jobs = vec!["j2".into()];
+        assert_eq!(evidence(&numeric_cfg(), &r), []);
+    }
+
+    #[test]
+    fn publishing_late_or_incomplete_is_reported() {
+        let mut r = clean();
+        r.publish_failures.push(PublishFailure {
+            markers: vec!["m4".into()],
+            status: Some(500),
+            error: "internal".into(),
+        });
+        let w = r.workload.as_mut().unwrap();
+        w.writes = 6;
+        w.published_us = ms(15_000);
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [
+                Shortfall::PublishingIncomplete {
+                    planned: 6,
+                    sent: 4
+                },
+                Shortfall::PublishingLate {
+                    ended_ms: 15_000,
+                    latest_ms: 10_000
+                }
+            ]
+        );
+    }
+}

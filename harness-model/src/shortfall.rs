@@ -1,0 +1,144 @@
+//! Why a scenario is inconclusive: the ways a run can fail to do what it set out to
+//! do, so that a clean recording proves nothing. A scenario passes only when every
+//! MUST held **and** none of these applies; the checks crate decides them
+//! (`harness_checks::evidence`), from the recording and the plan facts it carries
+//! ([`crate::ScenarioPlan`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ClientId;
+
+/// One reason a scenario did not exercise what it claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Shortfall {
+    /// Planned clients left no transcript (their task timed out, panicked or was aborted).
+    ClientsMissing {
+        /// Clients the scenario planned.
+        planned: u64,
+        /// Transcripts recorded.
+        recorded: u64,
+        /// The first missing clients, by name (at most a few).
+        missing: Vec<ClientId>,
+    },
+    /// Planned cuts never happened (an aim that never matched, a stream that ended first).
+    CutsNotExecuted {
+        /// Cuts the scenario planned over all its clients.
+        planned: u64,
+        /// Cuts the clients made.
+        executed: u64,
+    },
+    /// A slow-reading group meant to push the target into backpressure never ran far
+    /// enough behind the writes to do so.
+    NoBackpressure {
+        /// The group.
+        group: String,
+        /// The largest lag any of its clients reached, in bytes.
+        max_lag_bytes: u64,
+        /// The lag the scenario needs to claim backpressure, in bytes.
+        needed_bytes: u64,
+    },
+    /// A client received no data event at all although writes were owed to it.
+    NothingDelivered {
+        /// The client.
+        client: ClientId,
+        /// How many acknowledged writes it was owed.
+        owed: u64,
+    },
+    /// Publishing ended so late that the clients did not have the stall window left to
+    /// receive what they were owed before the deadline.
+    PublishingLate {
+        /// When the last publish was answered, in ms since the scenario started.
+        ended_ms: u64,
+        /// The latest end that leaves the clients the stall window, in ms.
+        latest_ms: u64,
+    },
+    /// Writes the scenario planned were never sent (the deadline came first).
+    PublishingIncomplete {
+        /// Writes planned.
+        planned: u64,
+        /// Writes sent (acknowledged or failed).
+        sent: u64,
+    },
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shortfall::ClientsMissing {
+                planned,
+                recorded,
+                missing,
+            } => {
+                let names: Vec<&str> = missing.iter().map(|c| c.0.as_str()).collect();
+                write!(
+                    f,
+                    "{recorded} of {planned} planned clients left a transcript (missing: {})",
+                    names.join(", ")
+                )
+            }
+            Shortfall::CutsNotExecuted { planned, executed } => {
+                write!(f, "{executed} of {planned} planned cuts executed")
+            }
+            Shortfall::NoBackpressure {
+                group,
+                max_lag_bytes,
+                needed_bytes,
+            } => write!(
+                f,
+                "group {group} never felt backpressure: it lagged at most {max_lag_bytes} bytes, \
+                 {needed_bytes} needed"
+            ),
+            Shortfall::NothingDelivered { client, owed } => write!(
+                f,
+                "client {client} received no data event while {owed} write(s) were owed to it"
+            ),
+            Shortfall::PublishingLate {
+                ended_ms,
+                latest_ms,
+            } => write!(
+                f,
+                "publishing ended at {ended_ms} ms, past {latest_ms} ms (the deadline less the stall window)"
+            ),
+            Shortfall::PublishingIncomplete { planned, sent } => {
+                write!(f, "{sent} of {planned} planned writes were sent")
+            }
+        }
+    }
+}
+
+/// The one line a report shows for a list of shortfalls (escaped: names are the
+/// harness's, but a group or client name comes from a scenario file).
+pub fn one_line(reasons: &[Shortfall]) -> String {
+    let parts: Vec<String> = reasons.iter().map(Shortfall::to_string).collect();
+    crate::escape::untrusted(&parts.join("; ")).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_renders_on_one_line() {
+        let r = [
+            Shortfall::ClientsMissing {
+                planned: 3,
+                recorded: 2,
+                missing: vec![ClientId("a#1".into())],
+            },
+            Shortfall::CutsNotExecuted {
+                planned: 30,
+                executed: 25,
+            },
+        ];
+        let s = one_line(&r);
+        assert_eq!(
+            s,
+            "2 of 3 planned clients left a transcript (missing: a#1); 25 of 30 planned cuts executed"
+        );
+        assert!(!s.contains('\n'));
+    }
+}
