@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use harness_model::{JobReadBack, Recording, StreamKind};
+use harness_model::{JobReadBack, Recording, StreamKind, Transcript};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -82,7 +82,7 @@ impl RunProbe for CrashRestart {
             target.wait_until_up(Duration::from_secs(20)).await?;
         }
         let _ = cx.published_tx.send(true);
-        let transcripts = cx.join(tasks).await;
+        let mut transcripts = cx.join(tasks).await;
         if target.profile.task.is_some() {
             // One last job after the last restart (jobs still running have no receipt
             // yet: the integrity report covers the completed ones).
@@ -94,10 +94,11 @@ impl RunProbe for CrashRestart {
             };
             made.push((cx.job(spec).await?, spec));
         }
+        let jobs = read_back(cx, made, &mut transcripts).await?;
         let mut rec = Recording {
             transcripts,
             restarts,
-            jobs: read_back(cx, made).await?,
+            jobs,
             ..Recording::default()
         };
         // Read after every job was read back to its end, so each completed job has its
@@ -112,10 +113,12 @@ impl RunProbe for CrashRestart {
 
 /// Reads every job the probe made from its first event to its end (a job still
 /// running carries on after the restarts) and its receipt, so the checkers recompute
-/// what the integrity report only compares.
+/// what the integrity report only compares. The readers' transcripts join the
+/// recording (judged like every task stream, never dropped).
 async fn read_back(
     cx: &Ctx,
     made: Vec<((String, String), JobSpec)>,
+    transcripts: &mut Vec<Transcript>,
 ) -> Result<Vec<JobReadBack>, HarnessError> {
     let mut out = Vec::new();
     for (i, ((path, job), spec)) in made.into_iter().enumerate() {
@@ -126,7 +129,9 @@ async fn read_back(
             Until::ServerEnds,
         );
         plan.channels = vec![job.clone()];
-        let events = super::data_of(&cx.client(plan).await);
+        let reader = cx.client(plan).await;
+        let events = super::data_of(&reader);
+        transcripts.push(reader);
         out.push(cx.read_back(&job, spec, None, events).await?);
     }
     Ok(out)
