@@ -206,6 +206,9 @@ faults! {
     /// Event frames are re-encoded to ASCII on the way out: every character outside
     /// ASCII in the event's JSON becomes `?` (the JSON stays valid, the content not).
     ReencodeAscii => "reencode-ascii",
+    /// `GET …/receipt` answers `X-Receipt-SHA256` with the hash of the receipt's first
+    /// byte only; the file, `task_completed` and the store still agree.
+    ReceiptHeaderWrong => "receipt-header-wrong",
 }
 
 impl fmt::Display for Fault {
