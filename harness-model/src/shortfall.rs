@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ClientId;
+use crate::vocab::ClientId;
 
 /// One reason a scenario did not exercise what it claims.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

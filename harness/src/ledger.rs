@@ -31,6 +31,14 @@ impl Ledger {
         std::mem::take(&mut *self.contents.lock().expect("ledger lock"))
     }
 
+    /// What the writes of a scenario carried (taken from the ledger), when the profile
+    /// says where content is.
+    pub fn published(&self, profile: &crate::profile::Profile) -> Option<harness_model::Published> {
+        let by_marker = self.take_contents();
+        let pointer = profile.content_pointer()?;
+        (!by_marker.is_empty()).then_some(harness_model::Published { pointer, by_marker })
+    }
+
     /// Records acknowledged writes.
     pub fn push(&self, acks: Vec<Ack>) {
         self.acks.lock().expect("ledger lock").extend(acks);

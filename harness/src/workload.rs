@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    Capability, ClientId, GroupPlan, Recording, ScenarioPlan, StreamKind, WorkloadPlan,
+    Capability, ClientId, GroupPlan, Recording, ScenarioPlan, StreamKind, Transcript, WorkloadPlan,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -110,13 +110,7 @@ pub async fn run(
         epoch,
         deadline,
     ));
-    let mut timers = Vec::new();
-    for (ms, tx) in bursts {
-        timers.push(crate::tasks::spawn(async move {
-            tokio::time::sleep_until(started + Duration::from_millis(ms)).await;
-            let _ = tx.send(true);
-        }));
-    }
+    let _timers = burst_timers(bursts, started);
     let _ = live.await;
     let published_us = epoch.elapsed().as_micros() as u64;
     let _ = published_tx.send(true);
@@ -127,6 +121,46 @@ pub async fn run(
             "nothing was published before the scenario's deadline (no write was sent)",
         ));
     }
+    let (transcripts, unfinished) = collect(tasks, deadline, &stop_tx).await;
+    let (acks, publish_failures) = ledger.take();
+    let mut workload = workload_plan(sc, started.duration_since(epoch));
+    workload.published_us = published_us;
+    Ok(Recording {
+        transcripts,
+        acks,
+        publish_failures,
+        published: ledger.published(&target.profile),
+        workload: Some(workload),
+        unfinished,
+        plan: planned,
+        ..Recording::default()
+    })
+}
+
+/// Fires each burst signal at its time after `started`; the timers stop when dropped.
+fn burst_timers(
+    bursts: Vec<(u64, watch::Sender<bool>)>,
+    started: Instant,
+) -> Vec<crate::tasks::Scoped<()>> {
+    bursts
+        .into_iter()
+        .map(|(ms, tx)| {
+            crate::tasks::spawn(async move {
+                tokio::time::sleep_until(started + Duration::from_millis(ms)).await;
+                let _ = tx.send(true);
+            })
+        })
+        .collect()
+}
+
+/// Each client's transcript, waited for until shortly after the deadline; a client
+/// still running then is named in the second list, never dropped silently, and every
+/// client is told to stop.
+async fn collect(
+    tasks: Vec<(ClientId, crate::tasks::Scoped<Transcript>)>,
+    deadline: Instant,
+    stop_tx: &watch::Sender<bool>,
+) -> (Vec<Transcript>, Vec<ClientId>) {
     let mut transcripts = Vec::new();
     let mut unfinished = Vec::new();
     for (id, task) in tasks {
@@ -139,19 +173,7 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
-    let (acks, publish_failures) = ledger.take();
-    let mut workload = workload_plan(sc, started.duration_since(epoch));
-    workload.published_us = published_us;
-    Ok(Recording {
-        transcripts,
-        acks,
-        publish_failures,
-        published: published(&target.profile, &ledger),
-        workload: Some(workload),
-        unfinished,
-        plan: planned,
-        ..Recording::default()
-    })
+    (transcripts, unfinished)
 }
 
 /// Waits (bounded) until `total` clients have their first response head; at most half
@@ -279,16 +301,6 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
         deadline_us: sc.deadline_s.saturating_mul(1_000_000),
         stall_ms: client::STALL.as_millis() as u64,
     }
-}
-
-/// What the writes of a scenario carried, when the profile says where content is.
-pub(crate) fn published(
-    profile: &crate::profile::Profile,
-    ledger: &Ledger,
-) -> Option<harness_model::Published> {
-    let by_marker = ledger.take_contents();
-    let pointer = profile.content_pointer()?;
-    (!by_marker.is_empty()).then_some(harness_model::Published { pointer, by_marker })
 }
 
 /// The pad of every write: the scenario's `pad_text`, or `pad` characters (`ü` when

@@ -493,39 +493,50 @@ impl Stream {
                     LogWoke::Beat => self.heartbeat(),
                 }
             }
-            Source::Version { sub, replaced } => {
-                let replaced_fut = async {
-                    match replaced.as_mut() {
-                        Some(r) => r.await.is_ok(),
-                        None => std::future::pending().await,
-                    }
-                };
-                enum Woke {
-                    Stop,
-                    Replaced(bool),
-                    Msg(Option<VersionMsg>),
-                    Beat,
-                }
-                let woke = tokio::select! {
-                    biased;
-                    _ = stop => Woke::Stop,
-                    r = replaced_fut => Woke::Replaced(r),
-                    m = sub.recv() => Woke::Msg(m),
-                    _ = sleep => Woke::Beat,
-                };
-                match woke {
-                    Woke::Stop => self.shut_down(),
-                    Woke::Replaced(true) => self.close("replaced"),
-                    Woke::Replaced(false) => {
-                        if let Source::Version { replaced, .. } = &mut self.source {
-                            *replaced = None;
-                        }
-                    }
-                    Woke::Msg(Some(m)) => self.push_version(&m),
-                    Woke::Msg(None) => self.close("replaced"),
-                    Woke::Beat => self.heartbeat(),
+            Source::Version { .. } => self.fill_version(sleep, stop).await,
+        }
+    }
+
+    /// A version stream's turn: the next notification, its replacement, a heartbeat or
+    /// the shutdown, whichever comes first.
+    async fn fill_version(
+        &mut self,
+        sleep: impl std::future::Future<Output = ()>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let Source::Version { sub, replaced } = &mut self.source else {
+            return;
+        };
+        let replaced_fut = async {
+            match replaced.as_mut() {
+                Some(r) => r.await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        enum Woke {
+            Stop,
+            Replaced(bool),
+            Msg(Option<VersionMsg>),
+            Beat,
+        }
+        let woke = tokio::select! {
+            biased;
+            _ = stop => Woke::Stop,
+            r = replaced_fut => Woke::Replaced(r),
+            m = sub.recv() => Woke::Msg(m),
+            _ = sleep => Woke::Beat,
+        };
+        match woke {
+            Woke::Stop => self.shut_down(),
+            Woke::Replaced(true) => self.close("replaced"),
+            Woke::Replaced(false) => {
+                if let Source::Version { replaced, .. } = &mut self.source {
+                    *replaced = None;
                 }
             }
+            Woke::Msg(Some(m)) => self.push_version(&m),
+            Woke::Msg(None) => self.close("replaced"),
+            Woke::Beat => self.heartbeat(),
         }
     }
 

@@ -147,7 +147,7 @@ pub async fn run(
     rec.plan = std::mem::take(&mut *cx.planned.lock().expect("plan lock"));
     let (acks, failures) = cx.ledger.take();
     rec.acks.extend(acks);
-    rec.published = crate::workload::published(&cx.target.profile, &cx.ledger);
+    rec.published = cx.ledger.published(&cx.target.profile);
     if !probe.needs_control() {
         rec.publish_failures.extend(failures);
     }
