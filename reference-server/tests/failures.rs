@@ -10,6 +10,16 @@ use common::{DEADLINE, TestServer};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+/// Reads a job's task stream to its end, which must be `connection_close task_failed`.
+async fn read_to_task_failed(s: &TestServer, job: &str) -> Vec<common::Frame> {
+    let mut r = s.open(&format!("/v1/jobs/{job}/events"), &[]).await;
+    let frames = r.read_to_end().await;
+    let last = frames.last().expect("frames");
+    assert!(last.is("connection_close"), "{last:?}");
+    assert_eq!(last.json()["reason"], "task_failed");
+    frames
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_ends_the_job_with_task_failed_and_healthz_says_why() {
     // 64 pages of 4 KiB: the schema and a job fit, a batch of 64 KiB payloads never.
@@ -30,11 +40,7 @@ async fn a_full_store_ends_the_job_with_task_failed_and_healthz_says_why() {
     let job = s
         .create_job(json!({"steps": 20, "interval_ms": 0, "payload_bytes": 65536}))
         .await;
-    let mut r = s.open(&format!("/v1/jobs/{job}/events"), &[]).await;
-    let frames = r.read_to_end().await;
-    let last = frames.last().expect("frames");
-    assert!(last.is("connection_close"), "{last:?}");
-    assert_eq!(last.json()["reason"], "task_failed");
+    read_to_task_failed(&s, &job).await;
     let unhealthy = watcher.await.expect("watcher");
     assert_eq!(unhealthy["status"], "unhealthy");
     let reason = unhealthy["reason"].as_str().expect("reason");
@@ -81,11 +87,7 @@ async fn a_read_only_artifacts_folder_ends_the_job_with_task_failed_and_healthz_
     let job = s
         .create_job(json!({"steps": 2, "interval_ms": 0, "artifact_bytes": 1024}))
         .await;
-    let mut r = s.open(&format!("/v1/jobs/{job}/events"), &[]).await;
-    let frames = r.read_to_end().await;
-    let last = frames.last().expect("frames");
-    assert!(last.is("connection_close"), "{last:?}");
-    assert_eq!(last.json()["reason"], "task_failed");
+    let frames = read_to_task_failed(&s, &job).await;
     assert!(
         !kinds(&frames).iter().any(|k| k == "artifact_written"),
         "{frames:?}"
