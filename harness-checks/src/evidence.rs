@@ -80,10 +80,23 @@ pub fn cuts_executed(rec: &Recording) -> u64 {
         .count() as u64
 }
 
+/// Every planned cut was made, or gave way for want of its place in the target's
+/// framing (the target chose a framing without it: legal); and some cut was made.
 fn cuts(plan: &ScenarioPlan, rec: &Recording) -> Option<Shortfall> {
     let planned: u64 = plan.cuts.values().sum();
     let executed = cuts_executed(rec);
-    (executed < planned).then_some(Shortfall::CutsNotExecuted { planned, executed })
+    let without_place = rec
+        .transcripts
+        .iter()
+        .flat_map(|t| &t.connections)
+        .map(|c| c.aims_without_place.len() as u64)
+        .sum();
+    let short = executed + without_place < planned || (planned > 0 && executed == 0);
+    short.then_some(Shortfall::CutsNotExecuted {
+        planned,
+        executed,
+        without_place,
+    })
 }
 
 fn backpressure(rec: &Recording) -> Vec<Shortfall> {
@@ -159,7 +172,7 @@ fn publishing(rec: &Recording) -> Vec<Shortfall> {
 
 #[cfg(test)]
 mod tests {
-    use harness_model::{ClientId, GroupPlan, PublishFailure, WorkloadPlan};
+    use harness_model::{ClientId, CutAim, GroupPlan, PublishFailure, WorkloadPlan};
 
     use super::*;
     use crate::testkit::*;
@@ -227,7 +240,32 @@ mod tests {
             evidence(&numeric_cfg(), &r),
             [Shortfall::CutsNotExecuted {
                 planned: 4,
-                executed: 1
+                executed: 1,
+                without_place: 0,
+            }]
+        );
+    }
+
+    /// An aimed cut whose place the target's framing never had (no CR, say) is not
+    /// missing: the target chose a legal framing. Some cut must still be made.
+    #[test]
+    fn aims_without_a_place_are_not_missing_but_something_must_be_cut() {
+        let mut r = clean();
+        r.plan.cuts.insert(cid("a#0"), 3);
+        r.transcripts[0].connections[0]
+            .aims_without_place
+            .extend([CutAim::CrLf, CutAim::InsideEventName]);
+        assert_eq!(evidence(&numeric_cfg(), &r), []);
+        r.transcripts[0].connections[0].end = ConnEnd::Finished;
+        r.transcripts[0].connections[0]
+            .aims_without_place
+            .push(CutAim::CrLf);
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [Shortfall::CutsNotExecuted {
+                planned: 3,
+                executed: 0,
+                without_place: 3,
             }]
         );
     }

@@ -12,10 +12,10 @@
 //! the target; nor is the silence before such a connection's end.
 
 use harness_model::ids;
-use harness_model::{Connection, Evidence, Frame, FrameKind};
+use harness_model::{Connection, Evidence, FrameKind};
 use serde_json::Value;
 
-use crate::view::{Ctx, at_frame, ms, str_field};
+use crate::view::{Ctx, at_frame, ms, server_time_us, str_field};
 use crate::{HeartbeatForm, IdMode};
 
 /// Items received this close together were read from one buffered burst.
@@ -158,55 +158,6 @@ fn silence(
         None,
         Clock::Receive,
     ))
-}
-
-/// A heartbeat's `server_time` in µs since the epoch.
-fn server_time_us(f: &Frame) -> Option<u64> {
-    match &f.kind {
-        FrameKind::Heartbeat { fields } => {
-            rfc3339_ms(str_field(fields, "server_time")?).map(|t| t.saturating_mul(1000))
-        }
-        _ => None,
-    }
-}
-
-/// An RFC 3339 UTC time (`2025-01-01T00:00:00.123Z`, fraction optional) in ms since
-/// the epoch; None for any other shape. Written here (a dozen lines) so the pure
-/// checkers need no date crate.
-fn rfc3339_ms(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = s.get(19..)?.strip_suffix(['Z', 'z'])?;
-    let millis = match rest.strip_prefix('.') {
-        None if rest.is_empty() => 0,
-        Some(f) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => {
-            let f3: String = f.chars().chain("000".chars()).take(3).collect();
-            f3.parse().ok()?
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // Days from the civil date (H. Hinnant's algorithm), years from 1970 on.
-    let y = if mo <= 2 { y.checked_sub(1)? } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + millis)
 }
 
 fn fields(ctx: &mut Ctx) {

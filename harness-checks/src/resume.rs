@@ -11,18 +11,18 @@
 use harness_model::{CloseReason, KnownContract, ids};
 use std::collections::{BTreeMap, BTreeSet};
 
-use harness_model::{Ack, Evidence, FrameKind, Seq, StreamKind};
+use harness_model::{Ack, Evidence, Frame, FrameKind, Seq, StreamKind};
 use serde_json::Value;
 
 use crate::IdMode;
 use crate::view::{
     ClientView, Ctx, Cursor, Delivery, at_conn, at_frame, cursor_of, describe, describe_end,
-    error_shape, is_lifecycle, lifecycle, str_field,
+    error_shape, is_lifecycle, lifecycle, server_time_us, str_field,
 };
 
-/// A heartbeat is compared only with other clients' deliveries received at least this
-/// long before it: the server computed it some time before it arrived.
-const HEARTBEAT_HEAD_MARGIN_US: u64 = 100_000;
+/// Slack on a heartbeat's earliest send time: `server_time` has ms precision, and
+/// two clocks may drift apart a little over one connection.
+const HEARTBEAT_STAMP_SLACK_US: u64 = 50_000;
 
 pub(crate) fn check(ctx: &mut Ctx) {
     if !ctx.enabled("resume") {
@@ -436,6 +436,8 @@ fn head_not_behind(ctx: &mut Ctx) {
         }
         for conn in &c.t.connections {
             let mut own_max: Option<Seq> = None;
+            // The connection's first heartbeat stamp: it was sent after the request.
+            let mut first_stamp: Option<u64> = None;
             for f in &conn.frames {
                 let (fields, bound, what) = match &f.kind {
                     FrameKind::Data(d) => {
@@ -444,7 +446,7 @@ fn head_not_behind(ctx: &mut Ctx) {
                     }
                     FrameKind::Heartbeat { fields } => (
                         fields,
-                        f.at_us.saturating_sub(HEARTBEAT_HEAD_MARGIN_US),
+                        heartbeat_sent_after(conn.opened_us, f, &mut first_stamp),
                         "heartbeat",
                     ),
                     FrameKind::Lifecycle { .. } if is_lifecycle(f, "connection_open") => (
@@ -482,6 +484,19 @@ fn head_not_behind(ctx: &mut Ctx) {
     for e in found {
         ctx.emit(ids::RESUME_HEAD_NOT_BEHIND, e);
     }
+}
+
+/// The earliest harness time heartbeat `f` can have been sent at, by the server's
+/// clock: a reader that is behind receives a heartbeat long after the server computed
+/// its `head_seq`, so the receive time proves nothing. The connection's first stamp
+/// was sent after the request (`opened_us`); a later one `server_time` − first stamp
+/// after that. A heartbeat without a stamp is bounded by the request alone.
+fn heartbeat_sent_after(opened_us: u64, f: &Frame, first_stamp: &mut Option<u64>) -> u64 {
+    let Some(stamp) = server_time_us(f) else {
+        return opened_us;
+    };
+    let first = *first_stamp.get_or_insert(stamp);
+    (opened_us + stamp.saturating_sub(first)).saturating_sub(HEARTBEAT_STAMP_SLACK_US)
 }
 
 /// A connection told `cursor_ahead` (an `error` or a `connection_close` with that

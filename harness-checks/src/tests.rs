@@ -124,6 +124,26 @@ fn conn<'a>(rec: &'a mut Recording, name: &str, i: usize) -> &'a mut harness_mod
     &mut tr(rec, name).connections[i]
 }
 
+/// The clean numeric scenario plus `p#0`, a reader of a quiet job whose first
+/// heartbeat (stamped at 50 ms, head 0) arrives at 1000 ms; with `second`, another one
+/// stamped at 1050 ms, still head 0, arrives right after it.
+fn paused_reader(second: bool) -> Recording {
+    let mut r = numeric();
+    let mut c = Conn::new(0, 0)
+        .open(1, "events", 0, Value::Null)
+        .hb_stamped(1000, 50, 0);
+    if second {
+        c = c.hb_stamped(1001, 1050, 0);
+    }
+    r.transcripts.push(client(
+        "p#0",
+        StreamKind::Events,
+        &["quiet"],
+        vec![c.end(ConnEnd::Finished, 1100)],
+    ));
+    r
+}
+
 /// The clean opaque scenario: two publishers (x1..x4 and y1..y2) on job j1; `a#0` is cut
 /// after x2 and resumes with its id; `b#0` reads in one go.
 fn opaque() -> Recording {
@@ -268,6 +288,12 @@ cases! {
         Case::one(numeric_cfg(), r, "resume.cursor-ahead", "[resume.cursor-ahead] client ahead#0 conn 0 byte 112: expected 200 with connection_open, error{code:cursor_ahead}, connection_close{reason:cursor_ahead}, then the end of the response, saw connection_close{reason:cursor_ahead} as frame 2")
             .also(&["lifecycle.error-before-close"])
     };
+    // A reader that is behind receives a heartbeat long after the server computed it:
+    // stamped at 50 ms (head 0), received at 1000 ms, after b#0 had seq 5 at 164 ms.
+    old_heartbeat_received_late => Case::clean(numeric_cfg(), paused_reader(false));
+    // The same reader's next heartbeat is stamped 1000 ms after the first: sent long
+    // after b#0 had seq 5, and still head 0.
+    heartbeat_stamped_late_behind => Case::one(numeric_cfg(), paused_reader(true), "resume.head-not-behind", "[resume.head-not-behind] client p#0 conn 0 seq 5 byte 112: expected heartbeat head_seq ≥ 5 (already sent to a#0), saw head_seq 0");
     head_behind_on_resume => {
         let mut r = numeric();
         lifecycle_fields(conn(&mut r, "a#0", 1), "connection_open")["head_seq"] = json!(2);

@@ -24,12 +24,17 @@ pub enum Shortfall {
         /// The first missing clients, by name (at most a few).
         missing: Vec<ClientId>,
     },
-    /// Planned cuts never happened (an aim that never matched, a stream that ended first).
+    /// Planned cuts never happened (a stream that ended first, a client that stopped),
+    /// or none did at all.
     CutsNotExecuted {
         /// Cuts the scenario planned over all its clients.
         planned: u64,
         /// Cuts the clients made.
         executed: u64,
+        /// Aimed cuts whose place the target's framing never had (a legal choice: they
+        /// are not missing, but they are not executed either).
+        #[serde(default)]
+        without_place: u64,
     },
     /// A slow-reading group meant to push the target into backpressure never ran far
     /// enough behind the writes to do so.
@@ -80,8 +85,16 @@ impl fmt::Display for Shortfall {
                     names.join(", ")
                 )
             }
-            Shortfall::CutsNotExecuted { planned, executed } => {
-                write!(f, "{executed} of {planned} planned cuts executed")
+            Shortfall::CutsNotExecuted {
+                planned,
+                executed,
+                without_place,
+            } => {
+                write!(f, "{executed} of {planned} planned cuts executed")?;
+                match without_place {
+                    0 => Ok(()),
+                    n => write!(f, " ({n} aimed at a place the target's framing never had)"),
+                }
             }
             Shortfall::NoBackpressure {
                 group,
@@ -132,12 +145,13 @@ mod tests {
             Shortfall::CutsNotExecuted {
                 planned: 30,
                 executed: 25,
+                without_place: 3,
             },
         ];
         let s = one_line(&r);
         assert_eq!(
             s,
-            "2 of 3 planned clients left a transcript (missing: a#1); 25 of 30 planned cuts executed"
+            "2 of 3 planned clients left a transcript (missing: a#1); 25 of 30 planned cuts executed (3 aimed at a place the target's framing never had)"
         );
         assert!(!s.contains('\n'));
     }

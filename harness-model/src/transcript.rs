@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ClientId, Seq};
+use crate::vocab::CutAim;
 
 /// Which stream of the target a client subscribed to.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,6 +141,11 @@ pub struct Connection {
     pub violations: Vec<WireIssue>,
     /// Body bytes read in total.
     pub body_bytes: u64,
+    /// Aimed cuts that gave way on this connection because their place never came
+    /// within the aim's patience (a target whose framing has no CR, no `event:` line or
+    /// no multi-byte character): planned, not executed, and not the target's fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aims_without_place: Vec<CutAim>,
     /// Why it ended.
     pub end: ConnEnd,
     /// Microseconds since the scenario started when it ended.

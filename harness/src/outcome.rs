@@ -196,6 +196,7 @@ mod tests {
                 reasons: vec![harness_model::Shortfall::CutsNotExecuted {
                     planned: 4,
                     executed: 1,
+                    without_place: 0,
                 }],
             },
         )

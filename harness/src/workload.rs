@@ -20,7 +20,7 @@ use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::fill;
 use crate::publisher::{PublishPlan, publish};
-use crate::scenario::{ClientGroup, From, Scenario, StreamChoice};
+use crate::scenario::{ClientGroup, From, Scenario, StreamChoice, Traffic};
 use crate::target::{Target, encode_segment};
 
 /// Runs the workload of `sc` against `target` and returns what was recorded.
@@ -63,22 +63,20 @@ pub async fn run(
     let mut tasks = Vec::new();
     let mut planned = ScenarioPlan::default();
     let mut total = 0usize;
+    let placement = Placement {
+        channels: &channels,
+        head_before,
+        head_now,
+        traffic: t,
+        deadline,
+    };
     for g in &sc.clients {
         let (burst_tx, burst_rx) = watch::channel(false);
         if let Some(ms) = g.cuts.burst_at_ms {
             bursts.push((ms, burst_tx));
         }
         for i in 0..g.count {
-            let plan = client_plan(
-                &target,
-                g,
-                i,
-                &channels,
-                head_before,
-                head_now,
-                rng,
-                deadline,
-            );
+            let plan = client_plan(&target, g, i, &placement, rng);
             let sig = Signals {
                 published: published_rx.clone(),
                 burst: burst_rx.clone(),
@@ -191,17 +189,25 @@ async fn wait_opened(rx: &mut mpsc::UnboundedReceiver<ClientId>, total: usize, d
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a scenario's clients start: what every client plan shares.
+struct Placement<'a> {
+    /// The scenario's channels, in creation order.
+    channels: &'a [String],
+    /// The head before the channels existed, and after the backlog.
+    head_before: Option<u64>,
+    head_now: Option<u64>,
+    traffic: &'a Traffic,
+    deadline: Instant,
+}
+
 fn client_plan(
     target: &Target,
     g: &ClientGroup,
     i: u32,
-    channels: &[String],
-    head_before: Option<u64>,
-    head_now: Option<u64>,
+    at: &Placement<'_>,
     rng: &mut ChaCha8Rng,
-    deadline: Instant,
 ) -> ClientPlan {
+    let (channels, head_before, head_now) = (at.channels, at.head_before, at.head_now);
     let sub = &target.profile.subscribe;
     // "From the start" is a whole-history replay only where the profile claims one;
     // elsewhere a client without cursor is owed what is published after it subscribed.
@@ -234,26 +240,7 @@ fn client_plan(
             }
         }
     };
-    let mut cuts = VecDeque::new();
-    if g.cuts.burst_at_ms.is_some() {
-        cuts.push_back(Cut::Burst);
-    }
-    for _ in 0..g.cuts.aim_rounds {
-        for a in &g.cuts.aims {
-            cuts.push_back(Cut::Aim(*a));
-        }
-    }
-    for _ in 0..g.cuts.random_bytes {
-        cuts.push_back(Cut::AtByte(rng.random_range(1..=g.cuts.span_bytes.max(1))));
-    }
-    for _ in 0..g.cuts.random_events {
-        cuts.push_back(Cut::AfterEvents(
-            rng.random_range(1..=g.cuts.span_events.max(1)),
-        ));
-    }
-    for _ in 0..g.cuts.rapid_cycles {
-        cuts.push_back(Cut::Rapid);
-    }
+    let cuts = plan_cuts(g, owed_floor(at.traffic, g.stream, from_start), rng);
     ClientPlan {
         id: ClientId(format!("{}#{i}", g.name)),
         stream: StreamKind::Events,
@@ -277,9 +264,55 @@ fn client_plan(
         reset: g.cuts.reset,
         until: Until::CaughtUp,
         reconnect: true,
-        deadline,
+        deadline: at.deadline,
         strict: target.profile.strict,
     }
+}
+
+/// The fewest writes a client of a group is surely owed when the target is correct:
+/// the backlog too where it replays from the start, its channel's share where it
+/// reads one channel (writes go round-robin).
+fn owed_floor(t: &Traffic, stream: StreamChoice, from_start: bool) -> u64 {
+    let writes = t.events + if from_start { t.backlog } else { 0 };
+    match stream {
+        StreamChoice::All => writes,
+        StreamChoice::Channel => writes / u64::from(t.channels.max(1)),
+    }
+}
+
+/// A client's planned cuts, in order, drawn from the seed. Every cut is one the
+/// client can make against a correct target: event-counted cuts add up to less than
+/// `owed` (the client's last owed event is never spent on a cut, so it does not catch
+/// up with a cut still planned), and a cut that no longer fits is not planned. Aimed
+/// and rapid cuts spend one event each; byte cuts are left to the scenario's sizes.
+fn plan_cuts(g: &ClientGroup, owed: u64, rng: &mut ChaCha8Rng) -> VecDeque<Cut> {
+    let mut left = owed.saturating_sub(1);
+    let mut cuts = VecDeque::new();
+    if g.cuts.burst_at_ms.is_some() {
+        cuts.push_back(Cut::Burst);
+    }
+    for _ in 0..g.cuts.aim_rounds {
+        for a in &g.cuts.aims {
+            cuts.push_back(Cut::Aim(*a));
+            left = left.saturating_sub(1);
+        }
+    }
+    for _ in 0..g.cuts.random_bytes {
+        cuts.push_back(Cut::AtByte(rng.random_range(1..=g.cuts.span_bytes.max(1))));
+    }
+    for _ in 0..g.cuts.random_events {
+        let span = g.cuts.span_events.max(1).min(left);
+        if span == 0 {
+            break;
+        }
+        let k = rng.random_range(1..=span);
+        left -= k;
+        cuts.push_back(Cut::AfterEvents(k));
+    }
+    for _ in 0..g.cuts.rapid_cycles {
+        cuts.push_back(Cut::Rapid);
+    }
+    cuts
 }
 
 /// What the scenario facts need to know of the plan (see `harness_checks::facts`).
@@ -309,5 +342,62 @@ fn pad_of(t: &crate::scenario::Traffic) -> String {
     match &t.pad_text {
         Some(text) => text.clone(),
         None => std::iter::repeat_n(if t.pad_utf8 { 'ü' } else { 'x' }, t.pad as usize).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Every shipped group's cut plan is one a correct target lets the client finish:
+    /// its event-counted cuts add up to less than the writes it is surely owed, for
+    /// many seeds, replaying from the start or not.
+    #[test]
+    fn every_shipped_event_cut_plan_fits_what_the_client_is_owed() {
+        for sc in crate::scenario::builtin().expect("scenarios") {
+            for g in &sc.clients {
+                for replays in [false, true] {
+                    let owed = owed_floor(&sc.traffic, g.stream, replays && g.from == From::Start);
+                    for seed in 0..200 {
+                        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                        let cuts = plan_cuts(g, owed, &mut rng);
+                        let spent: u64 = cuts
+                            .iter()
+                            .map(|c| match c {
+                                Cut::AfterEvents(k) => *k,
+                                Cut::Aim(_) => 1,
+                                _ => 0,
+                            })
+                            .sum();
+                        assert!(
+                            spent < owed.max(1),
+                            "{}/{} {}: {spent} events of cuts, {owed} owed",
+                            sc.group,
+                            sc.name,
+                            g.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A plan that would not fit is shortened, not left to come back Inconclusive:
+    /// four cuts of up to 150 events over 500 owed.
+    #[test]
+    fn cuts_beyond_what_is_owed_are_not_planned() {
+        let sc = crate::scenario::builtin()
+            .expect("scenarios")
+            .into_iter()
+            .find(|s| s.name == "connect-read-disconnect")
+            .expect("connect-read-disconnect");
+        let g = &sc.clients[0];
+        let planned: Vec<u64> = (0..2000)
+            .map(|seed| plan_cuts(g, 10, &mut ChaCha8Rng::seed_from_u64(seed)).len() as u64)
+            .collect();
+        assert!(planned.iter().all(|&n| (1..=4).contains(&n)));
+        assert!(planned.iter().any(|&n| n < 4), "some plans are cut short");
     }
 }

@@ -176,9 +176,33 @@ fn main() {
     {
         let (id, url) = ("CT-07/reconnect-with-last-event-id", url.clone());
         trials.push(
-            Trial::test("nchan-warns/no-retry-block-is-a-should", move || {
-                // nchan never sends retry: (BEHAVIOUR.md §1): a SHOULD, so a warning on a passing run.
+            Trial::test("nchan-warns/retry-first-only-when-claimed", move || {
+                // nchan never sends retry: (BEHAVIOUR.md §1). Its profile does not claim
+                // retry-first, so nothing is judged; a profile that claims it is warned
+                // (a SHOULD: the run still passes).
                 let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                let judged = |r: &harness_model::ScenarioResult| {
+                    r.findings
+                        .iter()
+                        .filter(|f| f.contract.0 == "lifecycle.retry-first")
+                        .map(|f| f.message())
+                        .collect::<Vec<_>>()
+                };
+                if r.verdict != Verdict::Pass || !judged(&r).is_empty() {
+                    return Err(format!(
+                        "unclaimed: expected a pass without lifecycle.retry-first, got {:?}: {:?}",
+                        r.verdict,
+                        judged(&r)
+                    )
+                    .into());
+                }
+                let dir = tempfile::tempdir()?;
+                let claimed = dir.path().join("nchan-claims-retry.toml");
+                let text = std::fs::read_to_string(repo().join("contracts/profiles/nchan.toml"))?;
+                let text = text.replacen("\"heartbeat\"]", "\"heartbeat\", \"retry-first\"]", 1);
+                std::fs::write(&claimed, text)?;
+                let profile = claimed.display().to_string();
+                let r = support::block_on(run(&url, &profile, None, id, seed))??;
                 let warned = r
                     .findings
                     .iter()
@@ -186,8 +210,12 @@ fn main() {
                 if r.verdict == Verdict::Pass && warned {
                     Ok(())
                 } else {
-                    Err(format!("expected a pass with a SHOULD lifecycle.retry-first warning, got {:?}: {:?}",
-                        r.verdict, r.findings.iter().map(|f| f.message()).collect::<Vec<_>>()).into())
+                    Err(format!(
+                        "claimed: expected a pass with a SHOULD lifecycle.retry-first warning, got {:?}: {:?}",
+                        r.verdict,
+                        judged(&r)
+                    )
+                    .into())
                 }
             })
             .with_ignored_flag(!available),

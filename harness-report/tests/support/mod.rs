@@ -184,6 +184,7 @@ pub fn results() -> Vec<ScenarioResult> {
                 harness_model::Shortfall::CutsNotExecuted {
                     planned: 30,
                     executed: 25,
+                    without_place: 0,
                 },
                 harness_model::Shortfall::ClientsMissing {
                     planned: 2,

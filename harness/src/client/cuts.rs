@@ -71,9 +71,12 @@ impl CutState {
         }
     }
 
-    /// Whether an aimed cut has waited [`AIM_PATIENCE_EVENTS`] data events in vain.
-    pub(crate) fn aim_missed(&self, data_events: u64) -> bool {
-        self.aim.is_some() && data_events >= self.base_events + AIM_PATIENCE_EVENTS
+    /// The aim of a cut that has waited [`AIM_PATIENCE_EVENTS`] data events in vain.
+    pub(crate) fn aim_missed(&self, data_events: u64) -> Option<CutAim> {
+        self.aim
+            .as_ref()
+            .filter(|_| data_events >= self.base_events + AIM_PATIENCE_EVENTS)
+            .map(|a| a.aim)
     }
 
     /// Gives the connection's cut over to `next` (the next planned cut), after
@@ -106,6 +109,11 @@ impl CutState {
         self.aim
             .as_mut()
             .is_some_and(|a| chunk.iter().any(|&b| a.hit(b)))
+    }
+
+    /// Whether the cut counts data events (so it lands exactly after the k-th).
+    pub(crate) fn counts_events(&self) -> bool {
+        matches!(self.cut, Some(Cut::AfterEvents(_)))
     }
 
     /// Whether a cut after `data_events` data events is due.
@@ -267,11 +275,11 @@ mod tests {
         let mut c = CutState::new(Some(Cut::Aim(CutAim::InsideUtf8)));
         // An ASCII-only stream: the aim never matches.
         assert!(!c.scan(b"id: 1\ndata: {\"a\":1}\n\n"));
-        assert!(!c.aim_missed(AIM_PATIENCE_EVENTS - 1));
-        assert!(c.aim_missed(AIM_PATIENCE_EVENTS));
+        assert_eq!(c.aim_missed(AIM_PATIENCE_EVENTS - 1), None);
+        assert_eq!(c.aim_missed(AIM_PATIENCE_EVENTS), Some(CutAim::InsideUtf8));
         // The next cut counts from where it took over.
         c.give_way(Some(Cut::AfterEvents(2)), 40, 900);
-        assert!(!c.aim_missed(1000));
+        assert_eq!(c.aim_missed(1000), None);
         assert!(!c.after_events(41));
         assert!(c.after_events(42));
         c.give_way(Some(Cut::AtByte(10)), 42, 900);

@@ -420,7 +420,9 @@ async fn connect_once(
     let mut r = Reader::new(a, st, cut);
     let end = r.read(a, &mut resp, &mut conn, sig, st, paused).await;
     let mut tail = Vec::new();
-    r.parser.finish(&mut tail);
+    if r.cut_after.is_none() {
+        r.parser.finish(&mut tail);
+    }
     let at = a.us();
     for it in tail {
         if admit(&conn, &it, r.mode, a.target, a.ledger).is_err() {
@@ -429,8 +431,13 @@ async fn connect_once(
         record(&mut conn, a.target, r.mode, it, at, &mut r.data_events, st);
     }
     // Resume with the id of the last event actually dispatched (not the id of an event
-    // the cut interrupted). An empty id resets: the next connection has no cursor.
-    st.last_id = Some(r.parser.reconnect_id().to_owned()).filter(|s| !s.is_empty());
+    // the cut interrupted, nor of one the chunk held after an event-counted cut). An
+    // empty id resets: the next connection has no cursor.
+    let reconnect = r
+        .cut_after
+        .take()
+        .unwrap_or_else(|| r.parser.reconnect_id().to_owned());
+    st.last_id = Some(reconnect).filter(|s| !s.is_empty());
     if matches!(end, ConnEnd::Cut { .. }) && a.plan.reset {
         resp.reset();
     } else {
@@ -462,6 +469,9 @@ struct Reader {
     /// for the deadline. A correct target delivers continuously, so this only shortens
     /// failures.
     last_data: Instant,
+    /// Set when an event-counted cut fell inside a chunk: the last event id as of the
+    /// k-th event, which the next connection resumes from (the parser read further).
+    cut_after: Option<String>,
 }
 
 impl Reader {
@@ -480,6 +490,7 @@ impl Reader {
             parser.set_last_event_id(c);
         }
         Reader {
+            cut_after: None,
             mode,
             parser,
             items: Vec::new(),
@@ -644,7 +655,17 @@ impl Reader {
                 capped = Some(limit);
                 break;
             }
+            let last_id = match &it {
+                Item::Event(ev) if self.cuts.counts_events() => Some(ev.last_event_id.clone()),
+                _ => None,
+            };
             record(conn, a.target, self.mode, it, at, &mut self.data_events, st);
+            if last_id.is_some() && self.cuts.after_events(self.data_events) {
+                // Cut right after the k-th event: what the chunk holds beyond it was
+                // never received (the target sends it again on resume).
+                self.cut_after = last_id;
+                break;
+            }
         }
         if let Some(limit) = capped {
             return Some(ConnEnd::RecordLimit { limit });
@@ -655,8 +676,9 @@ impl Reader {
         if self.parser.is_stopped() {
             return Some(ConnEnd::ParserLimit);
         }
-        if self.cuts.aim_missed(self.data_events) {
+        if let Some(aim) = self.cuts.aim_missed(self.data_events) {
             // Its place never came: the next planned cut takes over this connection.
+            conn.aims_without_place.push(aim);
             self.cuts
                 .give_way(st.cuts.pop_front(), self.data_events, conn.body_bytes);
         }
