@@ -212,7 +212,8 @@ pub struct Cuts {
     /// Upper bound of a random event-count cut.
     #[serde(default = "default_span_events")]
     pub span_events: u64,
-    /// Rapid connect/disconnect cycles: open, close at once, resume.
+    /// Rapid connect/disconnect cycles: open, close right after the first data event,
+    /// resume (with `gap_ms`, spread over the publishing).
     #[serde(default)]
     pub rapid_cycles: u32,
     /// All clients of the group cut at this many ms after publishing starts, together (a burst).

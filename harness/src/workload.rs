@@ -264,6 +264,7 @@ fn client_plan(
         reset: g.cuts.reset,
         until: Until::CaughtUp,
         reconnect: true,
+        through_restarts: false,
         deadline: at.deadline,
         strict: target.profile.strict,
     }
@@ -284,7 +285,8 @@ fn owed_floor(t: &Traffic, stream: StreamChoice, from_start: bool) -> u64 {
 /// client can make against a correct target: event-counted cuts add up to less than
 /// `owed` (the client's last owed event is never spent on a cut, so it does not catch
 /// up with a cut still planned), and a cut that no longer fits is not planned. Aimed
-/// and rapid cuts spend one event each; byte cuts are left to the scenario's sizes.
+/// and rapid cuts (after one data event) spend one event each; byte cuts are left to
+/// the scenario's sizes.
 fn plan_cuts(g: &ClientGroup, owed: u64, rng: &mut ChaCha8Rng) -> VecDeque<Cut> {
     let mut left = owed.saturating_sub(1);
     let mut cuts = VecDeque::new();
@@ -310,6 +312,10 @@ fn plan_cuts(g: &ClientGroup, owed: u64, rng: &mut ChaCha8Rng) -> VecDeque<Cut> 
         cuts.push_back(Cut::AfterEvents(k));
     }
     for _ in 0..g.cuts.rapid_cycles {
+        if left == 0 {
+            break;
+        }
+        left -= 1;
         cuts.push_back(Cut::Rapid);
     }
     cuts
@@ -367,7 +373,7 @@ mod tests {
                             .iter()
                             .map(|c| match c {
                                 Cut::AfterEvents(k) => *k,
-                                Cut::Aim(_) => 1,
+                                Cut::Aim(_) | Cut::Rapid => 1,
                                 _ => 0,
                             })
                             .sum();

@@ -14,7 +14,8 @@ pub enum Cut {
     Aim(CutAim),
     /// Close after this many data events of the connection.
     AfterEvents(u64),
-    /// Close right after the first body bytes arrive.
+    /// Close right after the connection's first data event: a short connection that
+    /// still carries data (the plan's cut gap spreads the cycles over the publishing).
     Rapid,
     /// Close when the group's burst signal fires.
     Burst,
@@ -94,7 +95,6 @@ impl CutState {
                 0 => Err(self.end(body_bytes)),
                 left => Ok(Some(usize::try_from(left).unwrap_or(usize::MAX))),
             },
-            Some(Cut::Rapid) if body_bytes > 0 => Err(self.end(body_bytes)),
             _ => Ok(None),
         }
     }
@@ -113,12 +113,16 @@ impl CutState {
 
     /// Whether the cut counts data events (so it lands exactly after the k-th).
     pub(crate) fn counts_events(&self) -> bool {
-        matches!(self.cut, Some(Cut::AfterEvents(_)))
+        matches!(self.cut, Some(Cut::AfterEvents(_) | Cut::Rapid))
     }
 
     /// Whether a cut after `data_events` data events is due.
     pub(crate) fn after_events(&self, data_events: u64) -> bool {
-        matches!(self.cut, Some(Cut::AfterEvents(k)) if data_events >= self.base_events + k)
+        match self.cut {
+            Some(Cut::AfterEvents(k)) => data_events >= self.base_events + k,
+            Some(Cut::Rapid) => data_events > self.base_events,
+            _ => false,
+        }
     }
 
     /// How the connection ends when the cut happens after `after` body bytes.
@@ -260,8 +264,9 @@ mod tests {
             })
         );
         let rapid = CutState::new(Some(Cut::Rapid));
-        assert_eq!(rapid.before_read(0), Ok(None));
-        assert!(rapid.before_read(1).is_err());
+        assert_eq!(rapid.before_read(1000), Ok(None));
+        assert!(!rapid.after_events(0));
+        assert!(rapid.after_events(1));
         assert_eq!(
             CutState::new(Some(Cut::Aim(CutAim::InsideId))).before_read(5),
             Ok(Some(1))

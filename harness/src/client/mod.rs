@@ -111,6 +111,9 @@ pub struct ClientPlan {
     pub until: Until,
     /// Reconnect when the server ends the stream (event streams) or not (task, version, probes).
     pub reconnect: bool,
+    /// The target is restarted on purpose while this client runs: connections that fail
+    /// never make it give up before the deadline (a slow restart is not a loss).
+    pub through_restarts: bool,
     /// Absolute deadline.
     pub deadline: Instant,
     /// Strict parsing.
@@ -192,12 +195,15 @@ pub async fn run(
         if done || Instant::now() >= plan.deadline || *sig.stop.borrow() {
             break;
         }
-        if consecutive_failures >= 20 || connections.len() >= 5000 {
+        if gives_up(
+            plan.through_restarts,
+            consecutive_failures,
+            connections.len(),
+        ) {
             break;
         }
         if consecutive_failures > 0 {
-            // A target that refuses or drops connections: back off a little, bounded.
-            tokio::time::sleep(Duration::from_millis(50 * u64::from(consecutive_failures))).await;
+            tokio::time::sleep(backoff(consecutive_failures)).await;
         } else if !plan.cut_gap.is_zero() && matches!(end, ConnEnd::Cut { .. }) {
             // Chaos timing, not synchronisation: stay away as long as the plan says.
             tokio::time::sleep(
@@ -215,6 +221,27 @@ pub async fn run(
         from_start: plan.from_start,
         connections,
     }
+}
+
+/// Consecutive failed connections after which a client gives up, unless the target is
+/// restarted on purpose ([`ClientPlan::through_restarts`]): about 10 s of backing off.
+const GIVE_UP_AFTER_FAILURES: u32 = 20;
+
+/// Connections one client makes at most (a target that ends every stream at once).
+const MAX_CONNECTIONS: usize = 5000;
+
+/// Whether a client stops reconnecting: after [`GIVE_UP_AFTER_FAILURES`] failures in a
+/// row (a target that refuses or drops every connection), unless it is meant to ride
+/// out restarts; and always after [`MAX_CONNECTIONS`].
+fn gives_up(through_restarts: bool, consecutive_failures: u32, connections: usize) -> bool {
+    (consecutive_failures >= GIVE_UP_AFTER_FAILURES && !through_restarts)
+        || connections >= MAX_CONNECTIONS
+}
+
+/// The pause before reconnecting after `consecutive_failures` failures in a row: 50 ms
+/// more each time, at most 1 s.
+fn backoff(consecutive_failures: u32) -> Duration {
+    Duration::from_millis(50 * u64::from(consecutive_failures.min(GIVE_UP_AFTER_FAILURES)))
 }
 
 struct State {
@@ -771,5 +798,24 @@ fn record(
             }
         }
         Item::Discarded { .. } | Item::UnknownField { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target that refuses every connection is given up on after about 10 s of
+    /// backing off; one restarted on purpose is waited for until the deadline, a second
+    /// at a time; a target that ends every stream at once, never beyond the cap.
+    #[test]
+    fn clients_give_up_on_a_dead_target_but_ride_out_a_restart() {
+        assert!(!gives_up(false, GIVE_UP_AFTER_FAILURES - 1, 20));
+        assert!(gives_up(false, GIVE_UP_AFTER_FAILURES, 20));
+        assert!(!gives_up(true, 10_000, 20));
+        assert!(gives_up(true, 0, MAX_CONNECTIONS));
+        let waited: Duration = (1..=GIVE_UP_AFTER_FAILURES).map(backoff).sum();
+        assert_eq!(waited, Duration::from_millis(10_500));
+        assert_eq!(backoff(10_000), Duration::from_secs(1));
     }
 }

@@ -211,6 +211,7 @@ impl Ctx {
             reset: false,
             until,
             reconnect: false,
+            through_restarts: false,
             deadline: self.deadline,
             strict: self.target.profile.strict,
         }
@@ -408,6 +409,7 @@ impl Ctx {
                 );
                 p.channels = vec![ch.clone()];
                 p.reconnect = true;
+                p.through_restarts = true;
                 self.spawn(p, Some(otx.clone()))
             })
             .collect();
