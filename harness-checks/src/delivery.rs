@@ -32,6 +32,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     slow_consumer_close(ctx);
     only_requested(ctx);
     content_intact(ctx);
+    crate::fairness::fast_not_held_back(ctx);
 }
 
 /// A subscriber filtered to some jobs (channels) that receives another job's event:

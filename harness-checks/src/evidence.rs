@@ -279,6 +279,7 @@ mod tests {
             bytes_per_sec: 1,
             slow_for_ms: 6000,
             rcvbuf: 4096,
+            ..GroupPlan::default()
         });
         // Three 50-byte events acked: 150 bytes behind at most.
         let got = evidence(&numeric_cfg(), &r);

@@ -81,14 +81,7 @@ fn delivery_p99_us(clients: &[&Transcript], by_marker: &BTreeMap<&str, &Ack>) ->
         .iter()
         .flat_map(|t| &t.connections)
         .flat_map(|c| &c.frames);
-    for f in frames {
-        let FrameKind::Data(d) = &f.kind else {
-            continue;
-        };
-        let Some(a) = d.marker.as_deref().and_then(|m| by_marker.get(m)) else {
-            continue;
-        };
-        let v = f.at_us.saturating_sub(a.sent_us);
+    for (_, v) in crate::view::delivery_latencies(frames, by_marker) {
         // Auto-resizing: only a value beyond the histogram's range fails.
         if h.record(v).is_err() {
             h.saturating_record(v);

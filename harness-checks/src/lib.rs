@@ -23,6 +23,7 @@ mod delivery;
 mod durability;
 mod evidence;
 mod facts;
+mod fairness;
 mod framing;
 mod heartbeat;
 mod jobs;

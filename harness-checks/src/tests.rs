@@ -670,6 +670,11 @@ cases! {
     receipt_events_hash_wrong => {
         Case::one(numeric_cfg(), jobs_rec(events_hash_wrong(), &[]).1, "lifecycle.task-receipt", "[lifecycle.task-receipt] client t#0 conn 0: expected job j9: events_sha256 164aada88d8e1a62484c63d0d78b382170a79448ec1bb0514ebfc63dd3cc6fad (recomputed over the 4 events before task_completed), saw \"0164aada88d8e1a62484c63d0d78b382170a79448ec1bb0514ebfc63dd3cc6fad\"").also(&["durability.receipts-recomputed"])
     };
+    // Issue 12 hole 10 (spine §4.3).
+    fast_beside_stalled_readers => Case::clean(numeric_cfg(), beside_stalled_readers(5));
+    // Within 4 × the baseline p99 (5 ms) + 1 s: noise on a shared machine.
+    fast_a_little_slower_beside_stalled_readers => Case::clean(numeric_cfg(), beside_stalled_readers(900));
+    fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }
 
 #[test]
@@ -963,6 +968,7 @@ fn facts_recording() -> Recording {
                     bytes_per_sec: 10,
                     slow_for_ms: 1000,
                     rcvbuf: 4096,
+                    ..Default::default()
                 },
             ],
             ..Default::default()
@@ -1269,4 +1275,69 @@ fn events_hash_wrong() -> harness_model::JobReadBack {
     done["payload"]["receipt_hash"] = json!(fix);
     job.events[last] = done.to_string();
     job
+}
+
+/// Issue 12 hole 10: writes seq 1..=100 of j1, sent every 10 ms from 110 ms. Two
+/// `stalled` readers stop after their 20th event (at 305 ms) for 400 ms; two `fast`
+/// readers get each write 5 ms after it was sent, except that a write sent while the
+/// others are stopped reaches them `held_back` ms after it was sent (and nothing
+/// overtakes it).
+fn beside_stalled_readers(held_back: u64) -> Recording {
+    let acks: Vec<harness_model::Ack> = (1..=100).map(|s| ack(s, "j1", 100 + 10 * s)).collect();
+    let sent = |s: u64| 100 + 10 * s;
+    let reader = |delay: &dyn Fn(u64) -> u64| {
+        let mut at = 0;
+        let mut c = Conn::new(0, 0).open(1, "events", 0, Value::Null);
+        for s in 1..=100 {
+            at = u64::max(at, sent(s) + delay(s));
+            c = c.data(at, s, "j1");
+        }
+        c.end(ConnEnd::Finished, at + 10)
+    };
+    let fast = |s: u64| {
+        if (305..=705).contains(&sent(s)) {
+            held_back
+        } else {
+            5
+        }
+    };
+    let stalled = |s: u64| {
+        if s <= 20 {
+            5
+        } else {
+            710 - sent(s).min(710) + s
+        }
+    };
+    let group = |name: &str, pause_after_events, pause_ms| harness_model::GroupPlan {
+        name: name.into(),
+        pause_after_events,
+        pause_ms,
+        ..Default::default()
+    };
+    Recording {
+        transcripts: vec![
+            client("fast#0", StreamKind::Events, &["j1"], vec![reader(&fast)]),
+            client("fast#1", StreamKind::Events, &["j1"], vec![reader(&fast)]),
+            client(
+                "stalled#0",
+                StreamKind::Events,
+                &["j1"],
+                vec![reader(&stalled)],
+            ),
+            client(
+                "stalled#1",
+                StreamKind::Events,
+                &["j1"],
+                vec![reader(&stalled)],
+            ),
+        ],
+        acks,
+        workload: Some(harness_model::WorkloadPlan {
+            live_from_us: 0,
+            groups: vec![group("fast", 0, 0), group("stalled", 20, 400)],
+            writes: 100,
+            ..Default::default()
+        }),
+        ..Recording::default()
+    }
 }

@@ -538,3 +538,18 @@ fn rfc3339_ms(s: &str) -> Option<u64> {
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
     Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + millis)
 }
+
+/// Each acknowledged write delivered in `frames`: (when it was sent, how long after
+/// that it arrived), both in µs. Frames without a known marker are skipped.
+pub(crate) fn delivery_latencies<'a>(
+    frames: impl Iterator<Item = &'a Frame> + 'a,
+    by_marker: &'a BTreeMap<&str, &Ack>,
+) -> impl Iterator<Item = (u64, u64)> + 'a {
+    frames.filter_map(move |f| {
+        let FrameKind::Data(d) = &f.kind else {
+            return None;
+        };
+        let a = by_marker.get(d.marker.as_deref()?)?;
+        Some((a.sent_us, f.at_us.saturating_sub(a.sent_us)))
+    })
+}

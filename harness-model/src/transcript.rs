@@ -400,6 +400,12 @@ pub struct GroupPlan {
     pub slow_for_ms: u64,
     /// The `SO_RCVBUF` it asked for (0: the system default).
     pub rcvbuf: u64,
+    /// It stops reading after this many data events of its first connection...
+    #[serde(default)]
+    pub pause_after_events: u64,
+    /// ...for this long, in ms (0: it never pauses).
+    #[serde(default)]
+    pub pause_ms: u64,
 }
 
 /// What a scenario's steps arranged on purpose, per client. Checkers that judge a

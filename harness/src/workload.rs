@@ -333,6 +333,8 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
                 bytes_per_sec: g.read.bytes_per_sec,
                 slow_for_ms: g.read.slow_for_ms,
                 rcvbuf: g.read.rcvbuf as u64,
+                pause_after_events: g.read.pause_after_events,
+                pause_ms: g.read.pause_ms,
             })
             .collect(),
         writes: sc.traffic.backlog + sc.traffic.events,

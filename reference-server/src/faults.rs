@@ -209,6 +209,10 @@ faults! {
     /// `GET …/receipt` answers `X-Receipt-SHA256` with the hash of the receipt's first
     /// byte only; the file, `task_completed` and the store still agree.
     ReceiptHeaderWrong => "receipt-header-wrong",
+    /// Every stream takes one server-wide lock for each chunk it writes and keeps it
+    /// until the chunk is written (its body is polled again): a reader that stops
+    /// reading holds it, and every other stream waits.
+    GlobalWriteLock => "global-write-lock",
 }
 
 impl fmt::Display for Fault {
@@ -284,6 +288,8 @@ pub(crate) struct FaultCounters {
     publishes: AtomicU64,
     /// [`Fault::LeakClosedStreams`]: what streams of vanished clients held, never freed.
     leaked: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+    /// [`Fault::GlobalWriteLock`]: the one lock every stream's write takes.
+    pub(crate) write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for FaultCounters {

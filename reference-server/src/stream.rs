@@ -157,6 +157,9 @@ struct FaultState {
     /// error once the frames before have been written (hyper then closes the
     /// connection inside the chunked body).
     abort: bool,
+    /// [`Fault::GlobalWriteLock`]: the lock, held from a chunk's hand-over until the
+    /// body is polled again.
+    write_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// One open stream: the frames waiting to be written and where more come from.
@@ -328,6 +331,8 @@ impl Stream {
 
     /// The next chunk to write; an error only under the abort faults.
     async fn next_chunk(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        // Polled again: the previous chunk is written.
+        self.fault.write_guard = None;
         if let Some(rest) = self.split_rest.take() {
             // Variant SplitWrites: the body yields once, so hyper writes the first half
             // to the socket on its own before it gets this one.
@@ -337,6 +342,10 @@ impl Stream {
         }
         loop {
             if let Some(b) = self.out.pop_front() {
+                if self.state.faults.has(Fault::GlobalWriteLock) {
+                    let lock = self.state.fault_counters.write_lock.clone();
+                    self.fault.write_guard = Some(lock.lock_owned().await);
+                }
                 self.last_write = Instant::now();
                 return Some(Ok(self.on_wire(b)));
             }
