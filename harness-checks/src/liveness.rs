@@ -22,17 +22,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     let deadline = p
         .disconnected_us
         .saturating_add(p.heartbeat_ms.saturating_mul(3_000));
-    let samples: Vec<(u64, f64)> = ctx
-        .rec
-        .gauges
-        .get(&p.gauge)
-        .map(|s| {
-            s.iter()
-                .copied()
-                .filter(|(t, _)| *t >= p.disconnected_us)
-                .collect()
-        })
-        .unwrap_or_default();
+    let samples = gauge_samples(ctx, p, |t| t >= p.disconnected_us);
     let back = samples.iter().find(|(_, v)| *v <= p.baseline);
     let seen = match (back, samples.last()) {
         (Some((t, _)), _) if *t <= deadline => return,
@@ -62,23 +52,22 @@ pub(crate) fn check(ctx: &mut Ctx) {
     ctx.emit(ids::LIVENESS_DISCONNECT_NOTICED, e);
 }
 
+/// The probe's gauge samples (time, value) whose time passes `keep`, in order.
+fn gauge_samples(ctx: &Ctx, p: &LivenessProbe, keep: impl Fn(u64) -> bool) -> Vec<(u64, f64)> {
+    ctx.rec
+        .gauges
+        .get(&p.gauge)
+        .map(|s| s.iter().copied().filter(|(t, _)| keep(*t)).collect())
+        .unwrap_or_default()
+}
+
 /// Evidence that no sample taken while the clients were connected counted them all.
 fn never_rose(ctx: &Ctx, p: &LivenessProbe) -> Option<Evidence> {
     if p.clients == 0 {
         return None;
     }
     let want = p.baseline + f64::from(p.clients);
-    let before: Vec<(u64, f64)> = ctx
-        .rec
-        .gauges
-        .get(&p.gauge)
-        .map(|s| {
-            s.iter()
-                .copied()
-                .filter(|(t, _)| *t < p.disconnected_us)
-                .collect()
-        })
-        .unwrap_or_default();
+    let before = gauge_samples(ctx, p, |t| t < p.disconnected_us);
     if before.iter().any(|(_, v)| *v >= want) {
         return None;
     }
