@@ -213,6 +213,13 @@ faults! {
     /// until the chunk is written (its body is polled again): a reader that stops
     /// reading holds it, and every other stream waits.
     GlobalWriteLock => "global-write-lock",
+    /// Heartbeats (only) announce `head_seq` [`STALE_HEAD_BY`] seqs below the real
+    /// head, so below seqs the same connection already sent; `connection_open` is right.
+    HeartbeatStaleHead => "heartbeat-stale-head",
+    /// An events stream requested with a cursor (`Last-Event-ID` or `last_event_id`)
+    /// is refused with `500 internal`: every resume fails, so a client that lost its
+    /// connection never gets the acknowledged events after its cursor.
+    ResumeRefused => "resume-refused",
 }
 
 impl fmt::Display for Fault {

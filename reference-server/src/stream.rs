@@ -320,7 +320,10 @@ impl Stream {
             self.done = true;
             return;
         }
-        let head = self.announced_head(self.state.store.head());
+        let mut head = self.announced_head(self.state.store.head());
+        if self.state.faults.has(Fault::HeartbeatStaleHead) {
+            head = head.saturating_sub(STALE_HEAD_BY);
+        }
         let data = if self.state.faults.has(Fault::HeartbeatWithoutHead) {
             json!({ "server_time": now_ts() })
         } else {
@@ -758,6 +761,9 @@ pub async fn events_stream(
 ) -> Result<Response, ApiError> {
     let q = query_or_err(query)?;
     let cursor = request_cursor(&state, &headers, q.last_event_id.as_deref())?;
+    if cursor.is_some() && state.faults.has(Fault::ResumeRefused) {
+        return Err(ApiError::new(ErrorCode::Internal, "resume failed"));
+    }
     let cid = correlation_id(&headers);
     let head_rx = state.store.subscribe_head();
     let head = *head_rx.borrow();
