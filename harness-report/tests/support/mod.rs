@@ -55,6 +55,7 @@ pub fn meta() -> RunMeta {
         started_at: "2026-11-23T09:15:00Z".into(),
         harness_version: "0.1.0".into(),
         replay_command: "sse-harness run --embedded --seed 424242".into(),
+        limits: Default::default(),
     }
 }
 
