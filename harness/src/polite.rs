@@ -153,7 +153,7 @@ mod tests {
     fn max_clients_takes_from_the_largest_group_first() {
         let out = apply(&scenario(BIG), &limits(1.0, None, Some(5))).unwrap();
         let counts: Vec<u32> = out.clients.iter().map(|g| g.count).collect();
-        assert_eq!(counts, [3, 2]);
+        assert_eq!(counts, [2, 3]);
         assert_eq!(cap_clients(vec![2, 2, 2], Some(4)).unwrap(), [1, 1, 2]);
         assert_eq!(cap_clients(vec![2, 2], Some(9)).unwrap(), [2, 2]);
     }

@@ -228,6 +228,7 @@ pub fn events_of(results: Vec<ScenarioResult>) -> Vec<RunEvent> {
         outcome: harness_model::Outcome::Fail,
         totals: harness_model::Totals::of(&results),
         reason: None,
+        interrupted: None,
     };
     let mut ev = vec![RunEvent::RunStarted {
         meta: meta(),
