@@ -73,6 +73,55 @@ pub struct RunMeta {
     pub harness_version: String,
     /// A command line that replays this run (same seed, same scenarios).
     pub replay_command: String,
+    /// The polite limits the run kept to (`--scale`, `--max-rate`, `--max-clients`).
+    #[serde(default)]
+    pub limits: RunLimits,
+}
+
+/// The limits a run keeps to in a shared environment: every workload scenario's counts
+/// scaled by `scale`, its publish rate capped at `max_rate`, its concurrent clients at
+/// `max_clients`. Probes keep their own small fixed counts.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunLimits {
+    /// The factor on every scenario's clients, events and publishers, in (0, 1].
+    pub scale: f64,
+    /// At most this many writes per second published, in every scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<u64>,
+    /// At most this many concurrent clients in any scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clients: Option<u32>,
+}
+
+impl Default for RunLimits {
+    fn default() -> RunLimits {
+        RunLimits {
+            scale: 1.0,
+            max_rate: None,
+            max_clients: None,
+        }
+    }
+}
+
+impl RunLimits {
+    /// Whether these are no limits at all (full scale, no caps).
+    pub fn is_default(&self) -> bool {
+        *self == RunLimits::default()
+    }
+}
+
+impl std::fmt::Display for RunLimits {
+    /// `scale 0.5, at most 100 events/s, at most 4 clients per scenario`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "scale {}", self.scale)?;
+        if let Some(r) = self.max_rate {
+            write!(f, ", at most {r} events/s")?;
+        }
+        if let Some(c) = self.max_clients {
+            write!(f, ", at most {c} clients per scenario")?;
+        }
+        Ok(())
+    }
 }
 
 /// A scenario as announced before it runs.
@@ -133,9 +182,11 @@ impl ScenarioResult {
     /// skipped or could not run, else its first MUST finding (or first finding).
     pub fn headline(&self) -> String {
         match &self.verdict {
-            Verdict::Skipped { .. } | Verdict::Error { .. } | Verdict::Inconclusive { .. } => {
-                self.verdict.reason().unwrap_or_default()
-            }
+            Verdict::Skipped { .. }
+            | Verdict::Error { .. }
+            | Verdict::Inconclusive { .. }
+            | Verdict::Interrupted
+            | Verdict::NotRun => self.verdict.reason().unwrap_or_default(),
             _ => self
                 .findings
                 .iter()
@@ -196,6 +247,16 @@ pub struct Totals {
     /// Every MUST held but they did not do what they set out to do.
     #[serde(default)]
     pub inconclusive: u64,
+    /// Running when the run was interrupted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interrupted: u64,
+    /// Not run because the run was interrupted first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_run: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Totals {
@@ -209,6 +270,8 @@ impl Totals {
                 Verdict::Skipped { .. } => t.skipped += 1,
                 Verdict::Error { .. } => t.error += 1,
                 Verdict::Inconclusive { .. } => t.inconclusive += 1,
+                Verdict::Interrupted => t.interrupted += 1,
+                Verdict::NotRun => t.not_run += 1,
             }
         }
         t
@@ -230,6 +293,9 @@ pub enum Outcome {
     CouldNotRun,
     /// Every contract held but a threshold did not: exit 3.
     ThresholdFail,
+    /// The run was interrupted (Ctrl-C, SIGTERM) before it ended: exit 130, whatever
+    /// the scenarios that did finish found. An interrupted run never passes.
+    Interrupted,
 }
 
 impl Outcome {
@@ -240,6 +306,7 @@ impl Outcome {
             Outcome::Fail => 1,
             Outcome::CouldNotRun => 2,
             Outcome::ThresholdFail => 3,
+            Outcome::Interrupted => 130,
         }
     }
 
@@ -248,13 +315,14 @@ impl Outcome {
         self == Outcome::Pass
     }
 
-    /// The word reports print: `PASS`, `FAIL`, `ERROR`, `THRESHOLD FAIL`.
+    /// The word reports print: `PASS`, `FAIL`, `ERROR`, `THRESHOLD FAIL`, `INTERRUPTED`.
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
             Outcome::CouldNotRun => "ERROR",
             Outcome::ThresholdFail => "THRESHOLD FAIL",
+            Outcome::Interrupted => "INTERRUPTED",
         }
     }
 }
@@ -270,6 +338,36 @@ pub struct RunSummary {
     /// Why, in one line, when the run did not pass (e.g. the first scenario that could not run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The signal that interrupted the run, when one did (then the outcome is
+    /// [`Outcome::Interrupted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
+}
+
+/// The signal that stopped a run before its end.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Interruption {
+    /// SIGINT (Ctrl-C).
+    Sigint,
+    /// SIGTERM.
+    Sigterm,
+}
+
+impl Interruption {
+    /// The signal's name: `SIGINT`, `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interruption::Sigint => "SIGINT",
+            Interruption::Sigterm => "SIGTERM",
+        }
+    }
+}
+
+impl std::fmt::Display for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One threshold as the gate judged it: the limit, the value observed and whether it held.

@@ -18,8 +18,8 @@ pub mod vocab;
 pub use contracts::{Contract, Contracts, KnownContract, ids};
 pub use escape::untrusted;
 pub use events::{
-    Metric, Outcome, RunEvent, RunMeta, RunSummary, ScenarioInfo, ScenarioResult, ScenarioStats,
-    ThresholdCheck, Totals,
+    Interruption, Metric, Outcome, RunEvent, RunLimits, RunMeta, RunSummary, ScenarioInfo,
+    ScenarioResult, ScenarioStats, ThresholdCheck, Totals,
 };
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};

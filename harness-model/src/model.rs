@@ -165,6 +165,11 @@ pub enum Verdict {
         /// Why, never empty (see [`Shortfall`]).
         reasons: Vec<Shortfall>,
     },
+    /// The run was interrupted (Ctrl-C, SIGTERM) while this scenario was running: it
+    /// proves nothing and never passes.
+    Interrupted,
+    /// Not run: the run was interrupted before this scenario's turn.
+    NotRun,
 }
 
 impl Verdict {
@@ -188,7 +193,8 @@ impl Verdict {
         }
     }
 
-    /// A short lowercase label: pass, fail, skipped, error, inconclusive.
+    /// A short lowercase label: pass, fail, skipped, error, inconclusive, interrupted,
+    /// not-run.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
@@ -196,17 +202,21 @@ impl Verdict {
             Verdict::Skipped { .. } => "skipped",
             Verdict::Error { .. } => "error",
             Verdict::Inconclusive { .. } => "inconclusive",
+            Verdict::Interrupted => "interrupted",
+            Verdict::NotRun => "not-run",
         }
     }
 
     /// The reason in one line, for the verdicts that carry one (skipped, error,
-    /// inconclusive), escaped for a terminal.
+    /// inconclusive, interrupted, not run), escaped for a terminal.
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Skipped { reason } | Verdict::Error { reason } => {
                 Some(crate::escape::untrusted(reason).into_owned())
             }
             Verdict::Inconclusive { reasons } => Some(crate::shortfall::one_line(reasons)),
+            Verdict::Interrupted => Some("the run was interrupted while it ran".into()),
+            Verdict::NotRun => Some("not run: the run was interrupted before it".into()),
             Verdict::Pass | Verdict::Fail => None,
         }
     }

@@ -68,6 +68,16 @@ pub enum Shortfall {
         /// Writes sent (acknowledged or failed).
         sent: u64,
     },
+    /// The run's polite limits (`--max-clients`, `--scale`) leave the scenario less
+    /// than it needs to do what it sets out to do, so it was not played.
+    LimitsTooTight {
+        /// What is short, e.g. `concurrent clients`.
+        what: String,
+        /// How many the scenario needs at least.
+        needed: u64,
+        /// How many the limits allow.
+        allowed: u64,
+    },
 }
 
 impl fmt::Display for Shortfall {
@@ -119,6 +129,14 @@ impl fmt::Display for Shortfall {
             Shortfall::PublishingIncomplete { planned, sent } => {
                 write!(f, "{sent} of {planned} planned writes were sent")
             }
+            Shortfall::LimitsTooTight {
+                what,
+                needed,
+                allowed,
+            } => write!(
+                f,
+                "the run's limits allow {allowed} {what}, the scenario needs at least {needed}"
+            ),
         }
     }
 }

@@ -62,6 +62,8 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; f
 .skipped-c { color:var(--skip); background:var(--skip-bg); }
 .error-c { color:var(--err); background:var(--err-bg); }
 .inconclusive-c { color:var(--inc); background:var(--inc-bg); }
+.interrupted-c { color:var(--fail); background:var(--fail-bg); }
+.not-run-c { color:var(--skip); background:var(--skip-bg); }
 table { border-collapse:collapse; width:100%; background:#fff; border:1px solid var(--line);
   border-radius:8px; overflow:hidden; }
 th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
@@ -571,6 +573,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         ("started", meta.started_at.clone()),
         ("duration", human_duration(log.duration.unwrap_or_default())),
         ("harness", meta.harness_version.clone()),
+        ("limits", meta.limits.to_string()),
     ];
     s.push_str("<div class=\"facts\">");
     for (k, v) in facts {
@@ -589,6 +592,14 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
          <span class=\"chip inconclusive-c\">{} inconclusive</span></div>",
         t.pass, t.fail, t.skipped, t.error, t.inconclusive
     );
+    if let Some(signal) = log.summary.as_ref().and_then(|s| s.interrupted) {
+        let _ = write!(
+            s,
+            "<p class=\"interrupted-c\"><b>Interrupted by {signal}</b>: a partial report \
+             ({} scenario(s) interrupted, {} not run); it never passes a gate.</p>",
+            t.interrupted, t.not_run
+        );
+    }
 
     s.push_str(
         "<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Verdict</th><th class=\"num\">Time</th>\

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use harness_model::{
-    Evidence, Finding, Level, RunEvent, RunSummary, ScenarioResult, ScenarioStats, Shortfall,
-    ThresholdCheck, Totals, Verdict,
+    Evidence, Finding, Level, RunEvent, RunLimits, RunSummary, ScenarioResult, ScenarioStats,
+    Shortfall, ThresholdCheck, Totals, Verdict,
 };
 use serde::Serialize;
 
@@ -25,6 +25,8 @@ struct Summary<'a> {
     run: Run<'a>,
     outcome: Option<&'a RunSummary>,
     exit_code: Option<u8>,
+    /// Whether a signal stopped the run before its end (the report is partial).
+    interrupted: bool,
     totals: Totals,
     scenarios: Vec<Scenario<'a>>,
     gate: Vec<JsonFinding<'a>>,
@@ -41,6 +43,7 @@ struct Run<'a> {
     harness_version: &'a str,
     replay_command: &'a str,
     duration_ms: u64,
+    limits: &'a RunLimits,
 }
 
 #[derive(Serialize)]
@@ -121,6 +124,7 @@ pub fn event_line(ev: &RunEvent) -> String {
             "event": "run_started", "seed": meta.seed, "target": meta.target,
             "profile": meta.profile, "embedded": meta.embedded, "started_at": meta.started_at,
             "harness_version": meta.harness_version, "replay_command": meta.replay_command,
+            "limits": meta.limits,
             "scenarios": scenarios.iter().map(|s| &s.id).collect::<Vec<_>>(),
         }),
         RunEvent::ScenarioStarted { info } => {
@@ -188,9 +192,14 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
             harness_version: &meta.harness_version,
             replay_command: &meta.replay_command,
             duration_ms: log.duration.unwrap_or_default().as_millis() as u64,
+            limits: &meta.limits,
         },
         outcome: log.summary.as_ref(),
         exit_code: log.summary.as_ref().map(|s| s.outcome.exit_code()),
+        interrupted: log
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.interrupted.is_some()),
         totals: log.totals(),
         scenarios: log.results.iter().map(scenario).collect(),
         gate: log.gate.iter().map(finding).collect(),

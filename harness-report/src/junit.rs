@@ -1,7 +1,8 @@
 //! `junit.xml`: one `<testsuite>` per contract group (CT-10, ...), one `<testcase>` per
 //! scenario; failures carry the finding text, skipped and errored scenarios their reason,
 //! SHOULD findings go to the test case's `system-out`. Gate findings, when there are
-//! any, are one failing test case of a `gate` suite so CI shows the run failed.
+//! any, are one failing test case of a `gate` suite so CI shows the run failed; an
+//! interrupted run is one erroring `run/interrupted` test case.
 
 use harness_model::{Finding, Level, Verdict};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -88,6 +89,18 @@ pub(crate) fn report(log: &RunLog) -> Report {
                     s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
                     s
                 }
+                Verdict::Interrupted => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message("interrupted: the run was stopped while this scenario ran");
+                    s.set_type("interrupted");
+                    s.set_description(format!("replay: {}\n", r.replay_command));
+                    s
+                }
+                Verdict::NotRun => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message("not run: the run was interrupted before it");
+                    s
+                }
                 Verdict::Error { reason } => {
                     let reason = harness_model::untrusted(reason);
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -106,6 +119,19 @@ pub(crate) fn report(log: &RunLog) -> Report {
             suite.add_test_case(case);
         }
         suite.set_time(time);
+        report.add_test_suite(suite);
+    }
+    if let Some(signal) = log.summary.as_ref().and_then(|s| s.interrupted) {
+        let mut suite = TestSuite::new("run");
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+        s.set_message(format!("the run was interrupted by {signal}"));
+        s.set_type("interrupted");
+        if let Some(reason) = log.summary.as_ref().and_then(|s| s.reason.as_ref()) {
+            s.set_description(format!("{reason}\n"));
+        }
+        let mut case = TestCase::new("run/interrupted", s);
+        case.set_classname("run");
+        suite.add_test_case(case);
         report.add_test_suite(suite);
     }
     if !log.gate.is_empty() {

@@ -31,6 +31,8 @@ fn verdict_badge(v: &Verdict) -> &'static str {
         Verdict::Skipped { .. } => "⏭️ skipped",
         Verdict::Error { .. } => "⚠️ error",
         Verdict::Inconclusive { .. } => "❔ inconclusive",
+        Verdict::Interrupted => "⛔ interrupted",
+        Verdict::NotRun => "⏸️ not run",
     }
 }
 
@@ -44,6 +46,16 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     let w = &mut md;
     let head = format!("{} {}", if log.passed() { "✅" } else { "❌" }, log.label());
     let _ = writeln!(w, "## sse-harness: {head}\n");
+    if !meta.limits.is_default() {
+        let _ = writeln!(w, "Polite limits: {}.\n", meta.limits);
+    }
+    if let Some(signal) = log.summary.as_ref().and_then(|s| s.interrupted) {
+        let _ = writeln!(
+            w,
+            "**Interrupted by {signal}**: a partial report ({} scenario(s) interrupted, {} not run); it never passes a gate.\n",
+            t.interrupted, t.not_run
+        );
+    }
     let _ = writeln!(
         w,
         "{} passed · {} failed · {} skipped · {} error · {} inconclusive — profile `{}`, target `{}`{}, seed `{}`, {}\n",

@@ -84,6 +84,8 @@ impl TerminalReporter {
             Verdict::Skipped { .. } => Style::new().dim(),
             Verdict::Error { .. } => Style::new().yellow().bold(),
             Verdict::Inconclusive { .. } => Style::new().magenta().bold(),
+            Verdict::Interrupted => Style::new().red().bold(),
+            Verdict::NotRun => Style::new().dim(),
         }
     }
 
@@ -177,8 +179,13 @@ impl TerminalReporter {
             Style::new().red().bold()
         };
         let verdict = self.paint(outcome_style, log.label());
+        let stopped = if t.interrupted + t.not_run > 0 {
+            format!(", {} interrupted, {} not run", t.interrupted, t.not_run)
+        } else {
+            String::new()
+        };
         s.push_str(&format!(
-            "{verdict}: {} passed, {} failed, {} skipped, {} error, {} inconclusive in {}\n",
+            "{verdict}: {} passed, {} failed, {} skipped, {} error, {} inconclusive{stopped} in {}\n",
             t.pass,
             t.fail,
             t.skipped,
@@ -199,6 +206,9 @@ impl TerminalReporter {
             ));
         }
         if let Some(meta) = &log.meta {
+            if !meta.limits.is_default() {
+                s.push_str(&format!("limits: {}\n", meta.limits));
+            }
             s.push_str(&format!("seed: {}\n", meta.seed));
             s.push_str(&format!("replay: {}\n", meta.replay_command));
         }

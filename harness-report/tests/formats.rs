@@ -220,6 +220,7 @@ fn finishing_without_starting_is_an_error_not_a_panic() {
             outcome: harness_model::Outcome::Pass,
             totals: Default::default(),
             reason: None,
+            interrupted: None,
         },
     };
     let err = reporters[0].on_event(&end).unwrap_err();

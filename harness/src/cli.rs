@@ -129,6 +129,12 @@ pub struct RunArgs {
     /// Read defaults for these flags from this TOML file (see `sse-harness.toml`).
     #[arg(long, value_name = "FILE", env = "SSE_HARNESS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Polite mode: `--scale`, `--max-rate`, `--max-clients`.
+    #[command(flatten)]
+    pub polite: crate::polite_args::PoliteArgs,
+    /// Extra request headers: `--header 'K: V'`.
+    #[command(flatten)]
+    pub auth: crate::auth_args::AuthArgs,
 }
 
 /// `sse-harness list`.

@@ -1,12 +1,15 @@
 //! Control over the target's process, for the durability probes: start it, kill it
 //! with SIGKILL (a crash), stop it with SIGTERM (a graceful shutdown). The target is
-//! started from a shell command the user gives (`--server-cmd`).
+//! started from a shell command the user gives (`--server-cmd`), in a process group of
+//! its own: every signal goes to the whole group, so whatever the command starts dies
+//! with it, and [`kill_all_groups`] ends every group still alive (a second Ctrl-C).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::error::{HarnessError, HarnessErrorKind};
@@ -21,8 +24,23 @@ pub trait ServerControl: Send + Sync {
     fn terminate(&self) -> Result<(), HarnessError>;
 }
 
-/// A target started by `sh -c <command>` (use `exec` in the command so the signal
-/// reaches the server itself).
+/// The process groups of the `--server-cmd` processes alive now.
+static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SIGKILLs every `--server-cmd` process group still alive, without waiting: for a
+/// process about to exit at once (a second Ctrl-C).
+pub fn kill_all_groups() {
+    for pgid in live_groups().drain(..) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+/// A target started by `sh -c <command>` in a process group of its own (use `exec` in
+/// the command so the server is the group's leader, whose exit the controller waits for).
 pub struct CommandControl {
     command: String,
     child: Mutex<Option<Child>>,
@@ -42,15 +60,21 @@ impl CommandControl {
         let Some(mut child) = guard.take() else {
             return Ok(());
         };
-        let pid = Pid::from_raw(child.id() as i32);
-        let _ = kill(pid, sig);
+        let pgid = child.id() as i32;
+        live_groups().retain(|g| *g != pgid);
+        let _ = killpg(Pid::from_raw(pgid), sig);
         let until = Instant::now() + bound;
         loop {
             match child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
+                Ok(Some(_)) => {
+                    // The rest of the group (what the command started beside the
+                    // server) goes with it.
+                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                    return Ok(());
+                }
                 Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
                 _ => {
-                    let _ = child.kill();
+                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
                     let _ = child.wait();
                     return Err(HarnessError::new(
                         HarnessErrorKind::Server,
@@ -70,6 +94,7 @@ impl ServerControl for CommandControl {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .spawn()
             .map_err(|e| {
                 HarnessError::new(
@@ -77,6 +102,7 @@ impl ServerControl for CommandControl {
                     format!("starting {:?}: {e}", self.command),
                 )
             })?;
+        live_groups().push(child.id() as i32);
         *self.child.lock().expect("control lock") = Some(child);
         Ok(())
     }

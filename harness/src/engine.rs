@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness_model::{Contracts, Finding, RunEvent, RunMeta, RunSummary, ScenarioResult};
+use harness_model::{Contracts, Finding, RunEvent, RunLimits, RunMeta, RunSummary, ScenarioResult};
 use harness_report::gate;
 use harness_report::{Baseline, Threshold};
 
 use crate::control::{CommandControl, ServerControl};
 use crate::error::{HarnessError, HarnessErrorKind};
+use crate::interrupt::Interrupt;
 use crate::profile::Profile;
 use crate::runner::Runner;
 use crate::scenario::{self, Scenario};
@@ -118,6 +119,15 @@ pub struct RunConfig {
     /// [`crate::embedded::ReferenceProcess::with_variants`]).
     #[cfg(feature = "embedded")]
     pub variants: reference_server::variants::VariantSet,
+    /// Stops the run early when it fires (Ctrl-C, SIGTERM): a partial report, outcome
+    /// `Interrupted` (default: never fires).
+    pub interrupt: Interrupt,
+    /// Polite limits for shared environments: every workload scaled by `scale`, its
+    /// publish rate and concurrent clients capped ([`crate::polite`]).
+    pub limits: RunLimits,
+    /// Headers sent on every request to the target, streams and publishes
+    /// (`--header`); their values are never printed.
+    pub headers: Vec<(String, String)>,
 }
 
 impl RunConfig {
@@ -147,6 +157,9 @@ impl RunConfig {
             replay_prefix: None,
             #[cfg(feature = "embedded")]
             variants: Default::default(),
+            interrupt: Interrupt::default(),
+            limits: RunLimits::default(),
+            headers: Vec::new(),
         }
     }
 }
@@ -187,7 +200,16 @@ pub async fn run(
     thresholds.extend(cfg.thresholds.iter().copied());
     let baseline = cfg.baseline.as_deref().map(load_baseline).transpose()?;
     let seed = cfg.seed.unwrap_or_else(rand::random);
-    let setup = Setup::start(&cfg, profile.clone()).await?;
+    let setup = tokio::select! {
+        biased;
+        signal = cfg.interrupt.wait() => {
+            return Err(HarnessError::new(
+                HarnessErrorKind::Interrupted,
+                format!("interrupted by {signal} while setting the target up"),
+            ));
+        }
+        s = Setup::start(&cfg, profile.clone()) => s?,
+    };
     let replay = replay_command(&cfg, seed);
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     sink(&RunEvent::RunStarted {
@@ -199,6 +221,7 @@ pub async fn run(
             started_at,
             harness_version: env!("CARGO_PKG_VERSION").into(),
             replay_command: replay.run.clone(),
+            limits: cfg.limits,
         },
         scenarios: scenarios.iter().map(Runner::info).collect(),
     });
@@ -209,9 +232,11 @@ pub async fn run(
         replay_prefix: replay.per_scenario,
         control: setup.control.clone(),
         recordings: cfg.recordings.clone(),
+        limits: cfg.limits,
     };
     let started = Instant::now();
-    let results = runner.run_all(&scenarios, sink).await;
+    let results = runner.run_all(&scenarios, &cfg.interrupt, sink).await;
+    let interrupted = cfg.interrupt.fired();
     let checks = gate::check_thresholds(&thresholds, &results);
     let mut gate_findings = gate::threshold_findings(&checks, &contracts);
     let compared = baseline.map(|b| gate::compare(&b, &results, &contracts));
@@ -231,7 +256,7 @@ pub async fn run(
             })
             .unwrap_or_default(),
     });
-    let summary = crate::outcome::decide(&results, &checks, compared.as_ref());
+    let summary = crate::outcome::decide(&results, &checks, compared.as_ref(), interrupted);
     sink(&RunEvent::RunFinished {
         duration: started.elapsed(),
         summary: summary.clone(),
@@ -276,7 +301,9 @@ impl Setup {
         };
         match &cfg.target {
             TargetSpec::Url { url, token } => {
-                let target = Arc::new(Target::new(url, profile, token.clone())?);
+                let target = Arc::new(
+                    Target::new(url, profile, token.clone())?.with_headers(cfg.headers.clone()),
+                );
                 if control.is_some() {
                     // Just started by --server-cmd: give it time to listen.
                     target.wait_until_up(Duration::from_secs(20)).await?;
@@ -298,7 +325,9 @@ impl Setup {
                 )
                 .await?;
                 let token = Some(e.server.token().to_owned());
-                let target = Arc::new(Target::new(&e.server.url(), profile, token)?);
+                let target = Arc::new(
+                    Target::new(&e.server.url(), profile, token)?.with_headers(cfg.headers.clone()),
+                );
                 Ok(Setup {
                     target,
                     control,
@@ -318,7 +347,8 @@ impl Setup {
     async fn stop(self) {
         #[cfg(feature = "embedded")]
         if let Some(e) = self.embedded {
-            let _ = e.server.shutdown().await;
+            // Bounded: an interrupted run must end within seconds.
+            let _ = tokio::time::timeout(Duration::from_secs(1), e.server.shutdown()).await;
         }
         // A `--server-cmd` process is killed when its controller is dropped.
         drop(self.control);
@@ -373,6 +403,10 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
                     shell_quote(&b.display().to_string())
                 ));
             }
+            push_limits(&mut s, &cfg.limits);
+            for (k, _) in &cfg.headers {
+                s.push_str(&format!(" --header {}", shell_quote(&format!("{k}: ***"))));
+            }
             s
         }
     };
@@ -383,6 +417,19 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
     Replay {
         run: s,
         per_scenario,
+    }
+}
+
+/// The polite flags that replay `limits` (none at full scale without caps).
+fn push_limits(s: &mut String, limits: &RunLimits) {
+    if limits.scale != 1.0 {
+        s.push_str(&format!(" --scale {}", limits.scale));
+    }
+    if let Some(r) = limits.max_rate {
+        s.push_str(&format!(" --max-rate {r}"));
+    }
+    if let Some(c) = limits.max_clients {
+        s.push_str(&format!(" --max-clients {c}"));
     }
 }
 
@@ -435,6 +482,27 @@ mod tests {
         );
         assert!(r.per_scenario.ends_with("'publish_to_deliver.p99 < 50ms'"));
         assert!(!r.run.contains("secret"));
+    }
+
+    #[test]
+    fn the_replay_command_keeps_the_limits_and_hides_header_values() {
+        let mut cfg = RunConfig::new(TargetSpec::Url {
+            url: "http://127.0.0.1:9".into(),
+            token: None,
+        });
+        cfg.limits = RunLimits {
+            scale: 0.5,
+            max_rate: Some(100),
+            max_clients: Some(4),
+        };
+        cfg.headers = vec![("X-Api-Key".into(), "hush".into())];
+        let r = replay_command(&cfg, 7);
+        assert_eq!(
+            r.run,
+            "sse-harness run --profile spine --seed 7 --target http://127.0.0.1:9 \
+             --scale 0.5 --max-rate 100 --max-clients 4 --header 'X-Api-Key: ***'"
+        );
+        assert!(!r.run.contains("hush"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum HarnessErrorKind {
     Usage,
     /// Local I/O failed.
     Io,
+    /// A signal (Ctrl-C, SIGTERM) stopped the run before its scenarios began.
+    Interrupted,
 }
 
 /// Why the harness could not run, in one line (and the error that caused it, if any).

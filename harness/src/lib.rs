@@ -19,11 +19,13 @@ pub mod control;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod interrupt;
 pub mod ledger;
 pub mod limits;
 #[cfg(feature = "embedded")]
 pub mod mutation;
 pub mod outcome;
+pub mod polite;
 pub mod probes;
 pub mod profile;
 pub mod publisher;

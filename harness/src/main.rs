@@ -1,10 +1,13 @@
 //! `sse-harness`: the command line over the engine (`sse_harness::run`). It parses
 //! flags ([`cli`]), builds a run config, attaches the reporters and exits with the
 //! status the engine decided: 0 pass, 1 a contract failed, 2 could not run, 3 only a
-//! threshold failed.
+//! threshold failed, 130 interrupted (Ctrl-C or SIGTERM: a partial report; a second
+//! signal exits at once).
 
+mod auth_args;
 mod cli;
 mod commands;
+mod polite_args;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,7 +18,9 @@ use clap::Parser;
 use cli::{Cli, Color, Command, MessageFormat, RunArgs};
 use harness_model::RunEvent;
 use harness_report::{Baseline, JsonLinesReporter, Reporter, TerminalReporter, TerminalStyle};
+use sse_harness::HarnessErrorKind;
 use sse_harness::engine::{self, RunConfig, Selection, TargetSpec};
+use sse_harness::interrupt::Interrupt;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,6 +79,9 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.server_cmd = a.server_cmd.clone();
     cfg.recordings = a.keep_recordings.then(|| dir.join("recordings"));
     cfg.variants = variants;
+    cfg.limits = a.polite.limits();
+    cfg.headers = a.auth.pairs();
+    cfg.interrupt = on_signals()?;
     let mut reporters = reporters(&a, &dir);
     let mut report_error = None;
     let outcome = engine::run(cfg, &mut |ev: &RunEvent| {
@@ -83,7 +91,14 @@ async fn run(mut a: RunArgs) -> Result<u8> {
             }
         }
     })
-    .await?;
+    .await;
+    let outcome = match outcome {
+        Err(e) if e.kind == HarnessErrorKind::Interrupted => {
+            eprintln!("sse-harness: {e}");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        o => o?,
+    };
     if let Some(p) = &a.write_baseline {
         std::fs::write(p, Baseline::from_results(&outcome.results).to_toml())
             .with_context(|| format!("--write-baseline {}", p.display()))?;
@@ -93,6 +108,22 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     }
     eprintln!("report: {}", dir.display());
     Ok(outcome.exit_code())
+}
+
+/// The exit status of a run a signal stopped (128 + SIGINT, as shells report Ctrl-C).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C or SIGTERM interrupts the run (a partial report, exit 130); a
+/// second one kills the `--server-cmd` process groups and exits 130 at once.
+fn on_signals() -> Result<Interrupt> {
+    let (trigger, interrupt) = sse_harness::interrupt::pair();
+    sse_harness::interrupt::listen(trigger, || {
+        sse_harness::control::kill_all_groups();
+        eprintln!("sse-harness: interrupted again; exiting now without a report");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    })
+    .context("listening for Ctrl-C and SIGTERM")?;
+    Ok(interrupt)
 }
 
 /// The file reporters, the terminal, and with `--message-format json` a JSON line per event.

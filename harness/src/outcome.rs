@@ -3,6 +3,8 @@
 //! reporter and the binary's exit status only read it.
 //!
 //! The rule, in order:
+//! 0. the run was interrupted (Ctrl-C, SIGTERM) → `Interrupted` (130), whatever the
+//!    scenarios that finished found: a partial run never passes a gate;
 //! 1. a contract failed (with a baseline: a new failure or a stale entry) → `Fail` (1);
 //! 2. else some scenario was inconclusive (it did not do what it set out to do, so its
 //!    clean recording proves nothing; no baseline accepts that) → `Fail` (1);
@@ -10,18 +12,34 @@
 //! 4. else a threshold did not hold → `ThresholdFail` (3);
 //! 5. else `Pass` (0).
 
-use harness_model::{Outcome, RunSummary, ScenarioResult, ThresholdCheck, Totals, Verdict};
+use harness_model::{
+    Interruption, Outcome, RunSummary, ScenarioResult, ThresholdCheck, Totals, Verdict,
+};
 use harness_report::BaselineOutcome;
 
-/// Decides the run's outcome from its scenario results, its threshold checks and, when a
-/// baseline was given, how the results compare with it.
+/// Decides the run's outcome from its scenario results, its threshold checks, when a
+/// baseline was given how the results compare with it, and the signal that interrupted
+/// the run, if one did.
 pub fn decide(
     results: &[ScenarioResult],
     thresholds: &[ThresholdCheck],
     baseline: Option<&BaselineOutcome>,
+    interrupted: Option<Interruption>,
 ) -> RunSummary {
     let totals = Totals::of(results);
-    let (outcome, reason) = if let Some(reason) = contract_failure(results, baseline) {
+    let (outcome, reason) = if let Some(signal) = interrupted {
+        let during = results
+            .iter()
+            .find(|r| r.verdict == Verdict::Interrupted)
+            .map(|r| format!(" during {}", r.info.id))
+            .unwrap_or_default();
+        let reason = format!(
+            "interrupted by {signal}{during}; {} scenario(s) finished, {} not run",
+            results.len() as u64 - totals.interrupted - totals.not_run,
+            totals.not_run
+        );
+        (Outcome::Interrupted, Some(reason))
+    } else if let Some(reason) = contract_failure(results, baseline) {
         (Outcome::Fail, Some(reason))
     } else if let Some(reason) = inconclusive(results, totals.inconclusive) {
         (Outcome::Fail, Some(reason))
@@ -47,6 +65,7 @@ pub fn decide(
         outcome,
         totals,
         reason,
+        interrupted,
     }
 }
 
@@ -153,7 +172,7 @@ mod tests {
             reason: "no capability".into(),
         };
         let ok = [result("T/a", Verdict::Pass), result("T/b", skipped)];
-        let s = decide(&ok, &[check(true)], None);
+        let s = decide(&ok, &[check(true)], None, None);
         assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Pass, 0));
         assert_eq!(s.totals.skipped, 1);
         assert_eq!(s.reason, None);
@@ -162,7 +181,7 @@ mod tests {
     #[test]
     fn a_failed_contract_wins_over_errors_and_thresholds() {
         let r = [result("T/a", Verdict::Fail), error("T/b")];
-        let s = decide(&r, &[check(false)], None);
+        let s = decide(&r, &[check(false)], None, None);
         assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Fail, 1));
         assert!(s.reason.unwrap().contains("T/a: [resume.no-gap]"));
     }
@@ -170,7 +189,7 @@ mod tests {
     #[test]
     fn an_unjudged_scenario_is_could_not_run() {
         let r = [result("T/a", Verdict::Pass), error("T/b")];
-        let s = decide(&r, &[check(false)], None);
+        let s = decide(&r, &[check(false)], None, None);
         assert_eq!(
             (s.outcome, s.outcome.exit_code()),
             (Outcome::CouldNotRun, 2)
@@ -181,7 +200,7 @@ mod tests {
     #[test]
     fn a_missed_threshold_alone_has_its_own_exit_code() {
         let r = [result("T/a", Verdict::Pass)];
-        let s = decide(&r, &[check(true), check(false)], None);
+        let s = decide(&r, &[check(true), check(false)], None, None);
         assert_eq!(
             (s.outcome, s.outcome.exit_code()),
             (Outcome::ThresholdFail, 3)
@@ -209,7 +228,7 @@ mod tests {
             inconclusive("T/b"),
             error("T/c"),
         ];
-        let s = decide(&r, &[check(false)], None);
+        let s = decide(&r, &[check(false)], None, None);
         assert_eq!((s.outcome, s.outcome.exit_code()), (Outcome::Fail, 1));
         assert_eq!(s.totals.inconclusive, 1);
         let reason = s.reason.unwrap();
@@ -218,21 +237,50 @@ mod tests {
             "{reason}"
         );
         let r = [inconclusive("T/b"), result("T/a", Verdict::Fail)];
-        let s = decide(&r, &[], None);
+        let s = decide(&r, &[], None, None);
         assert!(s.reason.unwrap().contains("T/a: [resume.no-gap]"));
         // A baseline that accepts every failure does not accept an inconclusive scenario.
         let known = BaselineOutcome::default();
         assert_eq!(
-            decide(&[inconclusive("T/b")], &[], Some(&known)).outcome,
+            decide(&[inconclusive("T/b")], &[], Some(&known), None).outcome,
             Outcome::Fail
         );
+    }
+
+    #[test]
+    fn an_interrupted_run_never_passes_and_says_what_it_cut_short() {
+        let r = [
+            result("T/a", Verdict::Pass),
+            result("T/b", Verdict::Interrupted),
+            result("T/c", Verdict::NotRun),
+            result("T/d", Verdict::NotRun),
+        ];
+        let s = decide(&r, &[check(true)], None, Some(Interruption::Sigint));
+        assert_eq!(
+            (s.outcome, s.outcome.exit_code()),
+            (Outcome::Interrupted, 130)
+        );
+        assert_eq!((s.totals.interrupted, s.totals.not_run), (1, 2));
+        assert_eq!(s.interrupted, Some(Interruption::Sigint));
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("interrupted by SIGINT during T/b; 1 scenario(s) finished, 2 not run")
+        );
+        // Even when every finished scenario failed: the run stopped, it says so.
+        let s = decide(
+            &[result("T/a", Verdict::Fail)],
+            &[],
+            None,
+            Some(Interruption::Sigterm),
+        );
+        assert_eq!(s.outcome, Outcome::Interrupted);
     }
 
     #[test]
     fn with_a_baseline_only_new_or_stale_entries_fail() {
         let r = [result("T/a", Verdict::Fail)];
         let known = BaselineOutcome::default();
-        assert_eq!(decide(&r, &[], Some(&known)).outcome, Outcome::Pass);
+        assert_eq!(decide(&r, &[], Some(&known), None).outcome, Outcome::Pass);
         let c = Contracts::builtin();
         let stale = BaselineOutcome {
             stale: vec![c.finding(
@@ -245,6 +293,6 @@ mod tests {
             )],
             ..BaselineOutcome::default()
         };
-        assert_eq!(decide(&r, &[], Some(&stale)).outcome, Outcome::Fail);
+        assert_eq!(decide(&r, &[], Some(&stale), None).outcome, Outcome::Fail);
     }
 }

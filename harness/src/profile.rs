@@ -89,6 +89,29 @@ pub struct Auth {
     pub value: String,
     /// Query parameter carrying the token on streams, if the target takes one.
     pub query: Option<String>,
+    /// Where streams carry the token: `header` (default, as every other request) or
+    /// `query` (in the parameter `query` names, `access_token` when unnamed; the way a
+    /// browser's `EventSource`, which cannot set headers, authenticates).
+    #[serde(default)]
+    pub streams: TokenPlace,
+}
+
+/// Where a stream request carries the token.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenPlace {
+    /// In the `[auth]` header.
+    #[default]
+    Header,
+    /// In a query parameter of the stream URL.
+    Query,
+}
+
+impl Auth {
+    /// The query parameter a stream's token goes in, when streams carry it there.
+    pub fn stream_query(&self) -> Option<&str> {
+        (self.streams == TokenPlace::Query).then(|| self.query.as_deref().unwrap_or("access_token"))
+    }
 }
 
 /// An HTTP request template.

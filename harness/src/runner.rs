@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::{
-    Contracts, Recording, RunEvent, ScenarioInfo, ScenarioResult, ScenarioStats, Verdict,
+    Contracts, Recording, RunEvent, RunLimits, ScenarioInfo, ScenarioResult, ScenarioStats, Verdict,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::control::ServerControl;
 use crate::error::{HarnessError, HarnessErrorKind};
+use crate::interrupt::Interrupt;
 use crate::scenario::Scenario;
 use crate::target::Target;
 
@@ -33,6 +34,8 @@ pub struct Runner {
     pub control: Option<Arc<dyn ServerControl>>,
     /// Write each scenario's full recording (every frame of every client) as JSON here.
     pub recordings: Option<std::path::PathBuf>,
+    /// The polite limits every workload is scaled and capped to ([`crate::polite`]).
+    pub limits: RunLimits,
 }
 
 impl Runner {
@@ -86,6 +89,21 @@ impl Runner {
                 Default::default(),
             );
         }
+        let sc = match crate::polite::apply(sc, &self.limits) {
+            Ok(sc) => sc,
+            Err(short) => {
+                return result(
+                    Verdict::Inconclusive {
+                        reasons: vec![short],
+                    },
+                    Vec::new(),
+                    ScenarioStats::default(),
+                    Default::default(),
+                    Default::default(),
+                );
+            }
+        };
+        let sc = &sc;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
         let tag = format!("{:08x}", rng.random::<u32>());
         let outcome = self.play(sc, &mut rng, &tag).await;
@@ -186,22 +204,51 @@ impl Runner {
         Ok(rec)
     }
 
-    /// Runs scenarios in order, sending every run event to `sink`.
+    /// Runs scenarios in order, sending every run event to `sink`. When `interrupt`
+    /// fires, the scenario in progress is dropped (its clients and tasks with it) and
+    /// finishes [`Verdict::Interrupted`]; every later one finishes [`Verdict::NotRun`]
+    /// without starting.
     pub async fn run_all(
         &self,
         scenarios: &[Scenario],
+        interrupt: &Interrupt,
         sink: &mut (dyn FnMut(&RunEvent) + Send),
     ) -> Vec<ScenarioResult> {
         let mut out = Vec::new();
         for sc in scenarios {
-            sink(&RunEvent::ScenarioStarted {
-                info: Runner::info(sc),
-            });
-            let r = self.run_scenario(sc).await;
+            let r = if interrupt.fired().is_some() {
+                self.unfinished(sc, Verdict::NotRun, Duration::ZERO)
+            } else {
+                sink(&RunEvent::ScenarioStarted {
+                    info: Runner::info(sc),
+                });
+                let started = Instant::now();
+                tokio::select! {
+                    biased;
+                    _ = interrupt.wait() => {
+                        self.unfinished(sc, Verdict::Interrupted, started.elapsed())
+                    }
+                    r = self.run_scenario(sc) => r,
+                }
+            };
             sink(&RunEvent::ScenarioFinished(Box::new(r.clone())));
             out.push(r);
         }
         out
+    }
+
+    /// The result of a scenario the run's interruption cut short or never reached.
+    fn unfinished(&self, sc: &Scenario, verdict: Verdict, duration: Duration) -> ScenarioResult {
+        ScenarioResult {
+            info: Runner::info(sc),
+            verdict,
+            findings: Vec::new(),
+            duration,
+            stats: ScenarioStats::default(),
+            histograms: Default::default(),
+            replay_command: format!("{} --scenario '{}'", self.replay_prefix, sc.id()),
+            facts: Default::default(),
+        }
     }
 }
 

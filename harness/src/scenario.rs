@@ -84,6 +84,10 @@ pub struct Traffic {
     /// Start publishing only when every client has its first connection open.
     #[serde(default = "yes")]
     pub after_clients_open: bool,
+    /// The backlog's publish rate in writes per second; 0 = as fast as acks come. Not
+    /// in scenario files: the run's `--max-rate` sets it (see `polite`).
+    #[serde(skip)]
+    pub backlog_rate: u64,
 }
 
 impl Default for Traffic {
@@ -99,6 +103,7 @@ impl Default for Traffic {
             pad_utf8: false,
             pad_text: None,
             after_clients_open: true,
+            backlog_rate: 0,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Target {
     /// What the harness spends on this target at most (caps, budgets, bounds).
     pub limits: Limits,
     http: reqwest::Client,
+    /// Headers sent on every request besides the profile's (`--header`).
+    headers: Vec<(String, String)>,
 }
 
 /// A plain HTTP answer.
@@ -91,6 +93,7 @@ impl Target {
             token,
             limits: Limits::default(),
             http,
+            headers: Vec::new(),
         })
     }
 
@@ -146,7 +149,7 @@ impl Target {
         let mut rb = self
             .http
             .request(method.into(), format!("{}{}", self.base, path));
-        for (k, v) in self.auth_headers().iter().chain(headers) {
+        for (k, v) in self.request_headers().iter().chain(headers) {
             rb = rb.header(k, v);
         }
         if let Some(b) = body {
@@ -326,6 +329,47 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (String, bool, 
     )
 }
 
+/// The token and the run's extra headers (`--header`) as the two stacks send them:
+/// publishes and plain requests through reqwest, streams through `sse-wire` (whose
+/// token may go in the URL's query, as the profile's `[auth] streams` says).
+impl Target {
+    /// The same target with `headers` sent on every request, streams and publishes.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Target {
+        self.headers = headers;
+        self
+    }
+
+    /// The headers of every plain request: the auth header and the extra headers.
+    fn request_headers(&self) -> Vec<(String, String)> {
+        let mut h = self.auth_headers();
+        h.extend(self.headers.iter().cloned());
+        h
+    }
+
+    /// The headers of a stream request: the extra headers, and the auth header unless
+    /// the token goes in the query.
+    pub fn stream_headers(&self) -> Vec<(String, String)> {
+        let mut h = match self.profile.auth.as_ref().and_then(|a| a.stream_query()) {
+            Some(_) => Vec::new(),
+            None => self.auth_headers(),
+        };
+        h.extend(self.headers.iter().cloned());
+        h
+    }
+
+    /// `path` with the token in its query, when streams carry it there.
+    pub fn stream_path(&self, path: &str) -> String {
+        let (Some(name), Some(token)) = (
+            self.profile.auth.as_ref().and_then(|a| a.stream_query()),
+            &self.token,
+        ) else {
+            return path.to_owned();
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}{name}={}", encode_segment(token))
+    }
+}
+
 /// Percent-encodes a path segment (channels and request ids are harness- or target-made).
 pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -362,5 +406,43 @@ mod tests {
     fn path_segments_are_percent_encoded() {
         assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
         assert_eq!(encode_segment("plain-1.2_~"), "plain-1.2_~");
+    }
+
+    #[test]
+    fn a_query_token_goes_in_the_stream_url_and_not_in_its_headers() {
+        let mut profile = Profile::load("spine").unwrap();
+        let target = |p: Profile| {
+            Target::new("http://127.0.0.1:9", p, Some("t k".into()))
+                .unwrap()
+                .with_headers(vec![("X-Api-Key".into(), "k".into())])
+        };
+        let header = target(profile.clone());
+        assert_eq!(header.stream_path("/v1/events"), "/v1/events");
+        assert_eq!(
+            header.stream_headers(),
+            [
+                ("Authorization".to_owned(), "Bearer t k".to_owned()),
+                ("X-Api-Key".to_owned(), "k".to_owned())
+            ]
+        );
+        profile.auth.as_mut().unwrap().streams = crate::profile::TokenPlace::Query;
+        let query = target(profile);
+        assert_eq!(
+            query.stream_path("/v1/events?job_id=j"),
+            "/v1/events?job_id=j&access_token=t%20k"
+        );
+        assert_eq!(
+            query.stream_path("/v1/events"),
+            "/v1/events?access_token=t%20k"
+        );
+        assert_eq!(
+            query.stream_headers(),
+            [("X-Api-Key".to_owned(), "k".to_owned())]
+        );
+        assert_eq!(
+            query.request_headers().len(),
+            2,
+            "publishes keep the header"
+        );
     }
 }

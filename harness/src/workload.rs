@@ -51,7 +51,7 @@ pub async fn run(
     };
     if t.backlog > 0 {
         let mut backlog = plan(t.backlog, format!("{tag}bl"));
-        backlog.rate = 0;
+        backlog.rate = t.backlog_rate;
         publish(target.clone(), ledger.clone(), backlog, epoch, deadline).await;
     }
     let head_now = target.head_seq().await?;

@@ -358,6 +358,7 @@ fn runner(url: &str, profile: Profile) -> Runner {
         replay_prefix: String::new(),
         control: None,
         recordings: None,
+        limits: Default::default(),
     }
 }
 

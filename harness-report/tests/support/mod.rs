@@ -55,6 +55,7 @@ pub fn meta() -> RunMeta {
         started_at: "2026-11-23T09:15:00Z".into(),
         harness_version: "0.1.0".into(),
         replay_command: "sse-harness run --embedded --seed 424242".into(),
+        limits: Default::default(),
     }
 }
 
@@ -227,6 +228,7 @@ pub fn events_of(results: Vec<ScenarioResult>) -> Vec<RunEvent> {
         outcome: harness_model::Outcome::Fail,
         totals: harness_model::Totals::of(&results),
         reason: None,
+        interrupted: None,
     };
     let mut ev = vec![RunEvent::RunStarted {
         meta: meta(),

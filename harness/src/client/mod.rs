@@ -343,8 +343,8 @@ struct Attempt<'a> {
 /// The stream request: the plan's path with the cursor (header or query parameter),
 /// auth, the profile's headers, `Accept` and the correlation id.
 fn request(target: &Target, plan: &ClientPlan, cursor: Option<&str>) -> RequestSpec {
-    let mut path = plan.path.clone();
-    let mut headers = target.auth_headers();
+    let mut path = target.stream_path(&plan.path);
+    let mut headers = target.stream_headers();
     for (k, v) in &target.profile.subscribe.headers {
         headers.push((k.clone(), v.clone()));
     }

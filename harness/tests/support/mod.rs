@@ -83,5 +83,8 @@ pub fn expect_pass(r: &ScenarioResult, seed: u64, shown: usize) -> Result<(), Fa
             r.replay_command
         )
         .into()),
+        Verdict::Interrupted | Verdict::NotRun => {
+            Err(format!("{} {} (seed {seed})", r.info.id, r.verdict.label()).into())
+        }
     }
 }
