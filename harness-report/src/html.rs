@@ -557,7 +557,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         esc(&meta.profile),
         esc(&meta.target)
     );
-    let facts = [
+    let mut facts = vec![
         (
             "target",
             format!(
@@ -572,6 +572,10 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         ("duration", human_duration(log.duration.unwrap_or_default())),
         ("harness", meta.harness_version.clone()),
     ];
+    if meta.insecure_tls {
+        let warning = "TLS certificates NOT verified (--insecure)".to_owned();
+        facts.insert(1, ("tls", warning));
+    }
     s.push_str("<div class=\"facts\">");
     for (k, v) in facts {
         let _ = write!(

@@ -343,7 +343,7 @@ struct Attempt<'a> {
 /// The stream request: the plan's path with the cursor (header or query parameter),
 /// auth, the profile's headers, `Accept` and the correlation id.
 fn request(target: &Target, plan: &ClientPlan, cursor: Option<&str>) -> RequestSpec {
-    let mut path = plan.path.clone();
+    let mut path = target.path(&plan.path);
     let mut headers = target.auth_headers();
     for (k, v) in &target.profile.subscribe.headers {
         headers.push((k.clone(), v.clone()));
@@ -390,6 +390,7 @@ impl Attempt<'_> {
         let (plan, target) = (self.plan, self.target);
         let left = plan.deadline.saturating_duration_since(Instant::now());
         let opts = ConnectOptions {
+            tls: target.tls.clone(),
             rcvbuf: plan.rcvbuf,
             connect_timeout: left.min(Duration::from_secs(10)),
             head_timeout: left.min(Duration::from_secs(15)),
