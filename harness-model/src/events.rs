@@ -65,6 +65,10 @@ pub struct RunMeta {
     pub target: String,
     /// Whether the target is the embedded reference server.
     pub embedded: bool,
+    /// Whether the target's TLS certificate went unverified (`--insecure`): every
+    /// report says so.
+    #[serde(default)]
+    pub insecure_tls: bool,
     /// The profile's name.
     pub profile: String,
     /// Wall-clock start, RFC 3339.

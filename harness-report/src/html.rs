@@ -559,7 +559,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         esc(&meta.profile),
         esc(&meta.target)
     );
-    let facts = [
+    let mut facts = vec![
         (
             "target",
             format!(
@@ -575,6 +575,10 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         ("harness", meta.harness_version.clone()),
         ("limits", meta.limits.to_string()),
     ];
+    if meta.insecure_tls {
+        let warning = "TLS certificates NOT verified (--insecure)".to_owned();
+        facts.insert(1, ("tls", warning));
+    }
     s.push_str("<div class=\"facts\">");
     for (k, v) in facts {
         let _ = write!(

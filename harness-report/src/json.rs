@@ -39,6 +39,9 @@ struct Run<'a> {
     target: &'a str,
     profile: &'a str,
     embedded: bool,
+    /// Present (and true) only when the target's certificate went unverified.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_tls: bool,
     started_at: &'a str,
     harness_version: &'a str,
     replay_command: &'a str,
@@ -120,13 +123,19 @@ fn scenario(r: &ScenarioResult) -> Scenario<'_> {
 /// with scenarios and findings in the same shape as `summary.json`.
 pub fn event_line(ev: &RunEvent) -> String {
     let v = match ev {
-        RunEvent::RunStarted { meta, scenarios } => serde_json::json!({
-            "event": "run_started", "seed": meta.seed, "target": meta.target,
-            "profile": meta.profile, "embedded": meta.embedded, "started_at": meta.started_at,
-            "harness_version": meta.harness_version, "replay_command": meta.replay_command,
-            "limits": meta.limits,
-            "scenarios": scenarios.iter().map(|s| &s.id).collect::<Vec<_>>(),
-        }),
+        RunEvent::RunStarted { meta, scenarios } => {
+            let mut v = serde_json::json!({
+                "event": "run_started", "seed": meta.seed, "target": meta.target,
+                "profile": meta.profile, "embedded": meta.embedded, "started_at": meta.started_at,
+                "harness_version": meta.harness_version, "replay_command": meta.replay_command,
+                "limits": meta.limits,
+                "scenarios": scenarios.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            });
+            if meta.insecure_tls {
+                v["insecure_tls"] = true.into();
+            }
+            v
+        }
         RunEvent::ScenarioStarted { info } => {
             serde_json::json!({ "event": "scenario_started", "id": info.id })
         }
@@ -188,6 +197,7 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
             target: &meta.target,
             profile: &meta.profile,
             embedded: meta.embedded,
+            insecure_tls: meta.insecure_tls,
             started_at: &meta.started_at,
             harness_version: &meta.harness_version,
             replay_command: &meta.replay_command,

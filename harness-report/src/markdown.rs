@@ -70,6 +70,12 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
         meta.seed,
         human_duration(log.duration.unwrap_or_default()),
     );
+    if meta.insecure_tls {
+        let _ = writeln!(
+            w,
+            "> ⚠ **TLS certificates NOT verified (--insecure)**: the target's identity was not checked.\n"
+        );
+    }
     let _ = writeln!(w, "| Scenario | Verdict | Time | Events | First finding |");
     let _ = writeln!(w, "|---|---|---:|---:|---|");
     for r in &log.results {

@@ -209,6 +209,13 @@ impl TerminalReporter {
             if !meta.limits.is_default() {
                 s.push_str(&format!("limits: {}\n", meta.limits));
             }
+            if meta.insecure_tls {
+                let warning = "warning: TLS certificates NOT verified (--insecure)";
+                s.push_str(&format!(
+                    "{}\n",
+                    self.paint(Style::new().red().bold(), warning)
+                ));
+            }
             s.push_str(&format!("seed: {}\n", meta.seed));
             s.push_str(&format!("replay: {}\n", meta.replay_command));
         }
@@ -223,7 +230,14 @@ impl Reporter for TerminalReporter {
     fn on_event(&mut self, ev: &RunEvent) -> Result<(), ReportError> {
         self.log.record(ev);
         match ev {
-            RunEvent::RunStarted { scenarios, .. } => {
+            RunEvent::RunStarted { scenarios, meta } => {
+                if meta.insecure_tls {
+                    let warning = format!(
+                        "warning: {} against {}\n",
+                        "TLS certificates NOT verified (--insecure)", meta.target
+                    );
+                    self.write(&self.paint(Style::new().red().bold(), &warning))?;
+                }
                 if self.style.progress {
                     let bar = ProgressBar::with_draw_target(
                         Some(scenarios.len() as u64),

@@ -135,6 +135,38 @@ pub struct RunArgs {
     /// Extra request headers: `--header 'K: V'`.
     #[command(flatten)]
     pub auth: crate::auth_args::AuthArgs,
+    /// TLS (an `https` target): trust, and who the harness is.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS flags of `run`, for an `https` target: streams and plain requests alike.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// Trust the CAs in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the target's certificate (said loudly on stderr and in every report).
+    #[arg(long, env = "SSE_HARNESS_INSECURE")]
+    pub insecure: bool,
+    /// Client certificate chain (PEM) for mTLS; needs --key.
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", env = "SSE_HARNESS_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The wire client's TLS options.
+    pub fn options(&self) -> sse_wire::TlsOptions {
+        sse_wire::TlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// `sse-harness list`.

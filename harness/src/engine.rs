@@ -109,6 +109,8 @@ pub struct RunConfig {
     pub baseline: Option<PathBuf>,
     /// A shell command that starts the target (the durability scenarios kill and restart it).
     pub server_cmd: Option<String>,
+    /// How an `https` target is verified and whom the harness presents itself as.
+    pub tls: sse_wire::TlsOptions,
     /// Write every scenario's full recording as JSON into this folder.
     pub recordings: Option<PathBuf>,
     /// How a person replays this run, when it is not `sse-harness run …` (e.g. the
@@ -153,6 +155,7 @@ impl RunConfig {
             thresholds: Vec::new(),
             baseline: None,
             server_cmd: None,
+            tls: sse_wire::TlsOptions::default(),
             recordings: None,
             replay_prefix: None,
             #[cfg(feature = "embedded")]
@@ -217,6 +220,7 @@ pub async fn run(
             seed,
             target: setup.target.base.clone(),
             embedded: setup.is_embedded(),
+            insecure_tls: setup.target.insecure,
             profile: profile.name.clone(),
             started_at,
             harness_version: env!("CARGO_PKG_VERSION").into(),
@@ -301,9 +305,9 @@ impl Setup {
         };
         match &cfg.target {
             TargetSpec::Url { url, token } => {
-                let target = Arc::new(
-                    Target::new(url, profile, token.clone())?.with_headers(cfg.headers.clone()),
-                );
+                let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?
+                    .with_headers(cfg.headers.clone());
+                let target = Arc::new(target);
                 if control.is_some() {
                     // Just started by --server-cmd: give it time to listen.
                     target.wait_until_up(Duration::from_secs(20)).await?;

@@ -77,6 +77,10 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.thresholds = a.thresholds.clone();
     cfg.baseline = a.baseline.clone();
     cfg.server_cmd = a.server_cmd.clone();
+    cfg.tls = a.tls.options();
+    if cfg.tls.insecure {
+        eprintln!("sse-harness: WARNING: --insecure: the target's TLS certificate is NOT verified");
+    }
     cfg.recordings = a.keep_recordings.then(|| dir.join("recordings"));
     cfg.variants = variants;
     cfg.limits = a.polite.limits();

@@ -13,10 +13,16 @@ use crate::profile::{Method, Profile, RequestTemplate, fill};
 /// A reachable target.
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// `http://host:port`, without a trailing slash.
+    /// `http(s)://host:port/base-path`, without a trailing slash (for messages).
     pub base: String,
+    /// The one URL both stacks resolve request paths under (the base path kept).
+    pub url: sse_wire::BaseUrl,
     /// Host and port for the SSE connections.
     pub wire: sse_wire::Target,
+    /// The TLS configuration both stacks share (an `https` target only).
+    pub tls: Option<sse_wire::TlsConfig>,
+    /// Whether server certificates go unverified (`--insecure`).
+    pub insecure: bool,
     /// How to talk to it.
     pub profile: Profile,
     /// The bearer token, when the profile uses auth.
@@ -65,36 +71,60 @@ impl Answer {
 }
 
 impl Target {
-    /// A target at `base` (e.g. `http://127.0.0.1:8080`).
+    /// A target at `base` (e.g. `http://127.0.0.1:8080`, `https://host/prefix`), with
+    /// the system's roots for `https`.
     pub fn new(
         base: &str,
         profile: Profile,
         token: Option<String>,
     ) -> Result<Target, HarnessError> {
-        let base = base.trim_end_matches('/').to_owned();
-        let (wire, _) = sse_wire::parse_url(&base).map_err(|e| {
+        Target::with_tls(base, profile, token, &sse_wire::TlsOptions::default())
+    }
+
+    /// A target at `base` whose `https` connections (streams and plain requests alike)
+    /// use `tls`: its roots, `insecure` and client certificate.
+    pub fn with_tls(
+        base: &str,
+        profile: Profile,
+        token: Option<String>,
+        tls: &sse_wire::TlsOptions,
+    ) -> Result<Target, HarnessError> {
+        let usage = |e: sse_wire::WireError| {
             HarnessError::new(HarnessErrorKind::Usage, format!("target {base}: {e}"))
-        })?;
-        if wire.tls {
-            return Err(HarnessError::new(
-                HarnessErrorKind::Usage,
-                format!("target {base}: https is not supported yet; use http"),
-            ));
-        }
-        let http = reqwest::Client::builder()
+        };
+        let url = sse_wire::BaseUrl::parse(base).map_err(usage)?;
+        sse_wire::install_default_provider();
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(64);
+        let config = if url.target.tls {
+            let config = tls.client_config().map_err(usage)?;
+            http = http.use_preconfigured_tls((*config.0).clone());
+            Some(config)
+        } else {
+            None
+        };
+        let http = http
             .build()
             .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("http client: {e}")))?;
         Ok(Target {
-            base,
-            wire,
+            base: base.trim_end_matches('/').to_owned(),
+            wire: url.target.clone(),
+            url,
+            insecure: tls.insecure && config.is_some(),
+            tls: config,
             profile,
             token,
             limits: Limits::default(),
             http,
             headers: Vec::new(),
         })
+    }
+
+    /// The request target of a profile path (`/sub/{channel}` once filled) under the
+    /// target's base path.
+    pub fn path(&self, path: &str) -> String {
+        self.url.path(path)
     }
 
     /// The auth headers to send on every request.
@@ -146,9 +176,7 @@ impl Target {
         body: Option<String>,
         headers: &[(String, String)],
     ) -> Result<reqwest::Response, HarnessError> {
-        let mut rb = self
-            .http
-            .request(method.into(), format!("{}{}", self.base, path));
+        let mut rb = self.http.request(method.into(), self.url.url(path));
         for (k, v) in self.request_headers().iter().chain(headers) {
             rb = rb.header(k, v);
         }
@@ -158,7 +186,7 @@ impl Target {
         rb.send().await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Target,
-                format!("{method} {}{path}: {e}", self.base),
+                format!("{method} {}{path}: {}", self.base, error_chain(&e)),
             )
         })
     }
@@ -298,6 +326,22 @@ pub fn parse_gauge(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// An error and its sources, one after the other (reqwest's own message hides the cause:
+/// a TLS failure shows as `invalid peer certificate: UnknownIssuer` only in a source).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 /// Reads at most `cap` bytes of a body (lossy UTF-8): the text, whether there was more,
 /// and why it broke off before its end (a reset, the client's timeout), if it did.
 async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (String, bool, Option<String>) {
@@ -357,13 +401,15 @@ impl Target {
         h
     }
 
-    /// `path` with the token in its query, when streams carry it there.
+    /// `path` under the target's base path, with the token in its query when streams
+    /// carry it there.
     pub fn stream_path(&self, path: &str) -> String {
+        let path = self.path(path);
         let (Some(name), Some(token)) = (
             self.profile.auth.as_ref().and_then(|a| a.stream_query()),
             &self.token,
         ) else {
-            return path.to_owned();
+            return path;
         };
         let sep = if path.contains('?') { '&' } else { '?' };
         format!("{path}{sep}{name}={}", encode_segment(token))
@@ -400,6 +446,28 @@ mod tests {
         assert_eq!(parse_gauge("g not-a-number\n", "g"), None);
         assert_eq!(parse_gauge("g\n", "g"), None, "a name without a value");
         assert_eq!(parse_gauge("", "g"), None);
+    }
+
+    #[test]
+    fn streams_and_plain_requests_resolve_under_the_base_path() {
+        let profile = Profile::load("spine").unwrap();
+        let t = Target::new("http://127.0.0.1:9/prefix/", profile, None).unwrap();
+        assert_eq!(t.base, "http://127.0.0.1:9/prefix");
+        assert_eq!(t.path("/v1/events?job_id=j"), "/prefix/v1/events?job_id=j");
+        assert_eq!(t.url.url("/v1/jobs"), "http://127.0.0.1:9/prefix/v1/jobs");
+        assert!(t.tls.is_none() && !t.insecure);
+    }
+
+    #[test]
+    fn an_https_target_shares_one_tls_config_and_says_when_insecure() {
+        let profile = Profile::load("spine").unwrap();
+        let tls = sse_wire::TlsOptions {
+            insecure: true,
+            ..Default::default()
+        };
+        let t = Target::with_tls("https://localhost:8443", profile, None, &tls).unwrap();
+        assert!(t.wire.tls && t.insecure && t.tls.is_some());
+        assert_eq!(t.path("/sub/x"), "/sub/x");
     }
 
     #[test]

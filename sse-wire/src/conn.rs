@@ -9,6 +9,11 @@
 //! only splits an absolute `http`/`https` URL and passes the path and query
 //! through byte for byte, where the `url` crate would normalise them.
 //!
+//! TLS (`https`) runs over rustls with the configuration in
+//! [`ConnectOptions::tls`] (see [`crate::tls`] for the roots and for what cuts, resets
+//! and slow reads mean over TLS); the TCP socket under it stays reachable, so
+//! `SO_RCVBUF`, `SO_LINGER` and the addresses work the same on both.
+//!
 //! Backpressure: close-delimited and content-length bodies are read from the
 //! socket at most as many bytes as the caller asked for; chunked bodies at
 //! most that plus a little framing slack. Only bytes read together with the
@@ -20,6 +25,9 @@ use std::time::Duration;
 use bytes::BufMut as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+
+use crate::tls::TlsConfig;
 
 use crate::chunked::{ChunkError, ChunkedDecoder};
 
@@ -52,7 +60,8 @@ pub enum WireErrorKind {
     BadChunk,
     /// A head or body exceeded a size limit.
     TooLarge,
-    /// TLS was requested; not supported yet.
+    /// The TLS configuration could not be built, or the handshake failed (unknown CA,
+    /// a certificate for another name, no common protocol).
     Tls,
     /// The URL is not an absolute `http`/`https` URL we can use.
     Url,
@@ -98,7 +107,7 @@ pub struct WireError {
 }
 
 impl WireError {
-    fn new(kind: WireErrorKind, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: WireErrorKind, detail: impl Into<String>) -> Self {
         WireError {
             kind,
             detail: detail.into(),
@@ -209,6 +218,69 @@ pub fn parse_url(url: &str) -> Result<(Target, String), WireError> {
     ))
 }
 
+/// A target URL with its base path: where both the streams and the plain HTTP
+/// requests go. Every request path (a profile's `/v1/events?job_id={job}`, `/sub/{channel}`)
+/// resolves under the base path, so `http://host/prefix` subscribes at
+/// `/prefix/sub/…` exactly as it publishes at `/prefix/pub/…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Where to connect.
+    pub target: Target,
+    /// The path prefix, without a trailing slash (`""` at the root).
+    pub base_path: String,
+}
+
+impl BaseUrl {
+    /// Parses an absolute `http`/`https` URL; a query or fragment is refused (there
+    /// is no one way to merge it with the requests' own).
+    pub fn parse(url: &str) -> Result<BaseUrl, WireError> {
+        let (target, path) = parse_url(url)?;
+        if path.contains('?') || url.contains('#') {
+            return Err(WireError::new(
+                WireErrorKind::Url,
+                format!("{url:?}: a target URL takes no query or fragment"),
+            ));
+        }
+        Ok(BaseUrl {
+            target,
+            base_path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The request target for `path` (starting with `/`, or empty for the base):
+    /// the base path, then `path` verbatim.
+    pub fn path(&self, path: &str) -> String {
+        let joined = if path.is_empty() || path.starts_with('/') {
+            format!("{}{path}", self.base_path)
+        } else {
+            format!("{}/{path}", self.base_path)
+        };
+        if joined.is_empty() || joined.starts_with('?') {
+            format!("/{joined}")
+        } else {
+            joined
+        }
+    }
+
+    /// The absolute URL of `path` under the base (for clients that take URLs).
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.target.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.target.authority(), self.path(path))
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.target.tls { "https" } else { "http" };
+        write!(
+            f,
+            "{scheme}://{}{}",
+            self.target.authority(),
+            self.base_path
+        )
+    }
+}
+
 /// The request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSpec {
@@ -236,9 +308,12 @@ impl RequestSpec {
     }
 }
 
-/// Socket and deadline options of [`open`].
+/// Socket, TLS and deadline options of [`open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
+    /// The TLS configuration for `https` targets; `None`: the system's roots
+    /// (built once per process).
+    pub tls: Option<TlsConfig>,
     /// `SO_RCVBUF` to set before connecting (Linux doubles the value).
     pub rcvbuf: Option<usize>,
     /// Deadline for resolving and connecting.
@@ -250,6 +325,7 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
+            tls: None,
             rcvbuf: None,
             connect_timeout: Duration::from_secs(10),
             head_timeout: Duration::from_secs(15),
@@ -274,9 +350,11 @@ pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-/// The byte stream under the HTTP layer; an enum so TLS can be added.
+/// The byte stream under the HTTP layer: plain TCP, TLS over TCP (the socket still
+/// reachable for its options), or any other stream.
 enum Transport {
     Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
     Other(Box<dyn Io>),
 }
 
@@ -284,6 +362,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            Transport::Tls(s) => f.debug_tuple("Tls").field(s.get_ref().0).finish(),
             Transport::Other(_) => f.write_str("Other"),
         }
     }
@@ -293,6 +372,7 @@ impl Transport {
     fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Transport::Plain(s) => Some(s),
+            Transport::Tls(s) => Some(s.get_ref().0),
             Transport::Other(_) => None,
         }
     }
@@ -300,6 +380,7 @@ impl Transport {
     async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf).await,
+            Transport::Tls(s) => s.read(buf).await,
             Transport::Other(s) => s.read(buf).await,
         }
     }
@@ -309,6 +390,7 @@ impl Transport {
     async fn read_buf<B: bytes::BufMut>(&mut self, buf: &mut B) -> std::io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read_buf(buf).await,
+            Transport::Tls(s) => s.read_buf(buf).await,
             Transport::Other(s) => s.read_buf(buf).await,
         }
     }
@@ -319,11 +401,44 @@ impl Transport {
                 s.write_all(buf).await?;
                 s.flush().await
             }
+            Transport::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
             Transport::Other(s) => {
                 s.write_all(buf).await?;
                 s.flush().await
             }
         }
+    }
+
+    /// Queues a TLS `close_notify` and writes it without waiting (best effort: the
+    /// socket is about to be shut down anyway).
+    fn send_close_notify(&mut self) {
+        let Transport::Tls(s) = self else {
+            return;
+        };
+        let (tcp, conn) = s.get_mut();
+        conn.send_close_notify();
+        let mut out = TryWriter(tcp);
+        while conn.wants_write() {
+            if conn.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes to a TCP socket without waiting (`try_write`), for the last TLS record.
+struct TryWriter<'a>(&'a TcpStream);
+
+impl std::io::Write for TryWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -361,26 +476,63 @@ pub async fn open(
     req: &RequestSpec,
     opts: &ConnectOptions,
 ) -> Result<Response, WireError> {
-    if target.tls {
-        return Err(WireError::new(
-            WireErrorKind::Tls,
-            "https targets are not supported yet",
-        ));
-    }
     let request = encode_request(target, req)?;
-    let stream = tokio::time::timeout(opts.connect_timeout, connect(target, opts.rcvbuf))
+    let transport = tokio::time::timeout(opts.connect_timeout, async {
+        let tcp = connect(target, opts.rcvbuf).await?;
+        if !target.tls {
+            return Ok(Transport::Plain(tcp));
+        }
+        let config = match &opts.tls {
+            Some(c) => c.clone(),
+            None => default_tls()?,
+        };
+        handshake(target, tcp, config).await
+    })
+    .await
+    .map_err(|_| {
+        WireError::new(
+            WireErrorKind::Timeout,
+            format!(
+                "connecting to {} took longer than {:?}",
+                target.authority(),
+                opts.connect_timeout
+            ),
+        )
+    })??;
+    exchange(transport, request, req, opts.head_timeout).await
+}
+
+/// The system roots' configuration, built once per process.
+fn default_tls() -> Result<TlsConfig, WireError> {
+    static DEFAULT: std::sync::OnceLock<Result<TlsConfig, String>> = std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            crate::tls::TlsOptions::default()
+                .client_config()
+                .map_err(|e| e.detail)
+        })
+        .clone()
+        .map_err(|d| WireError::new(WireErrorKind::Tls, d))
+}
+
+/// The TLS handshake over `tcp`, SNI from the target's host; a failure names the host
+/// and rustls's reason (e.g. `invalid peer certificate: UnknownIssuer`).
+async fn handshake(
+    target: &Target,
+    tcp: TcpStream,
+    config: TlsConfig,
+) -> Result<Transport, WireError> {
+    let name = crate::tls::server_name(&target.host)?;
+    let tls = tokio_rustls::TlsConnector::from(config.0)
+        .connect(name, tcp)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
             WireError::new(
-                WireErrorKind::Timeout,
-                format!(
-                    "connecting to {} took longer than {:?}",
-                    target.authority(),
-                    opts.connect_timeout
-                ),
+                WireErrorKind::Tls,
+                format!("TLS handshake with {} failed: {e}", target.authority()),
             )
-        })??;
-    exchange(Transport::Plain(stream), request, req, opts.head_timeout).await
+        })?;
+    Ok(Transport::Tls(Box::new(tls)))
 }
 
 /// Sends `req` as HTTP/1.1 over an already open byte stream `io` and reads the
@@ -809,9 +961,11 @@ impl Response {
             .ok()
     }
 
-    /// Orderly close: sends FIN, drains what already arrived (bounded) so the
-    /// kernel does not turn the close into a reset, then closes.
-    pub fn close(self) {
+    /// Orderly close: sends FIN (over TLS: `close_notify`, then FIN), drains what
+    /// already arrived (bounded) so the kernel does not turn the close into a reset,
+    /// then closes.
+    pub fn close(mut self) {
+        self.transport.send_close_notify();
         let Some(tcp) = self.transport.tcp() else {
             return;
         };
@@ -825,7 +979,8 @@ impl Response {
         }
     }
 
-    /// Abortive close: `SO_LINGER` 0, then close, so the peer sees a reset.
+    /// Abortive close: `SO_LINGER` 0, then close, so the peer sees a reset. Over TLS no
+    /// `close_notify` is sent: the peer sees the RST alone.
     pub fn reset(self) {
         if let Some(tcp) = self.transport.tcp() {
             let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
@@ -943,5 +1098,26 @@ mod head_tests {
         }
         assert_eq!(head_end(b"HTTP/1.1 200 OK\n\n", 0), Some(17));
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n", 0), None);
+    }
+
+    #[test]
+    fn request_paths_resolve_under_the_base_path() {
+        let b = BaseUrl::parse("https://example.invalid:8443/prefix/").unwrap();
+        assert!(b.target.tls);
+        assert_eq!(b.target.port, 8443);
+        assert_eq!(b.base_path, "/prefix");
+        assert_eq!(b.path("/sub/ch-1"), "/prefix/sub/ch-1");
+        assert_eq!(b.path("/v1/events?job_id=j"), "/prefix/v1/events?job_id=j");
+        assert_eq!(b.path(""), "/prefix");
+        assert_eq!(b.url("/pub/x"), "https://example.invalid:8443/prefix/pub/x");
+        assert_eq!(b.to_string(), "https://example.invalid:8443/prefix");
+        let root = BaseUrl::parse("http://127.0.0.1:80").unwrap();
+        assert_eq!(root.base_path, "");
+        assert_eq!(root.path("/healthz"), "/healthz");
+        assert_eq!(root.path(""), "/");
+        assert_eq!(root.path("?x=1"), "/?x=1");
+        assert_eq!(root.url("/a"), "http://127.0.0.1/a");
+        assert!(BaseUrl::parse("http://h/p?q=1").is_err());
+        assert!(BaseUrl::parse("http://h/p#f").is_err());
     }
 }

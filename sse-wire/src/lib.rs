@@ -7,12 +7,14 @@
 mod chunked;
 mod conn;
 mod parser;
+pub mod tls;
 
 pub use chunked::{ChunkError, ChunkedDecoder};
 pub use conn::{
-    BodyFraming, ConnectOptions, Io, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response, Target,
-    WireError, WireErrorKind, open, open_on, parse_url,
+    BaseUrl, BodyFraming, ConnectOptions, Io, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response,
+    Target, WireError, WireErrorKind, open, open_on, parse_url,
 };
 pub use parser::{
     DEFAULT_MAX_BYTES, Event, Item, Mode, Parser, ParserConfig, Violation, ViolationKind,
 };
+pub use tls::{TlsConfig, TlsOptions, install_default_provider};

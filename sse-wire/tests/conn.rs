@@ -58,6 +58,7 @@ async fn write_segments(stream: &mut TcpStream, segments: &[&[u8]]) {
 
 fn opts() -> ConnectOptions {
     ConnectOptions {
+        tls: None,
         rcvbuf: None,
         connect_timeout: Duration::from_secs(5),
         head_timeout: Duration::from_secs(5),
@@ -569,7 +570,7 @@ async fn request_is_encoded_as_given() {
 }
 
 #[tokio::test]
-async fn bad_requests_tls_and_refused() {
+async fn bad_requests_and_refused() {
     let target = Target {
         host: "127.0.0.1".into(),
         port: 9,
@@ -584,15 +585,6 @@ async fn bad_requests_tls_and_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.kind, WireErrorKind::BadRequest);
-
-    let tls = Target {
-        tls: true,
-        ..target
-    };
-    let e = open(&tls, &RequestSpec::get("/"), &opts())
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind, WireErrorKind::Tls);
 
     // A port nobody listens on any more.
     let port = {

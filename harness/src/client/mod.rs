@@ -390,6 +390,7 @@ impl Attempt<'_> {
         let (plan, target) = (self.plan, self.target);
         let left = plan.deadline.saturating_duration_since(Instant::now());
         let opts = ConnectOptions {
+            tls: target.tls.clone(),
             rcvbuf: plan.rcvbuf,
             connect_timeout: left.min(Duration::from_secs(10)),
             head_timeout: left.min(Duration::from_secs(15)),

@@ -1,0 +1,353 @@
+//! The harness through a real TLS-terminating reverse proxy: Debian's nginx
+//! (`targets/nginx-proxy/nginx.conf.template`) on a free loopback port, with a
+//! certificate from a throwaway CA made here (rcgen), in front of a reference server
+//! process, the upstream mounted under `/prefix/`. Every run targets
+//! `https://127.0.0.1:PORT/prefix`, so it also proves streams and publishes both resolve
+//! under the base path.
+//!
+//! - spine scenarios (cuts at exact bytes, resets, heartbeats, lifecycle, cursor errors)
+//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA;
+//! - without it the run cannot start, with a TLS error naming the unknown CA; with
+//!   `--insecure` it passes and the run says so;
+//! - behind the buffering config (a classic production mistake) the run does not pass:
+//!   nginx holds even the head of an idle stream, so no stream opens in time.
+//!
+//! Needs `nginx-light` (`targets/nchan/install.sh`, which `.ci/run` calls). Without it
+//! the tests pass vacuously with a note, except under `CI=true`, where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use harness_model::{RunEvent, Verdict};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use sse_harness::embedded::ReferenceProcess;
+use sse_harness::{RunConfig, Selection, TargetSpec};
+
+mod support;
+
+/// Spine scenarios played through the proxy: one of each kind of chaos and check.
+const SCENARIOS: &[&str] = &[
+    "CT-07/reconnect-with-last-event-id",
+    "CT-10/cut-at-random-bytes",
+    "CT-10/reset-instead-of-close",
+    "HEARTBEAT/idle-events-stream",
+    "LIFECYCLE/task-completed",
+    "CURSOR/invalid-last-event-id",
+];
+
+/// Every wait for a process here ends by this deadline.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost, as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn generate() -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("sse-pki-")
+            .tempdir()
+            .unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "sse-harness throwaway test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "sse-harness test server");
+        let leaf = leaf.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Waits (bounded) until 127.0.0.1:`port` accepts TCP connections.
+fn wait_listening(port: u16, what: &str) {
+    let until = Instant::now() + START_DEADLINE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < until,
+            "{what} not listening on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A reference server child process (stopped by pid when dropped).
+struct Upstream {
+    plan: ReferenceProcess,
+    child: Child,
+    port: u16,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let bin = Path::new(env!("CARGO_BIN_EXE_sse-harness"));
+        let plan = ReferenceProcess::plan(bin, &Default::default()).unwrap();
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(&plan.command)
+            .spawn()
+            .unwrap();
+        let port = plan
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        wait_listening(port, "the reference server");
+        Upstream { plan, child, port }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the proxy treats response bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buffering {
+    /// The streaming setup: every byte passed on at once.
+    Off,
+    /// The mistake: responses buffered, and the upstream's `X-Accel-Buffering: no`
+    /// ignored (as a proxy that does not know the header would).
+    On,
+}
+
+impl Buffering {
+    fn directives(self) -> &'static str {
+        match self {
+            Buffering::Off => "            proxy_buffering off;",
+            Buffering::On => {
+                "            proxy_buffering on;\n            proxy_ignore_headers X-Accel-Buffering;"
+            }
+        }
+    }
+}
+
+/// nginx in its own temp prefix, TLS on a free loopback port, proxying `/prefix/` to
+/// the upstream; stopped by the pid in its pid file when dropped.
+struct Proxy {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Proxy {
+    fn start(pki: &Pki, upstream: u16, buffering: Buffering) -> Proxy {
+        let dir = tempfile::Builder::new()
+            .prefix("sse-nginx-proxy-")
+            .tempdir()
+            .unwrap();
+        for sub in ["logs", "tmp/client_body", "tmp/proxy", "tmp/fastcgi"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for sub in ["tmp/uwsgi", "tmp/scgi"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let template =
+            std::fs::read_to_string(repo().join("targets/nginx-proxy/nginx.conf.template"))
+                .unwrap();
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let conf = template
+                .replace("@USER@", user.trim())
+                .replace("@PORT@", &port.to_string())
+                .replace("@CERT@", &pki.file("server.pem").display().to_string())
+                .replace("@KEY@", &pki.file("server.key").display().to_string())
+                .replace("@UPSTREAM@", &format!("127.0.0.1:{upstream}"))
+                .replace("@BUFFERING@", buffering.directives());
+            let path = dir.path().join("nginx.conf");
+            std::fs::write(&path, conf).unwrap();
+            let prefix = format!("{}/", dir.path().display());
+            let out = Command::new("/usr/sbin/nginx")
+                .args(["-p", &prefix, "-c"])
+                .arg(&path)
+                .args(["-e", "logs/error.log"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                wait_listening(port, "nginx");
+                return Proxy { dir, port };
+            }
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        panic!("nginx did not start: {last}");
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/prefix", self.port)
+    }
+
+    fn pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.dir.path().join("nginx.pid")).ok()?;
+        text.trim().parse().ok()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let Some(pid) = self.pid().map(nix::unistd::Pid::from_raw) else {
+            return;
+        };
+        let _ = kill(pid, Signal::SIGTERM);
+        let until = Instant::now() + START_DEADLINE;
+        while kill(pid, None).is_ok() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// Whether nginx is here; under `CI=true` it must be.
+fn nginx_available() -> bool {
+    let there = Path::new("/usr/sbin/nginx").exists();
+    if !there {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !in_ci,
+            "CI=true but nginx is not installed: run targets/nchan/install.sh"
+        );
+        eprintln!("nginx not installed (targets/nchan/install.sh): skipped");
+    }
+    there
+}
+
+/// A run of `scenarios` against the proxy with `tls`, and whether it announced itself
+/// as insecure.
+fn play(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    tls: sse_wire::TlsOptions,
+    scenarios: &[&str],
+) -> (
+    Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
+    bool,
+) {
+    let seed = support::seed("tls_proxy", false);
+    let mut cfg = RunConfig::new(TargetSpec::Url {
+        url: proxy.url(),
+        token: Some(upstream.plan.token.clone()),
+    });
+    cfg.tls = tls;
+    cfg.seed = Some(seed);
+    cfg.replay_prefix = Some(support::replay_prefix("tls_proxy", seed));
+    cfg.selection = Selection {
+        dir: None,
+        globs: scenarios.iter().copied().map(globset::escape).collect(),
+    };
+    let mut insecure = false;
+    let outcome = support::block_on(sse_harness::run(cfg, &mut |ev| {
+        if let RunEvent::RunStarted { meta, .. } = ev {
+            insecure = meta.insecure_tls;
+        }
+    }))
+    .unwrap();
+    (outcome, insecure)
+}
+
+#[test]
+fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    let (outcome, insecure) = play(&proxy, &upstream, tls, SCENARIOS);
+    let outcome = outcome.unwrap();
+    assert!(!insecure);
+    assert_eq!(outcome.results.len(), SCENARIOS.len());
+    let mut failed = Vec::new();
+    for r in &outcome.results {
+        if let Err(e) = support::expect_pass(r, outcome.seed, 5) {
+            failed.push(format!("{e:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn an_unknown_ca_is_a_clear_tls_error_and_insecure_passes_and_says_so() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let one = &["CT-07/reconnect-with-last-event-id"];
+    let (outcome, _) = play(&proxy, &upstream, Default::default(), one);
+    let e = outcome.expect_err("an unknown CA must stop the run");
+    let text = format!("{e}");
+    assert!(
+        text.contains("UnknownIssuer") || text.contains("no system root certificates"),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1"), "{text}");
+
+    let tls = sse_wire::TlsOptions {
+        insecure: true,
+        ..Default::default()
+    };
+    let (outcome, insecure) = play(&proxy, &upstream, tls, one);
+    let outcome = outcome.unwrap();
+    assert!(insecure, "the run must say its certificate went unverified");
+    if let Err(e) = support::expect_pass(&outcome.results[0], outcome.seed, 5) {
+        panic!("{e:?}");
+    }
+}
+
+#[test]
+fn a_buffering_proxy_is_caught() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::On);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    let (outcome, _) = play(&proxy, &upstream, tls, &["HEARTBEAT/idle-events-stream"]);
+    let outcome = outcome.unwrap();
+    let r = &outcome.results[0];
+    // nginx holds even the response head of a buffered idle stream, so no stream opens
+    // within the head deadline: the run cannot pass (heartbeat findings with a
+    // buffering hint are left for later: the stream never starts here).
+    assert!(
+        r.verdict != Verdict::Pass && outcome.exit_code() != 0,
+        "a buffering proxy must not pass: {:?}",
+        r.verdict
+    );
+    let reason = r.verdict.reason().unwrap_or_default();
+    assert!(reason.contains("no complete response head"), "{reason}");
+}
