@@ -107,6 +107,7 @@ pub struct Spine {
 impl Spine {
     /// A client of the reference server at `base`.
     pub fn new(base: &str) -> anyhow::Result<Spine> {
+        sse_wire::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
@@ -219,6 +220,7 @@ pub struct NchanHttp {
 impl NchanHttp {
     /// A client of the nchan instance at `base`.
     pub fn new(base: &str) -> anyhow::Result<NchanHttp> {
+        sse_wire::install_default_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)

@@ -17,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = RunningServer::start(Config::new(dir.path(), "bench")).await?;
     let url = server.url();
+    // reqwest is built with `rustls-no-provider` in this workspace: install one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let job: serde_json::Value = http
         .post(format!("{url}/v1/jobs"))

@@ -153,6 +153,7 @@ async fn a_store_that_turns_read_only_is_retried_and_loses_nothing_once_writable
 async fn clients_that_disconnect_mid_create_leave_no_half_made_job() {
     let s = TestServer::start().await;
     for i in 0..60u64 {
+        common::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_micros(500 + (i % 12) * 500))
             .build()

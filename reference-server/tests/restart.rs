@@ -118,7 +118,7 @@ async fn the_binary_prints_its_url_and_generated_token_and_stops_on_sigterm() {
         .strip_prefix("token: ")
         .expect("token line")
         .to_owned();
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let resp = http
         .get(format!("{url}/v1/events"))
         .bearer_auth(&token)

@@ -118,7 +118,7 @@ async fn a_second_sigterm_exits_at_once_and_the_token_comes_from_the_environment
         dir.path(),
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     // SPINE_TOKEN is the token.
     let r = http
         .post(format!("{url}/v1/jobs"))

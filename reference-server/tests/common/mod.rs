@@ -41,7 +41,7 @@ impl TestServer {
         adjust(&mut cfg);
         let server = RunningServer::start(cfg).await.expect("server starts");
         let url = server.url();
-        let http = reqwest::Client::new();
+        let http = http_client();
         let ts = TestServer {
             server,
             dir,
@@ -364,4 +364,17 @@ fn chattr(path: &std::path::Path, flag: &str) {
         .status()
         .expect("chattr (e2fsprogs) runs");
     assert!(status.success(), "chattr {flag} {} failed", path.display());
+}
+
+/// Installs rustls's `ring` provider as the process default, once. reqwest is built
+/// with `rustls-no-provider` in this workspace (the harness shares one rustls config),
+/// and any reqwest client panics at build time without a provider.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain reqwest client (after [`install_tls_provider`]).
+pub fn http_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::new()
 }
