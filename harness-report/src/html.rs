@@ -605,30 +605,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         );
     }
 
-    s.push_str(
-        "<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Verdict</th><th class=\"num\">Time</th>\
-         <th class=\"num\">Conns</th><th class=\"num\">Events</th><th class=\"num\">Published</th>\
-         <th class=\"num\">Cuts</th><th>First finding / reason</th></tr>\n",
-    );
-    for r in &log.results {
-        let note = r.headline();
-        let _ = write!(
-            s,
-            "<tr><td><code>{}</code><div class=\"muted\">{}</div></td><td>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"note\">{}</td></tr>",
-            esc(&r.info.id),
-            esc(&r.info.title),
-            pill(&r.verdict),
-            human_duration(r.duration),
-            r.stats.connections,
-            r.stats.events_received,
-            r.stats.events_published,
-            cuts(&r.stats),
-            esc(&note)
-        );
-    }
-    s.push_str("</table>\n");
+    s.push_str(&scenario_table(log));
 
     if !log.gate.is_empty() {
         s.push_str("<h2>Gate</h2><div class=\"card\">");
@@ -654,6 +631,36 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         esc(&meta.replay_command)
     );
     Ok(s)
+}
+
+/// The table of scenarios: verdict, time, counts and the first finding or reason.
+fn scenario_table(log: &RunLog) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "<h2>Scenarios</h2><table><tr><th>Scenario</th><th>Verdict</th><th class=\"num\">Time</th>\
+         <th class=\"num\">Conns</th><th class=\"num\">Events</th><th class=\"num\">Published</th>\
+         <th class=\"num\">Cuts</th><th>First finding / reason</th></tr>\n",
+    );
+    for r in &log.results {
+        let note = r.headline();
+        let _ = write!(
+            s,
+            "<tr><td><code>{}</code><div class=\"muted\">{}</div></td><td>{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"note\">{}</td></tr>",
+            esc(&r.info.id),
+            esc(&r.info.title),
+            pill(&r.verdict),
+            human_duration(r.duration),
+            r.stats.connections,
+            r.stats.events_received,
+            r.stats.events_published,
+            cuts(&r.stats),
+            esc(&note)
+        );
+    }
+    s.push_str("</table>\n");
+    s
 }
 
 pub(crate) fn render(log: &RunLog) -> Result<Vec<Rendered>, ReportError> {

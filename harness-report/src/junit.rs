@@ -4,7 +4,7 @@
 //! any, are one failing test case of a `gate` suite so CI shows the run failed; an
 //! interrupted run is one erroring `run/interrupted` test case.
 
-use harness_model::{Finding, Level, Verdict};
+use harness_model::{Finding, Level, ScenarioResult, Verdict};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::error::{ReportError, ReportErrorKind};
@@ -59,57 +59,7 @@ pub(crate) fn report(log: &RunLog) -> Report {
                 .iter()
                 .filter(|f| f.level == Level::Should)
                 .collect();
-            let status = match &r.verdict {
-                Verdict::Pass => TestCaseStatus::success(),
-                Verdict::Fail => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    if let Some(first) = must.first() {
-                        s.set_message(first.message());
-                        s.set_type(first.contract.0.as_str());
-                    } else {
-                        s.set_message("failed");
-                    }
-                    s.set_description(format!(
-                        "{}replay: {}\n",
-                        findings_text(&must),
-                        r.replay_command
-                    ));
-                    s
-                }
-                Verdict::Skipped { reason } => {
-                    let mut s = TestCaseStatus::skipped();
-                    s.set_message(harness_model::untrusted(reason).as_ref());
-                    s
-                }
-                Verdict::Inconclusive { .. } => {
-                    let reason = r.verdict.reason().unwrap_or_default();
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(format!("inconclusive: {reason}"));
-                    s.set_type("inconclusive");
-                    s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
-                    s
-                }
-                Verdict::Interrupted => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    s.set_message("interrupted: the run was stopped while this scenario ran");
-                    s.set_type("interrupted");
-                    s.set_description(format!("replay: {}\n", r.replay_command));
-                    s
-                }
-                Verdict::NotRun => {
-                    let mut s = TestCaseStatus::skipped();
-                    s.set_message("not run: the run was interrupted before it");
-                    s
-                }
-                Verdict::Error { reason } => {
-                    let reason = harness_model::untrusted(reason);
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    s.set_message(reason.as_ref());
-                    s.set_type("harness");
-                    s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
-                    s
-                }
-            };
+            let status = status(r, &must);
             let mut case = TestCase::new(r.info.id.as_str(), status);
             case.set_classname(group);
             case.set_time(r.duration);
@@ -121,17 +71,7 @@ pub(crate) fn report(log: &RunLog) -> Report {
         suite.set_time(time);
         report.add_test_suite(suite);
     }
-    if let Some(signal) = log.summary.as_ref().and_then(|s| s.interrupted) {
-        let mut suite = TestSuite::new("run");
-        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-        s.set_message(format!("the run was interrupted by {signal}"));
-        s.set_type("interrupted");
-        if let Some(reason) = log.summary.as_ref().and_then(|s| s.reason.as_ref()) {
-            s.set_description(format!("{reason}\n"));
-        }
-        let mut case = TestCase::new("run/interrupted", s);
-        case.set_classname("run");
-        suite.add_test_case(case);
+    if let Some(suite) = interrupted_suite(log) {
         report.add_test_suite(suite);
     }
     if !log.gate.is_empty() {
@@ -177,4 +117,75 @@ fn drop_suites_skipped(xml: String) -> String {
         .find('"')
         .map_or(tag.len(), |e| at + 10 + e + 1);
     format!("{}{}{}", &xml[..start + at], &tag[value_end..], &xml[end..])
+}
+
+/// The JUnit status of scenario `r`, whose MUST findings are `must`.
+fn status(r: &ScenarioResult, must: &[&Finding]) -> TestCaseStatus {
+    match &r.verdict {
+        Verdict::Pass => TestCaseStatus::success(),
+        Verdict::Fail => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            if let Some(first) = must.first() {
+                s.set_message(first.message());
+                s.set_type(first.contract.0.as_str());
+            } else {
+                s.set_message("failed");
+            }
+            s.set_description(format!(
+                "{}replay: {}\n",
+                findings_text(&must),
+                r.replay_command
+            ));
+            s
+        }
+        Verdict::Skipped { reason } => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(harness_model::untrusted(reason).as_ref());
+            s
+        }
+        Verdict::Inconclusive { .. } => {
+            let reason = r.verdict.reason().unwrap_or_default();
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("inconclusive: {reason}"));
+            s.set_type("inconclusive");
+            s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
+            s
+        }
+        Verdict::Interrupted => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message("interrupted: the run was stopped while this scenario ran");
+            s.set_type("interrupted");
+            s.set_description(format!("replay: {}\n", r.replay_command));
+            s
+        }
+        Verdict::NotRun => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message("not run: the run was interrupted before it");
+            s
+        }
+        Verdict::Error { reason } => {
+            let reason = harness_model::untrusted(reason);
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(reason.as_ref());
+            s.set_type("harness");
+            s.set_description(format!("{reason}\nreplay: {}\n", r.replay_command));
+            s
+        }
+    }
+}
+
+/// The erroring `run/interrupted` case of an interrupted run, in a `run` suite.
+fn interrupted_suite(log: &RunLog) -> Option<TestSuite> {
+    let signal = log.summary.as_ref().and_then(|s| s.interrupted)?;
+    let mut suite = TestSuite::new("run");
+    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+    s.set_message(format!("the run was interrupted by {signal}"));
+    s.set_type("interrupted");
+    if let Some(reason) = log.summary.as_ref().and_then(|s| s.reason.as_ref()) {
+        s.set_description(format!("{reason}\n"));
+    }
+    let mut case = TestCase::new("run/interrupted", s);
+    case.set_classname("run");
+    suite.add_test_case(case);
+    Some(suite)
 }
