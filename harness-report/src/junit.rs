@@ -133,7 +133,7 @@ fn status(r: &ScenarioResult, must: &[&Finding]) -> TestCaseStatus {
             }
             s.set_description(format!(
                 "{}replay: {}\n",
-                findings_text(&must),
+                findings_text(must),
                 r.replay_command
             ));
             s
