@@ -10,6 +10,12 @@
 //! (two or more items within [`BURST_US`]) is what a paused reader sees of a
 //! heartbeating server (the heartbeats waited in the socket), so it is not held against
 //! the target; nor is the silence before such a connection's end.
+//!
+//! One receive silence is judged even between well-stamped heartbeats: on an idle
+//! client, heartbeats the server stamped on time that reach the client only after a
+//! silence above both the limit and [`HELD_MIN_US`] were held on the way. That is what a
+//! proxy that buffers responses (nginx `proxy_buffering on`, a CDN) does to a stream,
+//! and the finding says so; a stall of the harness itself is far shorter than that.
 
 use harness_model::ids;
 use harness_model::{Connection, Evidence, FrameKind};
@@ -20,6 +26,10 @@ use crate::{HeartbeatForm, IdMode};
 
 /// Items received this close together were read from one buffered burst.
 const BURST_US: u64 = 20_000;
+
+/// The shortest receive silence between on-time heartbeats judged as held on the way
+/// (5 s): longer than any stall of the harness, shorter than a buffering proxy's.
+const HELD_MIN_US: u64 = 5_000_000;
 
 pub(crate) fn check(ctx: &mut Ctx) {
     if !ctx.enabled("heartbeat") {
@@ -88,6 +98,14 @@ fn interval(ctx: &mut Ctx) {
                         "{} ms between consecutive heartbeats by their server_time",
                         ms(to - from)
                     ),
+                    Clock::Held => format!(
+                        "{} ms of silence (from {} ms to {} ms) ended by heartbeats the server stamped on time: \
+they were held on the way, as a proxy that buffers responses does (nginx proxy_buffering on, a CDN): \
+the likely cause is buffering between the server and the client",
+                        ms(to - from),
+                        ms(from),
+                        ms(to)
+                    ),
                 },
                 ..at_frame(c.id(), conn, f)
             });
@@ -105,6 +123,8 @@ enum Clock {
     Receive,
     /// The `server_time` of two consecutive heartbeats (µs since the epoch).
     Server,
+    /// The receive times, between heartbeats the server stamped on time.
+    Held,
 }
 
 /// The first silence above `limit` µs on a connection: (from, to, the frame that ended
@@ -136,6 +156,9 @@ fn silence(
         if let (Some(a), Some(b)) = (prev_stamp, this_stamp) {
             if b.saturating_sub(a) > limit {
                 return Some((a, b, frame, Clock::Server));
+            }
+            if idle && t.saturating_sub(prev) > limit.max(HELD_MIN_US) {
+                return Some((prev, t, frame, Clock::Held));
             }
         } else if t.saturating_sub(prev) > limit {
             let burst = items[k..]

@@ -614,6 +614,19 @@ cases! {
         tr(&mut r, "idle#0").connections = vec![c];
         Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 112: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 3500 ms between consecutive heartbeats by their server_time")
     };
+    // Issue 13: heartbeats stamped on time that reach an idle client in one burst after
+    // 7 s of silence were held by something between (a buffering proxy).
+    heartbeats_held_on_the_way => {
+        let mut r = numeric();
+        let c = Conn::new(0, 200)
+            .open(201, "events", 5, Value::Null)
+            .hb_stamped(1200, 1200, 9)
+            .hb_stamped(8200, 2200, 9)
+            .hb_stamped(8201, 3200, 9)
+            .end(ConnEnd::Finished, 8500);
+        tr(&mut r, "idle#0").connections = vec![c];
+        Case::one(numeric_cfg(), r, "heartbeat.interval", "[heartbeat.interval] client idle#0 conn 0 byte 112: expected no silence above 2 x heartbeat_ms = 2000 ms, saw 7000 ms of silence (from 1200 ms to 8200 ms) ended by heartbeats the server stamped on time: they were held on the way, as a proxy that buffers responses does (nginx proxy_buffering on, a CDN): the likely cause is buffering between the server and the client")
+    };
     idle_silence_before_the_server_closes => {
         let mut r = numeric();
         let c = conn(&mut r, "idle#0", 0);

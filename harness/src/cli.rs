@@ -7,7 +7,8 @@
 //! `.config/sse-harness.toml` and `sse-harness.toml` found in the current folder or
 //! its parents, up to the repository root. Its `[run]` table takes the `run` flags'
 //! long names (`target`, `profile`, `scenario = [..]`, `threshold = [..]`, …); an
-//! unknown key is an error that lists the valid ones. Tokens are not read from it.
+//! unknown key is an error that lists the valid ones. Tokens and `--header` values
+//! (which carry secrets) are not read from it.
 
 use std::path::{Path, PathBuf};
 
@@ -199,6 +200,11 @@ pub struct MutationArgs {
     /// (the whole matrix behind docs/MUTATIONS.md), not only the scenarios its row lists.
     #[arg(long)]
     pub all_scenarios: bool,
+    /// Scenarios of one run played at once, each against a server of its own (more
+    /// is faster, but loads the machine the timing contracts are judged on; controls
+    /// are played under the same load).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub jobs: u16,
     /// Write the Markdown table to this file (default: stdout).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -249,6 +255,13 @@ struct RunDefaults {
     keep_recordings: Option<bool>,
     color: Option<Color>,
     message_format: Option<MessageFormat>,
+    cacert: Option<PathBuf>,
+    insecure: Option<bool>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    scale: Option<f64>,
+    max_rate: Option<u64>,
+    max_clients: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,6 +285,15 @@ impl RunArgs {
             let file: ConfigFile =
                 toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
             self.merge(file.run);
+            self.polite
+                .check()
+                .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?;
+            if self.tls.cert.is_some() != self.tls.key.is_some() {
+                anyhow::bail!(
+                    "config file {}: cert and key go together (a client certificate needs its key)",
+                    p.display()
+                );
+            }
         }
         self.profile.get_or_insert_with(|| "spine".into());
         if self.no_color {
@@ -303,6 +325,15 @@ impl RunArgs {
             self.variants = d.variant;
         }
         self.keep_recordings |= d.keep_recordings.unwrap_or(false);
+        fill(&mut self.tls.cacert, d.cacert);
+        self.tls.insecure |= d.insecure.unwrap_or(false);
+        if self.tls.cert.is_none() && self.tls.key.is_none() {
+            self.tls.cert = d.cert;
+            self.tls.key = d.key;
+        }
+        fill(&mut self.polite.scale, d.scale);
+        fill(&mut self.polite.max_rate, d.max_rate);
+        fill(&mut self.polite.max_clients, d.max_clients);
     }
 }
 
@@ -370,6 +401,43 @@ mod tests {
         let err = format!("{:#}", a.with_config(dir.path()).unwrap_err());
         assert!(err.contains("unknown field `profil`"), "{err}");
         assert!(err.contains("`profile`"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_polite_keys_come_from_the_config_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[run]\ncacert = \"ca.pem\"\ninsecure = true\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+             scale = 0.5\nmax-rate = 100\nmax-clients = 4\n",
+        )
+        .unwrap();
+        let mut a = RunArgs {
+            config: Some(p.clone()),
+            ..RunArgs::default()
+        };
+        a.polite.max_rate = Some(7);
+        a.with_config(dir.path()).unwrap();
+        assert_eq!(a.tls.cacert.as_deref(), Some(Path::new("ca.pem")));
+        assert!(a.tls.insecure);
+        assert_eq!(a.tls.key.as_deref(), Some(Path::new("k.pem")));
+        assert_eq!(a.polite.scale, Some(0.5));
+        assert_eq!(a.polite.max_rate, Some(7), "the flag wins");
+        assert_eq!(a.polite.max_clients, Some(4));
+        for (bad, says) in [
+            ("scale = 2.0", "scale: 2 is not in (0, 1]"),
+            ("cert = \"c.pem\"", "cert and key go together"),
+            ("header = [\"K: V\"]", "unknown field `header`"),
+        ] {
+            std::fs::write(&p, format!("[run]\n{bad}\n")).unwrap();
+            let mut a = RunArgs {
+                config: Some(p.clone()),
+                ..RunArgs::default()
+            };
+            let err = format!("{:#}", a.with_config(dir.path()).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -79,16 +79,18 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
 /// or with `--all-scenarios` on every scenario of its contract's family), each run
 /// compared with its control; exit 1 if a fault was not caught.
 pub async fn mutations(a: MutationArgs) -> Result<u8> {
+    let scope = if a.all_scenarios {
+        mutation::Scope::Family
+    } else {
+        mutation::Scope::Listed
+    };
     let player = mutation::Player {
         all: sse_harness::scenario::builtin()?,
         seed: a.seed,
         bin: std::env::current_exe().context("locating sse-harness")?,
-        scope: if a.all_scenarios {
-            mutation::Scope::Family
-        } else {
-            mutation::Scope::Listed
-        },
+        scope,
         controls: mutation::Controls::default(),
+        jobs: usize::from(a.jobs),
     };
     let mut outcomes = Vec::new();
     for m in mutation::table()?
@@ -108,11 +110,15 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
             o.control_misfires()
         );
         outcomes.push(o);
+        // The table so far, rewritten after each row: a long matrix that is stopped
+        // keeps the rows it played.
+        if let Some(p) = &a.out {
+            let md = mutation::markdown(&outcomes, a.seed, scope);
+            std::fs::write(p, md).with_context(|| format!("--out {}", p.display()))?;
+        }
     }
-    let md = mutation::markdown(&outcomes, a.seed);
-    match &a.out {
-        Some(p) => std::fs::write(p, &md).with_context(|| format!("--out {}", p.display()))?,
-        None => print!("{md}"),
+    if a.out.is_none() {
+        print!("{}", mutation::markdown(&outcomes, a.seed, scope));
     }
     Ok(if outcomes.iter().all(|o| o.passed()) {
         0

@@ -28,6 +28,7 @@ pub mod outcome;
 pub mod polite;
 pub mod probes;
 pub mod profile;
+pub mod proxy_env;
 pub mod publisher;
 pub mod runner;
 pub mod scenario;

@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use harness_model::{ContractId, Contracts, Family, Finding};
 use reference_server::faults::FaultSet;
 use serde::Deserialize;
@@ -231,6 +232,10 @@ pub struct Player {
     pub scope: Scope,
     /// The controls, shared by every row.
     pub controls: Controls,
+    /// How many scenarios of one run are played at once (at least 1). Each plays
+    /// against a server of its own, so they only share the machine; the table's
+    /// rows and findings come out in the same order whatever this is.
+    pub jobs: usize,
 }
 
 impl Player {
@@ -271,19 +276,32 @@ impl Player {
             .collect();
         for run in 0..m.runs {
             let seed = self.seed.wrapping_add(u64::from(run));
+            // Unordered, so a long scenario does not hold up the start of the next;
+            // put back in scenario order before anything is kept.
+            let mut plays = futures_util::stream::iter(scenarios.iter().enumerate())
+                .map(|(i, sc)| async move { (i, self.play_scenario(m, sc, fault, seed).await) })
+                .buffer_unordered(self.jobs.max(1))
+                .collect::<Vec<_>>()
+                .await;
+            plays.sort_by_key(|(i, _)| *i);
+            let plays = plays.into_iter().map(|(_, p)| p);
             let mut caught = false;
-            for (i, sc) in scenarios.iter().enumerate() {
-                match self.play_scenario(m, sc, fault, seed, &mut out).await {
-                    Ok(Catch::Caught) => {
-                        caught = true;
-                        out.scenarios[i].caught += 1;
-                    }
-                    Ok(Catch::Misfire) => out.scenarios[i].control_misfires += 1,
-                    Ok(Catch::Missed) => {}
+            for (i, (sc, played)) in scenarios.iter().zip(plays).enumerate() {
+                let (catch, findings) = match played {
+                    Ok(p) => p,
                     Err(e) => {
                         out.error = Some(format!("{}: {e}", sc.id()));
                         return out;
                     }
+                };
+                out.note(m, findings);
+                match catch {
+                    Catch::Caught => {
+                        caught = true;
+                        out.scenarios[i].caught += 1;
+                    }
+                    Catch::Misfire => out.scenarios[i].control_misfires += 1,
+                    Catch::Missed => {}
                 }
             }
             if caught {
@@ -294,36 +312,42 @@ impl Player {
         out
     }
 
-    /// One scenario, one seed: the faulty run against the control.
+    /// One scenario, one seed: the faulty run against the control, with the faulty
+    /// run's findings.
     async fn play_scenario(
         &self,
         m: &Mutation,
         sc: &Scenario,
         fault: reference_server::faults::Fault,
         seed: u64,
-        out: &mut MutationOutcome,
-    ) -> Result<Catch, HarnessError> {
+    ) -> Result<(Catch, Vec<Finding>), HarnessError> {
         let findings = play_one(sc, FaultSet::new([fault]), seed, &self.bin).await?;
-        let mut failed = false;
-        for f in findings {
-            if f.contract.0 == m.catches {
-                if !failed && out.finding.is_none() {
-                    out.finding = Some(f);
-                }
-                failed = true;
-            } else if !out.also.contains(&f.contract.0) {
-                out.also.push(f.contract.0.clone());
-            }
-        }
-        if !failed {
-            return Ok(Catch::Missed);
+        if !findings.iter().any(|f| f.contract.0 == m.catches) {
+            return Ok((Catch::Missed, findings));
         }
         let control = self.controls.failed(sc, seed, &self.bin).await?;
-        Ok(if control.contains(&m.catches) {
+        let catch = if control.contains(&m.catches) {
             Catch::Misfire
         } else {
             Catch::Caught
-        })
+        };
+        Ok((catch, findings))
+    }
+}
+
+impl MutationOutcome {
+    /// Keeps the first finding of the row's contract, and the other contracts that
+    /// failed.
+    fn note(&mut self, m: &Mutation, findings: Vec<Finding>) {
+        for f in findings {
+            if f.contract.0 == m.catches {
+                if self.finding.is_none() {
+                    self.finding = Some(f);
+                }
+            } else if !self.also.contains(&f.contract.0) {
+                self.also.push(f.contract.0.clone());
+            }
+        }
     }
 }
 
@@ -373,14 +397,16 @@ const INCONCLUSIVE: &str = "A fault counts as caught only by a MUST finding nami
 
 /// The table as Markdown: fault → contract → how many runs and scenarios caught it →
 /// the one-line finding it gave.
-pub fn markdown(outcomes: &[MutationOutcome], seed: u64) -> String {
+pub fn markdown(outcomes: &[MutationOutcome], seed: u64, scope: Scope) -> String {
     let mut s = String::from(
         "# Mutation table\n\nEvery deliberate fault of the reference server (`reference-server serve --fault NAME`), \
-the contract that catches it, and the one-line finding it produced. Made by `sse-harness mutations` \
-(seed ",
+the contract that catches it, and the one-line finding it produced. Made by `sse-harness mutations",
     );
+    if scope == Scope::Family {
+        s.push_str(" --all-scenarios");
+    }
     s.push_str(&format!(
-        "{seed}); asserted by `cargo test -p sse-harness --test mutations` on each row's listed scenarios.\n\n{INCONCLUSIVE}\n\n\
+        "` (seed {seed}); asserted by `cargo test -p sse-harness --test mutations` on each row's listed scenarios.\n\n{INCONCLUSIVE}\n\n\
 A fault counts as caught in a scenario only if the same scenario with the same seed and no fault \
 (its control, played once and shared by every fault) does not fail that contract. \
 *runs caught*: runs in which at least one scenario caught it (`runs` in `contracts/mutations.toml`; \
@@ -411,6 +437,42 @@ every scenario that declares the contract's family), how many caught it in every
             o.control_misfires(),
             finding.replace('|', "\\|")
         ));
+    }
+    if scope == Scope::Family {
+        s.push_str(&misses(outcomes));
+    }
+    s
+}
+
+/// The matrix's second table: per fault, the scenarios of its family that did not
+/// catch it in every run (a family scenario need not exercise every fault: an idle
+/// stream never resumes; this shows where each fault is and is not seen).
+fn misses(outcomes: &[MutationOutcome]) -> String {
+    let mut s = String::from(
+        "\n## Where each fault was not caught\n\nThe scenarios of the contract's family that did not catch the fault in every run \
+(*misfire*: the control failed the contract too in that many runs). A scenario of the family need not \
+exercise every fault of it: an idle stream never resumes, a task stream never lags.\n\n\
+| fault | not caught by |\n|---|---|\n",
+    );
+    for o in outcomes {
+        let missed: Vec<String> = o
+            .scenarios
+            .iter()
+            .filter(|c| c.caught < o.mutation.runs)
+            .map(|c| match c.control_misfires {
+                0 => format!("`{}` ({}/{})", c.scenario, c.caught, o.mutation.runs),
+                n => format!(
+                    "`{}` ({}/{}, misfire {n})",
+                    c.scenario, c.caught, o.mutation.runs
+                ),
+            })
+            .collect();
+        let cell = if missed.is_empty() {
+            "every scenario caught it".to_string()
+        } else {
+            missed.join(", ")
+        };
+        s.push_str(&format!("| `{}` | {cell} |\n", o.mutation.fault));
     }
     s
 }

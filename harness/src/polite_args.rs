@@ -31,6 +31,22 @@ impl PoliteArgs {
     }
 }
 
+impl PoliteArgs {
+    /// The same bounds as the flags' parsers, for values that came from a config file.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(f) = self.scale {
+            parse_scale(&f.to_string()).map_err(|e| format!("scale: {e}"))?;
+        }
+        if self.max_rate == Some(0) {
+            return Err("max-rate: 0 is not in 1..".into());
+        }
+        if self.max_clients == Some(0) {
+            return Err("max-clients: 0 is not in 1..".into());
+        }
+        Ok(())
+    }
+}
+
 /// A scale factor in (0, 1].
 fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|e| format!("{e}"))?;

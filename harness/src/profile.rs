@@ -83,10 +83,16 @@ pub enum Ids {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    /// Header name.
+    /// Header name (default `Authorization`).
+    #[serde(default = "authorization")]
     pub header: String,
-    /// Header value template with `{token}`.
+    /// Header value template with `{token}` (default `Bearer {token}`).
+    #[serde(default = "bearer")]
     pub value: String,
+    /// A cookie name: the token goes in `Cookie: <name>=<token>` on every request,
+    /// streams included, instead of the header (a session cookie, as a browser's
+    /// `EventSource` with credentials sends it).
+    pub cookie: Option<String>,
     /// Query parameter carrying the token on streams, if the target takes one.
     pub query: Option<String>,
     /// Where streams carry the token: `header` (default, as every other request) or
@@ -94,6 +100,14 @@ pub struct Auth {
     /// browser's `EventSource`, which cannot set headers, authenticates).
     #[serde(default)]
     pub streams: TokenPlace,
+}
+
+fn authorization() -> String {
+    "Authorization".into()
+}
+
+fn bearer() -> String {
+    "Bearer {token}".into()
 }
 
 /// Where a stream request carries the token.
@@ -144,6 +158,11 @@ pub struct Channels {
     /// Name prefix for channels the harness names itself.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// A request that deletes a channel the run used (`{channel}` filled), sent for
+    /// each of a scenario's channels when it ends, so a run leaves a shared
+    /// deployment as it found it. None: channels are left (the spine's job log is
+    /// durable by design).
+    pub delete: Option<RequestTemplate>,
 }
 
 fn default_prefix() -> String {

@@ -107,8 +107,14 @@ impl Runner {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
         let tag = format!("{:08x}", rng.random::<u32>());
         let outcome = self.play(sc, &mut rng, &tag).await;
+        let cleaned = self.clean_up(sc).await;
         let rec = match outcome {
-            Ok(r) => r,
+            Ok(mut r) => {
+                if let Some(fact) = cleaned {
+                    r.facts.insert("channels_deleted".into(), fact);
+                }
+                r
+            }
             Err(e) => {
                 return result(
                     Verdict::Error {
@@ -202,6 +208,18 @@ impl Runner {
         // Clients that had to be aborted are in `rec.unfinished`: the evidence names
         // them and the scenario is inconclusive (never a silent pass).
         Ok(rec)
+    }
+
+    /// Deletes the channels the scenario made, where the profile says how: a fact
+    /// (`{"deleted": n, "failed": [...]}`) when there were any; failures are also
+    /// warned about, and never change the verdict.
+    async fn clean_up(&self, sc: &Scenario) -> Option<serde_json::Value> {
+        let (deleted, failed) = self.target.clean_up().await;
+        for f in &failed {
+            tracing::warn!("{}: could not delete a channel: {f}", sc.id());
+        }
+        (deleted > 0 || !failed.is_empty())
+            .then(|| serde_json::json!({ "deleted": deleted, "failed": failed }))
     }
 
     /// Runs scenarios in order, sending every run event to `sink`. When `interrupt`

@@ -10,6 +10,9 @@ use crate::error::{HarnessError, HarnessErrorKind};
 use crate::limits::Limits;
 use crate::profile::{Method, Profile, RequestTemplate, fill};
 
+/// How long deleting one scenario's channels may take in all.
+pub const CLEAN_UP_BOUND: Duration = Duration::from_secs(10);
+
 /// A reachable target.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -30,6 +33,9 @@ pub struct Target {
     /// What the harness spends on this target at most (caps, budgets, bounds).
     pub limits: Limits,
     http: reqwest::Client,
+    /// Channels made since the last [`Target::clean_up`], when the profile says how to
+    /// delete them (shared by the clones of this target).
+    made: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Headers sent on every request besides the profile's (`--header`).
     headers: Vec<(String, String)>,
 }
@@ -93,8 +99,11 @@ impl Target {
             HarnessError::new(HarnessErrorKind::Usage, format!("target {base}: {e}"))
         };
         let url = sse_wire::BaseUrl::parse(base).map_err(usage)?;
+        crate::proxy_env::refuse(&url.target)?;
         sse_wire::install_default_provider();
+        // Direct, like the streams: never through a proxy of the environment.
         let mut http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64);
         let config = if url.target.tls {
@@ -117,6 +126,7 @@ impl Target {
             token,
             limits: Limits::default(),
             http,
+            made: Default::default(),
             headers: Vec::new(),
         })
     }
@@ -127,10 +137,14 @@ impl Target {
         self.url.path(path)
     }
 
-    /// The auth headers to send on every request.
+    /// The auth headers to send on every request: the profile's header, or its
+    /// cookie when it names one.
     pub fn auth_headers(&self) -> Vec<(String, String)> {
         match (&self.profile.auth, &self.token) {
-            (Some(a), Some(t)) => vec![(a.header.clone(), fill(&a.value, &[("token", t)]))],
+            (Some(a), Some(t)) => match &a.cookie {
+                Some(name) => vec![("Cookie".to_owned(), format!("{name}={t}"))],
+                None => vec![(a.header.clone(), fill(&a.value, &[("token", t)]))],
+            },
             _ => Vec::new(),
         }
     }
@@ -233,10 +247,45 @@ impl Target {
 
     /// Makes a channel to publish to: created through the profile, or named by the harness.
     pub async fn channel(&self, tag: &str, n: u32) -> Result<String, HarnessError> {
-        match &self.profile.channels.create {
-            Some(t) => self.create(t, None, "channel").await,
-            None => Ok(format!("{}{tag}-{n}", self.profile.channels.prefix)),
+        let ch = match &self.profile.channels.create {
+            Some(t) => self.create(t, None, "channel").await?,
+            None => format!("{}{tag}-{n}", self.profile.channels.prefix),
+        };
+        if self.profile.channels.delete.is_some() {
+            let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            if !made.contains(&ch) {
+                made.push(ch.clone());
+            }
         }
+        Ok(ch)
+    }
+
+    /// Deletes the channels made since the last call, as the profile's
+    /// `[channels] delete` says (nothing when it does not): how many were deleted (a
+    /// 2xx or 404 answer), and one line per channel that was not. Each request is
+    /// bounded by the client's timeout; the whole clean-up by [`CLEAN_UP_BOUND`].
+    pub async fn clean_up(&self) -> (usize, Vec<String>) {
+        let Some(t) = &self.profile.channels.delete else {
+            return (0, Vec::new());
+        };
+        let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+        let (mut deleted, mut failed) = (0, Vec::new());
+        let until = tokio::time::Instant::now() + CLEAN_UP_BOUND;
+        for ch in made {
+            let path = fill(&t.path, &[("channel", &ch)]);
+            let body = t.body.as_ref().map(|b| fill(b, &[("channel", &ch)]));
+            let sent = tokio::time::timeout_at(until, self.request(t.method, &path, body, &[]));
+            match sent.await {
+                Ok(Ok(a)) if (200..300).contains(&a.status) || a.status == 404 => deleted += 1,
+                Ok(Ok(a)) => failed.push(format!("{} {path}: status {}", t.method, a.status)),
+                Ok(Err(e)) => failed.push(format!("{} {path}: {e}", t.method)),
+                Err(_) => failed.push(format!(
+                    "{} {path}: not sent within the clean-up bound ({CLEAN_UP_BOUND:?})",
+                    t.method
+                )),
+            }
+        }
+        (deleted, failed)
     }
 
     /// The target's current head seq, when the profile says where to read it.
@@ -512,5 +561,18 @@ mod tests {
             2,
             "publishes keep the header"
         );
+    }
+
+    #[test]
+    fn a_cookie_auth_sends_the_token_as_a_cookie_on_streams_and_requests() {
+        let mut profile = Profile::load("spine").unwrap();
+        profile.auth.as_mut().unwrap().cookie = Some("session".into());
+        let t = Target::new("http://127.0.0.1:9", profile, Some("tok".into())).unwrap();
+        let cookie = [("Cookie".to_owned(), "session=tok".to_owned())];
+        assert_eq!(t.stream_headers(), cookie);
+        assert_eq!(t.request_headers(), cookie);
+        let parsed: crate::profile::Auth = toml::from_str("cookie = \"sid\"").unwrap();
+        assert_eq!(parsed.header, "Authorization");
+        assert_eq!(parsed.cookie.as_deref(), Some("sid"));
     }
 }

@@ -27,6 +27,7 @@ fn main() {
         bin: std::path::PathBuf::from(env!("CARGO_BIN_EXE_sse-harness")),
         scope: mutation::Scope::Listed,
         controls: mutation::Controls::default(),
+        jobs: 1,
     });
     let mut trials: Vec<Trial> = rows
         .into_iter()

@@ -4,6 +4,8 @@
 //!
 //! - `nchan/<scenario>`: the scenarios nchan can run (resume after cuts, rapid
 //!   reconnects, bursts, slow readers, order by markers) pass, MUST-wise;
+//! - `nchan-cleans-up/channels-deleted`: the channels a scenario made are deleted when
+//!   it ends (the profile's `[channels] delete`);
 //! - `nchan-skips/<scenario>`: scenarios needing what nchan does not claim are skipped
 //!   with the reason, not failed;
 //! - `nchan-breaks/resume-after-buffer-eviction`: where nchan truly breaks a contract
@@ -169,6 +171,24 @@ fn main() {
                     Verdict::Skipped { reason } if reason == want => Ok(()),
                     v => Err(format!("{id}: expected skipped ({want}), got {v:?}").into()),
                 }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
+    {
+        let (id, url) = ("CT-10/cut-at-random-bytes", url.clone());
+        trials.push(
+            Trial::test("nchan-cleans-up/channels-deleted", move || {
+                // The profile's `[channels] delete`: every channel the scenario made is
+                // deleted when it ends, and the scenario's facts say so.
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                let fact = r.facts.get("channels_deleted").cloned().unwrap_or_default();
+                let deleted = fact["deleted"].as_u64().unwrap_or(0);
+                let failed = fact["failed"].as_array().map_or(1, Vec::len);
+                if deleted == 0 || failed != 0 {
+                    return Err(format!("expected every channel deleted, got {fact}").into());
+                }
+                Ok(())
             })
             .with_ignored_flag(!available),
         );

@@ -10,7 +10,10 @@
 //! - without it the run cannot start, with a TLS error naming the unknown CA; with
 //!   `--insecure` it passes and the run says so;
 //! - behind the buffering config (a classic production mistake) the run does not pass:
-//!   nginx holds even the head of an idle stream, so no stream opens in time.
+//!   nginx holds even the head of an idle stream, so no stream opens in time, and the
+//!   verdict names a buffering proxy as the likely cause;
+//! - the nchan profile passes through the same proxy, in front of nginx + nchan
+//!   (`targets/nchan/nchan.sh`), over https.
 //!
 //! Needs `nginx-light` (`targets/nchan/install.sh`, which `.ci/run` calls). Without it
 //! the tests pass vacuously with a note, except under `CI=true`, where they fail.
@@ -340,9 +343,11 @@ fn a_buffering_proxy_is_caught() {
     let (outcome, _) = play(&proxy, &upstream, tls, &["HEARTBEAT/idle-events-stream"]);
     let outcome = outcome.unwrap();
     let r = &outcome.results[0];
-    // nginx holds even the response head of a buffered idle stream, so no stream opens
-    // within the head deadline: the run cannot pass (heartbeat findings with a
-    // buffering hint are left for later: the stream never starts here).
+    // nginx holds even the response head of a buffered idle stream (behind TLS, until
+    // its first buffer fills), so no stream opens within the head deadline: the run
+    // cannot pass, and it names buffering as the likely cause. (Heartbeats that do get
+    // through, held and then released in one burst, are a `heartbeat.interval` finding
+    // naming buffering: a checker case in harness-checks.)
     assert!(
         r.verdict != Verdict::Pass && outcome.exit_code() != 0,
         "a buffering proxy must not pass: {:?}",
@@ -350,4 +355,102 @@ fn a_buffering_proxy_is_caught() {
     );
     let reason = r.verdict.reason().unwrap_or_default();
     assert!(reason.contains("no complete response head"), "{reason}");
+    assert!(reason.contains("buffers responses"), "{reason}");
+}
+
+/// Scenarios of the nchan profile played through the TLS proxy.
+const NCHAN_SCENARIOS: &[&str] = &[
+    "CT-07/reconnect-with-last-event-id",
+    "CT-10/cut-at-random-bytes",
+    "CT-10/reset-instead-of-close",
+    "CT-12/ten-clients-at-once",
+    "CONTENT/line-breaks-and-spaces",
+];
+
+/// nginx + nchan (`targets/nchan/nchan.sh`) in its own temp prefix, stopped by the
+/// script (by the pid in its pid file) when dropped.
+struct Nchan {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Nchan {
+    fn start() -> Nchan {
+        let dir = tempfile::Builder::new()
+            .prefix("sse-nchan-tls-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("targets/nchan/nchan.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nchan.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap();
+        Nchan { dir, port }
+    }
+}
+
+impl Drop for Nchan {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("targets/nchan/nchan.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn the_nchan_profile_passes_through_nginx_over_https() {
+    if !nginx_available() {
+        return;
+    }
+    if !Path::new("/usr/lib/nginx/modules/ngx_nchan_module.so").exists() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but nchan is not installed: run targets/nchan/install.sh"
+        );
+        return;
+    }
+    let pki = Pki::generate();
+    let nchan = Nchan::start();
+    let proxy = Proxy::start(&pki, nchan.port, Buffering::Off);
+    let seed = support::seed("tls_proxy", false);
+    let mut cfg = RunConfig::new(TargetSpec::Url {
+        url: proxy.url(),
+        token: None,
+    });
+    cfg.profile = "nchan".into();
+    cfg.tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    cfg.seed = Some(seed);
+    cfg.replay_prefix = Some(support::replay_prefix("tls_proxy", seed));
+    cfg.selection = Selection {
+        dir: None,
+        globs: NCHAN_SCENARIOS
+            .iter()
+            .copied()
+            .map(globset::escape)
+            .collect(),
+    };
+    let outcome = support::block_on(sse_harness::run(cfg, &mut |_| {}))
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.results.len(), NCHAN_SCENARIOS.len());
+    let failed: Vec<String> = outcome
+        .results
+        .iter()
+        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
+        .map(|e| format!("{e:?}"))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

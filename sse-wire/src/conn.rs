@@ -555,20 +555,29 @@ async fn exchange(
     head_timeout: Duration,
 ) -> Result<Response, WireError> {
     let head_only = req.method.eq_ignore_ascii_case("HEAD");
-    tokio::time::timeout(head_timeout, async move {
-        transport
-            .write_all(&request)
-            .await
-            .map_err(|e| WireError::io(WireErrorKind::Io, "writing the request", e))?;
-        read_head(transport, head_only).await
-    })
-    .await
-    .map_err(|_| {
-        WireError::new(
-            WireErrorKind::Timeout,
-            format!("no complete response head within {head_timeout:?}"),
-        )
-    })?
+    let deadline = tokio::time::Instant::now() + head_timeout;
+    tokio::time::timeout_at(deadline, transport.write_all(&request))
+        .await
+        .map_err(|_| {
+            WireError::new(
+                WireErrorKind::Timeout,
+                format!("the request was not sent within {head_timeout:?}"),
+            )
+        })?
+        .map_err(|e| WireError::io(WireErrorKind::Io, "writing the request", e))?;
+    // The request went out: a head that does not follow is most often held by a proxy
+    // that buffers responses (a stream's head waits for its first buffer to fill).
+    tokio::time::timeout_at(deadline, read_head(transport, head_only))
+        .await
+        .map_err(|_| {
+            WireError::new(
+                WireErrorKind::Timeout,
+                format!(
+                    "no complete response head within {head_timeout:?} of sending the request \
+(a proxy that buffers responses, such as nginx with proxy_buffering on or a CDN, holds a stream's head until its buffer fills)"
+                ),
+            )
+        })?
 }
 
 async fn connect(target: &Target, rcvbuf: Option<usize>) -> Result<TcpStream, WireError> {
