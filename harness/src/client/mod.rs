@@ -54,7 +54,8 @@ pub enum Until {
 pub enum Counted {
     /// Data events.
     Data,
-    /// Heartbeats: heartbeat events or comment lines.
+    /// Heartbeats: heartbeat events, or comment lines where the profile's heartbeats
+    /// are comments.
     Heartbeat,
     /// Version frames.
     Version,
@@ -781,7 +782,12 @@ fn record(
             });
         }
         Item::Comment { offset, text } => {
-            *st.seen.entry(Counted::Heartbeat).or_default() += 1;
+            // A comment is a heartbeat only where the profile says heartbeats are
+            // comments: a server that sends comments beside its heartbeat events (a
+            // legal choice) must not end a heartbeat-counting client early.
+            if target.profile.heartbeat.form == crate::profile::HeartbeatKind::Comment {
+                *st.seen.entry(Counted::Heartbeat).or_default() += 1;
+            }
             conn.comments.push(Comment {
                 at_us: at,
                 offset,
