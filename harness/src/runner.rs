@@ -127,14 +127,7 @@ impl Runner {
                 );
             }
         };
-        if let Some(dir) = &self.recordings {
-            let path = dir.join(format!("{}.json", sc.id().replace('/', "_")));
-            let written = std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::write(&path, serde_json::to_vec(&rec).unwrap_or_default()));
-            if let Err(e) = written {
-                tracing::warn!("could not write {}: {e}", path.display());
-            }
-        }
+        self.save_recording(sc, &rec);
         let cfg = self.target.profile.check_config(sc.families.clone());
         let mut findings = harness_checks::check(&self.contracts, &cfg, &rec);
         if rec
@@ -208,6 +201,20 @@ impl Runner {
         // Clients that had to be aborted are in `rec.unfinished`: the evidence names
         // them and the scenario is inconclusive (never a silent pass).
         Ok(rec)
+    }
+
+    /// Writes the recording to the recordings folder (`--keep-recordings`), if any; a
+    /// failure is warned about, never fatal.
+    fn save_recording(&self, sc: &Scenario, rec: &Recording) {
+        let Some(dir) = &self.recordings else {
+            return;
+        };
+        let path = dir.join(format!("{}.json", sc.id().replace('/', "_")));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&path, serde_json::to_vec(rec).unwrap_or_default()));
+        if let Err(e) = written {
+            tracing::warn!("could not write {}: {e}", path.display());
+        }
     }
 
     /// Deletes the channels the scenario made, where the profile says how: a fact
