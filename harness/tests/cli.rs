@@ -279,3 +279,32 @@ fn list_names_every_scenario_and_why_a_profile_skips_it() {
         "{out}"
     );
 }
+
+#[test]
+fn a_proxy_variable_that_applies_to_the_target_is_refused_before_any_connection() {
+    // The target is never reached: the refusal comes before any name is resolved.
+    let dir = tempfile::tempdir().unwrap();
+    let o = command()
+        .args([
+            "run",
+            "--target",
+            "https://sse.example.invalid/api",
+            "--scenario",
+            QUICK,
+            "--report-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("HTTPS_PROXY", "http://proxy.example.invalid:3128")
+        .env_remove("https_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("HTTPS_PROXY is set and would apply to sse.example.invalid")
+            && err.contains("NO_PROXY"),
+        "{err}"
+    );
+}
