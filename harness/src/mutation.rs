@@ -85,6 +85,9 @@ pub struct ScenarioCatch {
     /// Runs in which the control (same scenario, same seed, no fault) failed the
     /// contract on its own: those runs cannot count as catching the fault.
     pub control_misfires: u32,
+    /// Runs in which the faulty server could not be played at all (no client could
+    /// connect, say): they name no contract, so they catch nothing.
+    pub errors: u32,
 }
 
 /// What playing one row showed.
@@ -102,8 +105,11 @@ pub struct MutationOutcome {
     pub finding: Option<Finding>,
     /// Other contracts that also failed (not wrong: one fault often breaks several).
     pub also: Vec<String>,
-    /// A run that could not be played, if any.
+    /// Why the row could not be played (an unknown fault, a control that could not
+    /// run), if it could not.
     pub error: Option<String>,
+    /// The first faulty run that could not be played (scenario: reason), if any.
+    pub fault_error: Option<String>,
 }
 
 impl MutationOutcome {
@@ -251,6 +257,7 @@ impl Player {
             finding: None,
             also: Vec::new(),
             error: None,
+            fault_error: None,
         };
         let scenarios = match scenarios_of(m, &self.all, self.scope) {
             Ok(s) => s,
@@ -272,6 +279,7 @@ impl Player {
                 scenario: sc.id(),
                 caught: 0,
                 control_misfires: 0,
+                errors: 0,
             })
             .collect();
         for run in 0..m.runs {
@@ -302,6 +310,11 @@ impl Player {
                     }
                     Catch::Misfire => out.scenarios[i].control_misfires += 1,
                     Catch::Missed => {}
+                    Catch::Errored(e) => {
+                        out.scenarios[i].errors += 1;
+                        out.fault_error
+                            .get_or_insert_with(|| format!("{}: {e}", sc.id()));
+                    }
                 }
             }
             if caught {
@@ -321,7 +334,12 @@ impl Player {
         fault: reference_server::faults::Fault,
         seed: u64,
     ) -> Result<(Catch, Vec<Finding>), HarnessError> {
-        let findings = play_one(sc, FaultSet::new([fault]), seed, &self.bin).await?;
+        // A faulty server that cannot be played at all names no contract: a miss with
+        // its reason, not the end of the row (only a control that cannot run is).
+        let findings = match play_one(sc, FaultSet::new([fault]), seed, &self.bin).await {
+            Ok(f) => f,
+            Err(e) => return Ok((Catch::Errored(e.to_string()), Vec::new())),
+        };
         if !findings.iter().any(|f| f.contract.0 == m.catches) {
             return Ok((Catch::Missed, findings));
         }
@@ -359,6 +377,8 @@ enum Catch {
     Misfire,
     /// The contract held.
     Missed,
+    /// The faulty run could not be played (why).
+    Errored(String),
 }
 
 /// Plays one scenario against a fresh reference server with `faults` on, through the
@@ -416,14 +436,17 @@ every scenario that declares the contract's family), how many caught it in every
 | fault | what it does | caught by | runs caught | scenarios caught | control misfires | finding |\n|---|---|---|---|---|---|---|\n"
     ));
     for o in outcomes {
-        let finding = match (&o.finding, &o.error) {
-            (_, Some(e)) => format!("could not run: {e}"),
-            (Some(f), None) if o.caught > 0 => f.message(),
-            (Some(f), None) => format!(
+        let finding = match (&o.finding, &o.error, &o.fault_error) {
+            (_, Some(e), _) => format!("could not run: {e}"),
+            (Some(f), None, _) if o.caught > 0 => f.message(),
+            (Some(f), None, _) => format!(
                 "NOT CAUGHT (only where the control fails too: {})",
                 f.message()
             ),
-            (None, None) => "NOT CAUGHT".into(),
+            (None, None, Some(e)) => {
+                format!("NOT CAUGHT (the faulty server could not be played: {e})")
+            }
+            (None, None, None) => "NOT CAUGHT".into(),
         };
         s.push_str(&format!(
             "| `{}` | {} | `{}` | {}/{} | {}/{} | {} | {} |\n",
@@ -450,7 +473,8 @@ every scenario that declares the contract's family), how many caught it in every
 fn misses(outcomes: &[MutationOutcome]) -> String {
     let mut s = String::from(
         "\n## Where each fault was not caught\n\nThe scenarios of the contract's family that did not catch the fault in every run \
-(*misfire*: the control failed the contract too in that many runs). A scenario of the family need not \
+(*misfire*: the control failed the contract too in that many runs; *could not run*: the faulty \
+server could not be played at all in that many runs, e.g. no client could connect, which names no contract). A scenario of the family need not \
 exercise every fault of it: an idle stream never resumes, a task stream never lags.\n\n\
 | fault | not caught by |\n|---|---|\n",
     );
@@ -459,12 +483,15 @@ exercise every fault of it: an idle stream never resumes, a task stream never la
             .scenarios
             .iter()
             .filter(|c| c.caught < o.mutation.runs)
-            .map(|c| match c.control_misfires {
-                0 => format!("`{}` ({}/{})", c.scenario, c.caught, o.mutation.runs),
-                n => format!(
-                    "`{}` ({}/{}, misfire {n})",
-                    c.scenario, c.caught, o.mutation.runs
-                ),
+            .map(|c| {
+                let mut note = format!("{}/{}", c.caught, o.mutation.runs);
+                if c.control_misfires > 0 {
+                    note.push_str(&format!(", misfire {}", c.control_misfires));
+                }
+                if c.errors > 0 {
+                    note.push_str(&format!(", could not run {}", c.errors));
+                }
+                format!("`{}` ({note})", c.scenario)
             })
             .collect();
         let cell = if missed.is_empty() {

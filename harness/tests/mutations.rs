@@ -41,14 +41,15 @@ fn main() {
                 let msg = match (&o.error, &o.finding) {
                     (Some(e), _) => format!("fault {} could not be played: {e}", m.fault),
                     (None, f) => format!(
-                        "fault {} was caught by {} in {}/{} runs (seed {seed}; runs where the control failed it too: {}); other contracts that failed: {:?}; first finding: {}",
+                        "fault {} was caught by {} in {}/{} runs (seed {seed}; runs where the control failed it too: {}); other contracts that failed: {:?}; first finding: {}; first faulty run that could not be played: {}",
                         m.fault,
                         m.catches,
                         o.caught,
                         m.runs,
                         o.control_misfires(),
                         o.also,
-                        f.as_ref().map(|f| f.message()).unwrap_or_else(|| "none".into())
+                        f.as_ref().map(|f| f.message()).unwrap_or_else(|| "none".into()),
+                        o.fault_error.as_deref().unwrap_or("none")
                     ),
                 };
                 Err(Failed::from(msg))
