@@ -92,6 +92,10 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
         controls: mutation::Controls::default(),
         jobs: usize::from(a.jobs),
     };
+    // SIGINT/SIGTERM: the row in progress is dropped (its server processes killed with
+    // it), the table keeps the rows played, exit 130; a second signal exits at once.
+    let (trigger, interrupt) = sse_harness::interrupt::pair();
+    sse_harness::interrupt::listen(trigger, || std::process::exit(130))?;
     let mut outcomes = Vec::new();
     for m in mutation::table()?
         .into_iter()
@@ -101,7 +105,13 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
             "fault {} → expecting {} ({} run(s))",
             m.fault, m.catches, m.runs
         );
-        let o = player.play(&m).await;
+        let o = tokio::select! {
+            o = player.play(&m) => o,
+            signal = interrupt.wait() => {
+                eprintln!("interrupted by {signal}: {} row(s) played", outcomes.len());
+                return Ok(130);
+            }
+        };
         eprintln!(
             "  {} (scenarios {}/{}, control misfires {})",
             if o.passed() { "caught" } else { "NOT CAUGHT" },
