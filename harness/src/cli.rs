@@ -117,6 +117,12 @@ pub struct RunArgs {
     /// times and byte offsets) as JSON under <report-dir>/recordings/.
     #[arg(long, env = "SSE_HARNESS_KEEP_RECORDINGS")]
     pub keep_recordings: bool,
+    /// Open streams over HTTP/2 (as the profile's `[subscribe] http = "h2"` does):
+    /// negotiated by ALPN over https (falling back to HTTP/1.1 when the target does
+    /// not pick h2; every transcript records what was spoken), prior knowledge over
+    /// http. Plain requests (publish, setup) stay HTTP/1.1.
+    #[arg(long, env = "SSE_HARNESS_HTTP2")]
+    pub http2: bool,
     /// Colour: auto, always or never [default: auto].
     #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
     pub color: Option<Color>,
@@ -247,6 +253,7 @@ struct RunDefaults {
     #[serde(default)]
     variant: Vec<String>,
     keep_recordings: Option<bool>,
+    http2: Option<bool>,
     color: Option<Color>,
     message_format: Option<MessageFormat>,
 }
@@ -303,6 +310,7 @@ impl RunArgs {
             self.variants = d.variant;
         }
         self.keep_recordings |= d.keep_recordings.unwrap_or(false);
+        self.http2 |= d.http2.unwrap_or(false);
     }
 }
 

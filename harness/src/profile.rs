@@ -166,6 +166,10 @@ pub struct Subscribe {
     /// Extra headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The HTTP protocol streams speak: `http/1.1` (default) or `h2` (HTTP/2: ALPN
+    /// over https, prior knowledge over http; `--http2` turns it on for any profile).
+    #[serde(default)]
+    pub http: harness_model::HttpProtocol,
     /// A path that reports the head seq (numeric ids), so "from now" is an exact cursor.
     pub head_path: Option<String>,
     /// JSON pointer to the head seq in that answer.

@@ -6,7 +6,10 @@
 //! under the base path.
 //!
 //! - spine scenarios (cuts at exact bytes, resets, heartbeats, lifecycle, cursor errors)
-//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA;
+//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA, and again over
+//!   HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
+//!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
+//!   reset after any body byte resumes exactly);
 //! - without it the run cannot start, with a TLS error naming the unknown CA; with
 //!   `--insecure` it passes and the run says so;
 //! - behind the buffering config (a classic production mistake) the run does not pass:
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use harness_model::{RunEvent, Verdict};
+use harness_model::{ConnEnd, HttpProtocol, Recording, RunEvent, Verdict};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sse_harness::embedded::ReferenceProcess;
 use sse_harness::{RunConfig, Selection, TargetSpec};
@@ -248,12 +251,29 @@ fn play(
     Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
     bool,
 ) {
+    play_with(proxy, upstream, tls, scenarios, false, None)
+}
+
+/// [`play`], over HTTP/2 when `http2`, keeping the recordings in `recordings`.
+fn play_with(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    tls: sse_wire::TlsOptions,
+    scenarios: &[&str],
+    http2: bool,
+    recordings: Option<&Path>,
+) -> (
+    Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
+    bool,
+) {
     let seed = support::seed("tls_proxy", false);
     let mut cfg = RunConfig::new(TargetSpec::Url {
         url: proxy.url(),
         token: Some(upstream.plan.token.clone()),
     });
     cfg.tls = tls;
+    cfg.http2 = http2;
+    cfg.recordings = recordings.map(Path::to_path_buf);
     cfg.seed = Some(seed);
     cfg.replay_prefix = Some(support::replay_prefix("tls_proxy", seed));
     cfg.selection = Selection {
@@ -264,10 +284,57 @@ fn play(
     let outcome = support::block_on(sse_harness::run(cfg, &mut |ev| {
         if let RunEvent::RunStarted { meta, .. } = ev {
             insecure = meta.insecure_tls;
+            let asked = if http2 {
+                HttpProtocol::H2
+            } else {
+                HttpProtocol::Http11
+            };
+            assert_eq!(meta.protocol, asked, "the run header names the protocol");
         }
     }))
     .unwrap();
     (outcome, insecure)
+}
+
+/// Every scenario's recording in `dir`, by file name.
+fn recordings(dir: &Path) -> Vec<(String, Recording)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rec: Recording = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        out.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            rec,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Asserts that every connection that got a response head spoke `protocol`, and
+/// returns how many cuts the harness made in the recording named `cutter`.
+fn every_connection_spoke(dir: &Path, protocol: HttpProtocol, cutter: &str) -> usize {
+    let recs = recordings(dir);
+    assert_eq!(recs.len(), SCENARIOS.len(), "one recording per scenario");
+    let mut cuts = 0;
+    for (name, rec) in &recs {
+        let conns: Vec<_> = rec
+            .transcripts
+            .iter()
+            .flat_map(|t| &t.connections)
+            .filter(|c| c.status.is_some())
+            .collect();
+        for c in &conns {
+            assert_eq!(c.protocol, protocol, "{name}: connection {}", c.index);
+        }
+        if name.contains(cutter) {
+            cuts += conns
+                .iter()
+                .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+                .count();
+        }
+    }
+    cuts
 }
 
 #[test]
@@ -282,9 +349,12 @@ fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
         cacert: Some(pki.file("ca.pem")),
         ..Default::default()
     };
-    let (outcome, insecure) = play(&proxy, &upstream, tls, SCENARIOS);
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, insecure) = play_with(&proxy, &upstream, tls, SCENARIOS, false, Some(dir.path()));
     let outcome = outcome.unwrap();
     assert!(!insecure);
+    // nginx offers h2 too; a client that offers only http/1.1 gets HTTP/1.1.
+    every_connection_spoke(dir.path(), HttpProtocol::Http11, "cut-at-random-bytes");
     assert_eq!(outcome.results.len(), SCENARIOS.len());
     let mut failed = Vec::new();
     for r in &outcome.results {
@@ -350,4 +420,36 @@ fn a_buffering_proxy_is_caught() {
     );
     let reason = r.verdict.reason().unwrap_or_default();
     assert!(reason.contains("no complete response head"), "{reason}");
+}
+
+#[test]
+fn spine_scenarios_pass_through_nginx_over_https_http2() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = play_with(&proxy, &upstream, tls, SCENARIOS, true, Some(dir.path()));
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.results.len(), SCENARIOS.len());
+    let mut failed = Vec::new();
+    for r in &outcome.results {
+        if let Err(e) = support::expect_pass(r, outcome.seed, 5) {
+            failed.push(format!("{e:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // Every stream went over h2 (ALPN), and CT-10's byte cutter cut (RST_STREAM) and
+    // resumed exactly many times: the scenario's resume and delivery checks passed.
+    let cuts = every_connection_spoke(dir.path(), HttpProtocol::H2, "cut-at-random-bytes");
+    assert!(
+        cuts >= 50,
+        "only {cuts} RST_STREAM cuts in CT-10/cut-at-random-bytes"
+    );
 }
