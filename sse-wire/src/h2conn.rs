@@ -129,8 +129,9 @@ async fn drive(
 ) {
     tokio::pin!(conn);
     let how = tokio::select! {
-        _ = &mut conn => Closing::Connection,
+        biased;
         c = closing => c.unwrap_or(Closing::Stream),
+        _ = &mut conn => Closing::Connection,
     };
     if how == Closing::Stream {
         let _ = tokio::time::timeout(CLOSE_GRACE, &mut conn).await;
@@ -310,7 +311,12 @@ impl H2Body {
                 self.send.send_reset(h2::Reason::CANCEL);
                 Closing::Stream
             }
-            H2Cut::GoAway => Closing::Connection,
+            H2Cut::GoAway => {
+                // Close the transport before the stream's handles go, so the RST_STREAM
+                // their drop queues can never reach the wire.
+                orderly_close(&mut self.io.lock());
+                Closing::Connection
+            }
         };
         if let Some(tx) = self.closing.take() {
             let _ = tx.send(how);
