@@ -549,4 +549,24 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn the_stream_protocol_is_a_typed_key() {
+        let generic = BUILTIN[1].1;
+        assert_eq!(
+            Profile::parse(generic, "x.toml").unwrap().subscribe.http,
+            harness_model::HttpProtocol::Http11
+        );
+        let h2 = generic.replace("[subscribe]\n", "[subscribe]\nhttp = \"h2\"\n");
+        assert_eq!(
+            Profile::parse(&h2, "x.toml").unwrap().subscribe.http,
+            harness_model::HttpProtocol::H2
+        );
+        let typo = generic.replace("[subscribe]\n", "[subscribe]\nhttp = \"http2\"\n");
+        let err = Profile::parse(&typo, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant `http2`, expected `http/1.1` or `h2`"),
+            "{err}"
+        );
+    }
 }
