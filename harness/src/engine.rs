@@ -487,11 +487,12 @@ mod tests {
         };
         cfg.thresholds = vec!["publish_to_deliver.p99 < 50ms".parse().unwrap()];
         cfg.server_cmd = Some("exec ./server".into());
+        cfg.http2 = true;
         let r = replay_command(&cfg, 7);
         assert_eq!(
             r.run,
             "sse-harness run --profile nchan --seed 7 --target http://127.0.0.1:9/p \
-             --server-cmd 'exec ./server' --scenarios-dir 'my scenarios' \
+             --server-cmd 'exec ./server' --http2 --scenarios-dir 'my scenarios' \
              --threshold 'publish_to_deliver.p99 < 50ms' --scenario 'CT-10/*'"
         );
         assert!(r.per_scenario.ends_with("'publish_to_deliver.p99 < 50ms'"));
