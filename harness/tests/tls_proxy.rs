@@ -9,7 +9,8 @@
 //!   PASS over https HTTP/1.1 with `--cacert` of the generated CA, and again over
 //!   HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
 //!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
-//!   reset after any body byte resumes exactly);
+//!   reset after any body byte resumes exactly); the same scenario with
+//!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too;
 //! - without it the run cannot start, with a TLS error naming the unknown CA; with
 //!   `--insecure` it passes and the run says so;
 //! - behind the buffering config (a classic production mistake) the run does not pass:
@@ -254,6 +255,17 @@ fn play(
     play_with(proxy, upstream, tls, scenarios, false, None)
 }
 
+/// How a run over the proxy is played beyond its scenarios.
+#[derive(Clone, Copy, Default)]
+struct How<'a> {
+    /// Streams over HTTP/2.
+    http2: bool,
+    /// Keep the recordings here.
+    recordings: Option<&'a Path>,
+    /// Take the scenarios from this folder instead of the built-in ones.
+    scenarios_dir: Option<&'a Path>,
+}
+
 /// [`play`], over HTTP/2 when `http2`, keeping the recordings in `recordings`.
 fn play_with(
     proxy: &Proxy,
@@ -266,18 +278,38 @@ fn play_with(
     Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
     bool,
 ) {
+    let how = How {
+        http2,
+        recordings,
+        scenarios_dir: None,
+    };
+    play_how(proxy, upstream, tls, scenarios, how)
+}
+
+/// [`play`] as `how` says.
+fn play_how(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    tls: sse_wire::TlsOptions,
+    scenarios: &[&str],
+    how: How<'_>,
+) -> (
+    Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
+    bool,
+) {
     let seed = support::seed("tls_proxy", false);
     let mut cfg = RunConfig::new(TargetSpec::Url {
         url: proxy.url(),
         token: Some(upstream.plan.token.clone()),
     });
     cfg.tls = tls;
+    let http2 = how.http2;
     cfg.http2 = http2;
-    cfg.recordings = recordings.map(Path::to_path_buf);
+    cfg.recordings = how.recordings.map(Path::to_path_buf);
     cfg.seed = Some(seed);
     cfg.replay_prefix = Some(support::replay_prefix("tls_proxy", seed));
     cfg.selection = Selection {
-        dir: None,
+        dir: how.scenarios_dir.map(Path::to_path_buf),
         globs: scenarios.iter().copied().map(globset::escape).collect(),
     };
     let mut insecure = false;
@@ -452,4 +484,60 @@ fn spine_scenarios_pass_through_nginx_over_https_http2() {
         cuts >= 50,
         "only {cuts} RST_STREAM cuts in CT-10/cut-at-random-bytes"
     );
+}
+
+#[test]
+fn goaway_cuts_over_http2_resume_exactly_too() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    // CT-10/cut-at-random-bytes with every cut closing the whole h2 connection.
+    let scenarios = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/ct10/cut-at-random-bytes.toml"))
+        .unwrap()
+        .replace(
+            "name = \"cut-at-random-bytes\"",
+            "name = \"cut-at-random-bytes-goaway\"",
+        )
+        .replace(
+            "cuts = { random_bytes = 120, span_bytes = 3000 }",
+            "cuts = { random_bytes = 40, span_bytes = 3000, h2_cut = \"goaway\" }",
+        );
+    assert!(
+        text.contains("h2_cut = \"goaway\""),
+        "the scenario file changed"
+    );
+    std::fs::write(scenarios.path().join("goaway.toml"), text).unwrap();
+    let kept = tempfile::tempdir().unwrap();
+    let how = How {
+        http2: true,
+        recordings: Some(kept.path()),
+        scenarios_dir: Some(scenarios.path()),
+    };
+    let id = "CT-10/cut-at-random-bytes-goaway";
+    let (outcome, _) = play_how(&proxy, &upstream, tls, &[id], how);
+    let outcome = outcome.unwrap();
+    if let Err(e) = support::expect_pass(&outcome.results[0], outcome.seed, 5) {
+        panic!("{e:?}");
+    }
+    let (_, rec) = recordings(kept.path()).remove(0);
+    let conns: Vec<_> = rec
+        .transcripts
+        .iter()
+        .flat_map(|t| &t.connections)
+        .filter(|c| c.status.is_some())
+        .collect();
+    assert!(conns.iter().all(|c| c.protocol == HttpProtocol::H2));
+    let cuts = conns
+        .iter()
+        .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+        .count();
+    assert!(cuts >= 20, "only {cuts} connection cuts");
 }
