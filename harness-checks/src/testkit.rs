@@ -104,6 +104,7 @@ impl Conn {
                 opened_us: ms(opened),
                 head_us: Some(ms(opened + 1)),
                 first_byte_us: None,
+                protocol: Default::default(),
                 status: Some(200),
                 headers,
                 error_body: None,

@@ -69,6 +69,10 @@ pub struct RunMeta {
     /// report says so.
     #[serde(default)]
     pub insecure_tls: bool,
+    /// The HTTP protocol the streams asked for (`--http2` or the profile's
+    /// `[subscribe] http`); what each connection got is in its transcript.
+    #[serde(default)]
+    pub protocol: crate::transcript::HttpProtocol,
     /// The profile's name.
     pub profile: String,
     /// Wall-clock start, RFC 3339.

@@ -26,7 +26,7 @@ pub use owed::{Cursor, IdMode, Subscription};
 pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
-    JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit, Recording,
-    ScenarioPlan, StreamKind, Transcript, WireIssue, WorkloadPlan,
+    HttpProtocol, JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit,
+    Recording, ScenarioPlan, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

@@ -209,6 +209,7 @@ impl Connection {
             opened_us,
             head_us: None,
             first_byte_us: None,
+            protocol: Default::default(),
             status: None,
             headers: Default::default(),
             error_body: None,

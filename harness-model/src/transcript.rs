@@ -9,6 +9,34 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ClientId, Seq};
 use crate::vocab::CutAim;
 
+/// The HTTP protocol a connection spoke (its ALPN name in JSON).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HttpProtocol {
+    /// HTTP/1.1 (also what recordings without the field spoke).
+    #[default]
+    #[serde(rename = "http/1.1")]
+    Http11,
+    /// HTTP/2.
+    #[serde(rename = "h2")]
+    H2,
+}
+
+impl HttpProtocol {
+    /// The ALPN name: `http/1.1` or `h2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpProtocol::Http11 => "http/1.1",
+            HttpProtocol::H2 => "h2",
+        }
+    }
+}
+
+impl std::fmt::Display for HttpProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which stream of the target a client subscribed to.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +153,10 @@ pub struct Connection {
     /// (absent in older recordings).
     #[serde(default)]
     pub first_byte_us: Option<u64>,
+    /// The protocol the connection spoke: what the client asked for until a response
+    /// head arrived, then what was negotiated (ALPN over TLS).
+    #[serde(default)]
+    pub protocol: HttpProtocol,
     /// HTTP status, when a response head arrived.
     pub status: Option<u16>,
     /// Response headers, lower-cased names.

@@ -569,6 +569,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
             ),
         ),
         ("profile", meta.profile.clone()),
+        ("protocol", meta.protocol.to_string()),
         ("seed", meta.seed.to_string()),
         ("started", meta.started_at.clone()),
         ("duration", human_duration(log.duration.unwrap_or_default())),

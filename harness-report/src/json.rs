@@ -42,6 +42,8 @@ struct Run<'a> {
     /// Present (and true) only when the target's certificate went unverified.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     insecure_tls: bool,
+    /// The HTTP protocol the streams asked for: `http/1.1` or `h2`.
+    protocol: harness_model::HttpProtocol,
     started_at: &'a str,
     harness_version: &'a str,
     replay_command: &'a str,
@@ -127,6 +129,7 @@ pub fn event_line(ev: &RunEvent) -> String {
             let mut v = serde_json::json!({
                 "event": "run_started", "seed": meta.seed, "target": meta.target,
                 "profile": meta.profile, "embedded": meta.embedded, "started_at": meta.started_at,
+                "protocol": meta.protocol,
                 "harness_version": meta.harness_version, "replay_command": meta.replay_command,
                 "limits": meta.limits,
                 "scenarios": scenarios.iter().map(|s| &s.id).collect::<Vec<_>>(),
@@ -198,6 +201,7 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
             profile: &meta.profile,
             embedded: meta.embedded,
             insecure_tls: meta.insecure_tls,
+            protocol: meta.protocol,
             started_at: &meta.started_at,
             harness_version: &meta.harness_version,
             replay_command: &meta.replay_command,

@@ -58,7 +58,7 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
     }
     let _ = writeln!(
         w,
-        "{} passed · {} failed · {} skipped · {} error · {} inconclusive — profile `{}`, target `{}`{}, seed `{}`, {}\n",
+        "{} passed · {} failed · {} skipped · {} error · {} inconclusive — profile `{}`, target `{}`{} over `{}`, seed `{}`, {}\n",
         t.pass,
         t.fail,
         t.skipped,
@@ -67,6 +67,7 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
         meta.profile,
         meta.target,
         if meta.embedded { " (embedded)" } else { "" },
+        meta.protocol,
         meta.seed,
         human_duration(log.duration.unwrap_or_default()),
     );

@@ -216,6 +216,7 @@ impl TerminalReporter {
                     self.paint(Style::new().red().bold(), warning)
                 ));
             }
+            s.push_str(&format!("protocol: {}\n", meta.protocol));
             s.push_str(&format!("seed: {}\n", meta.seed));
             s.push_str(&format!("replay: {}\n", meta.replay_command));
         }

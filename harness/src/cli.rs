@@ -118,6 +118,12 @@ pub struct RunArgs {
     /// times and byte offsets) as JSON under <report-dir>/recordings/.
     #[arg(long, env = "SSE_HARNESS_KEEP_RECORDINGS")]
     pub keep_recordings: bool,
+    /// Open streams over HTTP/2 (as the profile's `[subscribe] http = "h2"` does):
+    /// negotiated by ALPN over https (falling back to HTTP/1.1 when the target does
+    /// not pick h2; every transcript records what was spoken), prior knowledge over
+    /// http. Plain requests (publish, setup) stay HTTP/1.1.
+    #[arg(long, env = "SSE_HARNESS_HTTP2")]
+    pub http2: bool,
     /// Colour: auto, always or never [default: auto].
     #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
     pub color: Option<Color>,
@@ -253,6 +259,7 @@ struct RunDefaults {
     #[serde(default)]
     variant: Vec<String>,
     keep_recordings: Option<bool>,
+    http2: Option<bool>,
     color: Option<Color>,
     message_format: Option<MessageFormat>,
     cacert: Option<PathBuf>,
@@ -334,6 +341,7 @@ impl RunArgs {
         fill(&mut self.polite.scale, d.scale);
         fill(&mut self.polite.max_rate, d.max_rate);
         fill(&mut self.polite.max_clients, d.max_clients);
+        self.http2 |= d.http2.unwrap_or(false);
     }
 }
 

@@ -111,6 +111,8 @@ pub struct RunConfig {
     pub server_cmd: Option<String>,
     /// How an `https` target is verified and whom the harness presents itself as.
     pub tls: sse_wire::TlsOptions,
+    /// Open streams over HTTP/2 (`--http2`), whatever the profile says.
+    pub http2: bool,
     /// Write every scenario's full recording as JSON into this folder.
     pub recordings: Option<PathBuf>,
     /// How a person replays this run, when it is not `sse-harness run …` (e.g. the
@@ -156,6 +158,7 @@ impl RunConfig {
             baseline: None,
             server_cmd: None,
             tls: sse_wire::TlsOptions::default(),
+            http2: false,
             recordings: None,
             replay_prefix: None,
             #[cfg(feature = "embedded")]
@@ -221,6 +224,7 @@ pub async fn run(
             target: setup.target.base.clone(),
             embedded: setup.is_embedded(),
             insecure_tls: setup.target.insecure,
+            protocol: setup.target.protocol,
             profile: profile.name.clone(),
             started_at,
             harness_version: env!("CARGO_PKG_VERSION").into(),
@@ -306,7 +310,8 @@ impl Setup {
         match &cfg.target {
             TargetSpec::Url { url, token } => {
                 let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?
-                    .with_headers(cfg.headers.clone());
+                    .with_headers(cfg.headers.clone())
+                    .with_http2(cfg.http2);
                 let target = Arc::new(target);
                 if control.is_some() {
                     // Just started by --server-cmd: give it time to listen.
@@ -330,7 +335,9 @@ impl Setup {
                 .await?;
                 let token = Some(e.server.token().to_owned());
                 let target = Arc::new(
-                    Target::new(&e.server.url(), profile, token)?.with_headers(cfg.headers.clone()),
+                    Target::new(&e.server.url(), profile, token)?
+                        .with_headers(cfg.headers.clone())
+                        .with_http2(cfg.http2),
                 );
                 Ok(Setup {
                     target,
@@ -391,6 +398,9 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
             }
             if let Some(c) = &cfg.server_cmd {
                 s.push_str(&format!(" --server-cmd {}", shell_quote(c)));
+            }
+            if cfg.http2 {
+                s.push_str(" --http2");
             }
             if let Some(d) = &cfg.selection.dir {
                 s.push_str(&format!(
@@ -477,11 +487,12 @@ mod tests {
         };
         cfg.thresholds = vec!["publish_to_deliver.p99 < 50ms".parse().unwrap()];
         cfg.server_cmd = Some("exec ./server".into());
+        cfg.http2 = true;
         let r = replay_command(&cfg, 7);
         assert_eq!(
             r.run,
             "sse-harness run --profile nchan --seed 7 --target http://127.0.0.1:9/p \
-             --server-cmd 'exec ./server' --scenarios-dir 'my scenarios' \
+             --server-cmd 'exec ./server' --http2 --scenarios-dir 'my scenarios' \
              --threshold 'publish_to_deliver.p99 < 50ms' --scenario 'CT-10/*'"
         );
         assert!(r.per_scenario.ends_with("'publish_to_deliver.p99 < 50ms'"));

@@ -78,6 +78,7 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.baseline = a.baseline.clone();
     cfg.server_cmd = a.server_cmd.clone();
     cfg.tls = a.tls.options();
+    cfg.http2 = a.http2;
     if cfg.tls.insecure {
         eprintln!("sse-harness: WARNING: --insecure: the target's TLS certificate is NOT verified");
     }

@@ -185,6 +185,10 @@ pub struct Subscribe {
     /// Extra headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The HTTP protocol streams speak: `http/1.1` (default) or `h2` (HTTP/2: ALPN
+    /// over https, prior knowledge over http; `--http2` turns it on for any profile).
+    #[serde(default)]
+    pub http: harness_model::HttpProtocol,
     /// A path that reports the head seq (numeric ids), so "from now" is an exact cursor.
     pub head_path: Option<String>,
     /// JSON pointer to the head seq in that answer.
@@ -561,6 +565,26 @@ mod tests {
         let err = Profile::parse(&text, "x.toml").unwrap_err().to_string();
         assert!(
             err.contains("unknown variant `teleport`, expected one of `publish`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_stream_protocol_is_a_typed_key() {
+        let generic = BUILTIN[1].1;
+        assert_eq!(
+            Profile::parse(generic, "x.toml").unwrap().subscribe.http,
+            harness_model::HttpProtocol::Http11
+        );
+        let h2 = generic.replace("[subscribe]\n", "[subscribe]\nhttp = \"h2\"\n");
+        assert_eq!(
+            Profile::parse(&h2, "x.toml").unwrap().subscribe.http,
+            harness_model::HttpProtocol::H2
+        );
+        let typo = generic.replace("[subscribe]\n", "[subscribe]\nhttp = \"http2\"\n");
+        let err = Profile::parse(&typo, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant `http2`, expected `http/1.1` or `h2`"),
             "{err}"
         );
     }

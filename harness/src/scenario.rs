@@ -226,6 +226,11 @@ pub struct Cuts {
     /// Close with a TCP reset instead of a FIN.
     #[serde(default)]
     pub reset: bool,
+    /// Over HTTP/2, what an orderly cut ends: `rst_stream` (default: the stream, with
+    /// `RST_STREAM(CANCEL)`) or `goaway` (the whole connection under the stream).
+    /// Over HTTP/1.1 it changes nothing.
+    #[serde(default)]
+    pub h2_cut: H2CutStyle,
     /// Spread the cuts over the publishing period: wait this long between cuts.
     #[serde(default)]
     pub gap_ms: u64,
@@ -247,8 +252,30 @@ impl Default for Cuts {
             rapid_cycles: 0,
             burst_at_ms: None,
             reset: false,
+            h2_cut: H2CutStyle::default(),
             gap_ms: 0,
             down_ms: 0,
+        }
+    }
+}
+
+/// How an orderly cut ends an HTTP/2 stream (`cuts.h2_cut`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum H2CutStyle {
+    /// `RST_STREAM(CANCEL)` for the stream.
+    #[default]
+    RstStream,
+    /// The connection closes under the stream.
+    Goaway,
+}
+
+impl H2CutStyle {
+    /// The wire client's cut.
+    pub fn wire(self) -> sse_wire::H2Cut {
+        match self {
+            H2CutStyle::RstStream => sse_wire::H2Cut::RstStream,
+            H2CutStyle::Goaway => sse_wire::H2Cut::GoAway,
         }
     }
 }
@@ -403,6 +430,13 @@ mod tests {
         let err =
             parse("[[clients]]\nname = \"c\"\ncuts = { aims = [\"inside-idd\"] }\n").unwrap_err();
         assert!(err.contains("expected one of `inside-id`"), "{err}");
+        let err = parse("[[clients]]\nname = \"c\"\ncuts = { h2_cut = \"rst\" }\n").unwrap_err();
+        assert!(
+            err.contains("unknown variant `rst`, expected `rst_stream` or `goaway`"),
+            "{err}"
+        );
+        let s = parse("[[clients]]\nname = \"c\"\ncuts = { h2_cut = \"goaway\" }\n").unwrap();
+        assert_eq!(s.clients[0].cuts.h2_cut.wire(), sse_wire::H2Cut::GoAway);
         let err = parse("[probe]\nkind = \"crash\"\n").unwrap_err();
         assert!(
             err.contains("unknown variant `crash`, expected one of `task-lifecycle`"),

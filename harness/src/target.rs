@@ -26,6 +26,9 @@ pub struct Target {
     pub tls: Option<sse_wire::TlsConfig>,
     /// Whether server certificates go unverified (`--insecure`).
     pub insecure: bool,
+    /// The HTTP protocol streams ask for: the profile's `[subscribe] http`, or h2 with
+    /// `--http2` (plain requests stay HTTP/1.1).
+    pub protocol: harness_model::HttpProtocol,
     /// How to talk to it.
     pub profile: Profile,
     /// The bearer token, when the profile uses auth.
@@ -121,6 +124,7 @@ impl Target {
             wire: url.target.clone(),
             url,
             insecure: tls.insecure && config.is_some(),
+            protocol: profile.subscribe.http,
             tls: config,
             profile,
             token,
@@ -430,6 +434,22 @@ impl Target {
     pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Target {
         self.headers = headers;
         self
+    }
+
+    /// Streams over HTTP/2 when `on` (`--http2`); otherwise as the profile says.
+    pub fn with_http2(mut self, on: bool) -> Target {
+        if on {
+            self.protocol = harness_model::HttpProtocol::H2;
+        }
+        self
+    }
+
+    /// The HTTP version the wire client asks for on streams.
+    pub fn stream_http(&self) -> sse_wire::HttpVersion {
+        match self.protocol {
+            harness_model::HttpProtocol::Http11 => sse_wire::HttpVersion::Http1,
+            harness_model::HttpProtocol::H2 => sse_wire::HttpVersion::Http2,
+        }
     }
 
     /// The headers of every plain request: the auth header and the extra headers.

@@ -262,6 +262,7 @@ fn client_plan(
         cuts,
         cut_gap: Duration::from_millis(g.cuts.gap_ms.max(g.cuts.down_ms)),
         reset: g.cuts.reset,
+        h2_cut: g.cuts.h2_cut.wire(),
         until: Until::CaughtUp,
         reconnect: true,
         through_restarts: false,

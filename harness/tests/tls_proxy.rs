@@ -6,7 +6,11 @@
 //! under the base path.
 //!
 //! - spine scenarios (cuts at exact bytes, resets, heartbeats, lifecycle, cursor errors)
-//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA;
+//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA, and again over
+//!   HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
+//!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
+//!   reset after any body byte resumes exactly); the same scenario with
+//!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too;
 //! - without it the run cannot start, with a TLS error naming the unknown CA; with
 //!   `--insecure` it passes and the run says so;
 //! - behind the buffering config (a classic production mistake) the run does not pass:
@@ -22,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use harness_model::{RunEvent, Verdict};
+use harness_model::{ConnEnd, HttpProtocol, Recording, RunEvent, Verdict};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use sse_harness::embedded::ReferenceProcess;
 use sse_harness::{RunConfig, Selection, TargetSpec};
@@ -251,26 +255,121 @@ fn play(
     Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
     bool,
 ) {
+    play_with(proxy, upstream, tls, scenarios, false, None)
+}
+
+/// How a run over the proxy is played beyond its scenarios.
+#[derive(Clone, Copy, Default)]
+struct How<'a> {
+    /// Streams over HTTP/2.
+    http2: bool,
+    /// Keep the recordings here.
+    recordings: Option<&'a Path>,
+    /// Take the scenarios from this folder instead of the built-in ones.
+    scenarios_dir: Option<&'a Path>,
+}
+
+/// [`play`], over HTTP/2 when `http2`, keeping the recordings in `recordings`.
+fn play_with(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    tls: sse_wire::TlsOptions,
+    scenarios: &[&str],
+    http2: bool,
+    recordings: Option<&Path>,
+) -> (
+    Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
+    bool,
+) {
+    let how = How {
+        http2,
+        recordings,
+        scenarios_dir: None,
+    };
+    play_how(proxy, upstream, tls, scenarios, how)
+}
+
+/// [`play`] as `how` says.
+fn play_how(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    tls: sse_wire::TlsOptions,
+    scenarios: &[&str],
+    how: How<'_>,
+) -> (
+    Result<sse_harness::RunOutcome, sse_harness::HarnessError>,
+    bool,
+) {
     let seed = support::seed("tls_proxy", false);
     let mut cfg = RunConfig::new(TargetSpec::Url {
         url: proxy.url(),
         token: Some(upstream.plan.token.clone()),
     });
     cfg.tls = tls;
+    let http2 = how.http2;
+    cfg.http2 = http2;
+    cfg.recordings = how.recordings.map(Path::to_path_buf);
     cfg.seed = Some(seed);
     cfg.replay_prefix = Some(support::replay_prefix("tls_proxy", seed));
     cfg.selection = Selection {
-        dir: None,
+        dir: how.scenarios_dir.map(Path::to_path_buf),
         globs: scenarios.iter().copied().map(globset::escape).collect(),
     };
     let mut insecure = false;
     let outcome = support::block_on(sse_harness::run(cfg, &mut |ev| {
         if let RunEvent::RunStarted { meta, .. } = ev {
             insecure = meta.insecure_tls;
+            let asked = if http2 {
+                HttpProtocol::H2
+            } else {
+                HttpProtocol::Http11
+            };
+            assert_eq!(meta.protocol, asked, "the run header names the protocol");
         }
     }))
     .unwrap();
     (outcome, insecure)
+}
+
+/// Every scenario's recording in `dir`, by file name.
+fn recordings(dir: &Path) -> Vec<(String, Recording)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rec: Recording = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        out.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            rec,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Asserts that every connection that got a response head spoke `protocol`, and
+/// returns how many cuts the harness made in the recording named `cutter`.
+fn every_connection_spoke(dir: &Path, protocol: HttpProtocol, cutter: &str) -> usize {
+    let recs = recordings(dir);
+    assert_eq!(recs.len(), SCENARIOS.len(), "one recording per scenario");
+    let mut cuts = 0;
+    for (name, rec) in &recs {
+        let conns: Vec<_> = rec
+            .transcripts
+            .iter()
+            .flat_map(|t| &t.connections)
+            .filter(|c| c.status.is_some())
+            .collect();
+        for c in &conns {
+            assert_eq!(c.protocol, protocol, "{name}: connection {}", c.index);
+        }
+        if name.contains(cutter) {
+            cuts += conns
+                .iter()
+                .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+                .count();
+        }
+    }
+    cuts
 }
 
 #[test]
@@ -285,9 +384,12 @@ fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
         cacert: Some(pki.file("ca.pem")),
         ..Default::default()
     };
-    let (outcome, insecure) = play(&proxy, &upstream, tls, SCENARIOS);
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, insecure) = play_with(&proxy, &upstream, tls, SCENARIOS, false, Some(dir.path()));
     let outcome = outcome.unwrap();
     assert!(!insecure);
+    // nginx offers h2 too; a client that offers only http/1.1 gets HTTP/1.1.
+    every_connection_spoke(dir.path(), HttpProtocol::Http11, "cut-at-random-bytes");
     assert_eq!(outcome.results.len(), SCENARIOS.len());
     let mut failed = Vec::new();
     for r in &outcome.results {
@@ -453,4 +555,92 @@ fn the_nchan_profile_passes_through_nginx_over_https() {
         .map(|e| format!("{e:?}"))
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn spine_scenarios_pass_through_nginx_over_https_http2() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = play_with(&proxy, &upstream, tls, SCENARIOS, true, Some(dir.path()));
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.results.len(), SCENARIOS.len());
+    let mut failed = Vec::new();
+    for r in &outcome.results {
+        if let Err(e) = support::expect_pass(r, outcome.seed, 5) {
+            failed.push(format!("{e:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // Every stream went over h2 (ALPN), and CT-10's byte cutter cut (RST_STREAM) and
+    // resumed exactly many times: the scenario's resume and delivery checks passed.
+    let cuts = every_connection_spoke(dir.path(), HttpProtocol::H2, "cut-at-random-bytes");
+    assert!(
+        cuts >= 50,
+        "only {cuts} RST_STREAM cuts in CT-10/cut-at-random-bytes"
+    );
+}
+
+#[test]
+fn goaway_cuts_over_http2_resume_exactly_too() {
+    if !nginx_available() {
+        return;
+    }
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    // CT-10/cut-at-random-bytes with every cut closing the whole h2 connection.
+    let scenarios = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/ct10/cut-at-random-bytes.toml"))
+        .unwrap()
+        .replace(
+            "name = \"cut-at-random-bytes\"",
+            "name = \"cut-at-random-bytes-goaway\"",
+        )
+        .replace(
+            "cuts = { random_bytes = 120, span_bytes = 3000 }",
+            "cuts = { random_bytes = 40, span_bytes = 3000, h2_cut = \"goaway\" }",
+        );
+    assert!(
+        text.contains("h2_cut = \"goaway\""),
+        "the scenario file changed"
+    );
+    std::fs::write(scenarios.path().join("goaway.toml"), text).unwrap();
+    let kept = tempfile::tempdir().unwrap();
+    let how = How {
+        http2: true,
+        recordings: Some(kept.path()),
+        scenarios_dir: Some(scenarios.path()),
+    };
+    let id = "CT-10/cut-at-random-bytes-goaway";
+    let (outcome, _) = play_how(&proxy, &upstream, tls, &[id], how);
+    let outcome = outcome.unwrap();
+    if let Err(e) = support::expect_pass(&outcome.results[0], outcome.seed, 5) {
+        panic!("{e:?}");
+    }
+    let (_, rec) = recordings(kept.path()).remove(0);
+    let conns: Vec<_> = rec
+        .transcripts
+        .iter()
+        .flat_map(|t| &t.connections)
+        .filter(|c| c.status.is_some())
+        .collect();
+    assert!(conns.iter().all(|c| c.protocol == HttpProtocol::H2));
+    let cuts = conns
+        .iter()
+        .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+        .count();
+    assert!(cuts >= 20, "only {cuts} connection cuts");
 }

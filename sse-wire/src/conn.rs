@@ -67,6 +67,9 @@ pub enum WireErrorKind {
     Url,
     /// The request to send is malformed (e.g. a header with CR or LF).
     BadRequest,
+    /// An HTTP/2 failure: the connection preface or settings exchange failed, the
+    /// server reset the stream or ended the connection with an error (GOAWAY).
+    Http2,
 }
 
 impl WireErrorKind {
@@ -83,6 +86,7 @@ impl WireErrorKind {
             WireErrorKind::Tls => "tls",
             WireErrorKind::Url => "url",
             WireErrorKind::BadRequest => "bad-request",
+            WireErrorKind::Http2 => "http2",
         }
     }
 }
@@ -115,7 +119,7 @@ impl WireError {
         }
     }
 
-    fn io(kind: WireErrorKind, what: &str, e: std::io::Error) -> Self {
+    pub(crate) fn io(kind: WireErrorKind, what: &str, e: std::io::Error) -> Self {
         WireError {
             kind,
             detail: format!("{what}: {e}"),
@@ -320,6 +324,10 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Deadline for writing the request and reading the response head.
     pub head_timeout: Duration,
+    /// Which HTTP version to speak.
+    pub http: HttpVersion,
+    /// What [`Response::close`] does to an HTTP/2 stream.
+    pub h2_cut: H2Cut,
 }
 
 impl Default for ConnectOptions {
@@ -329,8 +337,62 @@ impl Default for ConnectOptions {
             rcvbuf: None,
             connect_timeout: Duration::from_secs(10),
             head_timeout: Duration::from_secs(15),
+            http: HttpVersion::Http1,
+            h2_cut: H2Cut::RstStream,
         }
     }
+}
+
+/// The HTTP version a connection asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only (over TLS, ALPN offers `http/1.1` alone).
+    #[default]
+    Http1,
+    /// HTTP/2: over TLS, ALPN offers `h2` then `http/1.1`, and the connection falls
+    /// back to HTTP/1.1 when the server does not pick `h2`
+    /// ([`Response::protocol`] says what was negotiated); over cleartext, HTTP/2 with
+    /// prior knowledge (the connection preface at once, no upgrade).
+    Http2,
+}
+
+/// The protocol a response actually came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.1.
+    Http11,
+    /// HTTP/2.
+    H2,
+}
+
+impl Protocol {
+    /// The ALPN name: `http/1.1` or `h2`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Http11 => "http/1.1",
+            Protocol::H2 => "h2",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How an orderly close ([`Response::close`]) ends an HTTP/2 stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum H2Cut {
+    /// `RST_STREAM(CANCEL)` for the stream alone; the connection, which carries
+    /// nothing else, is then shut down gracefully (GOAWAY(NO_ERROR), `close_notify`, FIN).
+    #[default]
+    RstStream,
+    /// The whole connection closes under the open stream, with no `RST_STREAM` for
+    /// it: `close_notify` over TLS, then FIN. (The `h2` crate's client cannot send a
+    /// GOAWAY frame of its own while a stream is open, so the server learns of the end
+    /// from the transport, as from a GOAWAY followed by the close.)
+    GoAway,
 }
 
 /// How the response body is delimited.
@@ -342,6 +404,8 @@ pub enum BodyFraming {
     Length(u64),
     /// Ends when the server closes the connection.
     CloseDelimited,
+    /// HTTP/2 DATA frames; ends with `END_STREAM`.
+    Http2Frames,
 }
 
 /// Any byte stream a response can be read from (e.g. an in-memory duplex in tests
@@ -352,7 +416,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// The byte stream under the HTTP layer: plain TCP, TLS over TCP (the socket still
 /// reachable for its options), or any other stream.
-enum Transport {
+pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     Other(Box<dyn Io>),
@@ -368,8 +432,62 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+impl tokio::io::AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::pin::Pin;
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Other(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::pin::Pin;
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Other(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::pin::Pin;
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
+            Transport::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::pin::Pin;
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Other(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 impl Transport {
-    fn tcp(&self) -> Option<&TcpStream> {
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Transport::Plain(s) => Some(s),
             Transport::Tls(s) => Some(s.get_ref().0),
@@ -450,15 +568,29 @@ enum BodyState {
     Done,
 }
 
-/// An open response: its head, and its body to be read.
+/// An open response: its head, and its body to be read — over HTTP/1.1 or HTTP/2,
+/// the same to callers ([`Response::protocol`] says which).
 #[derive(Debug)]
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// The reason phrase.
+    /// The reason phrase (HTTP/2 has none: the status's canonical reason, if any).
     pub reason: String,
     /// Header fields in order, names lowercased.
     pub headers: Vec<(String, String)>,
+    body: Body,
+}
+
+/// The body of a [`Response`], by protocol.
+#[derive(Debug)]
+enum Body {
+    H1(H1Body),
+    H2(Box<crate::h2conn::H2Body>),
+}
+
+/// An HTTP/1.1 body: the connection and the bytes read ahead.
+#[derive(Debug)]
+struct H1Body {
     transport: Transport,
     /// Raw bytes read from the socket and not yet decoded: `buf[pos..]`.
     buf: Vec<u8>,
@@ -468,15 +600,17 @@ pub struct Response {
     body_offset: u64,
 }
 
-/// Connects (TCP_NODELAY, optional `SO_RCVBUF`), sends `req` as HTTP/1.1 and
-/// reads the response head (at most [`MAX_HEAD_BYTES`]; interim 1xx
-/// responses other than 101 are skipped).
+/// Connects (TCP_NODELAY, optional `SO_RCVBUF`), sends `req` and reads the response
+/// head. HTTP/1.1: at most [`MAX_HEAD_BYTES`] of head; interim 1xx responses other
+/// than 101 are skipped. HTTP/2 ([`ConnectOptions::http`]): over TLS when ALPN picks
+/// `h2`, over cleartext with prior knowledge; one stream on a connection of its own.
 pub async fn open(
     target: &Target,
     req: &RequestSpec,
     opts: &ConnectOptions,
 ) -> Result<Response, WireError> {
     let request = encode_request(target, req)?;
+    let want_h2 = opts.http == HttpVersion::Http2;
     let transport = tokio::time::timeout(opts.connect_timeout, async {
         let tcp = connect(target, opts.rcvbuf).await?;
         if !target.tls {
@@ -486,6 +620,7 @@ pub async fn open(
             Some(c) => c.clone(),
             None => default_tls()?,
         };
+        let config = if want_h2 { offer_h2(&config) } else { config };
         handshake(target, tcp, config).await
     })
     .await
@@ -499,7 +634,38 @@ pub async fn open(
             ),
         )
     })??;
+    let h2 = match &transport {
+        Transport::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()),
+        _ => want_h2,
+    };
+    if h2 {
+        return crate::h2conn::open(transport, target, req, opts).await;
+    }
     exchange(transport, request, req, opts.head_timeout).await
+}
+
+/// `config` with ALPN offering `h2` first, then `http/1.1`.
+fn offer_h2(config: &TlsConfig) -> TlsConfig {
+    let mut c = (*config.0).clone();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    TlsConfig(std::sync::Arc::new(c))
+}
+
+impl Response {
+    /// A response over HTTP/2 (for [`crate::h2conn`]).
+    pub(crate) fn h2(
+        status: u16,
+        reason: String,
+        headers: Vec<(String, String)>,
+        body: crate::h2conn::H2Body,
+    ) -> Response {
+        Response {
+            status,
+            reason,
+            headers,
+            body: Body::H2(Box::new(body)),
+        }
+    }
 }
 
 /// The system roots' configuration, built once per process.
@@ -740,18 +906,20 @@ async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response
                         BodyFraming::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
                         BodyFraming::Length(0) => BodyState::Done,
                         BodyFraming::Length(n) => BodyState::Length(n),
-                        BodyFraming::CloseDelimited => BodyState::Close,
+                        BodyFraming::CloseDelimited | BodyFraming::Http2Frames => BodyState::Close,
                     };
                     return Ok(Response {
                         status,
                         reason,
                         headers,
-                        transport,
-                        buf,
-                        pos: 0,
-                        framing,
-                        body,
-                        body_offset: 0,
+                        body: Body::H1(H1Body {
+                            transport,
+                            buf,
+                            pos: 0,
+                            framing,
+                            body,
+                            body_offset: 0,
+                        }),
                     });
                 }
                 Ok(httparse::Status::Partial) => break,
@@ -848,15 +1016,133 @@ impl Response {
 
     /// How the body is delimited.
     pub fn framing(&self) -> BodyFraming {
-        self.framing
+        match &self.body {
+            Body::H1(b) => b.framing,
+            Body::H2(_) => BodyFraming::Http2Frames,
+        }
     }
 
-    /// Reads up to `buf.len()` decoded (de-chunked) body bytes. `Ok(0)` is
-    /// the clean end of the body (EOF for close-delimited, last chunk for
-    /// chunked, content length reached), or `buf` was empty. Never returns
-    /// more than `buf.len()`, so the caller decides exactly how many body
-    /// bytes it consumes. No deadline of its own: wrap it in a timeout.
+    /// The protocol the response came over (what ALPN negotiated, over TLS).
+    pub fn protocol(&self) -> Protocol {
+        match &self.body {
+            Body::H1(_) => Protocol::Http11,
+            Body::H2(_) => Protocol::H2,
+        }
+    }
+
+    /// Reads up to `buf.len()` decoded body bytes (HTTP/1.1: de-chunked; HTTP/2: the
+    /// DATA frames' payload). `Ok(0)` is the clean end of the body (EOF for
+    /// close-delimited, last chunk for chunked, content length reached, `END_STREAM`),
+    /// or `buf` was empty. Never returns more than `buf.len()`, so the caller decides
+    /// exactly how many body bytes it consumes; over HTTP/2 only those bytes are given
+    /// back to the server as flow-control window. No deadline of its own: wrap it in a
+    /// timeout. Cancel-safe.
     pub async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, WireError> {
+        match &mut self.body {
+            Body::H1(b) => b.read_body(buf).await,
+            Body::H2(b) => b.read_body(buf).await,
+        }
+    }
+
+    /// Decoded body bytes returned so far.
+    pub fn body_offset(&self) -> u64 {
+        match &self.body {
+            Body::H1(b) => b.body_offset,
+            Body::H2(b) => b.body_offset(),
+        }
+    }
+
+    /// Reads the rest of a small body (e.g. a non-200 JSON error); more than
+    /// `limit` bytes is a [`WireErrorKind::TooLarge`] error.
+    pub async fn read_to_end_limited(&mut self, limit: usize) -> Result<Vec<u8>, WireError> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let room = (limit - out.len()).saturating_add(1).min(chunk.len());
+            let n = self.read_body(&mut chunk[..room]).await?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() + n > limit {
+                return Err(WireError::new(
+                    WireErrorKind::TooLarge,
+                    format!("body longer than {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Runs `f` on the TCP socket under the response, if there is one.
+    fn with_tcp<R>(&self, f: impl FnOnce(&TcpStream) -> Option<R>) -> Option<R> {
+        match &self.body {
+            Body::H1(b) => f(b.transport.tcp()?),
+            Body::H2(b) => b.with_transport(|t| f(t.tcp()?)),
+        }
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.with_tcp(|t| t.local_addr().ok())
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.with_tcp(|t| t.peer_addr().ok())
+    }
+
+    /// The socket's `SO_RCVBUF` as the kernel reports it.
+    pub fn recv_buffer_size(&self) -> Option<usize> {
+        self.with_tcp(|t| socket2::SockRef::from(t).recv_buffer_size().ok())
+    }
+
+    /// Ends the stream in an orderly way. HTTP/1.1: sends FIN (over TLS:
+    /// `close_notify`, then FIN), drains what already arrived (bounded) so the kernel
+    /// does not turn the close into a reset, then closes. HTTP/2: as
+    /// [`ConnectOptions::h2_cut`] says — `RST_STREAM(CANCEL)` for the stream (then the
+    /// connection, which carries nothing else, is shut down gracefully), or the whole
+    /// connection closed under the stream.
+    pub fn close(self) {
+        match self.body {
+            Body::H1(mut b) => orderly_close(&mut b.transport),
+            Body::H2(b) => b.close(),
+        }
+    }
+
+    /// Abortive close of the whole connection: `SO_LINGER` 0, then close, so the peer
+    /// sees a TCP reset. Over TLS no `close_notify` is sent: the peer sees the RST
+    /// alone; over HTTP/2 no frame is sent either.
+    pub fn reset(self) {
+        match self.body {
+            Body::H1(b) => {
+                if let Some(tcp) = b.transport.tcp() {
+                    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+                }
+            }
+            Body::H2(b) => b.reset(),
+        }
+    }
+}
+
+/// Orderly close of a transport: `close_notify` over TLS, FIN, then a bounded drain of
+/// what already arrived (so the kernel does not turn the close into a reset).
+pub(crate) fn orderly_close(transport: &mut Transport) {
+    transport.send_close_notify();
+    let Some(tcp) = transport.tcp() else {
+        return;
+    };
+    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
+    let mut scratch = [0u8; 16 * 1024];
+    for _ in 0..64 {
+        match tcp.try_read(&mut scratch) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+impl H1Body {
+    async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, WireError> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -924,75 +1210,6 @@ impl Response {
             };
             self.body_offset += n as u64;
             return Ok(n);
-        }
-    }
-
-    /// Decoded body bytes returned so far.
-    pub fn body_offset(&self) -> u64 {
-        self.body_offset
-    }
-
-    /// Reads the rest of a small body (e.g. a non-200 JSON error); more than
-    /// `limit` bytes is a [`WireErrorKind::TooLarge`] error.
-    pub async fn read_to_end_limited(&mut self, limit: usize) -> Result<Vec<u8>, WireError> {
-        let mut out = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let room = (limit - out.len()).saturating_add(1).min(chunk.len());
-            let n = self.read_body(&mut chunk[..room]).await?;
-            if n == 0 {
-                return Ok(out);
-            }
-            if out.len() + n > limit {
-                return Err(WireError::new(
-                    WireErrorKind::TooLarge,
-                    format!("body longer than {limit} bytes"),
-                ));
-            }
-            out.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.transport.tcp()?.local_addr().ok()
-    }
-
-    /// The server's address.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.transport.tcp()?.peer_addr().ok()
-    }
-
-    /// The socket's `SO_RCVBUF` as the kernel reports it.
-    pub fn recv_buffer_size(&self) -> Option<usize> {
-        socket2::SockRef::from(self.transport.tcp()?)
-            .recv_buffer_size()
-            .ok()
-    }
-
-    /// Orderly close: sends FIN (over TLS: `close_notify`, then FIN), drains what
-    /// already arrived (bounded) so the kernel does not turn the close into a reset,
-    /// then closes.
-    pub fn close(mut self) {
-        self.transport.send_close_notify();
-        let Some(tcp) = self.transport.tcp() else {
-            return;
-        };
-        let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
-        let mut scratch = [0u8; 16 * 1024];
-        for _ in 0..64 {
-            match tcp.try_read(&mut scratch) {
-                Ok(n) if n > 0 => {}
-                _ => break,
-            }
-        }
-    }
-
-    /// Abortive close: `SO_LINGER` 0, then close, so the peer sees a reset. Over TLS no
-    /// `close_notify` is sent: the peer sees the RST alone.
-    pub fn reset(self) {
-        if let Some(tcp) = self.transport.tcp() {
-            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
         }
     }
 

@@ -1,4 +1,4 @@
-//! Byte-exact Server-Sent Events on the wire: an HTTP/1.1 client connection
+//! Byte-exact Server-Sent Events on the wire: an HTTP/1.1 and HTTP/2 client connection
 //! that gives the caller exact control over how many body bytes it reads and
 //! how it closes, and an incremental WHATWG event-stream parser that reports
 //! every frame with its byte offsets, raw bytes and violations.
@@ -6,14 +6,16 @@
 
 mod chunked;
 mod conn;
+mod h2conn;
 mod parser;
 pub mod tls;
 
 pub use chunked::{ChunkError, ChunkedDecoder};
 pub use conn::{
-    BaseUrl, BodyFraming, ConnectOptions, Io, MAX_HEAD_BYTES, MAX_HEADERS, RequestSpec, Response,
-    Target, WireError, WireErrorKind, open, open_on, parse_url,
+    BaseUrl, BodyFraming, ConnectOptions, H2Cut, HttpVersion, Io, MAX_HEAD_BYTES, MAX_HEADERS,
+    Protocol, RequestSpec, Response, Target, WireError, WireErrorKind, open, open_on, parse_url,
 };
+pub use h2conn::STREAM_WINDOW as H2_STREAM_WINDOW;
 pub use parser::{
     DEFAULT_MAX_BYTES, Event, Item, Mode, Parser, ParserConfig, Violation, ViolationKind,
 };

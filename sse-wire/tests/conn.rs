@@ -62,6 +62,7 @@ fn opts() -> ConnectOptions {
         rcvbuf: None,
         connect_timeout: Duration::from_secs(5),
         head_timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
     }
 }
 

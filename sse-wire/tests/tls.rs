@@ -87,6 +87,7 @@ fn opts(tls: TlsOptions) -> ConnectOptions {
         rcvbuf: Some(8192),
         connect_timeout: Duration::from_secs(5),
         head_timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
     }
 }
 

@@ -51,6 +51,7 @@ pub fn meta() -> RunMeta {
         seed: 424242,
         target: "http://127.0.0.1:40123".into(),
         insecure_tls: false,
+        protocol: Default::default(),
         embedded: true,
         profile: "spine".into(),
         started_at: "2026-11-23T09:15:00Z".into(),

@@ -108,6 +108,8 @@ pub struct ClientPlan {
     pub cut_gap: Duration,
     /// Close with RST instead of FIN.
     pub reset: bool,
+    /// What an orderly cut ends over HTTP/2: the stream or the connection.
+    pub h2_cut: sse_wire::H2Cut,
     /// When to stop.
     pub until: Until,
     /// Reconnect when the server ends the stream (event streams) or not (task, version, probes).
@@ -395,8 +397,11 @@ impl Attempt<'_> {
             rcvbuf: plan.rcvbuf,
             connect_timeout: left.min(Duration::from_secs(10)),
             head_timeout: left.min(Duration::from_secs(15)),
+            http: target.stream_http(),
+            h2_cut: plan.h2_cut,
         };
         let req = request(target, plan, conn.cursor.as_deref());
+        conn.protocol = target.protocol;
         let mut resp = match sse_wire::open(&target.wire, &req, &opts).await {
             Ok(r) => r,
             Err(e) => {
@@ -408,6 +413,10 @@ impl Attempt<'_> {
             }
         };
         conn.head_us = Some(self.us());
+        conn.protocol = match resp.protocol() {
+            sse_wire::Protocol::Http11 => harness_model::HttpProtocol::Http11,
+            sse_wire::Protocol::H2 => harness_model::HttpProtocol::H2,
+        };
         conn.status = Some(resp.status);
         conn.headers = resp
             .headers

@@ -209,6 +209,7 @@ impl Ctx {
             cuts: VecDeque::new(),
             cut_gap: Duration::ZERO,
             reset: false,
+            h2_cut: sse_wire::H2Cut::default(),
             until,
             reconnect: false,
             through_restarts: false,
