@@ -56,6 +56,9 @@ impl Metric {
     }
 }
 
+/// What every report says of a target off loopback ([`RunMeta::remote`]).
+pub const REMOTE_NOTE: &str = "the target is not on loopback: cuts, resets and slow readers act on the first hop (a proxy or CDN edge may absorb backpressure and hide cuts from the origin)";
+
 /// Facts about the whole run, printed by every report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -69,6 +72,10 @@ pub struct RunMeta {
     /// report says so.
     #[serde(default)]
     pub insecure_tls: bool,
+    /// Whether the target is off loopback (not 127.0.0.0/8, ::1 or localhost): cuts,
+    /// resets and slow readers then act on the first hop, which every report says.
+    #[serde(default)]
+    pub remote: bool,
     /// The HTTP protocol the streams asked for (`--http2` or the profile's
     /// `[subscribe] http`); what each connection got is in its transcript.
     #[serde(default)]

@@ -580,6 +580,9 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         let warning = "TLS certificates NOT verified (--insecure)".to_owned();
         facts.insert(1, ("tls", warning));
     }
+    if meta.remote {
+        facts.push(("note", harness_model::events::REMOTE_NOTE.to_owned()));
+    }
     s.push_str("<div class=\"facts\">");
     for (k, v) in facts {
         let _ = write!(

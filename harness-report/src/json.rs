@@ -42,6 +42,9 @@ struct Run<'a> {
     /// Present (and true) only when the target's certificate went unverified.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     insecure_tls: bool,
+    /// Present (and true) only when the target is off loopback.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    remote: bool,
     /// The HTTP protocol the streams asked for: `http/1.1` or `h2`.
     protocol: harness_model::HttpProtocol,
     started_at: &'a str,
@@ -137,6 +140,9 @@ pub fn event_line(ev: &RunEvent) -> String {
             if meta.insecure_tls {
                 v["insecure_tls"] = true.into();
             }
+            if meta.remote {
+                v["remote"] = true.into();
+            }
             v
         }
         RunEvent::ScenarioStarted { info } => {
@@ -201,6 +207,7 @@ pub(crate) fn summary(log: &RunLog) -> Result<String, ReportError> {
             profile: &meta.profile,
             embedded: meta.embedded,
             insecure_tls: meta.insecure_tls,
+            remote: meta.remote,
             protocol: meta.protocol,
             started_at: &meta.started_at,
             harness_version: &meta.harness_version,

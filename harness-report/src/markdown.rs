@@ -77,6 +77,9 @@ pub(crate) fn markdown(log: &RunLog) -> Result<String, ReportError> {
             "> ⚠ **TLS certificates NOT verified (--insecure)**: the target's identity was not checked.\n"
         );
     }
+    if meta.remote {
+        let _ = writeln!(w, "> Note: {}.\n", harness_model::events::REMOTE_NOTE);
+    }
     let _ = writeln!(w, "| Scenario | Verdict | Time | Events | First finding |");
     let _ = writeln!(w, "|---|---|---:|---:|---|");
     for r in &log.results {

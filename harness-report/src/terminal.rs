@@ -217,6 +217,9 @@ impl TerminalReporter {
                 ));
             }
             s.push_str(&format!("protocol: {}\n", meta.protocol));
+            if meta.remote {
+                s.push_str(&format!("note: {}\n", harness_model::events::REMOTE_NOTE));
+            }
             s.push_str(&format!("seed: {}\n", meta.seed));
             s.push_str(&format!("replay: {}\n", meta.replay_command));
         }

@@ -228,3 +228,22 @@ fn finishing_without_starting_is_an_error_not_a_panic() {
     let err = reporters[0].on_event(&end).unwrap_err();
     assert_eq!(err.kind(), &harness_report::ReportErrorKind::NotStarted);
 }
+
+#[test]
+fn a_target_off_loopback_is_noted_in_every_file_report() {
+    let mut events = support::events();
+    if let harness_model::RunEvent::RunStarted { meta, .. } = &mut events[0] {
+        meta.remote = true;
+        meta.target = "https://sse.example.com/api".into();
+    }
+    let dir = support::write_reports_of(events);
+    let note = harness_model::events::REMOTE_NOTE;
+    assert!(read(dir.path(), "report.md").contains(note));
+    assert!(read(dir.path(), "report.html").contains(note));
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(dir.path(), "summary.json")).unwrap();
+    assert_eq!(summary["run"]["remote"], true);
+    let plain: serde_json::Value =
+        serde_json::from_str(&read(support::write_reports().path(), "summary.json")).unwrap();
+    assert!(plain["run"].get("remote").is_none(), "absent on loopback");
+}

@@ -224,6 +224,7 @@ pub async fn run(
             target: setup.target.base.clone(),
             embedded: setup.is_embedded(),
             insecure_tls: setup.target.insecure,
+            remote: !crate::proxy_env::is_loopback(&setup.target.wire.host),
             protocol: setup.target.protocol,
             profile: profile.name.clone(),
             started_at,

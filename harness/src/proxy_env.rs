@@ -62,7 +62,7 @@ nor send publishes and streams different ways; add {host} to NO_PROXY (or unset 
 }
 
 /// Whether `host` is a loopback name or address.
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -51,6 +51,7 @@ pub fn meta() -> RunMeta {
         seed: 424242,
         target: "http://127.0.0.1:40123".into(),
         insecure_tls: false,
+        remote: false,
         protocol: Default::default(),
         embedded: true,
         profile: "spine".into(),
