@@ -105,6 +105,7 @@ impl Conn {
                 head_us: Some(ms(opened + 1)),
                 first_byte_us: None,
                 protocol: Default::default(),
+                local_port: None,
                 status: Some(200),
                 headers,
                 error_body: None,

@@ -210,6 +210,7 @@ impl Connection {
             head_us: None,
             first_byte_us: None,
             protocol: Default::default(),
+            local_port: None,
             status: None,
             headers: Default::default(),
             error_body: None,

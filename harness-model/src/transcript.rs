@@ -157,6 +157,10 @@ pub struct Connection {
     /// head arrived, then what was negotiated (ALPN over TLS).
     #[serde(default)]
     pub protocol: HttpProtocol,
+    /// The client's TCP port, once a response head arrived: streams that share an
+    /// HTTP/2 connection share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<u16>,
     /// HTTP status, when a response head arrived.
     pub status: Option<u16>,
     /// Response headers, lower-cased names.

@@ -164,6 +164,23 @@ pub struct ClientGroup {
     /// Chaos: deliberate disconnects.
     #[serde(default)]
     pub cuts: Cuts,
+    /// Over HTTP/2: `own` (default: a connection per client, as HTTP/1.1) or `shared`
+    /// (the group's clients multiplex their streams over one connection, as a browser's
+    /// tabs do; a cut is then `RST_STREAM(CANCEL)` and a reset `RST_STREAM(INTERNAL_ERROR)`,
+    /// neither touching the streams beside it). Over HTTP/1.1 it changes nothing.
+    #[serde(default)]
+    pub h2_connection: H2Connections,
+}
+
+/// How a group's clients use HTTP/2 connections (`h2_connection`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum H2Connections {
+    /// A connection per client.
+    #[default]
+    Own,
+    /// One connection for the whole group.
+    Shared,
 }
 
 fn channel() -> StreamChoice {
@@ -317,6 +334,12 @@ impl Scenario {
             if g.count == 0 {
                 return bad(format!("client group {} has count 0", g.name));
             }
+            if g.h2_connection == H2Connections::Shared && g.cuts.h2_cut == H2CutStyle::Goaway {
+                return bad(format!(
+                    "client group {}: h2_cut = \"goaway\" would close the connection its clients share (h2_connection = \"shared\")",
+                    g.name
+                ));
+            }
             if let Some(c) = g.channel
                 && c >= self.traffic.channels
             {
@@ -437,6 +460,21 @@ mod tests {
         );
         let s = parse("[[clients]]\nname = \"c\"\ncuts = { h2_cut = \"goaway\" }\n").unwrap();
         assert_eq!(s.clients[0].cuts.h2_cut.wire(), sse_wire::H2Cut::GoAway);
+        let err = parse("[[clients]]\nname = \"c\"\nh2_connection = \"pooled\"\n").unwrap_err();
+        assert!(
+            err.contains("unknown variant `pooled`, expected `own` or `shared`"),
+            "{err}"
+        );
+        let s = parse("[[clients]]\nname = \"c\"\nh2_connection = \"shared\"\n").unwrap();
+        assert_eq!(s.clients[0].h2_connection, H2Connections::Shared);
+        let err = parse(
+            "[[clients]]\nname = \"c\"\nh2_connection = \"shared\"\ncuts = { h2_cut = \"goaway\" }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("would close the connection its clients share"),
+            "{err}"
+        );
         let err = parse("[probe]\nkind = \"crash\"\n").unwrap_err();
         assert!(
             err.contains("unknown variant `crash`, expected one of `task-lifecycle`"),

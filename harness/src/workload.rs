@@ -71,12 +71,15 @@ pub async fn run(
         deadline,
     };
     for g in &sc.clients {
+        let shared = (g.h2_connection == crate::scenario::H2Connections::Shared)
+            .then(|| std::sync::Arc::new(crate::client::SharedH2::default()));
         let (burst_tx, burst_rx) = watch::channel(false);
         if let Some(ms) = g.cuts.burst_at_ms {
             bursts.push((ms, burst_tx));
         }
         for i in 0..g.count {
-            let plan = client_plan(&target, g, i, &placement, rng);
+            let mut plan = client_plan(&target, g, i, &placement, rng);
+            plan.h2_shared = shared.clone();
             let sig = Signals {
                 published: published_rx.clone(),
                 burst: burst_rx.clone(),
@@ -263,6 +266,7 @@ fn client_plan(
         cut_gap: Duration::from_millis(g.cuts.gap_ms.max(g.cuts.down_ms)),
         reset: g.cuts.reset,
         h2_cut: g.cuts.h2_cut.wire(),
+        h2_shared: None,
         until: Until::CaughtUp,
         reconnect: true,
         through_restarts: false,

@@ -10,7 +10,9 @@
 //!   HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
 //!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
 //!   reset after any body byte resumes exactly); the same scenario with
-//!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too;
+//!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too, and so
+//!   does a group of clients sharing one h2 connection (`h2_connection = "shared"`,
+//!   every stream on one TCP connection, each cut an `RST_STREAM` of its own stream);
 //! - without it the run cannot start, with a TLS error naming the unknown CA; with
 //!   `--insecure` it passes and the run says so;
 //! - behind the buffering config (a classic production mistake) the run does not pass:
@@ -589,11 +591,9 @@ fn spine_scenarios_pass_through_nginx_over_https_http2() {
     );
 }
 
-#[test]
-fn goaway_cuts_over_http2_resume_exactly_too() {
-    if !nginx_available() {
-        return;
-    }
+/// `CT-10/cut-at-random-bytes` renamed `…-{suffix}`, its client group replaced by
+/// `group`, played over HTTP/2 through nginx: it must PASS; its recording.
+fn cut_at_random_bytes_over_h2(suffix: &str, group: &str) -> Recording {
     let pki = Pki::generate();
     let upstream = Upstream::start();
     let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
@@ -601,36 +601,36 @@ fn goaway_cuts_over_http2_resume_exactly_too() {
         cacert: Some(pki.file("ca.pem")),
         ..Default::default()
     };
-    // CT-10/cut-at-random-bytes with every cut closing the whole h2 connection.
     let scenarios = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("scenarios/ct10/cut-at-random-bytes.toml"))
-        .unwrap()
+    let original =
+        std::fs::read_to_string(repo().join("scenarios/ct10/cut-at-random-bytes.toml")).unwrap();
+    let old_group =
+        "[[clients]]\nname = \"byte-cutter\"\ncuts = { random_bytes = 120, span_bytes = 3000 }";
+    assert!(original.contains(old_group), "the scenario file changed");
+    let text = original
         .replace(
             "name = \"cut-at-random-bytes\"",
-            "name = \"cut-at-random-bytes-goaway\"",
+            &format!("name = \"cut-at-random-bytes-{suffix}\""),
         )
-        .replace(
-            "cuts = { random_bytes = 120, span_bytes = 3000 }",
-            "cuts = { random_bytes = 40, span_bytes = 3000, h2_cut = \"goaway\" }",
-        );
-    assert!(
-        text.contains("h2_cut = \"goaway\""),
-        "the scenario file changed"
-    );
-    std::fs::write(scenarios.path().join("goaway.toml"), text).unwrap();
+        .replace(old_group, group);
+    std::fs::write(scenarios.path().join("variant.toml"), text).unwrap();
     let kept = tempfile::tempdir().unwrap();
     let how = How {
         http2: true,
         recordings: Some(kept.path()),
         scenarios_dir: Some(scenarios.path()),
     };
-    let id = "CT-10/cut-at-random-bytes-goaway";
-    let (outcome, _) = play_how(&proxy, &upstream, tls, &[id], how);
+    let id = format!("CT-10/cut-at-random-bytes-{suffix}");
+    let (outcome, _) = play_how(&proxy, &upstream, tls, &[id.as_str()], how);
     let outcome = outcome.unwrap();
     if let Err(e) = support::expect_pass(&outcome.results[0], outcome.seed, 5) {
         panic!("{e:?}");
     }
-    let (_, rec) = recordings(kept.path()).remove(0);
+    recordings(kept.path()).remove(0).1
+}
+
+/// The connections of `rec` that got a response head, and how many were cut.
+fn answered_and_cut(rec: &Recording) -> (Vec<&harness_model::Connection>, usize) {
     let conns: Vec<_> = rec
         .transcripts
         .iter()
@@ -642,5 +642,41 @@ fn goaway_cuts_over_http2_resume_exactly_too() {
         .iter()
         .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
         .count();
+    (conns, cuts)
+}
+
+#[test]
+fn goaway_cuts_over_http2_resume_exactly_too() {
+    if !nginx_available() {
+        return;
+    }
+    // Every cut closes the whole h2 connection.
+    let rec = cut_at_random_bytes_over_h2(
+        "goaway",
+        "[[clients]]\nname = \"byte-cutter\"\ncuts = { random_bytes = 40, span_bytes = 3000, h2_cut = \"goaway\" }",
+    );
+    let (_, cuts) = answered_and_cut(&rec);
     assert!(cuts >= 20, "only {cuts} connection cuts");
+}
+
+#[test]
+fn clients_sharing_one_h2_connection_resume_exactly_after_stream_cuts() {
+    if !nginx_available() {
+        return;
+    }
+    // Four byte-cutters multiplexed over one connection: each cut is an RST_STREAM of
+    // one stream, and the connection carries on for the others.
+    let rec = cut_at_random_bytes_over_h2(
+        "shared",
+        "[[clients]]\nname = \"byte-cutter\"\ncount = 4\nh2_connection = \"shared\"\ncuts = { random_bytes = 25, span_bytes = 3000 }",
+    );
+    let (conns, cuts) = answered_and_cut(&rec);
+    assert!(cuts >= 60, "only {cuts} stream cuts");
+    let ports: std::collections::BTreeSet<_> = conns.iter().map(|c| c.local_port).collect();
+    assert_eq!(
+        ports.len(),
+        1,
+        "every stream on one TCP connection: {ports:?}"
+    );
+    assert!(ports.iter().all(Option::is_some));
 }

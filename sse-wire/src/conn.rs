@@ -610,7 +610,21 @@ pub async fn open(
     opts: &ConnectOptions,
 ) -> Result<Response, WireError> {
     let request = encode_request(target, req)?;
-    let want_h2 = opts.http == HttpVersion::Http2;
+    let (transport, h2) = dial(target, opts, opts.http == HttpVersion::Http2).await?;
+    if h2 {
+        return crate::h2conn::open(transport, target, req, opts).await;
+    }
+    exchange(transport, request, req, opts.head_timeout).await
+}
+
+/// Connects within `opts.connect_timeout` (TCP, then TLS for an `https` target, ALPN
+/// offering `h2` when `want_h2`): the transport, and whether it speaks HTTP/2 (ALPN
+/// picked `h2`, or prior knowledge over cleartext).
+pub(crate) async fn dial(
+    target: &Target,
+    opts: &ConnectOptions,
+    want_h2: bool,
+) -> Result<(Transport, bool), WireError> {
     let transport = tokio::time::timeout(opts.connect_timeout, async {
         let tcp = connect(target, opts.rcvbuf).await?;
         if !target.tls {
@@ -638,10 +652,7 @@ pub async fn open(
         Transport::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()),
         _ => want_h2,
     };
-    if h2 {
-        return crate::h2conn::open(transport, target, req, opts).await;
-    }
-    exchange(transport, request, req, opts.head_timeout).await
+    Ok((transport, h2))
 }
 
 /// `config` with ALPN offering `h2` first, then `http/1.1`.

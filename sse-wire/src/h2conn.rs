@@ -1,5 +1,6 @@
 //! HTTP/2 under the byte-exact client, with the `h2` crate: one stream on a
-//! connection of its own, behind the same [`Response`] as HTTP/1.1.
+//! connection of its own, or many streams on one [`H2Connection`], behind the same
+//! [`Response`] as HTTP/1.1.
 //!
 //! - **Body bytes**: [`H2Body::read_body`] hands out the DATA frames' payload, never
 //!   more than asked, and counts it as the body offset, so "cut after decoded body byte
@@ -97,8 +98,12 @@ pub(crate) struct H2Body {
     body_offset: u64,
     io: SharedIo,
     closing: Option<oneshot::Sender<Closing>>,
-    task: tokio::task::JoinHandle<()>,
+    /// The connection task, when the connection is this stream's own.
+    task: Option<tokio::task::JoinHandle<()>>,
     cut: H2Cut,
+    /// The connection is shared with other streams ([`H2Connection`]): a cut or a
+    /// reset ends this stream alone.
+    shared: Option<H2Connection>,
 }
 
 impl std::fmt::Debug for H2Body {
@@ -201,30 +206,56 @@ pub(crate) async fn open(
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(drive(conn, io.clone(), rx));
         let guard = AbortOnDrop(Some(task));
-        let mut send_req = send_req
-            .ready()
-            .await
-            .map_err(|e| h2_error("HTTP/2 connection", e))?;
-        let (resp, mut send) = send_req
-            .send_request(request, req.body.is_none())
-            .map_err(|e| h2_error("sending the request", e))?;
-        if let Some(body) = &req.body {
-            send.send_data(Bytes::copy_from_slice(body), true)
-                .map_err(|e| h2_error("sending the request body", e))?;
-        }
-        let resp = resp
-            .await
-            .map_err(|e| h2_error("reading the response head", e))?;
+        let (resp, send) = send(send_req, request, req).await?;
         Ok::<_, WireError>((resp, send, tx, guard))
     })
     .await
-    .map_err(|_| {
-        WireError::new(
-            WireErrorKind::Timeout,
-            format!("no complete HTTP/2 response head within {head_timeout:?}"),
-        )
-    })?;
+    .map_err(|_| head_timed_out(head_timeout))?;
     let (resp, send, tx, mut guard) = started?;
+    let (status, reason, headers, recv) = head(resp);
+    let body = H2Body {
+        closing: Some(tx),
+        task: guard.0.take(),
+        ..H2Body::new(recv, send, io, opts.h2_cut)
+    };
+    Ok(Response::h2(status, reason, headers, body))
+}
+
+fn head_timed_out(head_timeout: Duration) -> WireError {
+    WireError::new(
+        WireErrorKind::Timeout,
+        format!("no complete HTTP/2 response head within {head_timeout:?}"),
+    )
+}
+
+/// Sends `request` (and `req`'s body) once the connection can take a stream, and waits
+/// for the response head.
+async fn send(
+    send_req: h2::client::SendRequest<Bytes>,
+    request: http::Request<()>,
+    req: &RequestSpec,
+) -> Result<(http::Response<h2::RecvStream>, h2::SendStream<Bytes>), WireError> {
+    let mut send_req = send_req
+        .ready()
+        .await
+        .map_err(|e| h2_error("HTTP/2 connection", e))?;
+    let (resp, mut send) = send_req
+        .send_request(request, req.body.is_none())
+        .map_err(|e| h2_error("sending the request", e))?;
+    if let Some(body) = &req.body {
+        send.send_data(Bytes::copy_from_slice(body), true)
+            .map_err(|e| h2_error("sending the request body", e))?;
+    }
+    let resp = resp
+        .await
+        .map_err(|e| h2_error("reading the response head", e))?;
+    Ok((resp, send))
+}
+
+/// Status, reason phrase, lower-cased headers and the body stream of a response.
+fn head(
+    resp: http::Response<h2::RecvStream>,
+) -> (u16, String, Vec<(String, String)>, h2::RecvStream) {
     let (parts, recv) = resp.into_parts();
     let headers = parts
         .headers
@@ -241,18 +272,105 @@ pub(crate) async fn open(
         .canonical_reason()
         .unwrap_or_default()
         .to_owned();
-    let body = H2Body {
-        recv,
-        send,
-        pending: Bytes::new(),
-        done: false,
-        body_offset: 0,
-        io,
-        closing: Some(tx),
-        task: guard.0.take().expect("the task is there"),
-        cut: opts.h2_cut,
-    };
-    Ok(Response::h2(parts.status.as_u16(), reason, headers, body))
+    (parts.status.as_u16(), reason, headers, recv)
+}
+
+/// The connection window a shared connection announces (16 MiB, as browsers do): one
+/// stopped reader holds back only its own stream's [`STREAM_WINDOW`], never the
+/// streams beside it.
+pub const SHARED_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// One HTTP/2 connection that many streams share (`Clone` shares it). Its task ends
+/// when the last clone and the last stream opened on it are gone. Each stream's cut is
+/// `RST_STREAM(CANCEL)` and its reset `RST_STREAM(INTERNAL_ERROR)`: neither touches the
+/// connection the other streams ride on.
+#[derive(Clone)]
+pub struct H2Connection {
+    send_req: h2::client::SendRequest<Bytes>,
+    io: SharedIo,
+    task: Arc<AbortOnDrop>,
+}
+
+impl std::fmt::Debug for H2Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Connection").finish_non_exhaustive()
+    }
+}
+
+impl H2Connection {
+    /// Connects to `target` and speaks HTTP/2 on it (ALPN `h2` over TLS, prior
+    /// knowledge over cleartext); an error if a TLS server does not pick `h2`.
+    pub async fn connect(
+        target: &Target,
+        opts: &ConnectOptions,
+    ) -> Result<H2Connection, WireError> {
+        let (transport, h2) = crate::conn::dial(target, opts, true).await?;
+        if !h2 {
+            return Err(WireError::new(
+                WireErrorKind::Http2,
+                format!(
+                    "{} did not pick h2 in ALPN: a shared HTTP/2 connection needs it",
+                    target.authority()
+                ),
+            ));
+        }
+        let io = SharedIo(Arc::new(Mutex::new(transport)));
+        let (send_req, conn) = tokio::time::timeout(
+            opts.head_timeout,
+            h2::client::Builder::new()
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(SHARED_CONNECTION_WINDOW)
+                .enable_push(false)
+                .handshake::<_, Bytes>(io.clone()),
+        )
+        .await
+        .map_err(|_| head_timed_out(opts.head_timeout))?
+        .map_err(|e| h2_error("HTTP/2 handshake", e))?;
+        let task = tokio::spawn({
+            let io = io.clone();
+            async move {
+                let _ = conn.await;
+                orderly_close(&mut io.lock());
+            }
+        });
+        Ok(H2Connection {
+            send_req,
+            io,
+            task: Arc::new(AbortOnDrop(Some(task))),
+        })
+    }
+
+    /// Whether the connection still takes new streams.
+    pub fn is_open(&self) -> bool {
+        let running = self.task.0.as_ref().is_some_and(|t| !t.is_finished());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        running
+            && !matches!(
+                self.send_req.clone().poll_ready(&mut cx),
+                Poll::Ready(Err(_))
+            )
+    }
+
+    /// Opens `req` as one more stream on this connection: the request, then the
+    /// response head within `head_timeout`.
+    pub async fn open(
+        &self,
+        target: &Target,
+        req: &RequestSpec,
+        head_timeout: Duration,
+    ) -> Result<Response, WireError> {
+        let request = request(target, req)?;
+        let (resp, send) =
+            tokio::time::timeout(head_timeout, send(self.send_req.clone(), request, req))
+                .await
+                .map_err(|_| head_timed_out(head_timeout))??;
+        let (status, reason, headers, recv) = head(resp);
+        let body = H2Body {
+            shared: Some(self.clone()),
+            ..H2Body::new(recv, send, self.io.clone(), H2Cut::RstStream)
+        };
+        Ok(Response::h2(status, reason, headers, body))
+    }
 }
 
 /// Aborts the connection task if opening fails half way.
@@ -267,6 +385,22 @@ impl Drop for AbortOnDrop {
 }
 
 impl H2Body {
+    /// A body with nothing read yet, no connection task and no shared connection.
+    fn new(recv: h2::RecvStream, send: h2::SendStream<Bytes>, io: SharedIo, cut: H2Cut) -> H2Body {
+        H2Body {
+            recv,
+            send,
+            pending: Bytes::new(),
+            done: false,
+            body_offset: 0,
+            io,
+            closing: None,
+            task: None,
+            cut,
+            shared: None,
+        }
+    }
+
     /// Hands out up to `buf.len()` DATA bytes and releases exactly that much window.
     pub(crate) async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, WireError> {
         if buf.is_empty() {
@@ -306,6 +440,10 @@ impl H2Body {
 
     /// The orderly end [`H2Cut`] chose.
     pub(crate) fn close(mut self) {
+        if self.shared.is_some() {
+            self.send.send_reset(h2::Reason::CANCEL);
+            return;
+        }
         let how = match self.cut {
             H2Cut::RstStream => {
                 self.send.send_reset(h2::Reason::CANCEL);
@@ -325,13 +463,19 @@ impl H2Body {
 
     /// The TCP reset of the whole connection: `SO_LINGER` 0, the task stopped, the
     /// socket closed when the last handle goes.
-    pub(crate) fn reset(self) {
+    pub(crate) fn reset(mut self) {
+        if self.shared.is_some() {
+            self.send.send_reset(h2::Reason::INTERNAL_ERROR);
+            return;
+        }
         {
             let t = self.io.lock();
             if let Some(tcp) = t.tcp() {
                 let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
             }
         }
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }

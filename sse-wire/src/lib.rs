@@ -16,6 +16,7 @@ pub use conn::{
     Protocol, RequestSpec, Response, Target, WireError, WireErrorKind, open, open_on, parse_url,
 };
 pub use h2conn::STREAM_WINDOW as H2_STREAM_WINDOW;
+pub use h2conn::{H2Connection, SHARED_CONNECTION_WINDOW as H2_SHARED_CONNECTION_WINDOW};
 pub use parser::{
     DEFAULT_MAX_BYTES, Event, Item, Mode, Parser, ParserConfig, Violation, ViolationKind,
 };

@@ -66,10 +66,21 @@ where
         .header("content-type", "text/event-stream")
         .body(())
         .unwrap();
-    let mut send = respond.send_response(head, false).unwrap();
+    let send = respond.send_response(head, false).unwrap();
+    let end = stream_body(send, len, &sent).await;
+    let _ = seen.send(Seen { path, accept, end }).await;
+}
+
+/// Sends `len` body bytes on `send` as capacity allows (the bytes sent so far on
+/// `sent`), then ends the stream: how it ended (`done`, `reset CANCEL`, `error …`).
+async fn stream_body(
+    mut send: h2::SendStream<Bytes>,
+    len: usize,
+    sent: &watch::Sender<usize>,
+) -> String {
     let data = Bytes::from(body(len));
     let mut off = 0;
-    let end = loop {
+    loop {
         if off == len {
             break match send.send_data(Bytes::new(), true) {
                 Ok(()) => "done".to_owned(),
@@ -102,8 +113,7 @@ where
             Some(Err(e)) => break format!("error {e}"),
             None => break "capacity closed".to_owned(),
         }
-    };
-    let _ = seen.send(Seen { path, accept, end }).await;
+    }
 }
 
 struct Server {
@@ -389,4 +399,96 @@ async fn alpn_picks_h2_over_tls_and_falls_back_to_http11() {
         .unwrap()
         .unwrap();
     assert_eq!(got, b"hello");
+}
+
+/// A cleartext HTTP/2 server that answers every stream of every connection with `len`
+/// body bytes; reports each stream's end (`path end`) and counts connections.
+async fn multi_server(len: usize) -> (Target, mpsc::Receiver<String>, watch::Receiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ends_tx, ends) = mpsc::channel(16);
+    let (conns_tx, conns) = watch::channel(0);
+    tokio::spawn(async move {
+        while let Ok(Ok((tcp, _))) = timeout(DEADLINE, listener.accept()).await {
+            conns_tx.send_modify(|n| *n += 1);
+            let ends_tx = ends_tx.clone();
+            tokio::spawn(async move {
+                let Ok(Ok(mut conn)) = timeout(DEADLINE, h2::server::handshake(tcp)).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    let ends_tx = ends_tx.clone();
+                    tokio::spawn(async move {
+                        let head = http::Response::builder().status(200).body(()).unwrap();
+                        let send = respond.send_response(head, false).unwrap();
+                        let (sent, _) = watch::channel(0);
+                        let end = stream_body(send, len, &sent).await;
+                        let _ = ends_tx.send(format!("{} {end}", req.uri().path())).await;
+                    });
+                }
+            });
+        }
+    });
+    let target = Target {
+        host: "127.0.0.1".into(),
+        port,
+        tls: false,
+    };
+    (target, ends, conns)
+}
+
+#[tokio::test]
+async fn streams_share_one_connection_and_a_cut_or_reset_ends_one_stream_only() {
+    let len = 100_000;
+    let (target, mut ends, conns) = multi_server(len).await;
+    let shared = sse_wire::H2Connection::connect(&target, &h2_opts())
+        .await
+        .unwrap();
+    let open = |path: &'static str| {
+        let (shared, target) = (shared.clone(), target.clone());
+        async move {
+            shared
+                .open(&target, &RequestSpec::get(path), DEADLINE)
+                .await
+                .unwrap()
+        }
+    };
+    let (mut a, mut b, mut c) = (open("/a").await, open("/b").await, open("/c").await);
+    assert_eq!(a.protocol(), Protocol::H2);
+    let mut buf = [0u8; 1000];
+    for r in [&mut a, &mut b, &mut c] {
+        let n = timeout(DEADLINE, r.read_body(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+    }
+    a.close();
+    let end = timeout(DEADLINE, ends.recv()).await.unwrap().unwrap();
+    assert_eq!(end, "/a reset CANCEL");
+    c.reset();
+    let end = timeout(DEADLINE, ends.recv()).await.unwrap().unwrap();
+    assert_eq!(end, "/c reset INTERNAL_ERROR");
+    assert!(
+        shared.is_open(),
+        "a stream's cut or reset leaves the connection up"
+    );
+    // The stream beside them reads to its end.
+    let mut got = 1000;
+    loop {
+        let n = timeout(DEADLINE, b.read_body(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(got, len);
+    assert_eq!(
+        *conns.borrow(),
+        1,
+        "one TCP connection for the three streams"
+    );
 }

@@ -110,6 +110,8 @@ pub struct ClientPlan {
     pub reset: bool,
     /// What an orderly cut ends over HTTP/2: the stream or the connection.
     pub h2_cut: sse_wire::H2Cut,
+    /// Over HTTP/2, the connection this client shares with its group, if it does.
+    pub h2_shared: Option<std::sync::Arc<SharedH2>>,
     /// When to stop.
     pub until: Until,
     /// Reconnect when the server ends the stream (event streams) or not (task, version, probes).
@@ -121,6 +123,35 @@ pub struct ClientPlan {
     pub deadline: Instant,
     /// Strict parsing.
     pub strict: bool,
+}
+
+/// One HTTP/2 connection that a group's clients share (`h2_connection = "shared"`):
+/// made by the first client that needs it, made again when it has gone.
+#[derive(Debug, Default)]
+pub struct SharedH2(tokio::sync::Mutex<Option<sse_wire::H2Connection>>);
+
+impl SharedH2 {
+    /// Opens `req` as a stream on the shared connection (connecting first when there is
+    /// none, or it no longer takes streams).
+    async fn open(
+        &self,
+        target: &sse_wire::Target,
+        req: &sse_wire::RequestSpec,
+        opts: &ConnectOptions,
+    ) -> Result<sse_wire::Response, sse_wire::WireError> {
+        let conn = {
+            let mut slot = self.0.lock().await;
+            match &*slot {
+                Some(c) if c.is_open() => c.clone(),
+                _ => {
+                    let c = sse_wire::H2Connection::connect(target, opts).await?;
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
+        };
+        conn.open(target, req, opts.head_timeout).await
+    }
 }
 
 /// Shared signals from the runner.
@@ -402,7 +433,13 @@ impl Attempt<'_> {
         };
         let req = request(target, plan, conn.cursor.as_deref());
         conn.protocol = target.protocol;
-        let mut resp = match sse_wire::open(&target.wire, &req, &opts).await {
+        let opened = match (&plan.h2_shared, opts.http) {
+            (Some(shared), sse_wire::HttpVersion::Http2) => {
+                shared.open(&target.wire, &req, &opts).await
+            }
+            _ => sse_wire::open(&target.wire, &req, &opts).await,
+        };
+        let mut resp = match opened {
             Ok(r) => r,
             Err(e) => {
                 conn.end = ConnEnd::ConnectFailed {
@@ -413,6 +450,7 @@ impl Attempt<'_> {
             }
         };
         conn.head_us = Some(self.us());
+        conn.local_port = resp.local_addr().map(|a| a.port());
         conn.protocol = match resp.protocol() {
             sse_wire::Protocol::Http11 => harness_model::HttpProtocol::Http11,
             sse_wire::Protocol::H2 => harness_model::HttpProtocol::H2,

@@ -210,6 +210,7 @@ impl Ctx {
             cut_gap: Duration::ZERO,
             reset: false,
             h2_cut: sse_wire::H2Cut::default(),
+            h2_shared: None,
             until,
             reconnect: false,
             through_restarts: false,
