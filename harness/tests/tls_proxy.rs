@@ -5,10 +5,10 @@
 //! `https://127.0.0.1:PORT/prefix`, so it also proves streams and publishes both resolve
 //! under the base path.
 //!
-//! - spine scenarios (cuts at exact bytes, resets, heartbeats, lifecycle, cursor errors)
-//!   PASS over https HTTP/1.1 with `--cacert` of the generated CA, and the whole spine
-//!   suite (all but the two durability scenarios, which must restart the target) PASSES
-//!   over HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
+//! - spine scenarios (one of each kind of chaos and check) PASS over https HTTP/1.1 with
+//!   `--cacert` of the generated CA, and the whole spine suite (all but the two durability
+//!   scenarios, which must restart the target) PASSES over HTTP/2 negotiated by ALPN
+//!   (`--http2`), where every cut is an `RST_STREAM` and
 //!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
 //!   reset after any body byte resumes exactly); the same scenario with
 //!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too, and so
@@ -36,8 +36,9 @@ use sse_harness::{RunConfig, Selection, TargetSpec};
 
 mod support;
 
-/// Spine scenarios played through the proxy: one of each kind of chaos and check.
-const SCENARIOS: &[&str] = &[
+/// Spine scenarios played over HTTP/1.1: one of each kind of chaos and check (the whole
+/// suite is played over HTTP/2, where the transport differs more from the upstream's).
+const SAMPLE: &[&str] = &[
     "CT-07/reconnect-with-last-event-id",
     "CT-10/cut-at-random-bytes",
     "CT-10/reset-instead-of-close",
@@ -380,11 +381,11 @@ fn every_connection_spoke(
     cuts
 }
 
-#[test]
-fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
-    if !nginx_available() {
-        return;
-    }
+/// Plays `scenarios` (all built-in ones when `None`) through nginx with the generated CA,
+/// over HTTP/2 or HTTP/1.1, and requires every one to PASS (the two durability
+/// scenarios, which must restart the target, are skipped: the proxy's upstream is not
+/// the harness's to kill); the recordings, and how many scenarios were played.
+fn these_pass(scenarios: Option<&[&str]>, http2: bool) -> (tempfile::TempDir, usize) {
     let pki = Pki::generate();
     let upstream = Upstream::start();
     let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
@@ -392,25 +393,50 @@ fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
         cacert: Some(pki.file("ca.pem")),
         ..Default::default()
     };
+    let builtin: Vec<String> = sse_harness::scenario::builtin()
+        .unwrap()
+        .iter()
+        .map(|sc| sc.id())
+        .collect();
+    let all: Vec<&str> = match scenarios {
+        Some(some) => some.to_vec(),
+        None => builtin.iter().map(String::as_str).collect(),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let (outcome, insecure) = play_with(&proxy, &upstream, tls, SCENARIOS, false, Some(dir.path()));
+    let (outcome, insecure) = play_with(&proxy, &upstream, tls, &all, http2, Some(dir.path()));
     let outcome = outcome.unwrap();
     assert!(!insecure);
+    assert_eq!(outcome.results.len(), all.len());
+    let failed: Vec<String> = outcome
+        .results
+        .iter()
+        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
+        .map(|e| format!("{e:?}"))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let played = outcome
+        .results
+        .iter()
+        .filter(|r| !matches!(r.verdict, Verdict::Skipped { .. }))
+        .count();
+    let durability = all.iter().filter(|id| id.starts_with("DURABILITY")).count();
+    assert_eq!(played, all.len() - durability, "only {played} played");
+    (dir, played)
+}
+
+#[test]
+fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
+    if !nginx_available() {
+        return;
+    }
+    let (dir, played) = these_pass(Some(SAMPLE), false);
     // nginx offers h2 too; a client that offers only http/1.1 gets HTTP/1.1.
     every_connection_spoke(
         dir.path(),
-        SCENARIOS.len(),
+        played,
         HttpProtocol::Http11,
         "cut-at-random-bytes",
     );
-    assert_eq!(outcome.results.len(), SCENARIOS.len());
-    let mut failed = Vec::new();
-    for r in &outcome.results {
-        if let Err(e) = support::expect_pass(r, outcome.seed, 5) {
-            failed.push(format!("{e:?}"));
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 #[test]
@@ -571,42 +597,11 @@ fn the_nchan_profile_passes_through_nginx_over_https() {
 }
 
 #[test]
-fn spine_scenarios_pass_through_nginx_over_https_http2() {
+fn the_spine_suite_passes_through_nginx_over_https_http2() {
     if !nginx_available() {
         return;
     }
-    let pki = Pki::generate();
-    let upstream = Upstream::start();
-    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
-    let tls = sse_wire::TlsOptions {
-        cacert: Some(pki.file("ca.pem")),
-        ..Default::default()
-    };
-    // The whole spine suite (the durability scenarios, which must restart the target,
-    // are skipped: the proxy's upstream is not the harness's to kill).
-    let all: Vec<String> = sse_harness::scenario::builtin()
-        .unwrap()
-        .iter()
-        .map(|sc| sc.id())
-        .collect();
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let (outcome, _) = play_with(&proxy, &upstream, tls, &all, true, Some(dir.path()));
-    let outcome = outcome.unwrap();
-    assert_eq!(outcome.results.len(), all.len());
-    let played = outcome
-        .results
-        .iter()
-        .filter(|r| !matches!(r.verdict, Verdict::Skipped { .. }))
-        .count();
-    assert!(played >= all.len() - 2, "only {played} played");
-    let mut failed = Vec::new();
-    for r in &outcome.results {
-        if let Err(e) = support::expect_pass(r, outcome.seed, 5) {
-            failed.push(format!("{e:?}"));
-        }
-    }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let (dir, played) = these_pass(None, true);
     // Every stream went over h2 (ALPN), and CT-10's byte cutter cut (RST_STREAM) and
     // resumed exactly many times: the scenario's resume and delivery checks passed.
     let cuts = every_connection_spoke(dir.path(), played, HttpProtocol::H2, "cut-at-random-bytes");
