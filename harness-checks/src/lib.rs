@@ -35,6 +35,7 @@ mod resume;
 mod reuse;
 mod version;
 mod view;
+mod wire;
 
 #[cfg(test)]
 mod testkit;
@@ -79,6 +80,14 @@ pub struct CheckConfig {
     /// The target promises that every stream starts with a `retry:` block of its own
     /// (the spine does; most SSE servers do not): `lifecycle.retry-first` is judged.
     pub retry_first: bool,
+    /// `wire.open-time`: the longest a stream's head (and, with lifecycle frames, its
+    /// first frame) may take after the request is sent, in ms.
+    pub open_within_ms: u64,
+    /// `wire.event-latency`: the longest an event of a slow trickle may take to be
+    /// decodable after its publish is acknowledged, in ms.
+    pub event_within_ms: u64,
+    /// The level `wire.*` findings are reported at: the profile's (MUST on spine).
+    pub wire_level: harness_model::Level,
     /// The contract families this scenario judges (e.g. `["resume","delivery"]`); the
     /// others are skipped. Empty means every family.
     pub families: Vec<harness_model::Family>,
@@ -97,6 +106,7 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     durability::check(&mut ctx);
     liveness::check(&mut ctx);
     limits::check(&mut ctx);
+    wire::check(&mut ctx);
     ctx.finish()
 }
 

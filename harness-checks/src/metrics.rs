@@ -20,6 +20,9 @@ pub(crate) fn measure(ids: IdMode, rec: &Recording) -> BTreeMap<Metric, Histogra
             if let Some(at) = conn.frames.first().map(|f| f.at_us).or(conn.head_us) {
                 push(Metric::ConnectToOpen, at.saturating_sub(conn.opened_us));
             }
+            if let Some(head) = conn.head_us {
+                push(Metric::ConnectToHead, head.saturating_sub(conn.opened_us));
+            }
             for f in &conn.frames {
                 let FrameKind::Data(d) = &f.kind else {
                     continue;
@@ -27,6 +30,11 @@ pub(crate) fn measure(ids: IdMode, rec: &Recording) -> BTreeMap<Metric, Histogra
                 let Some(m) = d.marker.as_deref() else {
                     continue;
                 };
+                if !got.contains_key(m)
+                    && let Some(a) = by_marker.get(m)
+                {
+                    push(Metric::AckToDeliver, f.at_us.saturating_sub(a.acked_us));
+                }
                 got.entry(m).or_insert(f.at_us);
                 if let Some(a) = by_marker.get(m)
                     && f.at_us >= a.sent_us

@@ -25,6 +25,9 @@ pub fn numeric_cfg() -> CheckConfig {
         heartbeat_ms: None,
         heartbeat_max_ms: Some(15_000),
         retry_first: true,
+        open_within_ms: 2000,
+        event_within_ms: 750,
+        wire_level: harness_model::Level::Must,
         families: Vec::new(),
     }
 }
@@ -39,6 +42,9 @@ pub fn opaque_cfg() -> CheckConfig {
         heartbeat_ms: None,
         heartbeat_max_ms: None,
         retry_first: false,
+        open_within_ms: 2000,
+        event_within_ms: 750,
+        wire_level: harness_model::Level::Must,
         families: Vec::new(),
     }
 }

@@ -227,6 +227,52 @@ fn lifecycle_fields<'a>(c: &'a mut harness_model::Connection, name: &str) -> &'a
         .expect("the frame exists")
 }
 
+/// A spine-like target without heartbeats (a trickle's recording has none).
+fn trickle_cfg() -> crate::CheckConfig {
+    crate::CheckConfig {
+        heartbeat: crate::HeartbeatForm::None,
+        ..numeric_cfg()
+    }
+}
+
+/// A slow trickle (`WIRE/trickle`): seqs 1..=4 of job j1 acked at 1001, 2501, 4001
+/// and 5501 ms (1500 ms apart), one client `tr#0` reading at full speed from 0 ms until
+/// 8000 ms; `at[i]` is when it decoded seq i + 1 (None: never).
+fn trickle(at: &[Option<u64>]) -> Recording {
+    let acks: Vec<_> = (1..=4)
+        .map(|s| ack(s, "j1", 1000 + 1500 * (s - 1)))
+        .collect();
+    let mut c = Conn::new(0, 0).open(2, "events", 0, Value::Null);
+    let mut got: Vec<(u64, u64)> = at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.map(|t| (t, i as u64 + 1)))
+        .collect();
+    got.sort();
+    for (t, s) in got {
+        c = c.data(t, s, "j1");
+    }
+    Recording {
+        transcripts: vec![client(
+            "tr#0",
+            StreamKind::Events,
+            &["j1"],
+            vec![c.end(ConnEnd::Finished, 8000)],
+        )],
+        acks,
+        workload: Some(harness_model::WorkloadPlan {
+            live_from_us: ms(500),
+            groups: vec![harness_model::GroupPlan {
+                name: "tr".into(),
+                ..Default::default()
+            }],
+            trickle_ms: 1500,
+            ..Default::default()
+        }),
+        ..Recording::default()
+    }
+}
+
 /// Declares one #[test] per case and `all_cases()` listing them.
 macro_rules! cases {
     ($($name:ident => $body:expr;)*) => {
@@ -687,6 +733,68 @@ cases! {
     fast_beside_stalled_readers => Case::clean(numeric_cfg(), beside_stalled_readers(5));
     // Within 4 × the baseline p99 (5 ms) + 1 s: noise on a shared machine.
     fast_a_little_slower_beside_stalled_readers => Case::clean(numeric_cfg(), beside_stalled_readers(900));
+    // Issue 22: what reaches the client, and when.
+    clean_trickle => Case::clean(trickle_cfg(), trickle(&[Some(1005), Some(2504), Some(4010), Some(5502)]));
+    a_content_length_on_a_stream => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).headers.insert("content-length".into(), "100000".into());
+        Case::one(numeric_cfg(), r, "wire.stream-headers", "[wire.stream-headers] client b#0 conn 0: expected content-type text/event-stream (charset, if any, utf-8), no content-length, and over HTTP/2 no connection-specific fields, saw content-length 100000")
+    };
+    a_charset_other_than_utf8 => {
+        let mut r = numeric();
+        conn(&mut r, "b#0", 0).headers.insert("content-type".into(), "text/event-stream; charset=ISO-8859-1".into());
+        Case::one(numeric_cfg(), r, "wire.stream-headers", "[wire.stream-headers] client b#0 conn 0: expected content-type text/event-stream (charset, if any, utf-8), no content-length, and over HTTP/2 no connection-specific fields, saw content-type text/event-stream; charset=ISO-8859-1")
+    };
+    connection_headers_over_http2 => {
+        let mut r = numeric();
+        let c = conn(&mut r, "b#0", 0);
+        c.protocol = harness_model::HttpProtocol::H2;
+        c.headers.insert("connection".into(), "keep-alive".into());
+        c.headers.insert("content-type".into(), "text/event-stream;charset=utf-8".into());
+        Case::one(numeric_cfg(), r, "wire.stream-headers", "[wire.stream-headers] client b#0 conn 0: expected content-type text/event-stream (charset, if any, utf-8), no content-length, and over HTTP/2 no connection-specific fields, saw connection keep-alive over HTTP/2")
+    };
+    a_head_held_until_the_first_event => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        c.head_us = Some(ms(3200));
+        for f in &mut c.frames {
+            f.at_us = f.at_us.max(ms(3200));
+        }
+        Case::one(numeric_cfg(), r, "wire.open-time", "[wire.open-time] client idle#0 conn 0: expected the response head within 2000 ms of sending the request, saw the head after 3000 ms")
+    };
+    connection_open_held_until_the_first_event => {
+        let mut r = numeric();
+        let c = conn(&mut r, "idle#0", 0);
+        for f in &mut c.frames {
+            f.at_us = f.at_us.max(ms(2500));
+        }
+        Case::one(numeric_cfg(), r, "wire.open-time", "[wire.open-time] client idle#0 conn 0 byte 12: expected the response head and connection_open within 2000 ms of sending the request, saw the head after 1 ms, its first frame (connection_open) after 2300 ms")
+            .also(&["heartbeat.interval"])
+    };
+    no_head_for_longer_than_the_bound => {
+        let mut r = numeric();
+        let c = conn(&mut r, "b#0", 0);
+        c.head_us = None;
+        c.status = None;
+        c.frames.clear();
+        c.end = ConnEnd::ConnectFailed { error: "head timeout".into() };
+        c.ended_us = ms(16_001);
+        Case::one(numeric_cfg(), r, "wire.open-time", "[wire.open-time] client b#0 conn 0: expected the response head within 2000 ms of sending the request, saw no head after 16000 ms")
+            .also(&["delivery.lost-ack"])
+    };
+    events_delivered_one_behind => {
+        Case::one(trickle_cfg(), trickle(&[Some(2502), Some(4002), Some(5503), None]), "wire.event-latency", "[wire.event-latency] client tr#0 conn 0 seq 1 marker m1 byte 62: expected each event of a slow trickle decodable within 750 ms of its publish being acknowledged, saw decoded 1501 ms after its ack (acknowledged at 1001 ms); it arrived with the next write (acknowledged at 2501 ms): delivered one behind (and 3 later writes of this client late too)")
+            .also(&["delivery.lost-ack"])
+    };
+    events_held_by_a_compressor => {
+        let mut r = trickle(&[None, None, None, None]);
+        conn(&mut r, "tr#0", 0).headers.insert("content-encoding".into(), "gzip".into());
+        Case::one(trickle_cfg(), r, "wire.event-latency", "[wire.event-latency] client tr#0 conn 0 seq 1 marker m1: expected each event of a slow trickle decodable within 750 ms of its publish being acknowledged, saw never decoded, though the stream stayed open 6999 ms after its ack (acknowledged at 1001 ms); the stream is compressed (content-encoding gzip): a compressor that does not flush after each event holds them (and 3 later writes of this client late too)")
+            .also(&["delivery.lost-ack"])
+    };
+    events_in_a_burst => {
+        Case::one(trickle_cfg(), trickle(&[Some(5600), Some(5601), Some(5602), Some(5603)]), "wire.event-latency", "[wire.event-latency] client tr#0 conn 0 seq 1 marker m1 byte 62: expected each event of a slow trickle decodable within 750 ms of its publish being acknowledged, saw decoded 4599 ms after its ack (acknowledged at 1001 ms); it arrived in a burst of 4 events within 20 ms (and 2 later writes of this client late too)")
+    };
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }
 
@@ -702,6 +810,7 @@ fn every_contract_of_the_judged_families_has_a_case_and_every_emitted_id_exists(
         "framing",
         "durability",
         "liveness",
+        "wire",
     ];
     let mut covered = BTreeSet::new();
     for (name, case) in all_cases() {

@@ -207,6 +207,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Records a finding for contract `id` at `level` (where the profile sets the
+    /// level, as for `wire.*`), when its family is judged or `always`.
+    pub fn emit_at(
+        &mut self,
+        id: KnownContract,
+        level: harness_model::Level,
+        evidence: Evidence,
+        always: bool,
+    ) {
+        if always || self.enabled(id.id().family()) {
+            let mut f = self.contracts.finding(id, evidence);
+            f.level = level;
+            self.out.push(f);
+        }
+    }
+
     /// The client's view, by name.
     pub fn client(&self, id: &ClientId) -> Option<&ClientView<'a>> {
         self.clients.iter().find(|c| c.id() == id)

@@ -15,8 +15,15 @@ use crate::model::{ContractId, Finding, Level, Verdict};
 pub enum Metric {
     /// Request sent → `connection_open` (or the first byte of the body) received, in µs.
     ConnectToOpen,
+    /// Request sent → status and headers received (when a browser's `EventSource`
+    /// fires `open`), in µs: time to open, as `wire.open-time` judges it.
+    ConnectToHead,
     /// Publish request sent → the event delivered to a subscriber, in µs (one sample per delivery).
     PublishToDeliver,
+    /// Publish acknowledged → the event decodable at a subscriber (its first receipt),
+    /// in µs, 0 when it came before the ack: per-event latency, as
+    /// `wire.event-latency` judges it.
+    AckToDeliver,
     /// Reconnect request sent → the client has every event acked before the reconnect, in µs.
     ReconnectToCaughtUp,
     /// Events per second during a replay (one sample per resumed connection that replayed ≥ 100 events).
@@ -25,9 +32,11 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 6] = [
         Metric::ConnectToOpen,
+        Metric::ConnectToHead,
         Metric::PublishToDeliver,
+        Metric::AckToDeliver,
         Metric::ReconnectToCaughtUp,
         Metric::ReplayRate,
     ];
@@ -36,7 +45,9 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::ConnectToOpen => "connect_to_open",
+            Metric::ConnectToHead => "connect_to_head",
             Metric::PublishToDeliver => "publish_to_deliver",
+            Metric::AckToDeliver => "ack_to_deliver",
             Metric::ReconnectToCaughtUp => "reconnect_to_caught_up",
             Metric::ReplayRate => "replay_rate",
         }

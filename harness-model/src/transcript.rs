@@ -423,6 +423,10 @@ pub struct WorkloadPlan {
     /// clients need this much time between the end of publishing and the deadline.
     #[serde(default)]
     pub stall_ms: u64,
+    /// Live writes were published one every this many ms, a slow trickle whose every
+    /// event `wire.event-latency` judges (0: not a trickle).
+    #[serde(default)]
+    pub trickle_ms: u64,
 }
 
 /// One client group's reading plan.

@@ -79,6 +79,9 @@ vocabulary! {
         Durability => "durability",
         /// `liveness.*`: vanished clients are noticed.
         Liveness => "liveness",
+        /// `wire.*`: streams open at once, events arrive when written, the response
+        /// carries the headers an event stream must.
+        Wire => "wire",
     }
 }
 

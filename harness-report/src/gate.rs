@@ -82,7 +82,7 @@ pub enum ThresholdErrorKind {
     MissingStat,
     /// An unknown metric name.
     #[error(
-        "unknown metric {0:?} (known: connect_to_open, publish_to_deliver, reconnect_to_caught_up, replay_rate)"
+        "unknown metric {0:?} (known: connect_to_open, connect_to_head, publish_to_deliver, ack_to_deliver, reconnect_to_caught_up, replay_rate)"
     )]
     UnknownMetric(String),
     /// An unknown statistic.

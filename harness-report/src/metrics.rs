@@ -74,7 +74,9 @@ pub(crate) fn display_unit(metric: Metric) -> &'static str {
 pub(crate) fn title(metric: Metric) -> &'static str {
     match metric {
         Metric::ConnectToOpen => "connect → connection_open",
+        Metric::ConnectToHead => "connect → head (time to open)",
         Metric::PublishToDeliver => "publish → deliver",
+        Metric::AckToDeliver => "ack → decodable (per-event latency)",
         Metric::ReconnectToCaughtUp => "reconnect → caught up",
         Metric::ReplayRate => "replay rate",
     }

@@ -124,6 +124,11 @@ pub struct RunArgs {
     /// http. Plain requests (publish, setup) stay HTTP/1.1.
     #[arg(long, env = "SSE_HARNESS_HTTP2")]
     pub http2: bool,
+    /// Do not send the headers a browser's EventSource sends on streams
+    /// (`Accept-Encoding: gzip, deflate, br`, `Cache-Control: no-cache`): `Accept:
+    /// text/event-stream` alone, as the profile's `[subscribe] browser_headers = false`.
+    #[arg(long, env = "SSE_HARNESS_NO_BROWSER_HEADERS")]
+    pub no_browser_headers: bool,
     /// Colour: auto, always or never [default: auto].
     #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
     pub color: Option<Color>,

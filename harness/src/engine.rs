@@ -113,6 +113,9 @@ pub struct RunConfig {
     pub tls: sse_wire::TlsOptions,
     /// Open streams over HTTP/2 (`--http2`), whatever the profile says.
     pub http2: bool,
+    /// Send browser-like headers on streams where the profile does (default true;
+    /// `--no-browser-headers` turns them off).
+    pub browser_headers: bool,
     /// Write every scenario's full recording as JSON into this folder.
     pub recordings: Option<PathBuf>,
     /// How a person replays this run, when it is not `sse-harness run …` (e.g. the
@@ -159,6 +162,7 @@ impl RunConfig {
             server_cmd: None,
             tls: sse_wire::TlsOptions::default(),
             http2: false,
+            browser_headers: true,
             recordings: None,
             replay_prefix: None,
             #[cfg(feature = "embedded")]
@@ -312,7 +316,8 @@ impl Setup {
             TargetSpec::Url { url, token } => {
                 let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?
                     .with_headers(cfg.headers.clone())
-                    .with_http2(cfg.http2);
+                    .with_http2(cfg.http2)
+                    .with_browser_headers(cfg.browser_headers);
                 let target = Arc::new(target);
                 if control.is_some() {
                     // Just started by --server-cmd: give it time to listen.
@@ -338,7 +343,8 @@ impl Setup {
                 let target = Arc::new(
                     Target::new(&e.server.url(), profile, token)?
                         .with_headers(cfg.headers.clone())
-                        .with_http2(cfg.http2),
+                        .with_http2(cfg.http2)
+                        .with_browser_headers(cfg.browser_headers),
                 );
                 Ok(Setup {
                     target,
@@ -402,6 +408,9 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
             }
             if cfg.http2 {
                 s.push_str(" --http2");
+            }
+            if !cfg.browser_headers {
+                s.push_str(" --no-browser-headers");
             }
             if let Some(d) = &cfg.selection.dir {
                 s.push_str(&format!(

@@ -79,6 +79,7 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.server_cmd = a.server_cmd.clone();
     cfg.tls = a.tls.options();
     cfg.http2 = a.http2;
+    cfg.browser_headers = !a.no_browser_headers;
     if cfg.tls.insecure {
         eprintln!("sse-harness: WARNING: --insecure: the target's TLS certificate is NOT verified");
     }

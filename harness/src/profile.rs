@@ -67,6 +67,50 @@ pub struct Profile {
     /// Gates on this target.
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// How `wire.*` is judged: its bounds and its level.
+    #[serde(default)]
+    pub wire: Wire,
+}
+
+/// How `wire.*` is judged on this target.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wire {
+    /// `wire.open-time`: the longest a stream's head (and, with lifecycle frames,
+    /// `connection_open`) may take after the request is sent, in ms (default 2000).
+    #[serde(default = "open_within_ms")]
+    pub open_within_ms: u64,
+    /// `wire.event-latency`: the longest an event of a slow trickle may take to be
+    /// decodable after its publish is acknowledged, in ms (default 750; the `WIRE`
+    /// trickle publishes every 1500 ms, so one behind is twice this).
+    #[serde(default = "event_within_ms")]
+    pub event_within_ms: u64,
+    /// `MUST` (default: a finding fails the scenario) or `SHOULD` (reported as a
+    /// warning), for targets where buffering is a known and accepted trade-off.
+    #[serde(default = "must")]
+    pub level: harness_model::Level,
+}
+
+impl Default for Wire {
+    fn default() -> Self {
+        Wire {
+            open_within_ms: open_within_ms(),
+            event_within_ms: event_within_ms(),
+            level: must(),
+        }
+    }
+}
+
+fn open_within_ms() -> u64 {
+    2000
+}
+
+fn event_within_ms() -> u64 {
+    750
+}
+
+fn must() -> harness_model::Level {
+    harness_model::Level::Must
 }
 
 /// Id shape.
@@ -185,6 +229,14 @@ pub struct Subscribe {
     /// Extra headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Send the headers a browser's `EventSource` sends (default true): `Accept:
+    /// text/event-stream`, `Accept-Encoding: gzip, deflate, br`, `Cache-Control:
+    /// no-cache`, so a compression layer or cache on the path acts as it does for
+    /// browsers; false sends `Accept` alone (`--no-browser-headers` too).
+    #[serde(default = "yes")]
+    pub browser_headers: bool,
+    /// A `User-Agent` to send (none by default), for targets that treat browsers apart.
+    pub user_agent: Option<String>,
     /// The HTTP protocol streams speak: `http/1.1` (default) or `h2` (HTTP/2: ALPN
     /// over https, prior knowledge over http; `--http2` turns it on for any profile).
     #[serde(default)]
@@ -193,6 +245,10 @@ pub struct Subscribe {
     pub head_path: Option<String>,
     /// JSON pointer to the head seq in that answer.
     pub head_pointer: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn last_event_id() -> String {
@@ -470,6 +526,9 @@ impl Profile {
             heartbeat_ms: self.heartbeat.interval_ms,
             heartbeat_max_ms: self.heartbeat.max_interval_ms,
             retry_first: self.has(Capability::RetryFirst),
+            open_within_ms: self.wire.open_within_ms,
+            event_within_ms: self.wire.event_within_ms,
+            wire_level: self.wire.level,
             families,
         }
     }

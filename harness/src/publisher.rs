@@ -26,6 +26,8 @@ pub struct PublishPlan {
     pub publishers: u32,
     /// Writes per second over all publishers (0 = as fast as acks come).
     pub rate: u64,
+    /// When set, each publisher sends one request every this long instead (a trickle).
+    pub every: Option<Duration>,
     /// Writes per request.
     pub batch: u32,
     /// Padding text.
@@ -282,7 +284,10 @@ async fn publisher(
     let Some(me) = Publisher::new(&target, plan, p) else {
         return;
     };
-    let interval = interval(me.plan.rate, me.batch, me.plan.publishers);
+    let interval = me
+        .plan
+        .every
+        .or_else(|| interval(me.plan.rate, me.batch, me.plan.publishers));
     let start = Instant::now();
     let (mut sent, mut request) = (0u64, 0u64);
     while sent < share && Instant::now() < deadline {

@@ -81,9 +81,18 @@ pub struct Traffic {
     /// multi-byte UTF-8).
     #[serde(default)]
     pub pad_text: Option<String>,
+    /// A slow trickle: each publisher sends one request every this many ms (instead of
+    /// `rate`), so every event arrives on an idle stream (`wire.event-latency` judges
+    /// each one); 0: `rate` paces.
+    #[serde(default)]
+    pub interval_ms: u64,
     /// Start publishing only when every client has its first connection open.
     #[serde(default = "yes")]
     pub after_clients_open: bool,
+    /// Then wait this long before the first live write, leaving the streams idle (a
+    /// head or `connection_open` held until the first event shows as late).
+    #[serde(default)]
+    pub start_after_ms: u64,
     /// The backlog's publish rate in writes per second; 0 = as fast as acks come. Not
     /// in scenario files: the run's `--max-rate` sets it (see `polite`).
     #[serde(skip)]
@@ -102,7 +111,9 @@ impl Default for Traffic {
             pad: 0,
             pad_utf8: false,
             pad_text: None,
+            interval_ms: 0,
             after_clients_open: true,
+            start_after_ms: 0,
             backlog_rate: 0,
         }
     }

@@ -29,6 +29,9 @@ pub struct Target {
     /// The HTTP protocol streams ask for: the profile's `[subscribe] http`, or h2 with
     /// `--http2` (plain requests stay HTTP/1.1).
     pub protocol: harness_model::HttpProtocol,
+    /// Streams send the headers a browser's `EventSource` sends: the profile's
+    /// `[subscribe] browser_headers`, off with `--no-browser-headers`.
+    pub browser_headers: bool,
     /// How to talk to it.
     pub profile: Profile,
     /// The bearer token, when the profile uses auth.
@@ -125,6 +128,7 @@ impl Target {
             url,
             insecure: tls.insecure && config.is_some(),
             protocol: profile.subscribe.http,
+            browser_headers: profile.subscribe.browser_headers,
             tls: config,
             profile,
             token,
@@ -442,6 +446,42 @@ impl Target {
             self.protocol = harness_model::HttpProtocol::H2;
         }
         self
+    }
+
+    /// Streams send browser-like headers only when `on` too (`--no-browser-headers`
+    /// turns them off whatever the profile says).
+    pub fn with_browser_headers(mut self, on: bool) -> Target {
+        self.browser_headers &= on;
+        self
+    }
+
+    /// The headers a stream request carries besides auth, the cursor and the
+    /// correlation id: the profile's `[subscribe] headers`, then what a browser's
+    /// `EventSource` sends (`Accept: text/event-stream`, and with
+    /// [`Target::browser_headers`] `Accept-Encoding: gzip, deflate, br` and
+    /// `Cache-Control: no-cache`) and the profile's `User-Agent`, each unless the
+    /// profile set it.
+    pub fn stream_request_headers(&self) -> Vec<(String, String)> {
+        let sub = &self.profile.subscribe;
+        let mut h: Vec<(String, String)> = sub
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut add = |name: &str, value: &str| {
+            if !h.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                h.push((name.to_owned(), value.to_owned()));
+            }
+        };
+        add("Accept", "text/event-stream");
+        if self.browser_headers {
+            add("Accept-Encoding", "gzip, deflate, br");
+            add("Cache-Control", "no-cache");
+        }
+        if let Some(ua) = &sub.user_agent {
+            add("User-Agent", ua);
+        }
+        h
     }
 
     /// The HTTP version the wire client asks for on streams.

@@ -45,6 +45,7 @@ pub async fn run(
         count,
         publishers: t.publishers,
         rate: t.rate,
+        every: (t.interval_ms > 0).then(|| Duration::from_millis(t.interval_ms)),
         batch: t.batch,
         pad: pad.clone(),
         tag,
@@ -102,6 +103,13 @@ pub async fn run(
     drop(opened_tx);
     if t.after_clients_open {
         wait_opened(&mut opened_rx, total, deadline).await;
+    }
+    if t.start_after_ms > 0 {
+        // Chaos timing, not synchronisation: the streams stay idle this long on purpose.
+        tokio::time::sleep_until(
+            (Instant::now() + Duration::from_millis(t.start_after_ms)).min(deadline),
+        )
+        .await;
     }
     let started = Instant::now();
     let live = crate::tasks::spawn(publish(
@@ -346,6 +354,7 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
         published_us: 0,
         deadline_us: sc.deadline_s.saturating_mul(1_000_000),
         stall_ms: client::STALL.as_millis() as u64,
+        trickle_ms: sc.traffic.interval_ms,
     }
 }
 

@@ -375,19 +375,11 @@ struct Attempt<'a> {
 }
 
 /// The stream request: the plan's path with the cursor (header or query parameter),
-/// auth, the profile's headers, `Accept` and the correlation id.
+/// auth, the profile's and browser-like headers, and the correlation id.
 fn request(target: &Target, plan: &ClientPlan, cursor: Option<&str>) -> RequestSpec {
     let mut path = target.stream_path(&plan.path);
     let mut headers = target.stream_headers();
-    for (k, v) in &target.profile.subscribe.headers {
-        headers.push((k.clone(), v.clone()));
-    }
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
-    {
-        headers.push(("Accept".into(), "text/event-stream".into()));
-    }
+    headers.extend(target.stream_request_headers());
     if let Some(c) = cursor {
         match &plan.cursor_query {
             Some(q) => {

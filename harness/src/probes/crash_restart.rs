@@ -47,6 +47,7 @@ impl RunProbe for CrashRestart {
                 count: per_cycle,
                 publishers: 2,
                 rate: 0,
+                every: None,
                 batch: 10,
                 pad: String::new(),
                 tag: format!("{}c{cycle}", cx.tag),

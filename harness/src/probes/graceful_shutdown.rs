@@ -36,6 +36,7 @@ impl RunProbe for GracefulShutdown {
             count: self.events,
             publishers: 1,
             rate: 0,
+            every: None,
             batch: 10,
             pad: String::new(),
             tag: t,
