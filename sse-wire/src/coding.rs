@@ -236,7 +236,10 @@ fn flate(
     if status == flate2::Status::StreamEnd {
         *finished = true;
     }
-    Ok(((d.total_in() - in0) as usize, (d.total_out() - out0) as usize))
+    Ok((
+        (d.total_in() - in0) as usize,
+        (d.total_out() - out0) as usize,
+    ))
 }
 
 /// The raw HTTP/1.1 body bytes read ahead for the decoder: `buf[start..end]`.
@@ -321,7 +324,11 @@ impl Decoding {
 
     /// Reads up to `buf.len()` decoded bytes of `body`. Cancel-safe: the only await is
     /// the raw read ([`Body::fill_raw`]).
-    pub(crate) async fn read(&mut self, body: &mut Body, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub(crate) async fn read(
+        &mut self,
+        body: &mut Body,
+        buf: &mut [u8],
+    ) -> Result<usize, WireError> {
         if buf.is_empty() {
             return Ok(0);
         }
