@@ -415,3 +415,119 @@ impl Decoding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+    use crate::{RequestSpec, Target};
+
+    /// `len` zero bytes, gzip-compressed (about a thousandth of `len`).
+    fn zeros_gzip(len: usize) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..len / block.len() {
+            e.write_all(&block).unwrap();
+        }
+        e.finish().unwrap()
+    }
+
+    /// A gzip bomb (256 MiB of zeros in about 256 KB) is read piecewise and discarded:
+    /// the decoded bytes held never exceed [`MAX_DECODED_AHEAD`], in a buffer of that
+    /// size allocated once.
+    #[tokio::test]
+    async fn a_gzip_bomb_is_decoded_within_the_bound() {
+        const LEN: usize = 256 << 20;
+        let bomb = zeros_gzip(LEN);
+        assert!(bomb.len() < 512 * 1024, "{} bytes", bomb.len());
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let wire_len = bomb.len() as u64;
+        let writer = tokio::spawn(async move {
+            let mut req = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut server, &mut req).await;
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\n\r\n")
+                .await
+                .unwrap();
+            server.write_all(&bomb).await.unwrap();
+            server.shutdown().await.unwrap();
+        });
+        let target = Target {
+            host: "bomb.invalid".into(),
+            port: 80,
+            tls: false,
+        };
+        let mut resp = crate::open_on(
+            client,
+            &target,
+            &RequestSpec::get("/"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.content_encoding(), ContentEncoding::Gzip);
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut total = 0usize;
+        let mut most_held = 0usize;
+        loop {
+            let n = resp.read_body(&mut buf).await.unwrap();
+            let (held, capacity) = resp.decoded_held();
+            assert!(held <= MAX_DECODED_AHEAD);
+            assert_eq!(capacity, MAX_DECODED_AHEAD);
+            most_held = most_held.max(held);
+            if n == 0 {
+                break;
+            }
+            assert_eq!(buf[n - 1], 0);
+            total += n;
+        }
+        assert_eq!(total, LEN);
+        assert_eq!(resp.body_offset(), LEN as u64);
+        assert_eq!(resp.wire_offset(), wire_len);
+        assert!(most_held > 0 && most_held <= MAX_DECODED_AHEAD);
+        writer.await.unwrap();
+    }
+
+    #[test]
+    fn the_zlib_header_check_tells_zlib_from_raw_deflate() {
+        assert!(is_zlib_header(0x78, 0x9c));
+        assert!(is_zlib_header(0x78, 0x01));
+        assert!(is_zlib_header(0x78, 0xda));
+        assert!(!is_zlib_header(0x78, 0x9d));
+        // A raw deflate stream's first bytes (a final fixed-Huffman block).
+        assert!(!is_zlib_header(0xcb, 0x48));
+    }
+
+    #[test]
+    fn content_codings_parse_from_the_head() {
+        let h = |v: &str| vec![("content-encoding".to_owned(), v.to_owned())];
+        assert_eq!(
+            ContentEncoding::from_headers(&[]).0,
+            ContentEncoding::Identity
+        );
+        assert_eq!(
+            ContentEncoding::from_headers(&h("GZIP")).0,
+            ContentEncoding::Gzip
+        );
+        assert_eq!(
+            ContentEncoding::from_headers(&h("x-gzip")).0,
+            ContentEncoding::Gzip
+        );
+        assert_eq!(
+            ContentEncoding::from_headers(&h("identity, br")).0,
+            ContentEncoding::Br
+        );
+        assert_eq!(
+            ContentEncoding::from_headers(&h("deflate")).0,
+            ContentEncoding::Deflate
+        );
+        let (c, why) = ContentEncoding::from_headers(&h("gzip, br"));
+        assert_eq!(c, ContentEncoding::Unsupported);
+        assert!(why.unwrap().contains("gzip, br"));
+        assert_eq!(ContentEncoding::Br.name(), "br");
+    }
+}
