@@ -188,10 +188,9 @@ impl Decoder {
                 let (used, n) = flate(&mut d, &head, out, &mut self.finished)?;
                 self.codec = Codec::Flate(Box::new(d));
                 if used < head.len() {
-                    // Output full after the first byte: keep feeding from the header
-                    // copy is impossible here, so refuse (cannot happen with a 64 KiB
-                    // buffer: two input bytes decode to at most a few hundred bytes).
-                    return Err("deflate decoder stalled on its first bytes".into());
+                    // Cannot happen: two bytes are a zlib header or the start of a block,
+                    // both always taken while the output has room.
+                    return Err("the deflate decoder did not take its first two bytes".into());
                 }
                 Ok((take, n))
             }

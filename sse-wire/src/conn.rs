@@ -9,6 +9,10 @@
 //! only splits an absolute `http`/`https` URL and passes the path and query
 //! through byte for byte, where the `url` crate would normalise them.
 //!
+//! A `Content-Encoding` (gzip, deflate, br) is decoded under [`Response::read_body`]
+//! (see `coding`; [`ConnectOptions::decode`] turns it off): cuts count decoded bytes,
+//! [`Response::wire_offset`] the raw ones.
+//!
 //! TLS (`https`) runs over rustls with the configuration in
 //! [`ConnectOptions::tls`] (see [`crate::tls`] for the roots and for what cuts, resets
 //! and slow reads mean over TLS); the TCP socket under it stays reachable, so

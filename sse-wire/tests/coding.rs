@@ -15,7 +15,7 @@ use sse_wire::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -473,6 +473,16 @@ async fn decode_off_gives_the_wire_bytes() {
 /// One HTTP/2 connection: a 200 with `content-encoding` and `body` in DATA frames of
 /// at most 1000 bytes, sent as flow-control capacity allows.
 async fn h2_server(encoding: &'static str, body: Vec<u8>) -> (Target, JoinHandle<String>) {
+    let (target, task, _) = h2_server_counting(encoding, body).await;
+    (target, task)
+}
+
+/// [`h2_server`], reporting the body bytes sent so far.
+async fn h2_server_counting(
+    encoding: &'static str,
+    body: Vec<u8>,
+) -> (Target, JoinHandle<String>, watch::Receiver<usize>) {
+    let (sent_tx, sent) = watch::channel(0usize);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
@@ -505,6 +515,7 @@ async fn h2_server(encoding: &'static str, body: Vec<u8>) -> (Target, JoinHandle
             if n > 0 {
                 send.send_data(data.slice(off..off + n), false).unwrap();
                 off += n;
+                sent_tx.send_replace(off);
             }
         }
         send.send_data(Bytes::new(), true).unwrap();
@@ -515,7 +526,7 @@ async fn h2_server(encoding: &'static str, body: Vec<u8>) -> (Target, JoinHandle
         port,
         tls: false,
     };
-    (target, task)
+    (target, task, sent)
 }
 
 #[tokio::test]
@@ -587,4 +598,64 @@ async fn cancelled_reads_lose_nothing() {
         assert!(cancelled > 0, "{coding:?}: some reads were cancelled");
         server.await.unwrap();
     }
+}
+
+/// A reader that stops after a few decoded bytes holds the server back: window is given
+/// back only for the compressed bytes the decoder took, and the decoder takes only what
+/// fits in its bounded output.
+#[tokio::test]
+async fn a_stopped_reader_of_a_compressed_h2_stream_stalls_the_server() {
+    let mut plain = b"data: ".to_vec();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..400_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        plain.push(b'a' + (x % 26) as u8);
+    }
+    plain.extend_from_slice(b"\n\n");
+    let wire = Coding::Gzip.encode(&plain);
+    let (target, server, mut sent) = h2_server_counting("gzip", wire.clone()).await;
+    let o = ConnectOptions {
+        http: HttpVersion::Http2,
+        ..opts()
+    };
+    let mut resp = get(&target, &o).await;
+    let mut buf = [0u8; 10];
+    let n = timeout(DEADLINE, resp.read_body(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], &plain[..n]);
+    // Let the server send all it can.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stalled = *sent.borrow_and_update();
+    let window = sse_wire::H2_STREAM_WINDOW as u64;
+    assert!(
+        stalled as u64 <= resp.wire_offset() + window,
+        "sent {stalled}, consumed {}, window {window}",
+        resp.wire_offset()
+    );
+    assert!(
+        (stalled as usize) < wire.len() / 2,
+        "sent {stalled} of {}",
+        wire.len()
+    );
+    // Reading on lets it finish.
+    let mut got = buf[..n].to_vec();
+    let mut big = vec![0u8; 8192];
+    loop {
+        let m = timeout(DEADLINE, resp.read_body(&mut big))
+            .await
+            .unwrap()
+            .unwrap();
+        if m == 0 {
+            break;
+        }
+        got.extend_from_slice(&big[..m]);
+    }
+    assert!(got == plain, "decoded bytes differ");
+    assert_eq!(resp.body_offset(), plain.len() as u64);
+    assert_eq!(resp.wire_offset(), wire.len() as u64);
+    assert_eq!(timeout(DEADLINE, server).await.unwrap().unwrap(), "done");
 }
