@@ -9,6 +9,10 @@
 //! only splits an absolute `http`/`https` URL and passes the path and query
 //! through byte for byte, where the `url` crate would normalise them.
 //!
+//! A `Content-Encoding` (gzip, deflate, br) is decoded under [`Response::read_body`]
+//! (see `coding`; [`ConnectOptions::decode`] turns it off): cuts count decoded bytes,
+//! [`Response::wire_offset`] the raw ones.
+//!
 //! TLS (`https`) runs over rustls with the configuration in
 //! [`ConnectOptions::tls`] (see [`crate::tls`] for the roots and for what cuts, resets
 //! and slow reads mean over TLS); the TCP socket under it stays reachable, so
@@ -30,6 +34,7 @@ use tokio_rustls::client::TlsStream;
 use crate::tls::TlsConfig;
 
 use crate::chunked::{ChunkError, ChunkedDecoder};
+use crate::coding::{ContentEncoding, Decoding, RAW_STAGE, Stage};
 
 /// Largest response head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -70,6 +75,9 @@ pub enum WireErrorKind {
     /// An HTTP/2 failure: the connection preface or settings exchange failed, the
     /// server reset the stream or ended the connection with an error (GOAWAY).
     Http2,
+    /// The body's `Content-Encoding` cannot be decoded: a coding this client does not
+    /// support (the detail names it) or corrupt compressed data (the decoder's message).
+    Encoding,
 }
 
 impl WireErrorKind {
@@ -87,6 +95,7 @@ impl WireErrorKind {
             WireErrorKind::Url => "url",
             WireErrorKind::BadRequest => "bad-request",
             WireErrorKind::Http2 => "http2",
+            WireErrorKind::Encoding => "encoding",
         }
     }
 }
@@ -328,6 +337,11 @@ pub struct ConnectOptions {
     pub http: HttpVersion,
     /// What [`Response::close`] does to an HTTP/2 stream.
     pub h2_cut: H2Cut,
+    /// Whether [`Response::read_body`] decodes the body's `Content-Encoding` (gzip,
+    /// deflate, br; see [`ContentEncoding`]). `false`: the body bytes as they came off
+    /// the wire (de-chunked / the DATA payload, still compressed), for callers who want
+    /// the wire bytes. Default `true`.
+    pub decode: bool,
 }
 
 impl Default for ConnectOptions {
@@ -339,6 +353,7 @@ impl Default for ConnectOptions {
             head_timeout: Duration::from_secs(15),
             http: HttpVersion::Http1,
             h2_cut: H2Cut::RstStream,
+            decode: true,
         }
     }
 }
@@ -579,18 +594,21 @@ pub struct Response {
     /// Header fields in order, names lowercased.
     pub headers: Vec<(String, String)>,
     body: Body,
+    content_encoding: ContentEncoding,
+    /// The content decoding, unless the coding is identity or decoding is off.
+    decoding: Option<Box<Decoding>>,
 }
 
 /// The body of a [`Response`], by protocol.
 #[derive(Debug)]
-enum Body {
+pub(crate) enum Body {
     H1(H1Body),
     H2(Box<crate::h2conn::H2Body>),
 }
 
 /// An HTTP/1.1 body: the connection and the bytes read ahead.
 #[derive(Debug)]
-struct H1Body {
+pub(crate) struct H1Body {
     transport: Transport,
     /// Raw bytes read from the socket and not yet decoded: `buf[pos..]`.
     buf: Vec<u8>,
@@ -614,7 +632,7 @@ pub async fn open(
     if h2 {
         return crate::h2conn::open(transport, target, req, opts).await;
     }
-    exchange(transport, request, req, opts.head_timeout).await
+    exchange(transport, request, req, opts.head_timeout, opts.decode).await
 }
 
 /// Connects within `opts.connect_timeout` (TCP, then TLS for an `https` target, ALPN
@@ -669,12 +687,38 @@ impl Response {
         reason: String,
         headers: Vec<(String, String)>,
         body: crate::h2conn::H2Body,
+        decode: bool,
     ) -> Response {
+        Response::new(status, reason, headers, Body::H2(Box::new(body)), decode)
+    }
+
+    /// A response with its content coding read from the head and, when `decode` and
+    /// the coding is not identity, its decoding set up (not for a body that is empty
+    /// by its framing, e.g. a `HEAD` response or a 304).
+    fn new(
+        status: u16,
+        reason: String,
+        headers: Vec<(String, String)>,
+        body: Body,
+        decode: bool,
+    ) -> Response {
+        let (content_encoding, why) = ContentEncoding::from_headers(&headers);
+        let empty = matches!(
+            &body,
+            Body::H1(H1Body {
+                body: BodyState::Done,
+                ..
+            })
+        );
+        let decoding = (decode && !empty && content_encoding != ContentEncoding::Identity)
+            .then(|| Box::new(Decoding::new(content_encoding, why)));
         Response {
             status,
             reason,
             headers,
-            body: Body::H2(Box::new(body)),
+            body,
+            content_encoding,
+            decoding,
         }
     }
 }
@@ -714,7 +758,8 @@ async fn handshake(
 
 /// Sends `req` as HTTP/1.1 over an already open byte stream `io` and reads the
 /// response head, exactly as [`open`] does over TCP (no socket options; the
-/// socket accessors of the [`Response`] answer `None`).
+/// socket accessors of the [`Response`] answer `None`). The body's content coding is
+/// decoded (as with [`ConnectOptions::decode`] true).
 pub async fn open_on(
     io: impl Io + 'static,
     target: &Target,
@@ -722,7 +767,14 @@ pub async fn open_on(
     head_timeout: Duration,
 ) -> Result<Response, WireError> {
     let request = encode_request(target, req)?;
-    exchange(Transport::Other(Box::new(io)), request, req, head_timeout).await
+    exchange(
+        Transport::Other(Box::new(io)),
+        request,
+        req,
+        head_timeout,
+        true,
+    )
+    .await
 }
 
 async fn exchange(
@@ -730,6 +782,7 @@ async fn exchange(
     request: Vec<u8>,
     req: &RequestSpec,
     head_timeout: Duration,
+    decode: bool,
 ) -> Result<Response, WireError> {
     let head_only = req.method.eq_ignore_ascii_case("HEAD");
     let deadline = tokio::time::Instant::now() + head_timeout;
@@ -744,7 +797,7 @@ async fn exchange(
         .map_err(|e| WireError::io(WireErrorKind::Io, "writing the request", e))?;
     // The request went out: a head that does not follow is most often held by a proxy
     // that buffers responses (a stream's head waits for its first buffer to fill).
-    tokio::time::timeout_at(deadline, read_head(transport, head_only))
+    tokio::time::timeout_at(deadline, read_head(transport, head_only, decode))
         .await
         .map_err(|_| {
             WireError::new(
@@ -875,7 +928,11 @@ thread_local! {
 /// split into reads: httparse runs only once the bytes read hold an empty line (or
 /// once on the first read, to refuse garbage early), and the search for that line
 /// resumes where the previous one stopped (less the 2 bytes a line end may straddle).
-async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response, WireError> {
+async fn read_head(
+    mut transport: Transport,
+    head_only: bool,
+    decode: bool,
+) -> Result<Response, WireError> {
     let mut buf: Vec<u8> = Vec::with_capacity(HEAD_READ);
     let mut scanned = 0usize;
     let mut first = true;
@@ -919,19 +976,15 @@ async fn read_head(mut transport: Transport, head_only: bool) -> Result<Response
                         BodyFraming::Length(n) => BodyState::Length(n),
                         BodyFraming::CloseDelimited | BodyFraming::Http2Frames => BodyState::Close,
                     };
-                    return Ok(Response {
-                        status,
-                        reason,
-                        headers,
-                        body: Body::H1(H1Body {
-                            transport,
-                            buf,
-                            pos: 0,
-                            framing,
-                            body,
-                            body_offset: 0,
-                        }),
+                    let body = Body::H1(H1Body {
+                        transport,
+                        buf,
+                        pos: 0,
+                        framing,
+                        body,
+                        body_offset: 0,
                     });
+                    return Ok(Response::new(status, reason, headers, body, decode));
                 }
                 Ok(httparse::Status::Partial) => break,
                 Err(e) => {
@@ -1042,25 +1095,56 @@ impl Response {
     }
 
     /// Reads up to `buf.len()` decoded body bytes (HTTP/1.1: de-chunked; HTTP/2: the
-    /// DATA frames' payload). `Ok(0)` is the clean end of the body (EOF for
+    /// DATA frames' payload; then the `Content-Encoding` decoded, unless
+    /// [`ConnectOptions::decode`] is off). `Ok(0)` is the clean end of the body (EOF for
     /// close-delimited, last chunk for chunked, content length reached, `END_STREAM`),
     /// or `buf` was empty. Never returns more than `buf.len()`, so the caller decides
-    /// exactly how many body bytes it consumes; over HTTP/2 only those bytes are given
-    /// back to the server as flow-control window. No deadline of its own: wrap it in a
-    /// timeout. Cancel-safe.
+    /// exactly how many body bytes it consumes; over HTTP/2 only the raw bytes consumed
+    /// (handed out, or taken by the content decoder) are given back to the server as
+    /// flow-control window. A compressed body is decoded at most
+    /// [`crate::MAX_DECODED_AHEAD`] bytes ahead of what the caller has taken. No
+    /// deadline of its own: wrap it in a timeout. Cancel-safe.
     pub async fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, WireError> {
+        if let Some(d) = &mut self.decoding {
+            return d.read(&mut self.body, buf).await;
+        }
         match &mut self.body {
             Body::H1(b) => b.read_body(buf).await,
             Body::H2(b) => b.read_body(buf).await,
         }
     }
 
-    /// Decoded body bytes returned so far.
+    /// Decoded body bytes returned so far (after content decoding: cuts count these).
     pub fn body_offset(&self) -> u64 {
+        if let Some(d) = &self.decoding {
+            return d.body_offset();
+        }
         match &self.body {
             Body::H1(b) => b.body_offset,
             Body::H2(b) => b.body_offset(),
         }
+    }
+
+    /// Body bytes consumed off the wire before content decoding (after de-chunking or
+    /// HTTP/2 framing): the compressed bytes the decoder has taken. Equal to
+    /// [`Response::body_offset`] when the body is not decoded.
+    pub fn wire_offset(&self) -> u64 {
+        match &self.decoding {
+            Some(d) => d.wire_offset(),
+            None => self.body_offset(),
+        }
+    }
+
+    /// The body's content coding, from the `Content-Encoding` header (reported even
+    /// when [`ConnectOptions::decode`] is off).
+    pub fn content_encoding(&self) -> ContentEncoding {
+        self.content_encoding
+    }
+
+    /// Decoded bytes held ahead of the caller and the capacity they are held in.
+    #[cfg(test)]
+    pub(crate) fn decoded_held(&self) -> (usize, usize) {
+        self.decoding.as_ref().map_or((0, 0), |d| d.held())
     }
 
     /// Reads the rest of a small body (e.g. a non-200 JSON error); more than
@@ -1148,6 +1232,46 @@ pub(crate) fn orderly_close(transport: &mut Transport) {
         match tcp.try_read(&mut scratch) {
             Ok(n) if n > 0 => {}
             _ => break,
+        }
+    }
+}
+
+impl Body {
+    /// Makes more raw body bytes available to the content decoder, once it has taken
+    /// all it was given: `Ok(false)` at the end of the body. HTTP/1.1 reads them into
+    /// `stage` (at most [`RAW_STAGE`] bytes); HTTP/2 waits for a DATA frame, whose
+    /// window is released only as [`Body::consume_raw`] consumes it. Cancel-safe.
+    pub(crate) async fn fill_raw(&mut self, stage: &mut Stage) -> Result<bool, WireError> {
+        match self {
+            Body::H1(b) => {
+                if stage.start < stage.end {
+                    return Ok(true);
+                }
+                if stage.buf.is_empty() {
+                    stage.buf = vec![0u8; RAW_STAGE].into_boxed_slice();
+                }
+                let n = b.read_body(&mut stage.buf).await?;
+                stage.start = 0;
+                stage.end = n;
+                Ok(n > 0)
+            }
+            Body::H2(b) => b.peek().await,
+        }
+    }
+
+    /// The raw body bytes available to the content decoder.
+    pub(crate) fn raw<'a>(&'a self, stage: &'a Stage) -> &'a [u8] {
+        match self {
+            Body::H1(_) => &stage.buf[stage.start..stage.end],
+            Body::H2(b) => b.pending(),
+        }
+    }
+
+    /// Consumes `n` of the [`Body::raw`] bytes.
+    pub(crate) fn consume_raw(&mut self, stage: &mut Stage, n: usize) {
+        match self {
+            Body::H1(_) => stage.start += n,
+            Body::H2(b) => b.consume(n),
         }
     }
 }

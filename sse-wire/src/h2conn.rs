@@ -218,7 +218,7 @@ pub(crate) async fn open(
         task: guard.0.take(),
         ..H2Body::new(recv, send, io, opts.h2_cut)
     };
-    Ok(Response::h2(status, reason, headers, body))
+    Ok(Response::h2(status, reason, headers, body, opts.decode))
 }
 
 fn head_timed_out(head_timeout: Duration) -> WireError {
@@ -289,6 +289,8 @@ pub struct H2Connection {
     send_req: h2::client::SendRequest<Bytes>,
     io: SharedIo,
     task: Arc<AbortOnDrop>,
+    /// [`ConnectOptions::decode`] of the connect, for every stream opened on it.
+    decode: bool,
 }
 
 impl std::fmt::Debug for H2Connection {
@@ -337,6 +339,7 @@ impl H2Connection {
             send_req,
             io,
             task: Arc::new(AbortOnDrop(Some(task))),
+            decode: opts.decode,
         })
     }
 
@@ -352,7 +355,8 @@ impl H2Connection {
     }
 
     /// Opens `req` as one more stream on this connection: the request, then the
-    /// response head within `head_timeout`.
+    /// response head within `head_timeout`. The body is decoded as the connect's
+    /// [`ConnectOptions::decode`] says.
     pub async fn open(
         &self,
         target: &Target,
@@ -369,7 +373,7 @@ impl H2Connection {
             shared: Some(self.clone()),
             ..H2Body::new(recv, send, self.io.clone(), H2Cut::RstStream)
         };
-        Ok(Response::h2(status, reason, headers, body))
+        Ok(Response::h2(status, reason, headers, body, self.decode))
     }
 }
 
@@ -406,26 +410,43 @@ impl H2Body {
         if buf.is_empty() {
             return Ok(0);
         }
+        if !self.peek().await? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Waits until DATA bytes are pending: `Ok(false)` at the end of the stream.
+    /// Cancel-safe (a frame is taken off the stream only when `data` completes).
+    pub(crate) async fn peek(&mut self) -> Result<bool, WireError> {
         while self.pending.is_empty() {
             if self.done {
-                return Ok(0);
+                return Ok(false);
             }
-            // Cancel-safe: a frame is taken off the stream only when `data` completes.
             match self.recv.data().await {
-                None => {
-                    self.done = true;
-                    return Ok(0);
-                }
+                None => self.done = true,
                 Some(Ok(b)) => self.pending = b,
                 Some(Err(e)) => return Err(h2_error("reading the response body", e)),
             }
         }
-        let n = buf.len().min(self.pending.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
+        Ok(true)
+    }
+
+    /// The DATA bytes received and not yet consumed.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.pending
+    }
+
+    /// Consumes `n` pending DATA bytes and releases exactly that much window.
+    pub(crate) fn consume(&mut self, n: usize) {
         self.pending.advance(n);
-        let _ = self.recv.flow_control().release_capacity(n);
+        if n > 0 {
+            let _ = self.recv.flow_control().release_capacity(n);
+        }
         self.body_offset += n as u64;
-        Ok(n)
     }
 
     /// DATA bytes handed out so far.

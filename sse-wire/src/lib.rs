@@ -5,12 +5,14 @@
 #![deny(missing_docs)]
 
 mod chunked;
+mod coding;
 mod conn;
 mod h2conn;
 mod parser;
 pub mod tls;
 
 pub use chunked::{ChunkError, ChunkedDecoder};
+pub use coding::{ContentEncoding, MAX_DECODED_AHEAD};
 pub use conn::{
     BaseUrl, BodyFraming, ConnectOptions, H2Cut, HttpVersion, Io, MAX_HEAD_BYTES, MAX_HEADERS,
     Protocol, RequestSpec, Response, Target, WireError, WireErrorKind, open, open_on, parse_url,

@@ -422,6 +422,7 @@ impl Attempt<'_> {
             head_timeout: left.min(Duration::from_secs(15)),
             http: target.stream_http(),
             h2_cut: plan.h2_cut,
+            decode: true,
         };
         let req = request(target, plan, conn.cursor.as_deref());
         conn.protocol = target.protocol;
