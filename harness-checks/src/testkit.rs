@@ -120,6 +120,7 @@ impl Conn {
                 frames: Vec::new(),
                 violations: Vec::new(),
                 body_bytes: 12,
+                wire_bytes: 12,
                 aims_without_place: Vec::new(),
                 end: ConnEnd::Finished,
                 ended_us: ms(opened + 1),

@@ -219,6 +219,7 @@ impl Connection {
             frames: Vec::new(),
             violations: Vec::new(),
             body_bytes: 0,
+            wire_bytes: 0,
             aims_without_place: Vec::new(),
             end: ConnEnd::Finished,
             ended_us: 0,

@@ -175,8 +175,13 @@ pub struct Connection {
     pub frames: Vec<Frame>,
     /// Wire-level problems the parser reported (malformed lines, invalid UTF-8, ...).
     pub violations: Vec<WireIssue>,
-    /// Body bytes read in total.
+    /// Body bytes read in total, decoded (after de-chunking and any
+    /// `Content-Encoding`): the offsets frames, cuts and findings are given in.
     pub body_bytes: u64,
+    /// Body bytes as they came off the wire, before `Content-Encoding` decoding (equal
+    /// to `body_bytes` for an uncompressed stream; absent in older recordings).
+    #[serde(default)]
+    pub wire_bytes: u64,
     /// Aimed cuts that gave way on this connection because their place never came
     /// within the aim's patience (a target whose framing has no CR, no `event:` line or
     /// no multi-byte character): planned, not executed, and not the target's fault.

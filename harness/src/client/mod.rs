@@ -507,6 +507,7 @@ async fn connect_once(
         .take()
         .unwrap_or_else(|| r.parser.reconnect_id().to_owned());
     st.last_id = Some(reconnect).filter(|s| !s.is_empty());
+    conn.wire_bytes = resp.wire_offset();
     if matches!(end, ConnEnd::Cut { .. }) && a.plan.reset {
         resp.reset();
     } else {
