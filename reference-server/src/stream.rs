@@ -291,7 +291,7 @@ impl Stream {
         }
     }
 
-    /// [`Fault::OneBehind`]: writes the event held back, if any (only before the end).
+    /// [`Fault::OneBehind`]: writes the event held back, if any (as the stream ends).
     fn flush_behind(&mut self) {
         if let Some(b) = self.fault.behind.take() {
             self.out.push_back(b);
