@@ -220,6 +220,21 @@ faults! {
     /// is refused with `500 internal`: every resume fails, so a client that lost its
     /// connection never gets the acknowledged events after its cursor.
     ResumeRefused => "resume-refused",
+    /// Stream routes are compressed (gzip or deflate, as `Accept-Encoding` asks) by a
+    /// naive middleware that never flushes its encoder: frames are held until the
+    /// encoder closes a deflate block (tens of KiB of input) or the response ends
+    /// (see [`crate::compress`]).
+    CompressedStream => "compressed-stream",
+    /// A log stream's response head (and its first bytes, `retry:` and
+    /// `connection_open`) is not sent until the stream has a data event to write: the
+    /// handler waits for one (heartbeats are not sent meanwhile and do not release it).
+    /// A stream with a non-empty replay, or one that ends at once, is answered at once.
+    HeadHeld => "head-held",
+    /// Delivery lags one event: every log stream holds back the newest event frame it
+    /// would write and writes it only together with the next one (heartbeats still flow
+    /// and do not release it; `connection_close` does). So the newest event of a
+    /// replay is held too, and a live event arrives only when the next one is committed.
+    OneBehind => "one-behind",
 }
 
 impl fmt::Display for Fault {

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod compress;
 pub mod durable;
 pub mod error;
 pub mod faults;
@@ -28,7 +29,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -155,16 +156,24 @@ impl Deref for AppState {
 
 /// The router with every route of the protocol.
 pub fn app(state: AppState) -> Router {
+    // Fault CompressedStream: the stream routes (GET only) are compressed.
+    let compress = |r: MethodRouter<AppState>| {
+        if state.faults.has(faults::Fault::CompressedStream) {
+            r.layer(axum::middleware::from_fn(compress::compress_stream))
+        } else {
+            r
+        }
+    };
     let v1 = Router::new()
-        .route("/v1/events", get(stream::events_stream))
+        .route("/v1/events", compress(get(stream::events_stream)))
         .route("/v1/jobs", post(jobs::create_job))
         .route("/v1/jobs/{id}", get(jobs::job_status))
         .route(
             "/v1/jobs/{id}/events",
-            get(stream::task_stream).post(jobs::publish),
+            compress(get(stream::task_stream)).post(jobs::publish),
         )
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
-        .route("/v1/version/stream", get(stream::version_stream))
+        .route("/v1/version/stream", compress(get(stream::version_stream)))
         .route("/v1/version/notify", post(version::notify))
         .route("/v1/diagnostics/integrity", get(integrity_route))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -160,6 +160,13 @@ struct FaultState {
     /// [`Fault::GlobalWriteLock`]: the lock, held from a chunk's hand-over until the
     /// body is polled again.
     write_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// [`Fault::HeadHeld`]: the handler is still holding the response (no heartbeats
+    /// meanwhile) ...
+    holding: bool,
+    /// ... until a data frame (event or version) has been queued.
+    data_queued: bool,
+    /// [`Fault::OneBehind`]: the newest event frame, written only after the next one.
+    behind: Option<Bytes>,
 }
 
 /// One open stream: the frames waiting to be written and where more come from.
@@ -284,8 +291,16 @@ impl Stream {
         }
     }
 
+    /// [`Fault::OneBehind`]: writes the event held back, if any (as the stream ends).
+    fn flush_behind(&mut self) {
+        if let Some(b) = self.fault.behind.take() {
+            self.out.push_back(b);
+        }
+    }
+
     fn close(&mut self, reason: &str) {
         self.flush_held();
+        self.flush_behind();
         self.lifecycle("connection_close", json!({ "reason": reason }));
         self.done = true;
         if self.state.faults.has(Fault::EventAfterClose) {
@@ -305,6 +320,7 @@ impl Stream {
     fn shut_down(&mut self) {
         if self.state.faults.has(Fault::ShutdownWithoutClose) {
             self.flush_held();
+            self.flush_behind();
             self.done = true;
         } else if self.state.faults.has(Fault::ShutdownReasonUnknown) {
             self.close("shutdown");
@@ -402,7 +418,8 @@ impl Stream {
 
     fn heartbeat_due(&self) -> Option<Instant> {
         let f = &self.state.faults;
-        if f.has(Fault::HeartbeatAbsent) || f.has(Fault::LeakClosedStreams) {
+        // Fault HeadHeld: no heartbeat while the handler holds the response.
+        if f.has(Fault::HeartbeatAbsent) || f.has(Fault::LeakClosedStreams) || self.fault.holding {
             None
         } else if f.has(Fault::HeartbeatLate) {
             Some(self.last_write + self.state.heartbeat * LATE_HEARTBEAT_FACTOR)
@@ -630,6 +647,13 @@ impl Stream {
                             buf.put_slice(&held);
                         }
                     }
+                } else if self.state.faults.has(Fault::OneBehind) {
+                    // Fault OneBehind: this event waits for the next; the one before goes.
+                    let mut frame = BytesMut::new();
+                    self.write_event(&mut frame, ev);
+                    if let Some(prev) = self.fault.behind.replace(frame.freeze()) {
+                        buf.put_slice(&prev);
+                    }
                 } else {
                     self.write_event(&mut buf, ev);
                 }
@@ -644,6 +668,7 @@ impl Stream {
             .events_delivered
             .fetch_add(n, Ordering::Relaxed);
         if !buf.is_empty() {
+            self.fault.data_queued = true;
             self.out.push_back(buf.freeze());
         }
         if let Some(reason) = terminal
@@ -674,6 +699,7 @@ impl Stream {
             "event: version\ndata: {data},\"correlation_id\":{}}}\n\n",
             self.cid()
         );
+        self.fault.data_queued = true;
         self.out.push_back(Bytes::from(frame));
     }
 
@@ -693,6 +719,29 @@ impl Stream {
             fields["pad"] = json!("x".repeat(OVERSIZED_PAD));
         }
         self.lifecycle("connection_open", fields);
+    }
+
+    /// [`Fault::HeadHeld`]: fills the stream (without heartbeats) until a data frame is
+    /// queued or the stream ends, so that the handler answers only then.
+    async fn hold_head(&mut self) {
+        self.fault.holding = true;
+        while !self.fault.data_queued && !self.done && !self.fault.abort {
+            if *self.shutdown.borrow() {
+                self.shut_down();
+            } else {
+                self.fill().await;
+            }
+        }
+        self.fault.holding = false;
+        self.last_write = Instant::now();
+    }
+
+    /// The response, once [`Fault::HeadHeld`] lets it go (at once without it).
+    async fn respond(mut self) -> Response {
+        if self.state.faults.has(Fault::HeadHeld) {
+            self.hold_head().await;
+        }
+        self.into_response()
     }
 
     fn into_response(self) -> Response {
@@ -784,7 +833,7 @@ pub async fn events_stream(
     if cursor.is_some_and(ahead) && !state.faults.has(Fault::CursorAheadIgnored) {
         s.fail("cursor_ahead", "cursor is above the head of the log");
     }
-    Ok(s.into_response())
+    Ok(s.respond().await)
 }
 
 /// `GET /v1/jobs/<id>/events`: the task stream, ending after the job's terminal event.
@@ -831,7 +880,7 @@ pub async fn task_stream(
     {
         s.close(&kind);
     }
-    Ok(s.into_response())
+    Ok(s.respond().await)
 }
 
 /// `GET /v1/version/stream?request_id=`: queued version notes, then live ones.
@@ -870,5 +919,5 @@ pub async fn version_stream(
     for m in &pending {
         s.push_version(m);
     }
-    Ok(s.into_response())
+    Ok(s.respond().await)
 }
