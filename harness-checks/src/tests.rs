@@ -227,6 +227,33 @@ fn lifecycle_fields<'a>(c: &'a mut harness_model::Connection, name: &str) -> &'a
         .expect("the frame exists")
 }
 
+/// The clean numeric recording, its writes published with a hostile event type:
+/// refused with 400 (`refused`), or carried and split by the target, so that `b#0`
+/// also got an event of the injected name.
+fn hostile_writes(refused: bool) -> Recording {
+    let mut r = numeric();
+    r.workload = Some(harness_model::WorkloadPlan {
+        event_type: Some("x\n\nevent: injected".into()),
+        ..Default::default()
+    });
+    if refused {
+        r.publish_failures.push(harness_model::PublishFailure {
+            markers: vec!["m9".into()],
+            status: Some(400),
+            error: "event_type has control characters".into(),
+        });
+    } else {
+        let c = conn(&mut r, "b#0", 0);
+        let at = c.frames.last().unwrap().at_us / 1000;
+        let injected = Conn::new(0, 0).frame(at, "injected", Some("999".into()), FrameKind::Other);
+        let mut f = injected.end(ConnEnd::Finished, at).frames.remove(0);
+        f.start = c.frames.last().unwrap().end;
+        f.end = f.start + 30;
+        c.frames.push(f);
+    }
+    r
+}
+
 /// A spine-like target without heartbeats (a trickle's recording has none).
 fn trickle_cfg() -> crate::CheckConfig {
     crate::CheckConfig {
@@ -734,6 +761,10 @@ cases! {
     // Within 4 × the baseline p99 (5 ms) + 1 s: noise on a shared machine.
     fast_a_little_slower_beside_stalled_readers => Case::clean(numeric_cfg(), beside_stalled_readers(900));
     // Issue 22: what reaches the client, and when.
+    hostile_writes_refused_are_clean => Case::clean(numeric_cfg(), hostile_writes(true));
+    hostile_writes_split_into_an_event => {
+        Case::one(numeric_cfg(), hostile_writes(false), "wire.field-injection", "[wire.field-injection] client b#0 conn 0 byte 312: expected writes whose event type is \"x\\n\\nevent: injected\" refused or delivered as one event each, with no field or event of their own, saw a frame the publisher's text made: event injected")
+    };
     clean_trickle => Case::clean(trickle_cfg(), trickle(&[Some(1005), Some(2504), Some(4010), Some(5502)]));
     a_content_length_on_a_stream => {
         let mut r = numeric();

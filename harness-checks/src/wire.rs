@@ -24,12 +24,17 @@
 //!   next one (one behind), in a burst with writes acknowledged far apart, under a
 //!   `Content-Encoding` (a compressor that does not flush per event), through a proxy
 //!   (`Via`), without `X-Accel-Buffering: no`.
+//! - `wire.field-injection`, in `wire` scenarios whose writes carry a publisher-chosen
+//!   event type with CR, LF or NUL (`WorkloadPlan::hostile_event_type`): the target may
+//!   refuse them (a 4xx is then not a `delivery.publish-acked` finding) or carry them
+//!   escaped, but no client may see a frame the text made: an event of an unknown name,
+//!   or a malformed one (strict profiles: data that is not the profile's JSON).
 
 use std::collections::BTreeMap;
 
-use harness_model::{Ack, ClientId, Connection, Evidence, HttpProtocol, ids};
+use harness_model::{Ack, ClientId, Connection, Evidence, FrameKind, HttpProtocol, ids};
 
-use crate::view::{ClientView, Ctx, at_conn, at_frame, ms};
+use crate::view::{ClientView, Ctx, at_conn, at_frame, describe, ms};
 
 /// Arrivals this close together were decoded from one burst.
 const BURST_US: u64 = 20_000;
@@ -44,6 +49,49 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     open_time(ctx);
     event_latency(ctx);
+    field_injection(ctx);
+}
+
+/// On a scenario whose writes carry a hostile event type: every frame a client got is
+/// a known one (lifecycle, heartbeat, or a data event that parsed), so nothing the
+/// publisher wrote became a field or an event of its own. Refusing the writes is fine.
+fn field_injection(ctx: &mut Ctx) {
+    let Some(hostile) = ctx
+        .rec
+        .workload
+        .as_ref()
+        .and_then(|w| w.hostile_event_type())
+    else {
+        return;
+    };
+    let expected = format!(
+        "writes whose event type is {hostile:?} refused or delivered as one event each, with no field or event of their own"
+    );
+    let mut found = Vec::new();
+    for c in ctx.log_clients() {
+        for conn in &c.t.connections {
+            // An event of its own first (the clearest evidence), else a malformed one.
+            let split = conn
+                .frames
+                .iter()
+                .find(|f| matches!(f.kind, FrameKind::Other))
+                .or_else(|| {
+                    conn.frames
+                        .iter()
+                        .find(|f| matches!(f.kind, FrameKind::Malformed { .. }))
+                });
+            if let Some(f) = split {
+                found.push(Evidence {
+                    expected: expected.clone(),
+                    seen: format!("a frame the publisher's text made: {}", describe(f)),
+                    ..at_frame(c.id(), conn, Some(f))
+                });
+            }
+        }
+    }
+    for e in found {
+        ctx.emit_at(ids::WIRE_FIELD_INJECTION, ctx.cfg.wire_level, e, false);
+    }
 }
 
 /// Judged on every stream whatever the scenario's families (see the module doc).

@@ -432,6 +432,20 @@ pub struct WorkloadPlan {
     /// event `wire.event-latency` judges (0: not a trickle).
     #[serde(default)]
     pub trickle_ms: u64,
+    /// The event type every live write was published with, when the scenario chose one
+    /// (`wire.field-injection` judges a hostile one; the target may refuse such writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+}
+
+impl WorkloadPlan {
+    /// The scenario's chosen event type, when it holds a CR, LF or NUL (a write that
+    /// tries to inject fields, which the target may refuse).
+    pub fn hostile_event_type(&self) -> Option<&str> {
+        self.event_type
+            .as_deref()
+            .filter(|t| t.contains(['\r', '\n', '\0']))
+    }
 }
 
 /// One client group's reading plan.

@@ -122,6 +122,10 @@ vocabulary! {
         /// Every stream starts with a `retry:` block of its own (spine §4): judged
         /// only on targets that claim it.
         RetryFirst => "retry-first",
+        /// The publisher chooses each write's event type (`{event_type}` in the
+        /// `[publish]` templates), which the stream carries (`wire.field-injection` is
+        /// judged only then).
+        ChosenEventType => "chosen-event-type",
     }
 }
 

@@ -32,9 +32,15 @@ pub struct PublishPlan {
     pub batch: u32,
     /// Padding text.
     pub pad: String,
+    /// Each write's event type, for profiles whose templates have `{event_type}`
+    /// ([`DEFAULT_EVENT_TYPE`] unless a scenario chooses one).
+    pub event_type: String,
     /// Marker tag: markers are `hm-<tag>-<publisher>-<n>`.
     pub tag: String,
 }
+
+/// The event type of the harness's writes, unless a scenario chooses one.
+pub const DEFAULT_EVENT_TYPE: &str = "harness.marker";
 
 /// Publishes the plan and returns when every request is answered or the deadline passed.
 pub async fn publish(
@@ -140,20 +146,27 @@ impl Publisher {
             .collect()
     }
 
-    /// One write's body (or batch item) from `template`: in a JSON body the pad is
-    /// escaped as the text of a JSON string, so line breaks and quotes stay content.
+    /// One write's body (or batch item) from `template`: in a JSON body the pad and the
+    /// event type are escaped as the text of a JSON string, so line breaks and quotes
+    /// stay content.
     fn one(&self, template: &str, marker: &str, channel: &str) -> String {
-        let escaped;
-        let pad = if self.json_body {
-            let quoted = serde_json::Value::from(self.plan.pad.as_str()).to_string();
-            escaped = quoted[1..quoted.len() - 1].to_owned();
-            escaped.as_str()
-        } else {
-            self.plan.pad.as_str()
+        let text = |raw: &str| {
+            if self.json_body {
+                let quoted = serde_json::Value::from(raw).to_string();
+                quoted[1..quoted.len() - 1].to_owned()
+            } else {
+                raw.to_owned()
+            }
         };
+        let (pad, event_type) = (text(&self.plan.pad), text(&self.plan.event_type));
         fill(
             template,
-            &[("marker", marker), ("pad", pad), ("channel", channel)],
+            &[
+                ("marker", marker),
+                ("pad", &pad),
+                ("event_type", &event_type),
+                ("channel", channel),
+            ],
         )
     }
 

@@ -81,6 +81,11 @@ pub struct Traffic {
     /// multi-byte UTF-8).
     #[serde(default)]
     pub pad_text: Option<String>,
+    /// The event type of every live write (profiles with `{event_type}` in their
+    /// publish templates, capability `chosen-event-type`); a hostile one (CR, LF, NUL)
+    /// is judged by `wire.field-injection`, which lets the target refuse it.
+    #[serde(default)]
+    pub event_type: Option<String>,
     /// A slow trickle: each publisher sends one request every this many ms (instead of
     /// `rate`), so every event arrives on an idle stream (`wire.event-latency` judges
     /// each one); 0: `rate` paces.
@@ -111,6 +116,7 @@ impl Default for Traffic {
             pad: 0,
             pad_utf8: false,
             pad_text: None,
+            event_type: None,
             interval_ms: 0,
             after_clients_open: true,
             start_after_ms: 0,

@@ -46,6 +46,7 @@ pub async fn run(
         publishers: t.publishers,
         rate: t.rate,
         every: (t.interval_ms > 0).then(|| Duration::from_millis(t.interval_ms)),
+        event_type: crate::publisher::DEFAULT_EVENT_TYPE.to_owned(),
         batch: t.batch,
         pad: pad.clone(),
         tag,
@@ -112,10 +113,14 @@ pub async fn run(
         .await;
     }
     let started = Instant::now();
+    let mut live_plan = plan(t.events, tag.to_owned());
+    if let Some(et) = &t.event_type {
+        live_plan.event_type = et.clone();
+    }
     let live = crate::tasks::spawn(publish(
         target.clone(),
         ledger.clone(),
-        plan(t.events, tag.to_owned()),
+        live_plan,
         epoch,
         deadline,
     ));
@@ -355,6 +360,7 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
         deadline_us: sc.deadline_s.saturating_mul(1_000_000),
         stall_ms: client::STALL.as_millis() as u64,
         trickle_ms: sc.traffic.interval_ms,
+        event_type: sc.traffic.event_type.clone(),
     }
 }
 

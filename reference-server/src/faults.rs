@@ -235,6 +235,15 @@ faults! {
     /// and do not release it; `connection_close` does). So the newest event of a
     /// replay is held too, and a live event arrives only when the next one is committed.
     OneBehind => "one-behind",
+    /// A published `event_type` with control characters (CR, LF, NUL) is accepted, and
+    /// frames write it into their data as a hand-rolled formatter would, unescaped: a
+    /// line break in it ends the `data:` line, so the publisher can inject fields and
+    /// whole events into every stream.
+    UnescapedEventType => "unescaped-event-type",
+    /// Streams are labelled `Content-Type: text/event-stream; charset=iso-8859-1`
+    /// (event streams are always UTF-8: a browser decodes them as UTF-8 anyway, other
+    /// clients take the label and garble every non-ASCII character).
+    Latin1Charset => "latin1-charset",
 }
 
 impl fmt::Display for Fault {

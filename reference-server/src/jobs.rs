@@ -630,6 +630,16 @@ struct PublishBody {
 /// Parses and validates a publish body (`{"event_type","payload"}` or
 /// `{"events":[…]}`) into the events to append for `job_id`.
 pub fn parse_publish_body(body: &[u8], job_id: &str) -> Result<Vec<NewEvent>, ApiError> {
+    parse_publish_body_with(body, job_id, false)
+}
+
+/// [`parse_publish_body`], accepting control characters in `event_type` when
+/// `control_chars` ([`Fault::UnescapedEventType`]).
+fn parse_publish_body_with(
+    body: &[u8],
+    job_id: &str,
+    control_chars: bool,
+) -> Result<Vec<NewEvent>, ApiError> {
     let body: PublishBody = parse_json(body)?;
     let ones = match body {
         PublishBody {
@@ -664,16 +674,18 @@ pub fn parse_publish_body(body: &[u8], job_id: &str) -> Result<Vec<NewEvent>, Ap
         }
         PublishBody { .. } => return Err(ApiError::invalid("body: missing field `event_type`")),
     };
-    ones.into_iter().map(|o| validate(o, job_id)).collect()
+    ones.into_iter()
+        .map(|o| validate(o, job_id, control_chars))
+        .collect()
 }
 
-fn validate(one: PublishOne, job_id: &str) -> Result<NewEvent, ApiError> {
+fn validate(one: PublishOne, job_id: &str, control_chars: bool) -> Result<NewEvent, ApiError> {
     if one.event_type.is_empty() || one.event_type.len() > MAX_EVENT_TYPE {
         return Err(ApiError::invalid(format!(
             "event_type must be 1..={MAX_EVENT_TYPE} bytes"
         )));
     }
-    if one.event_type.chars().any(char::is_control) {
+    if !control_chars && one.event_type.chars().any(char::is_control) {
         return Err(ApiError::invalid("event_type has control characters"));
     }
     if RESERVED_TYPES.contains(&one.event_type.as_str()) {
@@ -703,7 +715,8 @@ pub async fn publish(
         .get(&job_id)
         .ok_or_else(|| ApiError::new(ErrorCode::JobNotFound, "no job with that id"))?;
     let body = body?;
-    let events = parse_publish_body(&body, &job_id)?;
+    let unescaped = state.faults.has(Fault::UnescapedEventType);
+    let events = parse_publish_body_with(&body, &job_id, unescaped)?;
     let terminal = entry.terminal.read().await;
     if *terminal {
         return Err(ApiError::new(

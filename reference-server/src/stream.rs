@@ -610,6 +610,12 @@ impl Stream {
                     .collect();
                 buf.put_slice(ascii.as_bytes());
             }
+            None if faults.has(Fault::UnescapedEventType) => {
+                // A hand-rolled formatter: the event type as published, unescaped.
+                let escaped = serde_json::Value::from(ev.event_type.as_str()).to_string();
+                let raw = format!("\"{}\"", ev.event_type);
+                buf.put_slice(ev.wire_prefix.replacen(&escaped, &raw, 1).as_bytes());
+            }
             None => buf.put_slice(ev.wire_prefix.as_bytes()),
         }
         buf.put_slice(b",\"correlation_id\":");
@@ -747,6 +753,8 @@ impl Stream {
     fn into_response(self) -> Response {
         let content_type = if self.state.faults.has(Fault::WrongContentType) {
             "text/plain"
+        } else if self.state.faults.has(Fault::Latin1Charset) {
+            "text/event-stream; charset=iso-8859-1"
         } else {
             "text/event-stream"
         };

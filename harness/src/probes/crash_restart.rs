@@ -48,6 +48,7 @@ impl RunProbe for CrashRestart {
                 publishers: 2,
                 rate: 0,
                 every: None,
+                event_type: crate::publisher::DEFAULT_EVENT_TYPE.to_owned(),
                 batch: 10,
                 pad: String::new(),
                 tag: format!("{}c{cycle}", cx.tag),

@@ -37,6 +37,7 @@ impl RunProbe for GracefulShutdown {
             publishers: 1,
             rate: 0,
             every: None,
+            event_type: crate::publisher::DEFAULT_EVENT_TYPE.to_owned(),
             batch: 10,
             pad: String::new(),
             tag: t,
