@@ -43,6 +43,8 @@ const APPLICABLE: &[&str] = &[
     "CT-12/five-reconnect-while-five-stay",
     "CT-12/burst-of-fifty-reconnects",
     "CONTENT/line-breaks-and-spaces",
+    "WIRE/idle-open",
+    "WIRE/trickle",
 ];
 
 /// Scenarios nchan cannot run, and the capability that says so.
@@ -53,6 +55,7 @@ const SKIPPED: &[(&str, &str)] = &[
     ("CURSOR/invalid-last-event-id", "cursor-errors"),
     ("VERSION/pending-flushed-in-order", "version-stream"),
     ("DURABILITY/crash-restart", "durability"),
+    ("WIRE/field-injection", "chosen-event-type"),
 ];
 
 fn repo() -> PathBuf {
