@@ -629,6 +629,24 @@ mod tests {
     }
 
     #[test]
+    fn the_wire_section_has_defaults_and_a_typed_level() {
+        let spine = Profile::load("spine").unwrap();
+        assert_eq!(
+            (spine.wire.open_within_ms, spine.wire.event_within_ms),
+            (2000, 750)
+        );
+        assert_eq!(spine.wire.level, harness_model::Level::Must);
+        let generic = BUILTIN[1].1;
+        let should = format!("{generic}\n[wire]\nlevel = \"SHOULD\"\nevent_within_ms = 300\n");
+        let p = Profile::parse(&should, "x.toml").unwrap();
+        assert_eq!(p.wire.level, harness_model::Level::Should);
+        assert_eq!(p.check_config(Vec::new()).event_within_ms, 300);
+        let typo = format!("{generic}\n[wire]\nlevel = \"MAY\"\n");
+        let err = Profile::parse(&typo, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `MAY`"), "{err}");
+    }
+
+    #[test]
     fn the_stream_protocol_is_a_typed_key() {
         let generic = BUILTIN[1].1;
         assert_eq!(

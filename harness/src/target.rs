@@ -580,6 +580,43 @@ mod tests {
     }
 
     #[test]
+    fn streams_send_browser_headers_unless_turned_off_and_the_profile_wins() {
+        let names = |t: &Target| -> Vec<String> {
+            t.stream_request_headers()
+                .into_iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect()
+        };
+        let mut profile = Profile::load("spine").unwrap();
+        let t = Target::new("http://127.0.0.1:9", profile.clone(), None).unwrap();
+        assert_eq!(
+            names(&t),
+            [
+                "Accept: text/event-stream",
+                "Accept-Encoding: gzip, deflate, br",
+                "Cache-Control: no-cache"
+            ]
+        );
+        let off = t.clone().with_browser_headers(false);
+        assert_eq!(names(&off), ["Accept: text/event-stream"]);
+        profile
+            .subscribe
+            .headers
+            .insert("accept-encoding".into(), "identity".into());
+        profile.subscribe.user_agent = Some("Mozilla/5.0".into());
+        let t = Target::new("http://127.0.0.1:9", profile, None).unwrap();
+        assert_eq!(
+            names(&t),
+            [
+                "accept-encoding: identity",
+                "Accept: text/event-stream",
+                "Cache-Control: no-cache",
+                "User-Agent: Mozilla/5.0"
+            ]
+        );
+    }
+
+    #[test]
     fn path_segments_are_percent_encoded() {
         assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
         assert_eq!(encode_segment("plain-1.2_~"), "plain-1.2_~");

@@ -102,16 +102,7 @@ pub async fn run(
         }
     }
     drop(opened_tx);
-    if t.after_clients_open {
-        wait_opened(&mut opened_rx, total, deadline).await;
-    }
-    if t.start_after_ms > 0 {
-        // Chaos timing, not synchronisation: the streams stay idle this long on purpose.
-        tokio::time::sleep_until(
-            (Instant::now() + Duration::from_millis(t.start_after_ms)).min(deadline),
-        )
-        .await;
-    }
+    before_live(t, &mut opened_rx, total, deadline).await;
     let started = Instant::now();
     let mut live_plan = plan(t.events, tag.to_owned());
     if let Some(et) = &t.event_type {
@@ -149,6 +140,26 @@ pub async fn run(
         plan: planned,
         ..Recording::default()
     })
+}
+
+/// Waits until live publishing may start: every client open (when the traffic says
+/// so, bounded), then the idle time the traffic asks for.
+async fn before_live(
+    t: &Traffic,
+    opened_rx: &mut mpsc::UnboundedReceiver<ClientId>,
+    total: usize,
+    deadline: Instant,
+) {
+    if t.after_clients_open {
+        wait_opened(opened_rx, total, deadline).await;
+    }
+    if t.start_after_ms > 0 {
+        // Chaos timing, not synchronisation: the streams stay idle this long on purpose.
+        tokio::time::sleep_until(
+            (Instant::now() + Duration::from_millis(t.start_after_ms)).min(deadline),
+        )
+        .await;
+    }
 }
 
 /// Fires each burst signal at its time after `started`; the timers stop when dropped.
