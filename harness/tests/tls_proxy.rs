@@ -5,10 +5,9 @@
 //! `https://127.0.0.1:PORT/prefix`, so it also proves streams and publishes both resolve
 //! under the base path.
 //!
-//! - spine scenarios (one of each kind of chaos and check) PASS over https HTTP/1.1 with
-//!   `--cacert` of the generated CA, and the whole spine suite (all but the two durability
-//!   scenarios, which must restart the target) PASSES over HTTP/2 negotiated by ALPN
-//!   (`--http2`), where every cut is an `RST_STREAM` and
+//! - the whole spine suite (all but the two durability scenarios, which must restart the
+//!   target) PASSES over https HTTP/1.1 with `--cacert` of the generated CA, and again
+//!   over HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
 //!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
 //!   reset after any body byte resumes exactly); the same scenario with
 //!   `h2_cut = "goaway"` (each cut closes the whole h2 connection) passes too, and so
@@ -38,17 +37,6 @@ use sse_harness::embedded::ReferenceProcess;
 use sse_harness::{RunConfig, Selection, TargetSpec};
 
 mod support;
-
-/// Spine scenarios played over HTTP/1.1: one of each kind of chaos and check (the whole
-/// suite is played over HTTP/2, where the transport differs more from the upstream's).
-const SAMPLE: &[&str] = &[
-    "CT-07/reconnect-with-last-event-id",
-    "CT-10/cut-at-random-bytes",
-    "CT-10/reset-instead-of-close",
-    "HEARTBEAT/idle-events-stream",
-    "LIFECYCLE/task-completed",
-    "CURSOR/invalid-last-event-id",
-];
 
 /// Every wait for a process here ends by this deadline.
 const START_DEADLINE: Duration = Duration::from_secs(10);
@@ -390,11 +378,11 @@ fn every_connection_spoke(
     cuts
 }
 
-/// Plays `scenarios` (all built-in ones when `None`) through nginx with the generated CA,
-/// over HTTP/2 or HTTP/1.1, and requires every one to PASS (the two durability
-/// scenarios, which must restart the target, are skipped: the proxy's upstream is not
-/// the harness's to kill); the recordings, and how many scenarios were played.
-fn these_pass(scenarios: Option<&[&str]>, http2: bool) -> (tempfile::TempDir, usize) {
+/// Plays the whole spine suite through nginx with the generated CA, over HTTP/2 or
+/// HTTP/1.1, and requires every scenario to PASS (the two durability scenarios, which
+/// must restart the target, are skipped: the proxy's upstream is not the harness's to
+/// kill); the recordings, and how many scenarios were played.
+fn the_whole_suite_passes(http2: bool) -> (tempfile::TempDir, usize) {
     let pki = Pki::generate();
     let upstream = Upstream::start();
     let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
@@ -407,10 +395,7 @@ fn these_pass(scenarios: Option<&[&str]>, http2: bool) -> (tempfile::TempDir, us
         .iter()
         .map(|sc| sc.id())
         .collect();
-    let all: Vec<&str> = match scenarios {
-        Some(some) => some.to_vec(),
-        None => builtin.iter().map(String::as_str).collect(),
-    };
+    let all: Vec<&str> = builtin.iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
     let (outcome, insecure) = play_with(&proxy, &upstream, tls, &all, http2, Some(dir.path()));
     let outcome = outcome.unwrap();
@@ -434,11 +419,11 @@ fn these_pass(scenarios: Option<&[&str]>, http2: bool) -> (tempfile::TempDir, us
 }
 
 #[test]
-fn spine_scenarios_pass_through_nginx_over_https_with_the_generated_ca() {
+fn the_spine_suite_passes_through_nginx_over_https_with_the_generated_ca() {
     if !nginx_available() {
         return;
     }
-    let (dir, played) = these_pass(Some(SAMPLE), false);
+    let (dir, played) = the_whole_suite_passes(false);
     // nginx offers h2 too; a client that offers only http/1.1 gets HTTP/1.1.
     every_connection_spoke(
         dir.path(),
@@ -610,7 +595,7 @@ fn the_spine_suite_passes_through_nginx_over_https_http2() {
     if !nginx_available() {
         return;
     }
-    let (dir, played) = these_pass(None, true);
+    let (dir, played) = the_whole_suite_passes(true);
     // Every stream went over h2 (ALPN), and CT-10's byte cutter cut (RST_STREAM) and
     // resumed exactly many times: the scenario's resume and delivery checks passed.
     let cuts = every_connection_spoke(dir.path(), played, HttpProtocol::H2, "cut-at-random-bytes");
