@@ -312,11 +312,21 @@ pub fn many_results() -> Vec<ScenarioResult> {
                 Metric::ConnectToOpen,
                 histogram(100 + i, 5 + r.next() % 60, lo, lo * tail / 4),
             )]);
+            // Time to open and per-event latency, drawn from the same figures (no
+            // new draw, so every other series stays as it was).
+            histograms.insert(
+                Metric::ConnectToHead,
+                histogram(500 + i, 5 + i % 60, lo * 4 / 5, lo * tail / 5),
+            );
             if i % 7 != 3 {
                 let n = 200 + r.next() % 5000;
                 histograms.insert(
                     Metric::PublishToDeliver,
                     histogram(200 + i, n, lo * 2, lo * tail),
+                );
+                histograms.insert(
+                    Metric::AckToDeliver,
+                    histogram(600 + i, n / 3 + 1, lo, lo * tail / 2),
                 );
             }
             if i < 21 {
