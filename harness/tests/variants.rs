@@ -1,11 +1,12 @@
 //! The legal-variation suite: the reference server started with one `--variant` (a
 //! choice a correct server may make differently: CRLF line ends, comment lines,
 //! frames split across flushes, slow consumers closed with `slow_consumer`, small
-//! replay pages) must still PASS. A harness that fails a correct server is as wrong
+//! replay pages, streams compressed and flushed after every write, a `charset=utf-8`
+//! label) must still PASS. A harness that fails a correct server is as wrong
 //! as one that passes a broken one.
 //!
 //! Each trial is `<variant>/<scenario id>`. A variant runs the scenarios its choice
-//! can affect, not the whole suite (five whole suites would add about eight minutes
+//! can affect, not the whole suite (seven whole suites would add over ten minutes
 //! to CI on two cores): [`scenarios_for`] says which and why. `sse-harness run
 //! --variant NAME` runs the whole suite against one variant.
 
@@ -63,6 +64,25 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
             "CT-12/ten-clients-at-once",
             "DURABILITY/*",
             "LIFECYCLE/task-resumed-after-the-end",
+        ],
+        // Every byte arrives through a compressor: the wire timings (time to open,
+        // latency on a trickle), resumes, cuts that land on decoded bytes, a slow
+        // reader of a compressed stream, idle heartbeats and a task stream's end.
+        Variant::GzipFlushed => &[
+            "WIRE/*",
+            "CT-07/reconnect-with-last-event-id",
+            "CT-10/cut-at-random-bytes",
+            "CT-10/cut-inside-the-framing",
+            "CT-11/one-byte-per-second",
+            "HEARTBEAT/idle-events-stream",
+            "LIFECYCLE/task-completed",
+        ],
+        // The stream headers are judged where a stream opens: the idle open of the
+        // wire contracts, the task streams, an idle events stream.
+        Variant::CharsetUtf8 => &[
+            "WIRE/idle-open",
+            "LIFECYCLE/*",
+            "HEARTBEAT/idle-events-stream",
         ],
     }
 }

@@ -7,6 +7,12 @@
 //! `retry:` and `connection_open`) sit in the encoder until tens of KiB of input have
 //! gone in or the response ends.
 //!
+//! The same middleware with `flush` on ([`compress_stream_flushed`]) is
+//! [`Variant::GzipFlushed`](crate::variants::Variant::GzipFlushed), what a correct
+//! compression layer for SSE does: after every chunk the stream writes, the encoder is
+//! sync-flushed (an empty stored block ends its output on a byte boundary), so each
+//! frame is decodable as soon as it arrives.
+//!
 //! Not tower-http's `CompressionLayer`: besides leaving `text/event-stream` alone by
 //! default, its encoder (async-compression) flushes whenever the body it compresses is
 //! pending, so every SSE frame leaves at once in a sync-flushed block and nothing is
@@ -61,15 +67,22 @@ impl Encoder {
         })
     }
 
-    /// Feeds `chunk` in and takes whatever the encoder has emitted (often nothing).
-    fn push(&mut self, chunk: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// Feeds `chunk` in and takes whatever the encoder has emitted (often nothing
+    /// without `flush`; with it, a sync flush makes everything fed so far decodable).
+    fn push(&mut self, chunk: &[u8], flush: bool) -> std::io::Result<Vec<u8>> {
         let out = match self {
             Encoder::Gzip(e) => {
                 e.write_all(chunk)?;
+                if flush {
+                    e.flush()?;
+                }
                 e.get_mut()
             }
             Encoder::Deflate(e) => {
                 e.write_all(chunk)?;
+                if flush {
+                    e.flush()?;
+                }
                 e.get_mut()
             }
         };
@@ -85,9 +98,20 @@ impl Encoder {
     }
 }
 
-/// The middleware: a successful response to a request that accepts gzip or deflate
-/// is compressed as described in the module docs; others pass as they are.
+/// The middleware of the fault: a successful response to a request that accepts gzip
+/// or deflate is compressed as described in the module docs, never flushed; others
+/// pass as they are.
 pub async fn compress_stream(req: Request, next: Next) -> Response {
+    compress(req, next, false).await
+}
+
+/// The middleware of the variant: as [`compress_stream`], but the encoder is
+/// sync-flushed after every chunk, so no frame is held.
+pub async fn compress_stream_flushed(req: Request, next: Next) -> Response {
+    compress(req, next, true).await
+}
+
+async fn compress(req: Request, next: Next, flush: bool) -> Response {
     let picked = Encoder::pick(req.headers());
     let resp = next.run(req).await;
     let Some((encoder, coding)) = picked else {
@@ -105,23 +129,24 @@ pub async fn compress_stream(req: Request, next: Next) -> Response {
         .append(header::VARY, HeaderValue::from_static("accept-encoding"));
     parts.headers.remove(header::CONTENT_LENGTH);
     let state = (body.into_data_stream(), Some(encoder));
-    let compressed = futures_util::stream::unfold(state, |(mut inner, mut encoder)| async move {
-        let enc = encoder.as_mut()?;
-        loop {
-            let out = match inner.next().await {
-                Some(Ok(chunk)) => enc.push(&chunk),
-                Some(Err(e)) => return Some((Err(std::io::Error::other(e)), (inner, None))),
-                None => {
-                    let rest = encoder.take()?.finish();
-                    return Some((rest.map(Bytes::from), (inner, None)));
+    let compressed =
+        futures_util::stream::unfold(state, move |(mut inner, mut encoder)| async move {
+            let enc = encoder.as_mut()?;
+            loop {
+                let out = match inner.next().await {
+                    Some(Ok(chunk)) => enc.push(&chunk, flush),
+                    Some(Err(e)) => return Some((Err(std::io::Error::other(e)), (inner, None))),
+                    None => {
+                        let rest = encoder.take()?.finish();
+                        return Some((rest.map(Bytes::from), (inner, None)));
+                    }
+                };
+                match out {
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => return Some((Ok(Bytes::from(out)), (inner, encoder))),
+                    Err(e) => return Some((Err(e), (inner, None))),
                 }
-            };
-            match out {
-                Ok(out) if out.is_empty() => continue,
-                Ok(out) => return Some((Ok(Bytes::from(out)), (inner, encoder))),
-                Err(e) => return Some((Err(e), (inner, None))),
             }
-        }
-    });
+        });
     Response::from_parts(parts, Body::from_stream(compressed))
 }

@@ -156,10 +156,13 @@ impl Deref for AppState {
 
 /// The router with every route of the protocol.
 pub fn app(state: AppState) -> Router {
-    // Fault CompressedStream: the stream routes (GET only) are compressed.
+    // Fault CompressedStream: the stream routes (GET only) are compressed, never
+    // flushed. Variant GzipFlushed: compressed, flushed after every chunk.
     let compress = |r: MethodRouter<AppState>| {
         if state.faults.has(faults::Fault::CompressedStream) {
             r.layer(axum::middleware::from_fn(compress::compress_stream))
+        } else if state.variants.has(variants::Variant::GzipFlushed) {
+            r.layer(axum::middleware::from_fn(compress::compress_stream_flushed))
         } else {
             r
         }

@@ -43,7 +43,8 @@ enum Command {
         #[arg(long = "fault", value_name = "NAME", value_parser = fault_parser())]
         faults: Vec<Fault>,
         /// A legal variation of the wire behaviour to switch on (repeatable): crlf,
-        /// comments, split-writes, slow-consumer-close, small-replay-pages.
+        /// comments, split-writes, slow-consumer-close, small-replay-pages, gzip-flushed,
+        /// charset-utf8.
         #[arg(long = "variant", value_name = "NAME", value_parser = variant_parser())]
         variants: Vec<Variant>,
         #[command(flatten)]

@@ -755,6 +755,8 @@ impl Stream {
             "text/plain"
         } else if self.state.faults.has(Fault::Latin1Charset) {
             "text/event-stream; charset=iso-8859-1"
+        } else if self.state.variants.has(Variant::CharsetUtf8) {
+            "text/event-stream; charset=utf-8"
         } else {
             "text/event-stream"
         };

@@ -5,7 +5,8 @@
 //!
 //! Where a fault ([`crate::faults`]) must make the harness fail, a variant must not:
 //! the harness is run against each one and must pass (`harness/tests/variants.rs`).
-//! Each variant is a small hook at the place it belongs (`stream.rs`), guarded by
+//! Each variant is a small hook at the place it belongs (`stream.rs`; the compression
+//! layer of `gzip-flushed` in `lib.rs` and `compress.rs`), guarded by
 //! `state.variants.has(Variant::X)`; grep the variant name to find it.
 
 use std::collections::BTreeSet;
@@ -59,6 +60,16 @@ variants! {
     SlowConsumerClose => "slow-consumer-close",
     /// Replay and live pages hold [`SMALL_PAGE_ROWS`] rows instead of hundreds.
     SmallReplayPages => "small-replay-pages",
+    /// Stream routes are compressed as the client's `Accept-Encoding` asks (gzip or
+    /// deflate), the encoder sync-flushed after every chunk the stream writes, so each
+    /// frame decodes as soon as it arrives (`crate::compress`). Legal: HTTP lets a
+    /// server apply any content coding the client accepts, and a flushed one holds
+    /// nothing back (unlike the `compressed-stream` fault, which never flushes).
+    GzipFlushed => "gzip-flushed",
+    /// Streams are labelled `Content-Type: text/event-stream; charset=utf-8`. Legal:
+    /// the event stream is always UTF-8, and naming that charset changes nothing (only
+    /// another charset is wrong).
+    CharsetUtf8 => "charset-utf8",
 }
 
 impl fmt::Display for Variant {
