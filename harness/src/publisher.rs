@@ -96,8 +96,10 @@ struct Publisher {
     /// Where each write's content is: None, no content is recorded; `Some(None)`, the
     /// whole body (text); `Some(Some(pointer))`, the JSON at the pointer.
     content: Option<Option<String>>,
-    /// The body is JSON: the pad is put in as the text of a JSON string.
-    json_body: bool,
+    /// The pad and the event type as put into a body: in a JSON body, escaped as the
+    /// text of a JSON string (so line breaks and quotes stay content); made once.
+    pad: String,
+    event_type: String,
 }
 
 impl Publisher {
@@ -127,9 +129,18 @@ impl Publisher {
             Some(Some(_)) => cfg.content_pointer.clone().map(Some),
             None => None,
         };
+        let text = |raw: &str| {
+            if json_body {
+                let quoted = serde_json::Value::from(raw).to_string();
+                quoted[1..quoted.len() - 1].to_owned()
+            } else {
+                raw.to_owned()
+            }
+        };
         Some(Publisher {
             content,
-            json_body,
+            pad: text(&plan.pad),
+            event_type: text(&plan.event_type),
             cfg,
             batch: if batching { u64::from(plan.batch) } else { 1 },
             plan,
@@ -146,25 +157,15 @@ impl Publisher {
             .collect()
     }
 
-    /// One write's body (or batch item) from `template`: in a JSON body the pad and the
-    /// event type are escaped as the text of a JSON string, so line breaks and quotes
-    /// stay content.
+    /// One write's body (or batch item) from `template`, with the pad and the event
+    /// type as `Publisher::new` escaped them.
     fn one(&self, template: &str, marker: &str, channel: &str) -> String {
-        let text = |raw: &str| {
-            if self.json_body {
-                let quoted = serde_json::Value::from(raw).to_string();
-                quoted[1..quoted.len() - 1].to_owned()
-            } else {
-                raw.to_owned()
-            }
-        };
-        let (pad, event_type) = (text(&self.plan.pad), text(&self.plan.event_type));
         fill(
             template,
             &[
                 ("marker", marker),
-                ("pad", &pad),
-                ("event_type", &event_type),
+                ("pad", &self.pad),
+                ("event_type", &self.event_type),
                 ("channel", channel),
             ],
         )

@@ -378,6 +378,17 @@ fn every_connection_spoke(
     cuts
 }
 
+/// Requires every scenario of `outcome` to PASS (or be skipped), naming each that did not.
+fn all_pass(outcome: &sse_harness::RunOutcome) {
+    let failed: Vec<String> = outcome
+        .results
+        .iter()
+        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
+        .map(|e| format!("{e:?}"))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
 /// Plays the whole spine suite through nginx with the generated CA, over HTTP/2 or
 /// HTTP/1.1, and requires every scenario to PASS (the two durability scenarios, which
 /// must restart the target, are skipped: the proxy's upstream is not the harness's to
@@ -401,13 +412,7 @@ fn the_whole_suite_passes(http2: bool) -> (tempfile::TempDir, usize) {
     let outcome = outcome.unwrap();
     assert!(!insecure);
     assert_eq!(outcome.results.len(), all.len());
-    let failed: Vec<String> = outcome
-        .results
-        .iter()
-        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
-        .map(|e| format!("{e:?}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    all_pass(&outcome);
     let played = outcome
         .results
         .iter()
@@ -581,13 +586,7 @@ fn the_nchan_profile_passes_through_nginx_over_https() {
         .unwrap()
         .unwrap();
     assert_eq!(outcome.results.len(), NCHAN_SCENARIOS.len());
-    let failed: Vec<String> = outcome
-        .results
-        .iter()
-        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
-        .map(|e| format!("{e:?}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    all_pass(&outcome);
 }
 
 #[test]
@@ -722,13 +721,7 @@ fn behind_nginx_gzip_every_stream_is_compressed_and_still_passes() {
     let (outcome, _) = play_with(&proxy, &upstream, tls, &scenarios, false, Some(dir.path()));
     let outcome = outcome.unwrap();
     assert_eq!(outcome.results.len(), scenarios.len());
-    let failed: Vec<String> = outcome
-        .results
-        .iter()
-        .filter_map(|r| support::expect_pass(r, outcome.seed, 5).err())
-        .map(|e| format!("{e:?}"))
-        .collect();
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    all_pass(&outcome);
     let (mut streams, mut smaller) = (0, 0);
     for (name, rec) in recordings(dir.path()) {
         for t in &rec.transcripts {
