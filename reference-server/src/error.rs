@@ -28,6 +28,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The job's terminal event is written or under way (409).
     JobTerminal,
+    /// An `Idempotency-Key` the job already holds for another body (409).
+    IdempotencyConflict,
     /// A request body stopped arriving (408).
     RequestTimeout,
     /// The version queue for a request id is full (429).
@@ -55,6 +57,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::JobTerminal => "job_terminal",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::Busy => "busy",
@@ -74,7 +77,7 @@ impl ErrorCode {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::JobTerminal => StatusCode::CONFLICT,
+            ErrorCode::JobTerminal | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::QueueFull | ErrorCode::Busy | ErrorCode::TooManyJobs => {
                 StatusCode::TOO_MANY_REQUESTS

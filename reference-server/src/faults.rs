@@ -244,7 +244,16 @@ faults! {
     /// (event streams are always UTF-8: a browser decodes them as UTF-8 anyway, other
     /// clients take the label and garble every non-ASCII character).
     Latin1Charset => "latin1-charset",
+    /// (v1.1) `Idempotency-Key` on publish is checked and then ignored: a retried
+    /// publish with the same key commits a second copy under new seqs (`201`).
+    IdempotencyIgnored => "idempotency-ignored",
 }
+
+/// Faults with no row in `contracts/mutations.toml`: no harness scenario can show them
+/// yet (the harness does not replay a publish whose ack was lost), so their proof is a
+/// reference-server test that runs the server with and without the fault
+/// (`idempotency-ignored`: `reference-server/tests/idempotency.rs`).
+pub const PROVEN_BY_SERVER_TESTS: &[Fault] = &[Fault::IdempotencyIgnored];
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -392,7 +401,11 @@ mod tests {
             .filter_map(|l| l.strip_prefix("fault = \""))
             .filter_map(|l| l.strip_suffix('"'))
             .collect();
-        let names: BTreeSet<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        let names: BTreeSet<&str> = Fault::ALL
+            .iter()
+            .filter(|f| !PROVEN_BY_SERVER_TESTS.contains(f))
+            .map(|f| f.name())
+            .collect();
         assert_eq!(rows, names);
     }
 }

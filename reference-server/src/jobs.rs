@@ -708,6 +708,7 @@ fn validate(one: PublishOne, job_id: &str, control_chars: bool) -> Result<NewEve
 pub async fn publish(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let entry = state
@@ -717,6 +718,13 @@ pub async fn publish(
     let body = body?;
     let unescaped = state.faults.has(Fault::UnescapedEventType);
     let events = parse_publish_body_with(&body, &job_id, unescaped)?;
+    // Idempotency-Key (v1.1): a key already committed answers before anything else.
+    let keyed = crate::idempotency::Keyed::from_request(&state, &headers, &body)?;
+    if let Some(k) = &keyed
+        && let Some(seqs) = k.committed(&state, &job_id).await?
+    {
+        return Ok((StatusCode::OK, Json(json!({ "seqs": seqs }))));
+    }
     let terminal = entry.terminal.read().await;
     if *terminal {
         return Err(ApiError::new(
@@ -736,17 +744,19 @@ pub async fn publish(
     }
     let op = if state.faults.has(Fault::AckWithoutWrite) && nth.is_multiple_of(UNWRITTEN_EVERY) {
         WriteOp::AppendUnwritten(events)
+    } else if let Some(k) = keyed {
+        k.op(&job_id, events)
     } else {
         WriteOp::Append(events)
     };
-    let mut seqs = state.store.write(op).await?;
+    let (status, mut seqs) = crate::idempotency::answer(state.store.write_applied(op).await?)?;
     drop(terminal);
     if state.faults.has(Fault::AckSeqOffByOne) {
         for s in &mut seqs {
             *s += 1;
         }
     }
-    Ok((StatusCode::CREATED, Json(json!({ "seqs": seqs }))))
+    Ok((status, Json(json!({ "seqs": seqs }))))
 }
 
 /// `GET /v1/jobs/<id>`.

@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod compress;
+pub mod cors;
 pub mod durable;
 pub mod error;
 pub mod faults;
+pub mod idempotency;
 pub mod integrity;
 pub mod jobs;
 pub mod metrics;
@@ -67,6 +69,9 @@ pub struct Config {
     /// A cap on the store's size in SQLite pages (4 KiB each); `None`: no cap. Writes
     /// beyond it fail as on a full disk.
     pub max_db_pages: Option<u64>,
+    /// Origins whose browsers get CORS headers on `/v1/*` (`--allow-origin`; none by
+    /// default: no CORS header is ever sent).
+    pub allow_origins: Vec<String>,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
             limits: net::Limits::default(),
             metrics_auth: false,
             max_db_pages: None,
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -141,6 +147,7 @@ pub struct Shared {
     pub(crate) metrics_auth: bool,
     pub(crate) limits: net::Limits,
     pub(crate) body_budget: net::BodyBudget,
+    pub(crate) cors: cors::AllowedOrigins,
 }
 
 /// The handlers' state: cheap to clone, one per server.
@@ -199,6 +206,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             net::body_budget,
+        ))
+        // Outermost: a preflight answers before auth, every /v1/* answer gets the headers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.cors.clone(),
+            cors::cors,
         ))
         .with_state(state)
 }
@@ -304,6 +316,8 @@ impl RunningServer {
             Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
             Err(e) => tracing::warn!(error = %e, "file descriptor limit unknown"),
         }
+        let cors = cors::AllowedOrigins::new(&cfg.allow_origins)
+            .map_err(|e| ServerError::new(ServerErrorKind::Config, e.to_string()))?;
         if cfg.heartbeat_ms == 0 {
             return Err(ServerError::new(
                 ServerErrorKind::Config,
@@ -366,6 +380,7 @@ impl RunningServer {
             metrics_auth: cfg.metrics_auth,
             limits: cfg.limits.clone(),
             body_budget: net::BodyBudget::new(cfg.limits.max_inflight_body_bytes),
+            cors,
         }));
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;

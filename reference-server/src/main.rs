@@ -49,6 +49,10 @@ enum Command {
         variants: Vec<Variant>,
         #[command(flatten)]
         limits: LimitArgs,
+        /// An origin whose browsers may call /v1/* (CORS), as scheme://host[:port]
+        /// (repeatable); none by default.
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<String>,
     },
     /// Write integrity_report.json and integrity_report.txt for a data folder.
     Diagnostics {
@@ -141,6 +145,7 @@ fn main() -> anyhow::Result<()> {
             faults,
             variants,
             limits,
+            allow_origins,
         } => {
             let (token, generated) = match token {
                 Some(t) => (t, false),
@@ -153,6 +158,7 @@ fn main() -> anyhow::Result<()> {
             cfg.faults = FaultSet::new(faults);
             cfg.variants = VariantSet::new(variants);
             limits.apply(&mut cfg);
+            cfg.allow_origins = allow_origins;
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let served = rt.block_on(serve(cfg, generated));
             // Blocking work still running (hashing, an artifact write) is not waited for

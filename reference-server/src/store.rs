@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::faults::{COMMIT_LAG, Fault, FaultSet};
 
-/// The store's schema (fixed: the integrity report reads it too).
+/// The store's schema (fixed: the integrity report reads it too). Every statement is
+/// `CREATE … IF NOT EXISTS`, so opening a data folder made by an older server adds what
+/// it lacks (the v1.1 `idempotency_keys` table) and touches nothing else: that is the
+/// store's migration, with no schema version to keep.
 pub const SCHEMA: &str = include_str!("schema.sql");
 
 /// Most commands folded into one transaction.
@@ -197,6 +200,20 @@ pub enum WriteOp {
     /// Fault [`Fault::AckWithoutWrite`]: give the events seqs, then delete their rows in
     /// the same transaction (the seqs are used up, nothing is stored).
     AppendUnwritten(Vec<NewEvent>),
+    /// Append events published with an `Idempotency-Key` (protocol §3): when the job
+    /// already holds the key, nothing is written and the outcome is
+    /// [`Applied::Replayed`] or [`Applied::Conflict`]; otherwise the events and the key
+    /// (with their seqs) are written in the same transaction.
+    AppendKeyed {
+        /// The job the key belongs to.
+        job_id: String,
+        /// The key, as sent.
+        key: String,
+        /// Lowercase hex SHA-256 of the request's canonical body.
+        body_sha256: String,
+        /// The events.
+        events: Vec<NewEvent>,
+    },
     /// Create a job row and its first event.
     CreateJob {
         /// The new id.
@@ -234,6 +251,7 @@ impl WriteOp {
     fn event_count(&self) -> usize {
         match self {
             WriteOp::Append(v) | WriteOp::AppendUnwritten(v) => v.len(),
+            WriteOp::AppendKeyed { events, .. } => events.len(),
             _ => 1,
         }
     }
@@ -243,15 +261,68 @@ impl WriteOp {
         let one = |e: &NewEvent| e.payload.len() + e.event_type.len() + e.job_id.len();
         match self {
             WriteOp::Append(v) | WriteOp::AppendUnwritten(v) => v.iter().map(one).sum(),
+            WriteOp::AppendKeyed { events, key, .. } => {
+                events.iter().map(one).sum::<usize>() + key.len()
+            }
             WriteOp::CreateJob { first, spec, .. } => one(first) + spec.len(),
             WriteOp::AddArtifact { event, .. } | WriteOp::Finish { event, .. } => one(event),
         }
     }
 }
 
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Committed; the new seqs.
+    Committed(Vec<u64>),
+    /// [`WriteOp::AppendKeyed`] whose key the job already held for the same body:
+    /// nothing written; the seqs the key's first request got.
+    Replayed(Vec<u64>),
+    /// [`WriteOp::AppendKeyed`] whose key the job already held for another body:
+    /// nothing written.
+    Conflict,
+}
+
+/// A stored `Idempotency-Key`: the body it came with and the seqs it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Lowercase hex SHA-256 of the canonical body of the key's first request.
+    pub body_sha256: String,
+    /// The seqs that request got.
+    pub seqs: Vec<u64>,
+}
+
+impl KeyRow {
+    /// The outcome of a later request with the same key and the body digest `body_sha256`.
+    pub fn judge(&self, body_sha256: &str) -> Applied {
+        if self.body_sha256 == body_sha256 {
+            Applied::Replayed(self.seqs.clone())
+        } else {
+            Applied::Conflict
+        }
+    }
+}
+
+/// The key row of `(job_id, key)`, if the job holds that key.
+pub fn find_key(conn: &Connection, job_id: &str, key: &str) -> rusqlite::Result<Option<KeyRow>> {
+    let row = conn
+        .prepare_cached("SELECT body_sha256, seqs FROM idempotency_keys WHERE job_id = ?1 AND key = ?2")?
+        .query_row(params![job_id, key], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .optional()?;
+    row.map(|(body_sha256, seqs)| {
+        let seqs = serde_json::from_str(&seqs).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        Ok(KeyRow { body_sha256, seqs })
+    })
+    .transpose()
+}
+
 struct WriteCmd {
     op: WriteOp,
-    reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
+    reply: oneshot::Sender<Result<Applied, StoreError>>,
 }
 
 enum Cmd {
@@ -506,8 +577,32 @@ impl Store {
         self.persisted.load(Ordering::Relaxed)
     }
 
-    /// Applies `op` in the next group commit; returns the seqs once committed.
+    /// Applies `op` in the next group commit; returns the seqs once committed (for
+    /// [`WriteOp::AppendKeyed`], the seqs of a replay too; see [`Store::write_applied`]
+    /// to tell them apart).
     pub async fn write(&self, op: WriteOp) -> Result<Vec<u64>, StoreError> {
+        match self.write_applied(op).await? {
+            Applied::Committed(seqs) | Applied::Replayed(seqs) => Ok(seqs),
+            Applied::Conflict => Err(StoreError::new(
+                StoreErrorKind::Sql,
+                "idempotency key conflict",
+            )),
+        }
+    }
+
+    /// The key row of `(job_id, key)` as committed now, if any (a committed key never
+    /// changes, so a request that finds one can answer without the writer).
+    pub async fn idempotency_key(
+        &self,
+        job_id: &str,
+        key: &str,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        let (job_id, key) = (job_id.to_owned(), key.to_owned());
+        self.read(move |c| find_key(c, &job_id, &key)).await
+    }
+
+    /// Applies `op` in the next group commit; says what it did once committed.
+    pub async fn write_applied(&self, op: WriteOp) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Write(WriteCmd { op, reply }))
@@ -853,12 +948,39 @@ fn apply(
     ts: &str,
     out: &mut Vec<StoredEvent>,
     seq_counter: &mut Option<u64>,
-) -> rusqlite::Result<Vec<u64>> {
+) -> rusqlite::Result<Applied> {
+    let committed = |seqs: rusqlite::Result<Vec<u64>>| seqs.map(Applied::Committed);
     match op {
-        WriteOp::Append(events) => events
-            .iter()
-            .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
-            .collect(),
+        WriteOp::Append(events) => committed(
+            events
+                .iter()
+                .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
+                .collect(),
+        ),
+        WriteOp::AppendKeyed {
+            job_id,
+            key,
+            body_sha256,
+            events,
+        } => {
+            // The writer is the only one writing, so a key not found here cannot be
+            // committed by anyone else before this transaction is: two requests with
+            // one key commit once, whether they share a group or not.
+            if let Some(row) = find_key(tx, job_id, key)? {
+                return Ok(row.judge(body_sha256));
+            }
+            let seqs = events
+                .iter()
+                .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
+                .collect::<rusqlite::Result<Vec<u64>>>()?;
+            let list = serde_json::to_string(&seqs)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.prepare_cached(
+                "INSERT INTO idempotency_keys (job_id, key, body_sha256, seqs) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![job_id, key, body_sha256, list])?;
+            Ok(Applied::Committed(seqs))
+        }
         WriteOp::AppendUnwritten(events) => {
             // Fault AckWithoutWrite: the rows get their seqs (AUTOINCREMENT never gives
             // them again) and are deleted at once; nothing reaches the ring or the head.
@@ -871,7 +993,7 @@ fn apply(
             for s in &seqs {
                 del.execute([*s as i64])?;
             }
-            Ok(seqs)
+            Ok(Applied::Committed(seqs))
         }
         WriteOp::CreateJob {
             job_id,
@@ -882,14 +1004,14 @@ fn apply(
                 "INSERT INTO jobs (job_id, spec, state, created_at) VALUES (?1, ?2, 'running', ?3)",
                 params![job_id, spec, ts],
             )?;
-            Ok(vec![insert_event(tx, first, ts, out, seq_counter)?])
+            committed(Ok(vec![insert_event(tx, first, ts, out, seq_counter)?]))
         }
         WriteOp::AddArtifact { job_id, row, event } => {
             tx.execute(
                 "INSERT OR REPLACE INTO artifacts (job_id, name, sha256, bytes) VALUES (?1, ?2, ?3, ?4)",
                 params![job_id, row.name, row.sha256, row.bytes as i64],
             )?;
-            Ok(vec![insert_event(tx, event, ts, out, seq_counter)?])
+            committed(Ok(vec![insert_event(tx, event, ts, out, seq_counter)?]))
         }
         WriteOp::Finish {
             job_id,
@@ -902,7 +1024,7 @@ fn apply(
                 "UPDATE jobs SET state = ?2, receipt_hash = ?3, completed_at = ?4 WHERE job_id = ?1",
                 params![job_id, state.as_str(), receipt_hash, completed_at],
             )?;
-            Ok(vec![insert_event(tx, event, ts, out, seq_counter)?])
+            committed(Ok(vec![insert_event(tx, event, ts, out, seq_counter)?]))
         }
     }
 }
@@ -973,7 +1095,7 @@ fn commit_group(
     let ts = now_ts();
     let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.into_iter().map(|c| (c.op, c.reply)).unzip();
     let mut replies: Vec<Option<oneshot::Sender<_>>> = replies.into_iter().map(Some).collect();
-    let mut results: Vec<Result<Vec<u64>, StoreError>> = Vec::with_capacity(ops.len());
+    let mut results: Vec<Result<Applied, StoreError>> = Vec::with_capacity(ops.len());
     let mut stored = Vec::new();
     let mut failed = None;
     let mut succeeded = false;
@@ -983,10 +1105,10 @@ fn commit_group(
             let sp = tx.savepoint()?;
             let mut local = Vec::new();
             match apply(&sp, op, &ts, &mut local, &mut faults.seq_counter) {
-                Ok(seqs) => {
+                Ok(applied) => {
                     sp.commit()?;
                     stored.append(&mut local);
-                    results.push(Ok(seqs));
+                    results.push(Ok(applied));
                     succeeded = true;
                 }
                 Err(e) => {
@@ -1045,7 +1167,7 @@ fn commit_group(
 }
 
 /// A JSON value with every object's keys sorted, whatever serde_json's map type is.
-fn canonical(v: serde_json::Value) -> serde_json::Value {
+pub(crate) fn canonical(v: serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Object(m) => {
             let sorted: std::collections::BTreeMap<String, serde_json::Value> =
