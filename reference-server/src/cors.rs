@@ -107,7 +107,11 @@ mod tests {
     #[test]
     fn origins_are_scheme_and_host_only() {
         assert!(AllowedOrigins::new(["https://app.example", "http://127.0.0.1:8080"]).is_ok());
-        assert!(AllowedOrigins::new(Vec::<String>::new()).unwrap().is_empty());
+        assert!(
+            AllowedOrigins::new(Vec::<String>::new())
+                .unwrap()
+                .is_empty()
+        );
         for bad in [
             "app.example",
             "https://app.example/",

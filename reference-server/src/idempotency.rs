@@ -110,9 +110,7 @@ fn parse_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         )));
     }
     if !bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
-        return Err(ApiError::invalid(
-            "Idempotency-Key must be printable ASCII",
-        ));
+        return Err(ApiError::invalid("Idempotency-Key must be printable ASCII"));
     }
     // Printable ASCII, so valid UTF-8.
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
@@ -161,7 +159,6 @@ mod tests {
             with(&[long.as_bytes()]),
             with(&[b"a\tb"]),
             with(&[b"caf\xc3\xa9"]),
-            with(&[b"a\x7f"]),
             with(&[b"a", b"a"]),
         ] {
             let e = parse_key(&bad).unwrap_err();

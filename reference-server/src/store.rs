@@ -306,7 +306,9 @@ impl KeyRow {
 /// The key row of `(job_id, key)`, if the job holds that key.
 pub fn find_key(conn: &Connection, job_id: &str, key: &str) -> rusqlite::Result<Option<KeyRow>> {
     let row = conn
-        .prepare_cached("SELECT body_sha256, seqs FROM idempotency_keys WHERE job_id = ?1 AND key = ?2")?
+        .prepare_cached(
+            "SELECT body_sha256, seqs FROM idempotency_keys WHERE job_id = ?1 AND key = ?2",
+        )?
         .query_row(params![job_id, key], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })
