@@ -160,7 +160,7 @@ async fn a_malformed_key_is_a_400_invalid_request_that_commits_nothing() {
     assert_eq!(r.status(), 400);
     assert_eq!(event_count(&s, &job).await, count);
     // The edges that are fine: 200 bytes, spaces and punctuation.
-    let longest = vec![b'k'; 200];
+    let longest = [b'k'; 200];
     for key in [&longest[..], b"a b ~!\"{}"] {
         let (st, v) = publish(&s, &job, Some(key), &batch("a")).await;
         assert_eq!(st, 201, "key {key:?}: {v}");
