@@ -283,6 +283,22 @@ pub struct Publish {
     /// client's copy of each write is compared with it.
     #[serde(default)]
     pub content_pointer: Option<String>,
+    /// Opt-in (spine v1.1): the header that carries a key per publish request
+    /// (`"Idempotency-Key"`); the key is the request's first marker, so it follows from
+    /// the seed and the write's number. A name that is no valid header name is a
+    /// load-time error.
+    #[serde(default, deserialize_with = "header_name")]
+    pub idempotency_header: Option<String>,
+}
+
+/// An optional header name, checked when the profile loads.
+fn header_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let name = Option::<String>::deserialize(d)?;
+    if let Some(n) = &name {
+        reqwest::header::HeaderName::from_bytes(n.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("{n:?} is not a header name: {e}")))?;
+    }
+    Ok(name)
 }
 
 fn ack_status() -> Vec<u16> {

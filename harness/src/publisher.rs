@@ -171,6 +171,20 @@ impl Publisher {
         )
     }
 
+    /// The headers of the request that sends `markers`: the profile's, plus the
+    /// idempotency key when the profile asks for one (`[publish] idempotency_header`):
+    /// the request's first marker, unique in the run and the same for a retry.
+    fn request_headers(&self, markers: &[String]) -> std::borrow::Cow<'_, [(String, String)]> {
+        match (&self.cfg.idempotency_header, markers.first()) {
+            (Some(name), Some(key)) => {
+                let mut h = self.headers.clone();
+                h.push((name.clone(), key.clone()));
+                std::borrow::Cow::Owned(h)
+            }
+            _ => std::borrow::Cow::Borrowed(&self.headers),
+        }
+    }
+
     /// The template of one write: the batch item when batching, else the body.
     fn template(&self) -> &str {
         match &self.cfg.batch_item {
@@ -317,7 +331,8 @@ async fn publisher(
         let path = fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]);
         let sent_us = epoch.elapsed().as_micros() as u64;
         let what = format!("{} {path}", me.cfg.method);
-        let request_done = target.request(me.cfg.method, &path, Some(body), &me.headers);
+        let headers = me.request_headers(&markers);
+        let request_done = target.request(me.cfg.method, &path, Some(body), &headers);
         let answer = match tokio::time::timeout_at(deadline, request_done).await {
             Ok(a) => a.and_then(|a| a.whole(&what)),
             Err(_) => Err(HarnessError::new(
@@ -367,6 +382,97 @@ mod tests {
             .collect();
         assert_eq!(order, [0, 1, 2, 0, 1, 2]);
         assert_eq!(channel_of(0, 1, 0, 5), 0, "no channel: no panic");
+    }
+
+    /// The plan's (marker, seq) pairs, sorted, and the head after it, published with
+    /// `idempotency_header` set or not, twice over with one tag (what a retry of every
+    /// request sends).
+    #[cfg(feature = "embedded")]
+    async fn play_twice(keyed: bool) -> [(Vec<(String, u64)>, u64); 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let token = "publisher-test-token";
+        let cfg = reference_server::Config::new(dir.path(), token);
+        let server = reference_server::RunningServer::start(cfg).await.unwrap();
+        let mut profile = crate::profile::Profile::load("spine").unwrap();
+        let publish_cfg = profile.publish.as_mut().unwrap();
+        publish_cfg.idempotency_header = keyed.then(|| "Idempotency-Key".to_owned());
+        publish_cfg.ack_status = vec![200, 201];
+        let target = Arc::new(Target::new(&server.url(), profile, Some(token.to_owned())).unwrap());
+        let job = target.channel("idem", 0).await.unwrap();
+        let plan = PublishPlan {
+            channels: vec![job],
+            count: 20,
+            publishers: 2,
+            rate: 0,
+            every: None,
+            batch: 5,
+            pad: String::new(),
+            event_type: DEFAULT_EVENT_TYPE.to_owned(),
+            tag: "same".to_owned(),
+        };
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let ledger = Arc::new(Ledger::default());
+            let epoch = Instant::now();
+            let deadline = epoch + Duration::from_secs(120);
+            publish(
+                target.clone(),
+                ledger.clone(),
+                plan.clone(),
+                epoch,
+                deadline,
+            )
+            .await;
+            let (acks, failures) = ledger.take();
+            assert!(failures.is_empty(), "{failures:?}");
+            let mut pairs: Vec<(String, u64)> = acks
+                .into_iter()
+                .map(|a| (a.marker, a.seq.expect("spine acks carry seqs").0))
+                .collect();
+            pairs.sort();
+            assert_eq!(pairs.len(), 20);
+            out.push((pairs, target.head_seq().await.unwrap().unwrap()));
+        }
+        server.shutdown().await.unwrap();
+        [out.remove(0), out.remove(0)]
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn with_an_idempotency_header_every_request_retried_commits_nothing_more() {
+        let [first, again] = play_twice(true).await;
+        assert_eq!(
+            first, again,
+            "the same markers, the same seqs, the same head"
+        );
+        // Without it, the same requests commit a second copy.
+        let [first, again] = play_twice(false).await;
+        assert!(again.1 > first.1);
+        assert_ne!(first.0, again.0);
+    }
+
+    #[test]
+    fn the_idempotency_header_must_be_a_header_name() {
+        let spine = crate::profile::BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "spine")
+            .unwrap()
+            .1;
+        let with = |name: &str| {
+            spine.replace(
+                "ack_seqs_pointer = \"/seqs\"",
+                &format!("ack_seqs_pointer = \"/seqs\"\nidempotency_header = \"{name}\""),
+            )
+        };
+        let p = crate::profile::Profile::parse(&with("Idempotency-Key"), "t").unwrap();
+        assert_eq!(
+            p.publish.unwrap().idempotency_header.as_deref(),
+            Some("Idempotency-Key")
+        );
+        let e = crate::profile::Profile::parse(&with("Idempotency Key"), "t").unwrap_err();
+        assert!(e.to_string().contains("not a header name"), "{e}");
+        let plain = crate::profile::Profile::parse(spine, "t").unwrap();
+        assert_eq!(plain.publish.unwrap().idempotency_header, None);
     }
 
     #[test]
