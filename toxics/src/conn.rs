@@ -184,7 +184,12 @@ where
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(mut r: R, tx: mpsc::Sender<Msg>, stream: Stream, ctx: &Ctx) {
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut r: R,
+    tx: mpsc::Sender<Msg>,
+    stream: Stream,
+    ctx: &Ctx,
+) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match r.read(&mut buf).await {
@@ -268,7 +273,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Forwards one chunk through the live toxics; `Some` ends the direction.
     async fn chunk(&mut self, chunk: Bytes, at: Instant, ctx: &Ctx) -> Option<End> {
         if self.is_stalled() {
-            ctx.stall_dropped.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            ctx.stall_dropped
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             return None;
         }
         let live = ctx.live(self.stream);
@@ -277,7 +283,10 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
         for e in &live {
             if let Toxic::ResetPeer(t) = e.cfg.toxic {
-                let action = Action::ResetTriggered { dropped_bytes: chunk.len(), timeout_ms: t.timeout };
+                let action = Action::ResetTriggered {
+                    dropped_bytes: chunk.len(),
+                    timeout_ms: t.timeout,
+                };
                 ctx.log(Some(e), action);
                 tokio::time::sleep(Duration::from_millis(t.timeout)).await;
                 return Some(End::Cut(CloseHow::Reset));
@@ -285,7 +294,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
         self.delay(&chunk, at, &live, ctx).await;
         if self.is_stalled() {
-            ctx.stall_dropped.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            ctx.stall_dropped
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             return None;
         }
         let mut data = chunk;
@@ -311,7 +321,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             return Some(end);
         }
         if let Some(e) = limit_hit {
-            ctx.log(Some(e), Action::DataLimitReached { bytes: self.forwarded });
+            ctx.log(
+                Some(e),
+                Action::DataLimitReached {
+                    bytes: self.forwarded,
+                },
+            );
             return Some(End::Cut(CloseHow::DataLimit));
         }
         None
@@ -325,7 +340,14 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 sleep_until((at + d).into()).await;
                 let held_ms = at.elapsed().as_secs_f64() * 1000.0;
                 let delay_ms = d.as_millis() as u64;
-                ctx.log(Some(e), Action::Delayed { bytes: chunk.len(), delay_ms, held_ms });
+                ctx.log(
+                    Some(e),
+                    Action::Delayed {
+                        bytes: chunk.len(),
+                        delay_ms,
+                        held_ms,
+                    },
+                );
             }
         }
     }
@@ -341,7 +363,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         let ends = match slicer {
             Some((e, s)) if !data.is_empty() => {
                 let ends = s.cut(data.len(), &mut self.rng);
-                ctx.log(Some(e), Action::Sliced { bytes: data.len(), pieces: ends.len() });
+                ctx.log(
+                    Some(e),
+                    Action::Sliced {
+                        bytes: data.len(),
+                        pieces: ends.len(),
+                    },
+                );
                 ends
             }
             _ => vec![data.len()],
@@ -370,7 +398,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             && !waited.is_zero()
         {
             let waited_ms = waited.as_secs_f64() * 1000.0;
-            ctx.log(Some(e), Action::Throttled { bytes: data.len(), waited_ms });
+            ctx.log(
+                Some(e),
+                Action::Throttled {
+                    bytes: data.len(),
+                    waited_ms,
+                },
+            );
         }
         Ok(())
     }
@@ -411,7 +445,9 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
         let set = rx.borrow_and_update().clone();
         let now = ctx.shared.clock.ms();
         let timeouts = set.iter().filter_map(|e| match e.cfg.toxic {
-            Toxic::Timeout(t) if e.enabled && decide(ctx.shared.seed, ctx.id, e.name_hash, e.cfg.toxicity) => {
+            Toxic::Timeout(t)
+                if e.enabled && decide(ctx.shared.seed, ctx.id, e.name_hash, e.cfg.toxicity) =>
+            {
                 Some((e, t.timeout))
             }
             _ => None,
@@ -422,7 +458,11 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
             if e.cfg.live_at(now) {
                 active = active.or(Some((e.clone(), timeout)));
             }
-            let edge = if now < e.cfg.from_ms { Some(e.cfg.from_ms) } else { e.cfg.until_ms.filter(|u| now < *u) };
+            let edge = if now < e.cfg.from_ms {
+                Some(e.cfg.from_ms)
+            } else {
+                e.cfg.until_ms.filter(|u| now < *u)
+            };
             next = match (next, edge) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -431,7 +471,12 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
         match (active, &stall) {
             (Some((e, timeout)), None) => {
                 ctx.stalled.send_replace(true);
-                ctx.log(Some(&e), Action::StallStarted { timeout_ms: timeout });
+                ctx.log(
+                    Some(&e),
+                    Action::StallStarted {
+                        timeout_ms: timeout,
+                    },
+                );
                 stall = Some((e, timeout, Instant::now()));
             }
             (None, Some((e, _, _))) => {

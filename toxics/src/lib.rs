@@ -39,5 +39,5 @@ pub use self::spec::{
     validate_set,
 };
 pub use self::toxics::{
-    Bandwidth, KNOWN, LimitData, Latency, MAX_MS, ResetPeer, Slicer, SlowClose, Timeout, Toxic,
+    Bandwidth, KNOWN, Latency, LimitData, MAX_MS, ResetPeer, Slicer, SlowClose, Timeout, Toxic,
 };

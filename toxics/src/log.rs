@@ -153,7 +153,15 @@ impl LogSnapshot {
     pub fn indeterminate(&self) -> Vec<u64> {
         self.events
             .iter()
-            .filter(|e| matches!(e.action, Action::Closed { indeterminate: true, .. }))
+            .filter(|e| {
+                matches!(
+                    e.action,
+                    Action::Closed {
+                        indeterminate: true,
+                        ..
+                    }
+                )
+            })
             .map(|e| e.conn)
             .collect()
     }

@@ -232,7 +232,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
     drop(listener);
     // Every connection watches `cancel` and returns at once; the deadline is a backstop.
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         conns.shutdown().await;
     }
 }

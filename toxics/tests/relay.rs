@@ -18,7 +18,13 @@ fn tc(toxic: Toxic, stream: Stream) -> ToxicConfig {
 }
 
 fn latency(ms: u64, jitter: u64) -> ToxicConfig {
-    tc(Toxic::Latency(Latency { latency: ms, jitter }), Stream::Downstream)
+    tc(
+        Toxic::Latency(Latency {
+            latency: ms,
+            jitter,
+        }),
+        Stream::Downstream,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,10 +43,19 @@ async fn without_toxics_bytes_go_through_unchanged_both_ways() {
     got.expect("deadline").unwrap();
     assert_eq!(back, data);
     let snap = wait_closed(&p.log(), 1).await;
-    assert!(matches!(
-        snap.events.last().unwrap().action,
-        Action::Closed { how: CloseHow::Normal, request_bytes: 1_000_000, response_bytes_forwarded: 1_000_000, indeterminate: false, .. }
-    ), "{snap:#?}");
+    assert!(
+        matches!(
+            snap.events.last().unwrap().action,
+            Action::Closed {
+                how: CloseHow::Normal,
+                request_bytes: 1_000_000,
+                response_bytes_forwarded: 1_000_000,
+                indeterminate: false,
+                ..
+            }
+        ),
+        "{snap:#?}"
+    );
     p.stop().await;
 }
 
@@ -50,12 +65,27 @@ async fn latency_adds_at_least_its_delay_and_logs_it() {
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     let t0 = Instant::now();
     round_trip(&mut c, b"ping").await;
-    assert!(t0.elapsed() >= Duration::from_millis(300), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
     let snap = p.log().snapshot();
-    let ev = snap.events.iter().find(|e| matches!(e.action, Action::Delayed { .. })).unwrap();
+    let ev = snap
+        .events
+        .iter()
+        .find(|e| matches!(e.action, Action::Delayed { .. }))
+        .unwrap();
     assert_eq!(ev.conn, 1);
     assert_eq!(ev.toxic.as_deref(), Some("latency_downstream"));
-    let Action::Delayed { bytes, delay_ms, held_ms } = ev.action else { unreachable!() };
+    let Action::Delayed {
+        bytes,
+        delay_ms,
+        held_ms,
+    } = ev.action
+    else {
+        unreachable!()
+    };
     assert_eq!((bytes, delay_ms), (4, 300));
     assert!(held_ms >= 300.0);
     p.stop().await;
@@ -91,8 +121,17 @@ async fn jitter_is_reproducible_from_the_seed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slicer_cuts_chunks_and_keeps_the_bytes() {
-    let s = Slicer { average_size: 100, size_variation: 30, delay: 200 };
-    let p = proxy(echo_server().await, vec![tc(Toxic::Slicer(s), Stream::Upstream)], 3).await;
+    let s = Slicer {
+        average_size: 100,
+        size_variation: 30,
+        delay: 200,
+    };
+    let p = proxy(
+        echo_server().await,
+        vec![tc(Toxic::Slicer(s), Stream::Upstream)],
+        3,
+    )
+    .await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     let data: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
     round_trip(&mut c, &data).await;
@@ -124,34 +163,57 @@ async fn slicer_cuts_chunks_and_keeps_the_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_paces_to_its_rate() {
     // 100 KB/s: 50,000 bytes need at least 400 ms after the first 100 ms piece.
-    let b = tc(Toxic::Bandwidth(Bandwidth { rate: 100 }), Stream::Downstream);
+    let b = tc(
+        Toxic::Bandwidth(Bandwidth { rate: 100 }),
+        Stream::Downstream,
+    );
     let p = proxy(echo_server().await, vec![b], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     let data = vec![b'z'; 50_000];
     let t0 = Instant::now();
     round_trip(&mut c, &data).await;
-    assert!(t0.elapsed() >= Duration::from_millis(400), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
     wait_for_event(&p.log(), |a| matches!(a, Action::Throttled { .. })).await;
     p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_data_closes_after_its_bytes() {
-    let l = tc(Toxic::LimitData(LimitData { bytes: 100 }), Stream::Downstream);
+    let l = tc(
+        Toxic::LimitData(LimitData { bytes: 100 }),
+        Stream::Downstream,
+    );
     let p = proxy(echo_server().await, vec![l], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     c.write_all(&[b'a'; 1000]).await.unwrap();
     let (got, _) = read_to_end(&mut c).await;
     assert_eq!(got.len(), 100);
     let snap = wait_closed(&p.log(), 1).await;
-    assert!(snap.events.iter().any(|e| e.action == Action::DataLimitReached { bytes: 100 }));
-    assert!(snap.events.iter().any(|e| matches!(e.action, Action::Closed { how: CloseHow::DataLimit, .. })));
+    assert!(
+        snap.events
+            .iter()
+            .any(|e| e.action == Action::DataLimitReached { bytes: 100 })
+    );
+    assert!(snap.events.iter().any(|e| matches!(
+        e.action,
+        Action::Closed {
+            how: CloseHow::DataLimit,
+            ..
+        }
+    )));
     p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_close_holds_the_close() {
-    let s = tc(Toxic::SlowClose(SlowClose { delay: 300 }), Stream::Downstream);
+    let s = tc(
+        Toxic::SlowClose(SlowClose { delay: 300 }),
+        Stream::Downstream,
+    );
     let p = proxy(echo_server().await, vec![s], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     round_trip(&mut c, b"hi").await;
@@ -159,7 +221,11 @@ async fn slow_close_holds_the_close() {
     c.shutdown().await.unwrap();
     let (rest, err) = read_to_end(&mut c).await;
     assert!(rest.is_empty() && err.is_none());
-    assert!(t0.elapsed() >= Duration::from_millis(300), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
     wait_closed(&p.log(), 1).await;
     p.stop().await;
 }
@@ -185,30 +251,51 @@ async fn answering_server() -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_peer_on_the_first_response_byte_is_an_indeterminate_write() {
-    let r = tc(Toxic::ResetPeer(ResetPeer { timeout: 0 }), Stream::Downstream);
+    let r = tc(
+        Toxic::ResetPeer(ResetPeer { timeout: 0 }),
+        Stream::Downstream,
+    );
     let p = proxy(answering_server().await, vec![r], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     c.write_all(b"write").await.unwrap();
     let (got, err) = read_to_end(&mut c).await;
     assert!(got.is_empty(), "no response byte reaches the client");
-    assert_eq!(err.expect("an error").kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        err.expect("an error").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
     let snap = wait_closed(&p.log(), 1).await;
-    assert!(matches!(
-        snap.events.last().unwrap().action,
-        Action::Closed { how: CloseHow::Reset, request_bytes: 5, response_bytes_received: 2, response_bytes_forwarded: 0, indeterminate: true }
-    ), "{snap:#?}");
+    assert!(
+        matches!(
+            snap.events.last().unwrap().action,
+            Action::Closed {
+                how: CloseHow::Reset,
+                request_bytes: 5,
+                response_bytes_received: 2,
+                response_bytes_forwarded: 0,
+                indeterminate: true
+            }
+        ),
+        "{snap:#?}"
+    );
     assert_eq!(snap.indeterminate(), vec![1]);
     p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_peer_upstream_stops_the_request_and_is_not_indeterminate() {
-    let r = tc(Toxic::ResetPeer(ResetPeer { timeout: 100 }), Stream::Upstream);
+    let r = tc(
+        Toxic::ResetPeer(ResetPeer { timeout: 100 }),
+        Stream::Upstream,
+    );
     let p = proxy(answering_server().await, vec![r], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     c.write_all(b"write").await.unwrap();
     let (_, err) = read_to_end(&mut c).await;
-    assert_eq!(err.expect("an error").kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        err.expect("an error").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
     let snap = wait_closed(&p.log(), 1).await;
     assert!(snap.indeterminate().is_empty(), "{snap:#?}");
     p.stop().await;
@@ -220,19 +307,32 @@ async fn timeout_zero_stalls_without_bytes_or_close_until_the_proxy_stops() {
     let p = proxy(echo_server().await, vec![t], 1).await;
     let log = p.log();
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
-    wait_for_event(&log, |a| matches!(a, Action::StallStarted { timeout_ms: 0 })).await;
+    wait_for_event(&log, |a| {
+        matches!(a, Action::StallStarted { timeout_ms: 0 })
+    })
+    .await;
     c.write_all(b"hello").await.unwrap();
     c.shutdown().await.unwrap();
     let mut buf = [0u8; 16];
     let quiet = tokio::time::timeout(Duration::from_millis(1500), c.read(&mut buf)).await;
-    assert!(quiet.is_err(), "neither a byte nor a close during the stall: {quiet:?}");
+    assert!(
+        quiet.is_err(),
+        "neither a byte nor a close during the stall: {quiet:?}"
+    );
     let snap = p.stop().await;
     let (got, _) = read_to_end(&mut c).await;
     assert!(got.is_empty());
-    assert!(matches!(
-        snap.events.last().unwrap().action,
-        Action::Closed { how: CloseHow::ProxyStopped, request_bytes: 0, .. }
-    ), "{snap:#?}");
+    assert!(
+        matches!(
+            snap.events.last().unwrap().action,
+            Action::Closed {
+                how: CloseHow::ProxyStopped,
+                request_bytes: 0,
+                ..
+            }
+        ),
+        "{snap:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +346,13 @@ async fn timeout_closes_after_its_delay() {
     assert!(got.is_empty());
     assert!(t0.elapsed() >= Duration::from_millis(200) - Duration::from_millis(5));
     let snap = wait_closed(&p.log(), 1).await;
-    assert!(matches!(snap.events.last().unwrap().action, Action::Closed { how: CloseHow::TimedOut, .. }));
+    assert!(matches!(
+        snap.events.last().unwrap().action,
+        Action::Closed {
+            how: CloseHow::TimedOut,
+            ..
+        }
+    ));
     p.stop().await;
 }
 
@@ -260,7 +366,12 @@ async fn a_stall_window_ends_and_forwarding_resumes() {
     wait_for_event(&log, |a| matches!(a, Action::StallStarted { .. })).await;
     c.write_all(b"lost").await.unwrap();
     let snap = wait_for_event(&log, |a| matches!(a, Action::StallEnded { .. })).await;
-    assert!(snap.events.iter().any(|e| e.action == Action::StallEnded { dropped_bytes: 4 }), "{snap:#?}");
+    assert!(
+        snap.events
+            .iter()
+            .any(|e| e.action == Action::StallEnded { dropped_bytes: 4 }),
+        "{snap:#?}"
+    );
     round_trip(&mut c, b"after").await;
     p.stop().await;
 }
@@ -287,10 +398,17 @@ async fn conns_with_latency(toxicity: f64, seed: u64, n: usize) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toxicity_0_never_1_always_and_between_reproducibly() {
     assert!(conns_with_latency(0.0, 5, 10).await.is_empty());
-    assert_eq!(conns_with_latency(1.0, 5, 10).await, (1..=10).collect::<Vec<u64>>());
+    assert_eq!(
+        conns_with_latency(1.0, 5, 10).await,
+        (1..=10).collect::<Vec<u64>>()
+    );
     let half = conns_with_latency(0.5, 5, 20).await;
     assert!(!half.is_empty() && half.len() < 20, "{half:?}");
-    assert_eq!(conns_with_latency(0.5, 5, 20).await, half, "same seed, same connections");
+    assert_eq!(
+        conns_with_latency(0.5, 5, 20).await,
+        half,
+        "same seed, same connections"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,7 +429,13 @@ async fn the_schedule_and_run_time_switches_turn_a_toxic_on_and_off() {
     future.from_ms = 3_600_000;
     p.add_toxic(future).unwrap();
     round_trip(&mut c, b"y").await;
-    assert!(!p.log().snapshot().events.iter().any(|e| matches!(e.action, Action::Delayed { .. })));
+    assert!(
+        !p.log()
+            .snapshot()
+            .events
+            .iter()
+            .any(|e| matches!(e.action, Action::Delayed { .. }))
+    );
     // Switched on at run time (a window open now): applied to the live connection.
     p.set_toxics(vec![latency(1, 0)]).unwrap();
     round_trip(&mut c, b"z").await;

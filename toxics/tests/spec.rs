@@ -68,7 +68,10 @@ fn a_full_table_parses_with_units_and_defaults() {
         specs[0].toxic,
         ToxicConfig {
             name: None,
-            toxic: Toxic::Latency(Latency { latency: 400, jitter: 50 }),
+            toxic: Toxic::Latency(Latency {
+                latency: 400,
+                jitter: 50
+            }),
             stream: Stream::Downstream,
             toxicity: 0.5,
             from_ms: 2000,
@@ -76,7 +79,11 @@ fn a_full_table_parses_with_units_and_defaults() {
         }
     );
     assert_eq!(specs[0].toxic.name(), "latency_downstream");
-    assert_eq!(specs[3].toxic.stream, Stream::Downstream, "toxiproxy's default");
+    assert_eq!(
+        specs[3].toxic.stream,
+        Stream::Downstream,
+        "toxiproxy's default"
+    );
     assert_eq!(specs[3].toxic.toxicity, 1.0);
     assert_eq!(specs[4].toxic.name(), "black hole");
     assert_eq!(for_path(&specs, ProxyPath::Publisher).len(), 3);
@@ -94,11 +101,16 @@ fn an_unknown_kind_lists_the_known_ones() {
 #[test]
 fn an_unknown_path_or_stream_names_the_valid_values() {
     let (_, msg) = err("[[toxics]]\npath = \"pub\"\nkind = \"latency\"\nlatency = 1\n");
-    assert!(msg.contains("publisher") && msg.contains("subscriber"), "{msg}");
-    let (_, msg) = err(
-        "[[toxics]]\npath = \"publisher\"\nkind = \"latency\"\nlatency = 1\nstream = \"up\"\n",
+    assert!(
+        msg.contains("publisher") && msg.contains("subscriber"),
+        "{msg}"
     );
-    assert!(msg.contains("upstream") && msg.contains("downstream"), "{msg}");
+    let (_, msg) =
+        err("[[toxics]]\npath = \"publisher\"\nkind = \"latency\"\nlatency = 1\nstream = \"up\"\n");
+    assert!(
+        msg.contains("upstream") && msg.contains("downstream"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -111,7 +123,9 @@ fn a_misspelt_attribute_names_the_valid_ones() {
 #[test]
 fn ranges_are_checked_and_named() {
     let base = "[[toxics]]\npath = \"publisher\"\n";
-    let (kind, msg) = err(&format!("{base}kind = \"latency\"\nlatency = 1\ntoxicity = 1.5\n"));
+    let (kind, msg) = err(&format!(
+        "{base}kind = \"latency\"\nlatency = 1\ntoxicity = 1.5\n"
+    ));
     assert_eq!(kind, SpecErrorKind::Toxicity);
     assert!(msg.contains("0.0..=1.0"), "{msg}");
     let (kind, msg) = err(&format!(
@@ -123,7 +137,10 @@ fn ranges_are_checked_and_named() {
         "{base}kind = \"slicer\"\naverage_size = 10\nsize_variation = 10\n"
     ));
     assert_eq!(kind, SpecErrorKind::Attribute);
-    assert!(msg.contains("size_variation") && msg.contains("smaller than average_size"), "{msg}");
+    assert!(
+        msg.contains("size_variation") && msg.contains("smaller than average_size"),
+        "{msg}"
+    );
     let (kind, msg) = err(&format!("{base}kind = \"bandwidth\"\nrate = 0\n"));
     assert_eq!(kind, SpecErrorKind::Attribute);
     assert!(msg.contains("KB/s"), "{msg}");

@@ -17,7 +17,11 @@ pub struct LimitData {
 impl LimitData {
     pub(crate) fn validate(&self) -> Result<(), AttrError> {
         if self.bytes > 1 << 53 {
-            return Err(AttrError::new("bytes", self.bytes, "0..=9007199254740992 (bytes)"));
+            return Err(AttrError::new(
+                "bytes",
+                self.bytes,
+                "0..=9007199254740992 (bytes)",
+            ));
         }
         Ok(())
     }

@@ -62,7 +62,10 @@ pub async fn wait_for_event(log: &EventLog, f: impl Fn(&Action) -> bool) -> LogS
         if snap.events.iter().any(|e| f(&e.action)) {
             return snap;
         }
-        assert!(tokio::time::Instant::now() < end, "no such event: {snap:#?}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no such event: {snap:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -80,7 +83,10 @@ pub async fn wait_closed(log: &EventLog, n: usize) -> LogSnapshot {
         if closed >= n {
             return snap;
         }
-        assert!(tokio::time::Instant::now() < end, "{closed} of {n} closed: {snap:#?}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{closed} of {n} closed: {snap:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
