@@ -150,6 +150,9 @@ async fn relay(
     let (mut up_done, mut down_done) = (false, false);
     loop {
         tokio::select! {
+            // Biased: the stall controller's first poll sets a stall that is live from
+            // the start before either direction can forward a byte.
+            biased;
             _ = cancel.cancelled() => return CloseHow::ProxyStopped,
             how = &mut stall => return how,
             e = &mut up, if !up_done => match e {

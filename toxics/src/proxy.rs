@@ -293,8 +293,7 @@ impl ProxyHandle {
 
     /// Adds a toxic (enabled).
     pub fn add_toxic(&self, toxic: ToxicConfig) -> Result<(), SpecError> {
-        let mut all: Vec<ToxicConfig> = self.toxics().into_iter().map(|(c, _)| c).collect();
-        let enabled: Vec<bool> = self.toxics().into_iter().map(|(_, e)| e).collect();
+        let (mut all, enabled): (Vec<ToxicConfig>, Vec<bool>) = self.toxics().into_iter().unzip();
         all.push(toxic);
         let mut set = entries(all)?;
         for (e, on) in set.iter_mut().zip(enabled) {

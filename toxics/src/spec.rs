@@ -224,10 +224,19 @@ struct File {
 pub fn parse_toml(text: &str) -> Result<Vec<ToxicSpec>, SpecError> {
     let file: File = toml::from_str(text).map_err(|e| {
         let mut msg = e.message().to_owned();
-        if msg.contains("kind") || msg.contains("variant") {
+        if msg.contains("missing field `kind`") {
             msg.push_str(&format!(" (known kinds: {})", KNOWN.join(", ")));
         }
-        SpecError::new(SpecErrorKind::Parse, format!("[[toxics]]: {msg}"))
+        let line = e
+            .span()
+            .map(|r| {
+                format!(
+                    " (at line {})",
+                    text[..r.start.min(text.len())].lines().count().max(1)
+                )
+            })
+            .unwrap_or_default();
+        SpecError::new(SpecErrorKind::Parse, format!("[[toxics]]{line}: {msg}"))
     })?;
     for path in [ProxyPath::Publisher, ProxyPath::Subscriber] {
         let set: Vec<ToxicConfig> = file
