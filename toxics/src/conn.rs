@@ -112,7 +112,9 @@ pub(crate) async fn serve(
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     ctx.shared.open.fetch_add(1, Ordering::Relaxed);
-    ctx.log(None, Action::Opened);
+    if let Ok(addr) = client.peer_addr() {
+        ctx.log(None, Action::Opened { client: addr });
+    }
     let how = relay(&mut client, &mut server, &ctx, &cancel).await;
     if how == CloseHow::Reset {
         let _ = client.set_zero_linger();

@@ -17,7 +17,11 @@ pub const DEFAULT_LOG_CAPACITY: usize = 100_000;
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// A client connected and the upstream connection was made.
-    Opened,
+    Opened {
+        /// The client's address as the proxy sees it (the harness's local address of
+        /// that connection, so it can tell which of its clients `conn` is).
+        client: std::net::SocketAddr,
+    },
     /// The upstream connection failed; the client was closed.
     ConnectFailed {
         /// The error.

@@ -56,16 +56,18 @@ pub async fn read_to_end(s: &mut TcpStream) -> (Vec<u8>, Option<std::io::Error>)
 
 /// Waits until the log holds an event matching `f`.
 pub async fn wait_for_event(log: &EventLog, f: impl Fn(&Action) -> bool) -> LogSnapshot {
+    wait_until(log, |s| s.events.iter().any(|e| f(&e.action))).await
+}
+
+/// Waits until the log satisfies `f`.
+pub async fn wait_until(log: &EventLog, f: impl Fn(&LogSnapshot) -> bool) -> LogSnapshot {
     let end = tokio::time::Instant::now() + DEADLINE;
     loop {
         let snap = log.snapshot();
-        if snap.events.iter().any(|e| f(&e.action)) {
+        if f(&snap) {
             return snap;
         }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "no such event: {snap:#?}"
-        );
+        assert!(tokio::time::Instant::now() < end, "not reached: {snap:#?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
