@@ -160,9 +160,17 @@ pub fn main() -> anyhow::Result<()> {
 async fn bench(cli: Cli) -> anyhow::Result<()> {
     let sizes = Sizes::new(&cli);
     let nofile = procs::raise_nofile()?;
-    let bin = procs::reference_server_bin(cli.server_bin.as_deref())?;
     let machine = Machine::detect();
     let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    // The relay part starts no server, so `--only relay` needs no reference-server build.
+    let needs_server = [Part::Fanout, Part::Publish, Part::Replay, Part::Idle]
+        .into_iter()
+        .any(wants);
+    let bin = if needs_server {
+        procs::reference_server_bin(cli.server_bin.as_deref())?
+    } else {
+        PathBuf::new()
+    };
     let started = std::time::Instant::now();
     let mut res = Results::default();
     let mut notes: Vec<String> = Vec::new();

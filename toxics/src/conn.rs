@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +24,17 @@ use crate::toxics::{Bandwidth, Slicer, Toxic};
 
 /// Bytes read at once.
 const READ_CHUNK: usize = 64 * 1024;
-/// Chunks queued per direction between reader and writer (≤ 8 × 64 KiB).
-const QUEUE_CHUNKS: usize = 8;
+/// Most chunks queued per direction between reader and writer.
+const QUEUE_CHUNKS: usize = 1024;
+/// Most bytes queued per direction (a chunk holds its share until written). Bytes and
+/// count are both bounded so that `latency` on a stream of small events shifts them
+/// without throttling (a chunk is timestamped when read), while a side that stops
+/// reading back-pressures the other after at most this much.
+const QUEUE_BYTES: usize = 1024 * 1024;
 
 enum Msg {
-    Data(Bytes, Instant),
+    /// A chunk, when it was read, and its share of the byte budget.
+    Data(Bytes, Instant, OwnedSemaphorePermit),
     Eof,
 }
 
@@ -195,9 +201,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
     stream: Stream,
     ctx: &Ctx,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    // Reads land in one growing buffer and leave it as frozen slices, so a chunk is
+    // not copied again and small chunks share an allocation.
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
     loop {
-        match r.read(&mut buf).await {
+        // Wait for room for a full read before reading (READ_CHUNK ≤ QUEUE_BYTES).
+        let Ok(mut room) = budget.clone().acquire_many_owned(READ_CHUNK as u32).await else {
+            return;
+        };
+        buf.reserve(READ_CHUNK);
+        match r.read_buf(&mut buf).await {
             Ok(0) => {
                 let _ = tx.send(Msg::Eof).await;
                 return;
@@ -206,8 +220,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 if stream == Stream::Downstream {
                     ctx.response_received.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                let chunk = Bytes::copy_from_slice(&buf[..n]);
-                if tx.send(Msg::Data(chunk, Instant::now())).await.is_err() {
+                let chunk = buf.split().freeze();
+                // The chunk keeps its share; the rest of the room goes back.
+                let Some(share) = room.split(n) else { return };
+                drop(room);
+                let msg = Msg::Data(chunk, Instant::now(), share);
+                if tx.send(msg).await.is_err() {
                     return;
                 }
             }
@@ -247,7 +265,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         match rx.recv().await {
             None => return End::Cut(CloseHow::PeerError),
             Some(Msg::Eof) => return wr.close(ctx).await,
-            Some(Msg::Data(chunk, at)) => {
+            Some(Msg::Data(chunk, at, _permit)) => {
                 if let Some(end) = wr.chunk(chunk, at, ctx).await {
                     return end;
                 }
