@@ -54,6 +54,8 @@ struct Ctx {
     request_bytes: AtomicU64,
     response_received: AtomicU64,
     response_forwarded: AtomicU64,
+    /// Request bytes forwarded since the last response byte reached the client.
+    unanswered: AtomicU64,
     stall_dropped: AtomicU64,
 }
 
@@ -105,6 +107,7 @@ pub(crate) async fn serve(
         request_bytes: AtomicU64::new(0),
         response_received: AtomicU64::new(0),
         response_forwarded: AtomicU64::new(0),
+        unanswered: AtomicU64::new(0),
         stall_dropped: AtomicU64::new(0),
     };
     let mut server = tokio::select! {
@@ -130,15 +133,16 @@ pub(crate) async fn serve(
     drop(server);
     ctx.shared.open.fetch_sub(1, Ordering::Relaxed);
     let request_bytes = ctx.request_bytes.load(Ordering::Relaxed);
-    let response_bytes_forwarded = ctx.response_forwarded.load(Ordering::Relaxed);
+    let unanswered_request_bytes = ctx.unanswered.load(Ordering::Relaxed);
     ctx.log(
         None,
         Action::Closed {
             how,
             request_bytes,
             response_bytes_received: ctx.response_received.load(Ordering::Relaxed),
-            response_bytes_forwarded,
-            indeterminate: how.by_proxy() && request_bytes > 0 && response_bytes_forwarded == 0,
+            response_bytes_forwarded: ctx.response_forwarded.load(Ordering::Relaxed),
+            unanswered_request_bytes,
+            indeterminate: how.by_proxy() && unanswered_request_bytes > 0,
         },
     );
 }
@@ -445,11 +449,16 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     fn count(&mut self, n: u64, ctx: &Ctx) {
         self.forwarded += n;
-        let c = match self.stream {
-            Stream::Upstream => &ctx.request_bytes,
-            Stream::Downstream => &ctx.response_forwarded,
-        };
-        c.fetch_add(n, Ordering::Relaxed);
+        match self.stream {
+            Stream::Upstream => {
+                ctx.request_bytes.fetch_add(n, Ordering::Relaxed);
+                ctx.unanswered.fetch_add(n, Ordering::Relaxed);
+            }
+            Stream::Downstream => {
+                ctx.response_forwarded.fetch_add(n, Ordering::Relaxed);
+                ctx.unanswered.store(0, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -90,9 +90,13 @@ pub enum Action {
         response_bytes_received: u64,
         /// Bytes forwarded downstream (written to the client).
         response_bytes_forwarded: u64,
-        /// The proxy cut the connection (reset, timeout, data limit) after request bytes
-        /// went upstream and before any response byte reached the client: a write on it
-        /// may or may not have been applied.
+        /// Request bytes forwarded upstream since the last response byte reached the
+        /// client (on a keep-alive connection: the current request's).
+        unanswered_request_bytes: u64,
+        /// The proxy cut the connection (reset, timeout, data limit, its own stop) while
+        /// request bytes it had forwarded upstream were unanswered, i.e. after the
+        /// request went up and before any byte of its response reached the client: the
+        /// write may or may not have been applied.
         indeterminate: bool,
     },
 }

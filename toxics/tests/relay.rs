@@ -230,7 +230,8 @@ async fn slow_close_holds_the_close() {
     p.stop().await;
 }
 
-/// A server that reads a request, then answers "ok" (a publisher's POST in miniature).
+/// A server that reads 5-byte requests and answers each with "ok" (a publisher's
+/// keep-alive connection in miniature).
 async fn answering_server() -> std::net::SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -238,15 +239,52 @@ async fn answering_server() -> std::net::SocketAddr {
         while let Ok((mut s, _)) = l.accept().await {
             tokio::spawn(async move {
                 let mut buf = [0u8; 5];
-                if s.read_exact(&mut buf).await.is_ok() {
-                    let _ = s.write_all(b"ok").await;
+                while s.read_exact(&mut buf).await.is_ok() {
+                    if s.write_all(b"ok").await.is_err() {
+                        break;
+                    }
                 }
-                let mut rest = Vec::new();
-                let _ = s.read_to_end(&mut rest).await;
             });
         }
     });
     addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_an_answered_request_marks_only_the_unanswered_one() {
+    let r = tc(
+        Toxic::ResetPeer(ResetPeer { timeout: 0 }),
+        Stream::Downstream,
+    );
+    let p = proxy(answering_server().await, vec![r], 1).await;
+    p.set_enabled("reset_peer_downstream", false).unwrap();
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    c.write_all(b"first").await.unwrap();
+    assert_eq!(read_n(&mut c, 2).await, b"ok");
+    p.set_enabled("reset_peer_downstream", true).unwrap();
+    c.write_all(b"again").await.unwrap();
+    let (got, err) = read_to_end(&mut c).await;
+    assert!(got.is_empty());
+    assert_eq!(
+        err.expect("a reset").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    let snap = wait_closed(&p.log(), 1).await;
+    assert!(
+        matches!(
+            snap.events.last().unwrap().action,
+            Action::Closed {
+                how: CloseHow::Reset,
+                request_bytes: 10,
+                response_bytes_forwarded: 2,
+                unanswered_request_bytes: 5,
+                indeterminate: true,
+                ..
+            }
+        ),
+        "{snap:#?}"
+    );
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,6 +311,7 @@ async fn reset_peer_on_the_first_response_byte_is_an_indeterminate_write() {
                 request_bytes: 5,
                 response_bytes_received: 2,
                 response_bytes_forwarded: 0,
+                unanswered_request_bytes: 5,
                 indeterminate: true
             }
         ),

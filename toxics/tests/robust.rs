@@ -194,7 +194,7 @@ async fn log_events_serialise_flat_for_the_report() {
                 {"at_ms": 0, "conn": 1, "toxic": "latency_downstream", "stream": "downstream",
                  "action": "delayed", "bytes": 3, "delay_ms": 20, "held_ms": 0},
                 {"at_ms": 0, "conn": 1, "action": "closed", "how": "normal", "request_bytes": 3,
-                 "response_bytes_received": 3, "response_bytes_forwarded": 3, "indeterminate": false}
+                 "response_bytes_received": 3, "response_bytes_forwarded": 3, "unanswered_request_bytes": 0, "indeterminate": false}
             ],
             "dropped": 0
         })
