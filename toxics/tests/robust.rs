@@ -246,3 +246,40 @@ async fn many_connections_at_once_relay_and_stop_cleanly() {
         assert!(got.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_that_resets_ends_the_connection() {
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lat = ToxicConfig::new(
+        Toxic::Latency(Latency {
+            latency: 50,
+            jitter: 0,
+        }),
+        Stream::Downstream,
+    );
+    let p = proxy(upstream.local_addr().unwrap(), vec![lat], 1).await;
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    let (server, _) = tokio::time::timeout(DEADLINE, upstream.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    c.write_all(b"request").await.unwrap();
+    // The server vanishes with an RST.
+    server.set_zero_linger().unwrap();
+    drop(server);
+    let (got, _) = read_to_end(&mut c).await;
+    assert!(got.is_empty());
+    let snap = wait_closed(&p.log(), 1).await;
+    assert!(
+        snap.events.iter().any(|e| matches!(
+            e.action,
+            Action::Closed {
+                how: CloseHow::PeerError,
+                ..
+            }
+        )),
+        "{snap:#?}"
+    );
+    assert_eq!(p.open_connections(), 0);
+    p.stop().await;
+}
