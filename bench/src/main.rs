@@ -15,6 +15,7 @@ mod idle;
 mod machine;
 mod procs;
 mod publish;
+mod relay;
 mod replay;
 mod stats;
 mod wire;
@@ -82,6 +83,7 @@ enum Part {
     Publish,
     Replay,
     Idle,
+    Relay,
 }
 
 /// The sizes of one invocation.
@@ -94,6 +96,7 @@ struct Sizes {
     publish_for: Duration,
     log_events: u64,
     idle: Vec<u64>,
+    relay_bytes: u64,
 }
 
 impl Sizes {
@@ -108,6 +111,7 @@ impl Sizes {
                 publish_for: Duration::from_millis(500),
                 log_events: 50_000,
                 idle: vec![100, 1_000],
+                relay_bytes: 64 << 20,
             }
         } else {
             Sizes {
@@ -119,6 +123,7 @@ impl Sizes {
                 publish_for: Duration::from_secs(2),
                 log_events: 1_000_000,
                 idle: vec![1_000, 10_000],
+                relay_bytes: 1 << 30,
             }
         }
     }
@@ -155,9 +160,17 @@ pub fn main() -> anyhow::Result<()> {
 async fn bench(cli: Cli) -> anyhow::Result<()> {
     let sizes = Sizes::new(&cli);
     let nofile = procs::raise_nofile()?;
-    let bin = procs::reference_server_bin(cli.server_bin.as_deref())?;
     let machine = Machine::detect();
     let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    // The relay part starts no server, so `--only relay` needs no reference-server build.
+    let needs_server = [Part::Fanout, Part::Publish, Part::Replay, Part::Idle]
+        .into_iter()
+        .any(wants);
+    let bin = if needs_server {
+        procs::reference_server_bin(cli.server_bin.as_deref())?
+    } else {
+        PathBuf::new()
+    };
     let started = std::time::Instant::now();
     let mut res = Results::default();
     let mut notes: Vec<String> = Vec::new();
@@ -185,6 +198,9 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     }
     if wants(Part::Idle) {
         idle_runs(&bin, &sizes, nofile, &mut res).await?;
+    }
+    if wants(Part::Relay) {
+        relay_runs(&sizes, &mut res, &mut notes).await?;
     }
 
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -438,6 +454,45 @@ async fn idle_runs(
         }
     }
     Ok(())
+}
+
+async fn relay_runs(
+    sizes: &Sizes,
+    res: &mut Results,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let s = "Toxic proxy relay (one connection, bits/s)";
+    let sink = relay::Sink::start().await?;
+    let proxy = sse_toxics::Proxy::start("127.0.0.1:0".parse()?, sink.addr, vec![], 1).await?;
+    notes.push(format!(
+        "Toxic proxy relay: {} MiB on one connection into a sink that counts them, straight and through `sse-toxics` with no toxic.",
+        sizes.relay_bytes >> 20
+    ));
+    let result = async {
+        for run in 0..sizes.runs {
+            eprintln!("run {}/{}: toxic proxy relay", run + 1, sizes.runs);
+            let (direct, via) = if run % 2 == 0 {
+                let d = relay::transfer(sink.addr, sizes.relay_bytes).await?;
+                (d, relay::transfer(proxy.addr(), sizes.relay_bytes).await?)
+            } else {
+                let v = relay::transfer(proxy.addr(), sizes.relay_bytes).await?;
+                (relay::transfer(sink.addr, sizes.relay_bytes).await?, v)
+            };
+            res.add(s, "direct loopback", Unit::BitsPerSec, direct);
+            res.add(s, "toxic proxy relay, no toxic", Unit::BitsPerSec, via);
+            res.add(s, "ratio proxy / direct", Unit::Ratio, via / direct);
+            eprintln!(
+                "  direct {:.2} Gbit/s, proxy {:.2} Gbit/s",
+                direct / 1e9,
+                via / 1e9
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    proxy.stop().await;
+    sink.stop();
+    result
 }
 
 fn render(

@@ -14,6 +14,8 @@ pub enum Unit {
     Bytes,
     /// A plain ratio.
     Ratio,
+    /// Bits per second.
+    BitsPerSec,
 }
 
 impl Unit {
@@ -45,6 +47,7 @@ impl Unit {
                 }
             }
             Unit::Ratio => format!("{v:.2}"),
+            Unit::BitsPerSec => format!("{:.2} Gbit/s", v / 1e9),
         }
     }
 }
