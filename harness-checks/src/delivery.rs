@@ -33,6 +33,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     only_requested(ctx);
     content_intact(ctx);
     crate::fairness::fast_not_held_back(ctx);
+    crate::indeterminate::check(ctx);
 }
 
 /// A subscriber filtered to some jobs (channels) that receives another job's event:
@@ -66,12 +67,12 @@ fn only_requested(ctx: &mut Ctx) {
     }
 }
 
-fn loss_clients<'c, 'a>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c ClientView<'a>> {
+pub(crate) fn loss_clients<'c, 'a>(ctx: &'c Ctx<'a>) -> impl Iterator<Item = &'c ClientView<'a>> {
     ctx.log_clients()
         .filter(|c| c.t.stream == StreamKind::Events)
 }
 
-fn ended(c: &ClientView) -> String {
+pub(crate) fn ended(c: &ClientView) -> String {
     match c.t.connections.last() {
         Some(last) => format!(
             "stream ended by {} at {} ms",
@@ -228,7 +229,7 @@ fn lost_ack(ctx: &mut Ctx) {
 
 /// Per connection, the open interval in which resume.no-gap judges missing seqs:
 /// from its numeric cursor (or its first delivery) to its last delivery.
-fn connection_spans(c: &ClientView<'_>) -> Vec<(u64, u64)> {
+pub(crate) fn connection_spans(c: &ClientView<'_>) -> Vec<(u64, u64)> {
     let mut spans = Vec::new();
     for (pos, conn) in c.t.connections.iter().enumerate() {
         let seqs: Vec<u64> = c
@@ -278,6 +279,9 @@ fn ack_matches(ctx: &mut Ctx) -> BTreeSet<(ClientId, Seq)> {
                     }
                 }
                 _ => match by_marker {
+                    // A retried write under another seq than its ack's: a second copy
+                    // (`delivery.indeterminate`), or its ack's seq never comes (lost-ack).
+                    Some(a) if ctx.uncertain.contains_key(a.marker.as_str()) => None,
                     Some(a)
                         if ctx.cfg.ids == IdMode::Numeric
                             && a.seq.is_some()
@@ -438,6 +442,29 @@ fn publish_acked(ctx: &mut Ctx) {
             ..Evidence::default()
         })
         .collect();
+    let cut_on_purpose = ctx.rec.workload.as_ref().is_some_and(|w| w.publish_cuts);
+    let lost = ctx
+        .rec
+        .indeterminate
+        .iter()
+        .filter(|_| !cut_on_purpose)
+        .map(|w| Evidence {
+            marker: w.markers.first().cloned(),
+            at_ms: Some(ms(w.sent_us)),
+            expected: format!("a 2xx ack for the publish of {} event(s)", w.markers.len()),
+            seen: match w.resolved {
+                true => format!(
+                    "no answer ({}: {}), acked by attempt {} of the same key",
+                    w.cause, w.error, w.attempts
+                ),
+                false => format!(
+                    "no answer in {} attempt(s) ({}: {}): the write's fate is unknown",
+                    w.attempts, w.cause, w.error
+                ),
+            },
+            ..Evidence::default()
+        });
+    let found: Vec<Evidence> = found.into_iter().chain(lost).collect();
     for e in found {
         ctx.emit(ids::DELIVERY_PUBLISH_ACKED, e);
     }

@@ -17,9 +17,11 @@
 //!   `facts::lag_bytes`) with one of its clients;
 //! - **delivery**: no events-stream client without a special shape received zero data
 //!   events while the owed rule ([`harness_model::owed`]) owed it writes;
-//! - **publishing**: every planned write was sent, and publishing ended at least the
-//!   stall window before the deadline (else the clients had no time to catch up, and
-//!   writes acknowledged at the end escape the lost-write rule).
+//! - **publishing**: every planned write was sent (acknowledged, failed or of unknown
+//!   fate), and publishing ended at least the stall window before the deadline (else
+//!   the clients had no time to catch up, and writes acknowledged at the end escape
+//!   the lost-write rule); a scenario that cuts publish answers on purpose
+//!   (`WorkloadPlan::publish_cuts`) lost at least one (else the cut never happened).
 
 use harness_model::{
     ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
@@ -151,7 +153,18 @@ fn publishing(rec: &Recording) -> Vec<Shortfall> {
         .iter()
         .map(|f| f.markers.len() as u64)
         .sum();
-    let sent = rec.acks.len() as u64 + failed;
+    let unknown: u64 = rec
+        .indeterminate
+        .iter()
+        .filter(|w| !w.resolved)
+        .map(|w| w.markers.len() as u64)
+        .sum();
+    let sent = rec.acks.len() as u64 + failed + unknown;
+    if w.publish_cuts && rec.indeterminate.is_empty() {
+        out.push(Shortfall::NoIndeterminateWrite {
+            writes: rec.acks.len() as u64 + failed,
+        });
+    }
     if sent < w.writes {
         out.push(Shortfall::PublishingIncomplete {
             planned: w.writes,
@@ -338,5 +351,29 @@ mod tests {
                 }
             ]
         );
+    }
+    #[test]
+    fn a_scenario_that_cuts_publish_answers_needs_a_write_of_unknown_fate() {
+        let mut r = clean();
+        r.workload.as_mut().unwrap().publish_cuts = true;
+        assert_eq!(
+            evidence(&numeric_cfg(), &r),
+            [Shortfall::NoIndeterminateWrite { writes: 3 }]
+        );
+        // One write lost its answer (and counts as sent): the cut happened.
+        r.workload.as_mut().unwrap().writes = 4;
+        r.indeterminate.push(harness_model::Indeterminate {
+            markers: vec!["m4".into()],
+            job: "j1".into(),
+            key: None,
+            publisher: 0,
+            sent_us: ms(150),
+            ended_us: ms(151),
+            cause: harness_model::IndeterminateCause::ConnectionLost,
+            error: "reset".into(),
+            attempts: 1,
+            resolved: false,
+        });
+        assert_eq!(evidence(&numeric_cfg(), &r), []);
     }
 }

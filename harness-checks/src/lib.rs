@@ -26,6 +26,7 @@ mod facts;
 mod fairness;
 mod framing;
 mod heartbeat;
+mod indeterminate;
 mod jobs;
 mod lifecycle;
 mod limits;

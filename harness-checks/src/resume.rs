@@ -139,6 +139,10 @@ fn known_seqs<'a>(ctx: &Ctx<'a>) -> BTreeMap<Seq, (Option<&'a str>, Source<'a>)>
     }
     for c in &ctx.clients {
         for d in &c.deliveries {
+            // A write of unknown fate missing beside it is `delivery.indeterminate`'s.
+            if d.ev.marker.as_deref().is_some_and(|m| ctx.unknown_fate(m)) {
+                continue;
+            }
             if let Some(s) = d.ev.seq {
                 known
                     .entry(s)

@@ -300,6 +300,58 @@ fn trickle(at: &[Option<u64>]) -> Recording {
     }
 }
 
+/// The clean numeric scenario plus a write `u1` of job j1 whose answer was lost (sent
+/// at 155 ms, given up at 156 ms; resolved by a retry's ack under `acked` when given),
+/// received under each seq of `to_a` by `a#0` and of `to_b` by `b#0` at 210 ms and on,
+/// with an ack for seq 8 after it received by both; `cuts`: publish answers cut on purpose.
+fn lost_answer(to_a: &[u64], to_b: &[u64], acked: Option<u64>, cuts: bool) -> Recording {
+    let mut r = numeric();
+    let u = |s: u64| {
+        let mut e = event(s, "j1");
+        e.marker = Some("u1".into());
+        e.digest = "du1".into();
+        e
+    };
+    for (name, seqs, i) in [("a#0", to_a, 1), ("b#0", to_b, 0)] {
+        let c = conn(&mut r, name, i);
+        let frames = std::mem::take(&mut c.frames);
+        let mut k = Conn::new(c.index, 0);
+        for f in frames {
+            k = k.frame(f.at_us / 1000, &f.event, f.id.clone(), f.kind.clone());
+        }
+        for (j, s) in seqs.iter().enumerate() {
+            k = k.data_ev(210 + j as u64, u(*s));
+        }
+        let k = k.data(230, 8, "j1").end(ConnEnd::Finished, 1500);
+        let c = conn(&mut r, name, i);
+        (c.frames, c.body_bytes) = (k.frames, k.body_bytes);
+    }
+    r.acks.push(ack(8, "j1", 225));
+    if let Some(s) = acked {
+        let mut a = ack(s, "j1", 155);
+        a.marker = "u1".into();
+        a.acked_us = ms(400);
+        r.acks.push(a);
+    }
+    r.indeterminate.push(harness_model::Indeterminate {
+        markers: vec!["u1".into()],
+        job: "j1".into(),
+        key: Some("u1".into()),
+        publisher: 0,
+        sent_us: ms(155),
+        ended_us: if acked.is_some() { ms(400) } else { ms(156) },
+        cause: harness_model::IndeterminateCause::ConnectionLost,
+        error: "connection reset".into(),
+        attempts: if acked.is_some() { 2 } else { 3 },
+        resolved: acked.is_some(),
+    });
+    r.workload = Some(harness_model::WorkloadPlan {
+        publish_cuts: cuts,
+        ..Default::default()
+    });
+    r
+}
+
 /// Declares one #[test] per case and `all_cases()` listing them.
 macro_rules! cases {
     ($($name:ident => $body:expr;)*) => {
@@ -826,6 +878,18 @@ cases! {
     events_in_a_burst => {
         Case::one(trickle_cfg(), trickle(&[Some(5600), Some(5601), Some(5602), Some(5603)]), "wire.event-latency", "[wire.event-latency] client tr#0 conn 0 seq 1 marker m1 byte 62: expected each event of a slow trickle decodable within 750 ms of its publish being acknowledged, saw decoded 4599 ms after its ack (acknowledged at 1001 ms); it arrived in a burst of 4 events within 20 ms (and 2 later writes of this client late too)")
     };
+    lost_answer_delivered_to_all_or_none_is_clean => {
+        // Nowhere; everywhere under one seq; a retry's ack under the seq delivered.
+        for r in [lost_answer(&[], &[], None, true), lost_answer(&[6], &[6], None, true), lost_answer(&[6], &[6], Some(6), true)] {
+            Case::clean(numeric_cfg(), r).assert();
+        }
+        Case::clean(numeric_cfg(), lost_answer(&[7], &[7], None, true))
+    };
+    lost_answer_delivered_to_some => Case::one(numeric_cfg(), lost_answer(&[6], &[], None, true), "delivery.indeterminate", "[delivery.indeterminate] client b#0 conn 0 seq 6 marker u1: expected seq 6 (marker u1, fate unknown: publisher 0 lost the answer at 155 ms (connection_lost); no answer in 3 attempt(s) with key u1) delivered, as a#0 received it at conn 1 byte 162, saw never delivered although the client was owed it and read past it; stream ended by the scenario's end at 1500 ms");
+    lost_answer_skipped_inside_a_connection => Case::one(numeric_cfg(), lost_answer(&[7], &[], None, true), "delivery.indeterminate", "[delivery.indeterminate] client b#0 conn 0 seq 7 marker u1: expected seq 7 (marker u1, fate unknown: publisher 0 lost the answer at 155 ms (connection_lost); no answer in 3 attempt(s) with key u1) delivered, as a#0 received it at conn 1 byte 162, saw never delivered although the client was owed it and read past it; stream ended by the scenario's end at 1500 ms");
+    lost_answer_committed_twice => Case::one(numeric_cfg(), lost_answer(&[6, 7], &[6, 7], None, true), "delivery.indeterminate", "[delivery.indeterminate] client a#0 conn 1 seq 7 marker u1 byte 212: expected marker u1 committed once, under seq 6 only (publisher 0 lost the answer at 155 ms (connection_lost); no answer in 3 attempt(s) with key u1), saw marker u1 under seq 6 (a#0 at conn 1 byte 162) and under seq 7 (a#0 at conn 1 byte 212): committed twice");
+    retried_write_committed_twice => Case::one(numeric_cfg(), lost_answer(&[6, 7], &[6, 7], Some(7), true), "delivery.indeterminate", "[delivery.indeterminate] client a#0 conn 1 seq 6 marker u1 byte 162: expected marker u1 committed once, under seq 7 only (publisher 0 lost the answer at 155 ms (connection_lost); acked by attempt 2 with key u1), saw marker u1 under seq 7 (its ack) and under seq 6 (a#0 at conn 1 byte 162): committed twice");
+    lost_answer_without_a_cut_on_purpose => Case::one(numeric_cfg(), lost_answer(&[], &[], None, false), "delivery.publish-acked", "[delivery.publish-acked] marker u1: expected a 2xx ack for the publish of 1 event(s), saw no answer in 3 attempt(s) (connection_lost: connection reset): the write's fate is unknown");
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }
 

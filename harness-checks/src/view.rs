@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) use harness_model::Cursor;
 use harness_model::{
     Ack, ClientId, CloseReason, ConnEnd, Connection, Contracts, DataEvent, Evidence, Finding,
-    Frame, FrameKind, KnownContract, Recording, Seq, StreamKind, Subscription, Transcript,
+    Frame, FrameKind, Indeterminate, KnownContract, Recording, Seq, StreamKind, Subscription,
+    Transcript,
 };
 use serde_json::Value;
 
@@ -159,6 +160,9 @@ pub(crate) struct Ctx<'a> {
     /// Markers of acks that durability reports as lost in a restart; the delivery and
     /// resume families leave them alone so one problem is reported once.
     pub vanished: BTreeSet<&'a str>,
+    /// The writes of publish requests that lost an answer (resolved by a retry's ack
+    /// or not), by marker: `delivery.indeterminate` judges them.
+    pub uncertain: BTreeMap<&'a str, &'a Indeterminate>,
     out: Vec<Finding>,
 }
 
@@ -182,12 +186,23 @@ impl<'a> Ctx<'a> {
             ack_by_marker,
             order: PublisherOrder::new(&rec.acks),
             vanished: BTreeSet::new(),
+            uncertain: rec
+                .indeterminate
+                .iter()
+                .flat_map(|w| w.markers.iter().map(move |m| (m.as_str(), w)))
+                .collect(),
             out: Vec::new(),
         };
         if ctx.enabled("durability") {
             ctx.vanished = vanished(&ctx);
         }
         ctx
+    }
+
+    /// Whether `marker` is a write whose fate stayed unknown (no attempt of its request
+    /// was acknowledged): it is owed to no one until someone receives it.
+    pub fn unknown_fate(&self, marker: &str) -> bool {
+        self.uncertain.get(marker).is_some_and(|w| !w.resolved)
     }
 
     /// Whether `family` is judged in this scenario.

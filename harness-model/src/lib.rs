@@ -9,6 +9,7 @@ pub mod contracts;
 pub mod escape;
 pub mod events;
 pub mod heartbeat;
+pub mod indeterminate;
 pub mod model;
 pub mod owed;
 pub mod shortfall;
@@ -21,6 +22,7 @@ pub use events::{
     Interruption, Metric, Outcome, RunEvent, RunLimits, RunMeta, RunSummary, ScenarioInfo,
     ScenarioResult, ScenarioStats, ThresholdCheck, Totals,
 };
+pub use indeterminate::{Indeterminate, IndeterminateCause};
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};
 pub use shortfall::Shortfall;

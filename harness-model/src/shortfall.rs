@@ -68,6 +68,12 @@ pub enum Shortfall {
         /// Writes sent (acknowledged or failed).
         sent: u64,
     },
+    /// The scenario cuts publish answers on purpose, yet no write's fate was unknown:
+    /// the cut never happened, so nothing about indeterminate writes was shown.
+    NoIndeterminateWrite {
+        /// Writes that were acknowledged or failed instead.
+        writes: u64,
+    },
     /// The run's polite limits (`--max-clients`, `--scale`) leave the scenario less
     /// than it needs to do what it sets out to do, so it was not played.
     LimitsTooTight {
@@ -129,6 +135,10 @@ impl fmt::Display for Shortfall {
             Shortfall::PublishingIncomplete { planned, sent } => {
                 write!(f, "{sent} of {planned} planned writes were sent")
             }
+            Shortfall::NoIndeterminateWrite { writes } => write!(
+                f,
+                "no publish lost its answer although the scenario cuts answers ({writes} write(s) acknowledged or failed)"
+            ),
             Shortfall::LimitsTooTight {
                 what,
                 needed,

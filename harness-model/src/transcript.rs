@@ -322,6 +322,10 @@ pub struct Recording {
     pub acks: Vec<Ack>,
     /// Publish requests that were not acknowledged.
     pub publish_failures: Vec<PublishFailure>,
+    /// Publish requests sent whose answer never came (Jepsen's indeterminate writes),
+    /// resolved by a retry's ack or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indeterminate: Vec<crate::Indeterminate>,
     /// Samples of server-side gauges the runner read (e.g. `spine_active_streams`), by name.
     pub gauges: BTreeMap<String, Vec<(u64, f64)>>,
     /// What the scenario's steps arranged, so the checkers know what each client must see.
@@ -436,6 +440,11 @@ pub struct WorkloadPlan {
     /// (`wire.field-injection` judges a hostile one; the target may refuse such writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
+    /// The scenario cuts publish answers on purpose (a toxic on the publisher path):
+    /// writes whose fate is unknown are expected, not a `delivery.publish-acked`
+    /// finding, and at least one is needed as evidence that the cut happened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_cuts: bool,
 }
 
 impl WorkloadPlan {

@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use harness_model::{Ack, IdMode, PublishFailure, Subscription};
+use harness_model::{Ack, IdMode, Indeterminate, PublishFailure, Subscription};
 
 use crate::limits::Budget;
 
-/// Acknowledged writes and failed publishes of one scenario.
+/// Acknowledged writes, failed publishes and writes of unknown fate of one scenario.
 #[derive(Default)]
 pub struct Ledger {
     acks: Mutex<Vec<Ack>>,
     failures: Mutex<Vec<PublishFailure>>,
+    /// Requests sent whose answer never came (resolved by a retry's ack or not).
+    indeterminate: Mutex<Vec<Indeterminate>>,
     /// Each acknowledged write's content as a subscriber must receive it, by marker.
     contents: Mutex<BTreeMap<String, String>>,
     /// The bytes the scenario's clients recorded, against `Limits::scenario_bytes`.
@@ -49,9 +51,21 @@ impl Ledger {
         self.failures.lock().expect("ledger lock").push(f);
     }
 
-    /// Whether any publish request failed so far.
+    /// Records a request whose answer never came: its writes are neither acks nor
+    /// failures (a resolved one's writes are also pushed as acks).
+    pub fn indeterminate(&self, w: Indeterminate) {
+        self.indeterminate.lock().expect("ledger lock").push(w);
+    }
+
+    /// Takes the requests of unknown fate recorded so far.
+    pub fn take_indeterminate(&self) -> Vec<Indeterminate> {
+        std::mem::take(&mut *self.indeterminate.lock().expect("ledger lock"))
+    }
+
+    /// Whether any publish request failed, or lost its answer, so far.
     pub fn any_failure(&self) -> bool {
         !self.failures.lock().expect("ledger lock").is_empty()
+            || !self.indeterminate.lock().expect("ledger lock").is_empty()
     }
 
     /// How many writes are acknowledged so far.

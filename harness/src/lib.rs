@@ -19,6 +19,7 @@ pub mod control;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod fate;
 pub mod interrupt;
 pub mod ledger;
 pub mod limits;

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness_model::{Ack, Capability, PublishFailure, Seq};
+use harness_model::{Ack, Capability, Indeterminate, PublishFailure, Seq};
 use tokio::time::Instant;
 
-use crate::error::{HarnessError, HarnessErrorKind};
+use crate::fate::{self, Fate};
 use crate::ledger::Ledger;
 use crate::profile::{Publish, fill};
 use crate::target::{Answer, Target, encode_segment};
@@ -227,34 +227,11 @@ impl Publisher {
             .collect()
     }
 
-    /// Records what the answer says of these writes in the ledger: acks (with their
-    /// seqs when the profile says where they are), or a failure.
-    fn record(&self, ledger: &Ledger, answer: Result<Answer, HarnessError>, sent: Sent) {
-        let Sent {
-            markers,
-            channel,
-            sent_us,
-            acked_us,
-            contents,
-        } = sent;
-        let a = match answer {
-            Ok(a) if self.cfg.ack_status.contains(&a.status) => a,
-            Ok(a) => {
-                let error = a.body.chars().take(300).collect();
-                return ledger.fail(PublishFailure {
-                    markers,
-                    status: Some(a.status),
-                    error,
-                });
-            }
-            Err(e) => {
-                return ledger.fail(PublishFailure {
-                    markers,
-                    status: None,
-                    error: e.to_string(),
-                });
-            }
-        };
+    /// Records an answered request's writes in the ledger: acks (with their seqs when
+    /// the profile says where they are), or a failure when the ack is malformed.
+    /// Returns whether they were acknowledged.
+    fn record_ack(&self, ledger: &Ledger, a: &Answer, sent: &Sent) -> bool {
+        let markers = &sent.markers;
         let seqs: Option<Vec<u64>> = self.cfg.ack_seqs_pointer.as_ref().map(|ptr| {
             let v = a.json();
             let items = v.pointer(ptr).and_then(|v| v.as_array()).cloned();
@@ -271,32 +248,200 @@ impl Publisher {
                 markers.len(),
                 a.body
             );
-            return ledger.fail(PublishFailure {
-                markers,
+            ledger.fail(PublishFailure {
+                markers: markers.clone(),
                 status: Some(a.status),
                 error,
             });
+            return false;
         }
-        let acks = markers.into_iter().enumerate().map(|(i, marker)| Ack {
-            marker,
-            job: channel.clone(),
+        let acks = markers.iter().enumerate().map(|(i, marker)| Ack {
+            marker: marker.clone(),
+            job: sent.channel.clone(),
             seq: seqs.as_ref().map(|s| Seq(s[i])),
             publisher: self.p,
-            sent_us,
-            acked_us,
+            sent_us: sent.sent_us,
+            acked_us: sent.ended_us,
         });
         ledger.push(acks.collect());
-        ledger.contents(contents);
+        true
     }
+
+    /// Records what the attempts say of these writes (the rule of [`crate::fate`]):
+    /// acks, a failure, or writes of unknown fate, resolved by a retry's ack or not.
+    fn record(&self, ledger: &Ledger, attempts: Attempts, sent: Sent) {
+        let Attempts {
+            last,
+            answer,
+            first_unknown,
+            count,
+        } = attempts;
+        let acked = match (&last, &answer) {
+            (Fate::Answered, Some(a)) => self.record_ack(ledger, a, &sent),
+            _ => false,
+        };
+        let Some((cause, error)) = first_unknown else {
+            if let Fate::Failed { status, error } = last {
+                ledger.fail(PublishFailure {
+                    markers: sent.markers,
+                    status,
+                    error,
+                });
+            } else if acked {
+                ledger.contents(sent.contents);
+            }
+            return;
+        };
+        let error = match (&last, acked) {
+            (_, true) | (Fate::Answered, _) => error,
+            (Fate::Failed { status, error: e }, _) => {
+                let st = status.map_or(String::new(), |s| format!("status {s}: "));
+                format!("{error}; attempt {count}: {st}{e}")
+            }
+            (Fate::Indeterminate { error: e, .. }, _) if count > 1 => {
+                format!("{error}; attempt {count}: {e}")
+            }
+            (Fate::Indeterminate { .. }, _) => error,
+        };
+        // A delivered write of unknown fate must carry its content too.
+        ledger.contents(sent.contents);
+        ledger.indeterminate(Indeterminate {
+            key: self.key(&sent.markers),
+            markers: sent.markers,
+            job: sent.channel,
+            publisher: self.p,
+            sent_us: sent.sent_us,
+            ended_us: sent.ended_us,
+            cause,
+            error,
+            attempts: count,
+            resolved: acked,
+        });
+    }
+
+    /// The idempotency key of the request that sends `markers`, when the profile
+    /// sends one: its first marker.
+    fn key(&self, markers: &[String]) -> Option<String> {
+        self.cfg
+            .idempotency_header
+            .as_ref()
+            .and(markers.first().cloned())
+    }
+
+    /// Sends one request's writes: once, or, when the profile sends an idempotency key,
+    /// again with the same key after each attempt of unknown fate, up to
+    /// [`fate::MAX_ATTEMPTS`] and never past the deadline; then records the outcome.
+    async fn send(&self, target: &Target, ledger: &Ledger, req: Request, clock: Clock) {
+        let Request {
+            markers,
+            channel,
+            body,
+            path,
+            contents,
+        } = req;
+        let key = self.key(&markers);
+        let max = if key.is_some() { fate::MAX_ATTEMPTS } else { 1 };
+        let what = format!("{} {path}", self.cfg.method);
+        let headers = self.request_headers(&markers);
+        let sent_us = clock.us();
+        let (mut first_unknown, mut count) = (None, 0u32);
+        let (last, answer) = loop {
+            count += 1;
+            let request_done = target.request(self.cfg.method, &path, Some(body.clone()), &headers);
+            let result = match tokio::time::timeout_at(clock.deadline, request_done).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let error = format!("{what}: no answer before the scenario's deadline");
+                    break (no_answer(error), None);
+                }
+            };
+            let fate = fate::of_attempt(&result, &self.cfg.ack_status);
+            let Fate::Indeterminate { cause, error } = &fate else {
+                break (fate, result.ok());
+            };
+            first_unknown.get_or_insert((*cause, error.clone()));
+            let pause = fate::backoff(key.as_deref().unwrap_or_default(), count);
+            if count >= max || Instant::now() + pause >= clock.deadline {
+                break (fate, None);
+            }
+            tokio::time::sleep(pause).await;
+        };
+        // The deadline on the first attempt: its fate is unknown.
+        let first_unknown = match (&last, first_unknown) {
+            (Fate::Indeterminate { cause, error }, None) => Some((*cause, error.clone())),
+            (_, f) => f,
+        };
+        let attempts = Attempts {
+            last,
+            answer,
+            first_unknown,
+            count,
+        };
+        let ended_us = clock.us();
+        let sent = Sent {
+            markers,
+            channel,
+            sent_us,
+            ended_us,
+            contents,
+        };
+        self.record(ledger, attempts, sent);
+    }
+}
+
+/// An attempt that got no answer before the deadline.
+fn no_answer(error: String) -> Fate {
+    Fate::Indeterminate {
+        cause: harness_model::IndeterminateCause::NoAnswer,
+        error,
+    }
+}
+
+/// The scenario's clock: its start and its deadline.
+#[derive(Clone, Copy)]
+struct Clock {
+    epoch: Instant,
+    deadline: Instant,
+}
+
+impl Clock {
+    /// Microseconds since the scenario started.
+    fn us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+/// One request to send.
+struct Request {
+    markers: Vec<String>,
+    channel: String,
+    body: String,
+    path: String,
+    /// Each write's content, by marker.
+    contents: Vec<(String, String)>,
+}
+
+/// What a request's attempts came to.
+struct Attempts {
+    /// The last attempt's fate.
+    last: Fate,
+    /// Its answer, when one came.
+    answer: Option<Answer>,
+    /// The first attempt of unknown fate: why, and its error.
+    first_unknown: Option<(harness_model::IndeterminateCause, String)>,
+    /// Attempts made.
+    count: u32,
 }
 
 /// One request's writes, as the ledger records them.
 struct Sent {
     markers: Vec<String>,
     channel: String,
+    /// When the first attempt was sent.
     sent_us: u64,
-    acked_us: u64,
-    /// Each write's content, by marker (kept only when acknowledged).
+    /// When the last attempt ended.
+    ended_us: u64,
+    /// Each write's content, by marker (kept when acknowledged or of unknown fate).
     contents: Vec<(String, String)>,
 }
 
@@ -317,6 +462,7 @@ async fn publisher(
         .every
         .or_else(|| interval(me.plan.rate, me.batch, me.plan.publishers));
     let start = Instant::now();
+    let clock = Clock { epoch, deadline };
     let (mut sent, mut request) = (0u64, 0u64);
     while sent < share && Instant::now() < deadline {
         if let Some(iv) = interval {
@@ -326,29 +472,14 @@ async fn publisher(
         let channels = &me.plan.channels;
         let channel = channels[channel_of(channels.len(), me.plan.publishers, p, request)].clone();
         let markers = me.markers(sent, n);
-        let body = me.body(&markers, &channel);
-        let contents = me.contents(&markers, &channel);
-        let path = fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]);
-        let sent_us = epoch.elapsed().as_micros() as u64;
-        let what = format!("{} {path}", me.cfg.method);
-        let headers = me.request_headers(&markers);
-        let request_done = target.request(me.cfg.method, &path, Some(body), &headers);
-        let answer = match tokio::time::timeout_at(deadline, request_done).await {
-            Ok(a) => a.and_then(|a| a.whole(&what)),
-            Err(_) => Err(HarnessError::new(
-                HarnessErrorKind::Target,
-                format!("{what}: no answer before the scenario's deadline"),
-            )),
-        };
-        let acked_us = epoch.elapsed().as_micros() as u64;
-        let sent_writes = Sent {
+        let req = Request {
+            body: me.body(&markers, &channel),
+            contents: me.contents(&markers, &channel),
+            path: fill(&me.cfg.path, &[("channel", &encode_segment(&channel))]),
             markers,
             channel,
-            sent_us,
-            acked_us,
-            contents,
         };
-        me.record(&ledger, answer, sent_writes);
+        me.send(&target, &ledger, req, clock).await;
         sent += n;
         request += 1;
     }
@@ -449,6 +580,115 @@ mod tests {
         let [first, again] = play_twice(false).await;
         assert!(again.1 > first.1);
         assert_ne!(first.0, again.0);
+    }
+
+    /// What publishing `count` writes (one publisher, batches of 2) through a toxic
+    /// proxy that resets about half of the publisher's connections on the first answer
+    /// byte (after the request went upstream) records, and how far the target's head
+    /// moved: `keyed`, with the idempotency key; `fault`, the server's fault.
+    #[cfg(feature = "embedded")]
+    async fn through_lost_answers(
+        keyed: bool,
+        fault: Option<reference_server::faults::Fault>,
+    ) -> (Vec<Ack>, Vec<Indeterminate>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let token = "publisher-test-token";
+        let mut cfg = reference_server::Config::new(dir.path(), token);
+        cfg.faults = reference_server::faults::FaultSet::new(fault);
+        let server = reference_server::RunningServer::start(cfg).await.unwrap();
+        let upstream = server.url().trim_start_matches("http://").parse().unwrap();
+        let toxics = sse_toxics::parse_toml(
+            "[[toxics]]\npath = \"publisher\"\nkind = \"reset_peer\"\ntimeout = 0\nstream = \"downstream\"\ntoxicity = 0.75\n",
+        )
+        .unwrap();
+        let toxics = sse_toxics::for_path(&toxics, sse_toxics::ProxyPath::Publisher);
+        let proxy = sse_toxics::Proxy::start("127.0.0.1:0".parse().unwrap(), upstream, toxics, 1)
+            .await
+            .unwrap();
+        let mut profile = crate::profile::Profile::load("spine").unwrap();
+        let publish_cfg = profile.publish.as_mut().unwrap();
+        publish_cfg.idempotency_header = keyed.then(|| "Idempotency-Key".to_owned());
+        publish_cfg.ack_status = vec![200, 201];
+        // Setup goes straight to the server; publishing through the proxy.
+        let direct = Target::new(&server.url(), profile.clone(), Some(token.to_owned())).unwrap();
+        let job = direct.channel("lost", 0).await.unwrap();
+        let before = direct.head_seq().await.unwrap().unwrap();
+        let via = format!("http://{}", proxy.addr());
+        let target = Arc::new(Target::new(&via, profile, Some(token.to_owned())).unwrap());
+        let plan = PublishPlan {
+            channels: vec![job],
+            count: 40,
+            publishers: 1,
+            rate: 0,
+            every: None,
+            batch: 2,
+            pad: String::new(),
+            event_type: DEFAULT_EVENT_TYPE.to_owned(),
+            tag: "lost".to_owned(),
+        };
+        let ledger = Arc::new(Ledger::default());
+        let epoch = Instant::now();
+        publish(
+            target,
+            ledger.clone(),
+            plan,
+            epoch,
+            epoch + Duration::from_secs(120),
+        )
+        .await;
+        let (acks, failures) = ledger.take();
+        assert!(failures.is_empty(), "{failures:?}");
+        let head = direct.head_seq().await.unwrap().unwrap();
+        let log = proxy.stop().await;
+        assert!(!log.indeterminate().is_empty(), "the proxy cut no answer");
+        server.shutdown().await.unwrap();
+        (acks, ledger.take_indeterminate(), head - before)
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn a_lost_answer_is_indeterminate_and_a_keyed_retry_resolves_it_without_a_second_copy() {
+        // Keyed: every request that lost its answer was retried; whatever the retries
+        // resolved is an ack with the original seqs, and nothing was committed twice.
+        let (acks, lost, moved) = through_lost_answers(true, None).await;
+        assert!(!lost.is_empty());
+        assert!(
+            lost.iter()
+                .all(|w| w.key.as_deref() == Some(w.markers[0].as_str()))
+        );
+        assert!(
+            lost.iter().any(|w| w.resolved && w.attempts > 1),
+            "{lost:?}"
+        );
+        let unresolved: usize = lost
+            .iter()
+            .filter(|w| !w.resolved)
+            .map(|w| w.markers.len())
+            .sum();
+        assert_eq!(acks.len() + unresolved, 40);
+        assert_eq!(moved, 40, "each write committed once: {lost:?}");
+        let mut seqs: Vec<u64> = acks.iter().map(|a| a.seq.unwrap().0).collect();
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), acks.len());
+        // Unkeyed: sent once, the lost ones stay of unknown fate (they were committed).
+        let (acks, lost, moved) = through_lost_answers(false, None).await;
+        assert!(
+            lost.iter()
+                .all(|w| !w.resolved && w.attempts == 1 && w.key.is_none())
+        );
+        assert!(
+            lost.iter()
+                .all(|w| w.cause == harness_model::IndeterminateCause::ConnectionLost)
+        );
+        let unresolved: usize = lost.iter().map(|w| w.markers.len()).sum();
+        assert_eq!(acks.len() + unresolved, 40);
+        assert_eq!(moved, 40);
+        // A server that ignores the key commits a retry as a second copy.
+        let fault = reference_server::faults::Fault::IdempotencyIgnored;
+        let (_, lost, moved) = through_lost_answers(true, Some(fault)).await;
+        assert!(lost.iter().any(|w| w.attempts > 1));
+        assert!(moved > 40, "the retries committed again");
     }
 
     #[test]

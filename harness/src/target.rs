@@ -210,6 +210,7 @@ impl Target {
                 HarnessErrorKind::Target,
                 format!("{method} {}{path}: {}", self.base, error_chain(&e)),
             )
+            .with_source(e) // the publisher reads the write's fate from it (fate.rs)
         })
     }
 

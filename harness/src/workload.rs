@@ -134,6 +134,7 @@ pub async fn run(
         transcripts,
         acks,
         publish_failures,
+        indeterminate: ledger.take_indeterminate(),
         published: ledger.published(&target.profile),
         workload: Some(workload),
         unfinished,
@@ -372,6 +373,7 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
         stall_ms: client::STALL.as_millis() as u64,
         trickle_ms: sc.traffic.interval_ms,
         event_type: sc.traffic.event_type.clone(),
+        publish_cuts: false,
     }
 }
 
