@@ -352,6 +352,58 @@ fn lost_answer(to_a: &[u64], to_b: &[u64], acked: Option<u64>, cuts: bool) -> Re
     r
 }
 
+/// The clean opaque scenario plus a write `u1` of job j1 sent once (no key) whose
+/// answer was lost at 131 ms: `a#0` receives it under id `1:6` at 160 ms on its second
+/// connection when `to_a`; `b#0` at 161 ms when `to_b`, before `x4` when `early_b`.
+fn opaque_lost_answer(to_a: bool, to_b: bool, early_b: bool) -> Recording {
+    let mut r = opaque();
+    let a = Conn::new(1, 116).cursor("1:2");
+    let a = [("1:3", "x3"), ("1:4", "y2"), ("1:5", "x4")]
+        .iter()
+        .enumerate()
+        .fold(a, |c, (i, (id, m))| {
+            c.odata(122 + 5 * i as u64, id, m, "j1")
+        });
+    let a = if to_a {
+        a.odata(160, "1:6", "u1", "j1")
+    } else {
+        a
+    };
+    conn(&mut r, "a#0", 1).frames = a.end(ConnEnd::Finished, 1500).frames;
+    let b = conn(&mut r, "b#0", 0);
+    if to_b {
+        let at = if early_b { 4 } else { 6 };
+        let mut k = Conn::new(0, 1);
+        for f in std::mem::take(&mut b.frames).into_iter().take(at) {
+            k = k.frame(f.at_us / 1000, &f.event, f.id.clone(), f.kind.clone());
+        }
+        k = k.odata(161, "1:6", "u1", "j1");
+        if early_b {
+            k = k
+                .odata(162, "1:4", "y2", "j1")
+                .odata(163, "1:5", "x4", "j1");
+        }
+        b.frames = k.end(ConnEnd::Finished, 1500).frames;
+    }
+    r.indeterminate.push(harness_model::Indeterminate {
+        markers: vec!["u1".into()],
+        job: "j1".into(),
+        key: None,
+        publisher: 0,
+        sent_us: ms(131),
+        ended_us: ms(132),
+        cause: harness_model::IndeterminateCause::NoAnswer,
+        error: "timed out".into(),
+        attempts: 1,
+        resolved: false,
+    });
+    r.workload = Some(harness_model::WorkloadPlan {
+        publish_cuts: true,
+        ..Default::default()
+    });
+    r
+}
+
 /// Declares one #[test] per case and `all_cases()` listing them.
 macro_rules! cases {
     ($($name:ident => $body:expr;)*) => {
@@ -889,6 +941,12 @@ cases! {
     lost_answer_skipped_inside_a_connection => Case::one(numeric_cfg(), lost_answer(&[7], &[], None, true), "delivery.indeterminate", "[delivery.indeterminate] client b#0 conn 0 seq 7 marker u1: expected seq 7 (marker u1, fate unknown: publisher 0 lost the answer at 155 ms (connection_lost); no answer in 3 attempt(s) with key u1) delivered, as a#0 received it at conn 1 byte 162, saw never delivered although the client was owed it and read past it; stream ended by the scenario's end at 1500 ms");
     lost_answer_committed_twice => Case::one(numeric_cfg(), lost_answer(&[6, 7], &[6, 7], None, true), "delivery.indeterminate", "[delivery.indeterminate] client a#0 conn 1 seq 7 marker u1 byte 212: expected marker u1 committed once, under seq 6 only (publisher 0 lost the answer at 155 ms (connection_lost); no answer in 3 attempt(s) with key u1), saw marker u1 under seq 6 (a#0 at conn 1 byte 162) and under seq 7 (a#0 at conn 1 byte 212): committed twice");
     retried_write_committed_twice => Case::one(numeric_cfg(), lost_answer(&[6, 7], &[6, 7], Some(7), true), "delivery.indeterminate", "[delivery.indeterminate] client a#0 conn 1 seq 6 marker u1 byte 162: expected marker u1 committed once, under seq 7 only (publisher 0 lost the answer at 155 ms (connection_lost); acked by attempt 2 with key u1), saw marker u1 under seq 7 (its ack) and under seq 6 (a#0 at conn 1 byte 162): committed twice");
+    opaque_lost_answer_to_all_or_none_is_clean => {
+        Case::clean(opaque_cfg(), opaque_lost_answer(false, false, false)).assert();
+        Case::clean(opaque_cfg(), opaque_lost_answer(true, true, false))
+    };
+    opaque_lost_answer_delivered_to_some => Case::one(opaque_cfg(), opaque_lost_answer(true, false, false), "delivery.indeterminate", "[delivery.indeterminate] client b#0 conn 0 marker u1: expected marker u1 (marker u1, fate unknown: publisher 0 lost the answer at 131 ms (no_answer); no answer in 1 attempt(s)) delivered, as a#0 received it at conn 1 byte 162, saw never delivered although the client was owed it and read on after it; stream ended by the scenario's end at 1500 ms");
+    opaque_lost_answer_out_of_place => Case::one(opaque_cfg(), opaque_lost_answer(true, true, true), "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker y2 byte 262: expected marker y2 before marker u1, the order a#0 saw, saw marker y2 after marker u1");
     lost_answer_without_a_cut_on_purpose => Case::one(numeric_cfg(), lost_answer(&[], &[], None, false), "delivery.publish-acked", "[delivery.publish-acked] marker u1: expected a 2xx ack for the publish of 1 event(s), saw no answer in 3 attempt(s) (connection_lost: connection reset): the write's fate is unknown");
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }
