@@ -698,6 +698,8 @@ mod tests {
             .find(|(n, _)| *n == "spine")
             .unwrap()
             .1;
+        // The spine profile claims protocol v1.1's key; the same profile without it.
+        let spine = &spine.replace("idempotency_header = \"Idempotency-Key\"\n", "");
         let with = |name: &str| {
             spine.replace(
                 "ack_seqs_pointer = \"/seqs\"",
@@ -713,6 +715,11 @@ mod tests {
         assert!(e.to_string().contains("not a header name"), "{e}");
         let plain = crate::profile::Profile::parse(spine, "t").unwrap();
         assert_eq!(plain.publish.unwrap().idempotency_header, None);
+        let v11 = crate::profile::Profile::load("spine").unwrap();
+        assert_eq!(
+            v11.publish.unwrap().idempotency_header.as_deref(),
+            Some("Idempotency-Key")
+        );
     }
 
     #[test]

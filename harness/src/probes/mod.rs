@@ -148,8 +148,12 @@ pub async fn run(
     let (acks, failures) = cx.ledger.take();
     rec.acks.extend(acks);
     rec.published = cx.ledger.published(&cx.target.profile);
+    // Writes in flight when a probe kills or stops the target are expected to fail
+    // or to lose their answer: only the other probes' are judged.
+    let indeterminate = cx.ledger.take_indeterminate();
     if !probe.needs_control() {
         rec.publish_failures.extend(failures);
+        rec.indeterminate.extend(indeterminate);
     }
     Ok(rec)
 }
