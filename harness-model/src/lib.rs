@@ -10,6 +10,7 @@ pub mod escape;
 pub mod events;
 pub mod heartbeat;
 pub mod model;
+pub mod network;
 pub mod owed;
 pub mod shortfall;
 pub mod transcript;
@@ -22,6 +23,7 @@ pub use events::{
     ScenarioResult, ScenarioStats, ThresholdCheck, Totals,
 };
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
+pub use network::{Network, ProxyLog};
 pub use owed::{Cursor, IdMode, Subscription};
 pub use shortfall::Shortfall;
 pub use transcript::{

@@ -30,7 +30,7 @@ pub async fn run(
     rng: &mut ChaCha8Rng,
     tag: &str,
 ) -> Result<Recording, HarnessError> {
-    let epoch = Instant::now();
+    let epoch = target.epoch();
     let deadline = epoch + Duration::from_secs(sc.deadline_s);
     let ledger = Arc::new(Ledger::default());
     let head_before = target.head_seq().await?;
@@ -294,6 +294,7 @@ fn client_plan(
         until: Until::CaughtUp,
         reconnect: true,
         through_restarts: false,
+        reconnect_on_silence: g.read.reconnect_on_silence,
         deadline: at.deadline,
         strict: target.profile.strict,
     }
