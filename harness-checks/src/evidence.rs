@@ -22,6 +22,10 @@
 //!   the clients had no time to catch up, and writes acknowledged at the end escape
 //!   the lost-write rule); a scenario that cuts publish answers on purpose
 //!   (`WorkloadPlan::publish_cuts`) lost at least one (else the cut never happened).
+//! - **network**: every declared toxic (`[[toxics]]`) acted on some connection (the
+//!   proxy's log), and every open stream the subscriber path held half-open (a
+//!   `timeout` stall without a close) was given up by its client for silence
+//!   ([`ConnEnd::Silent`]).
 
 use harness_model::{
     ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
@@ -48,6 +52,63 @@ pub fn evidence(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
     out.extend(backpressure(rec));
     out.extend(nothing_delivered(cfg, rec));
     out.extend(publishing(rec));
+    out.extend(network(rec));
+    out
+}
+
+/// The network rules: declared toxics acted; half-open streams were detected.
+fn network(rec: &Recording) -> Vec<Shortfall> {
+    use harness_model::network::{Action, ProxyPath};
+    let mut out = Vec::new();
+    for p in [&rec.network.publisher, &rec.network.subscriber]
+        .into_iter()
+        .flatten()
+    {
+        let path = match p.path {
+            ProxyPath::Publisher => "publisher",
+            ProxyPath::Subscriber => "subscriber",
+        };
+        for t in p.toxics.iter().filter(|t| t.toxicity > 0.0) {
+            let name = t.name();
+            let acted = p
+                .log
+                .events
+                .iter()
+                .any(|e| e.toxic.as_deref() == Some(&name));
+            if !acted && p.log.dropped == 0 {
+                out.push(Shortfall::ToxicIdle {
+                    path: path.into(),
+                    toxic: name,
+                });
+            }
+        }
+    }
+    let Some(sub) = &rec.network.subscriber else {
+        return out;
+    };
+    for e in &sub.log.events {
+        let Action::StallStarted { timeout_ms: 0 } = e.action else {
+            continue;
+        };
+        let stalled_us = (e.at_ms * 1000.0) as u64;
+        let port = sub.log.of_conn(e.conn).find_map(|o| match o.action {
+            Action::Opened { client } => Some(client.port()),
+            _ => None,
+        });
+        for t in &rec.transcripts {
+            for (i, c) in t.connections.iter().enumerate() {
+                let held = port.is_some() && c.local_port == port;
+                let open_then =
+                    c.head_us.is_some_and(|h| h < stalled_us) && c.ended_us > stalled_us;
+                if held && open_then && !matches!(c.end, ConnEnd::Silent { .. }) {
+                    out.push(Shortfall::StallNotDetected {
+                        client: t.client.clone(),
+                        conn: i as u32,
+                    });
+                }
+            }
+        }
+    }
     out
 }
 
@@ -375,5 +436,79 @@ mod tests {
             resolved: false,
         });
         assert_eq!(evidence(&numeric_cfg(), &r), []);
+    }
+
+    /// A subscriber proxy whose `timeout` toxic held conn 1 (client port 5000)
+    /// half-open from 50 ms, and a latency toxic that never acted.
+    fn stalled(end: ConnEnd) -> Recording {
+        use harness_model::network::{Action, LogSnapshot, ToxicEvent};
+        let specs = sse_toxics::parse_toml(
+            "[[toxics]]\npath = \"subscriber\"\nkind = \"timeout\"\n\
+             [[toxics]]\npath = \"subscriber\"\nkind = \"latency\"\nlatency = 9\n",
+        )
+        .unwrap();
+        let ev = |at_ms: f64, toxic: Option<&str>, action: Action| ToxicEvent {
+            at_ms,
+            conn: 1,
+            toxic: toxic.map(str::to_owned),
+            stream: None,
+            action,
+        };
+        let log = LogSnapshot {
+            events: vec![
+                ev(
+                    1.0,
+                    None,
+                    Action::Opened {
+                        client: "127.0.0.1:5000".parse().unwrap(),
+                    },
+                ),
+                ev(
+                    50.0,
+                    Some("timeout_downstream"),
+                    Action::StallStarted { timeout_ms: 0 },
+                ),
+            ],
+            dropped: 0,
+        };
+        let mut c0 = Conn::new(0, 0).data(20, 1, "j1").end(end, 300);
+        c0.local_port = Some(5000);
+        let mut r = clean();
+        r.transcripts[0].connections = vec![c0];
+        r.plan.cuts.clear();
+        r.acks.truncate(1);
+        r.network.subscriber = Some(harness_model::ProxyLog {
+            path: sse_toxics::ProxyPath::Subscriber,
+            toxics: sse_toxics::for_path(&specs, sse_toxics::ProxyPath::Subscriber),
+            log,
+        });
+        r
+    }
+
+    #[test]
+    fn idle_toxics_and_undetected_half_open_streams_are_shortfalls() {
+        let r = stalled(ConnEnd::Finished);
+        let got = evidence(&numeric_cfg(), &r);
+        assert!(
+            got.contains(&Shortfall::ToxicIdle {
+                path: "subscriber".into(),
+                toxic: "latency_downstream".into(),
+            }),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&Shortfall::StallNotDetected {
+                client: cid("a#0"),
+                conn: 0,
+            }),
+            "{got:?}"
+        );
+        let r = stalled(ConnEnd::Silent { allowance_ms: 100 });
+        let got = evidence(&numeric_cfg(), &r);
+        assert!(
+            !got.iter()
+                .any(|s| matches!(s, Shortfall::StallNotDetected { .. })),
+            "{got:?}"
+        );
     }
 }

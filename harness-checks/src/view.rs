@@ -132,9 +132,10 @@ impl<'a> ClientView<'a> {
         };
         match last.end {
             ConnEnd::Refused | ConnEnd::ConnectFailed { .. } => true,
-            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::RecordLimit { .. } => {
-                ack.acked_us.saturating_add(TAIL_GRACE_US) <= last.ended_us
-            }
+            ConnEnd::Finished
+            | ConnEnd::Deadline
+            | ConnEnd::RecordLimit { .. }
+            | ConnEnd::Silent { .. } => ack.acked_us.saturating_add(TAIL_GRACE_US) <= last.ended_us,
             // Acked while the stream was still open: a correct target had it to send.
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ParserLimit => {
                 ack.acked_us <= last.ended_us
@@ -446,6 +447,9 @@ pub(crate) fn describe_end(end: &ConnEnd) -> String {
         ConnEnd::Refused => "a refused request".to_owned(),
         ConnEnd::ConnectFailed { error } => format!("a failed connect ({error})"),
         ConnEnd::RecordLimit { limit } => format!("the harness's recording cap {}", limit.name()),
+        ConnEnd::Silent { allowance_ms } => {
+            format!("the harness giving up on a stream silent for over {allowance_ms} ms")
+        }
     }
 }
 

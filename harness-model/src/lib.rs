@@ -11,6 +11,7 @@ pub mod events;
 pub mod heartbeat;
 pub mod indeterminate;
 pub mod model;
+pub mod network;
 pub mod owed;
 pub mod shortfall;
 pub mod transcript;
@@ -24,6 +25,7 @@ pub use events::{
 };
 pub use indeterminate::{Indeterminate, IndeterminateCause};
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
+pub use network::{Network, ProxyLog};
 pub use owed::{Cursor, IdMode, Subscription};
 pub use shortfall::Shortfall;
 pub use transcript::{

@@ -84,6 +84,23 @@ pub enum Shortfall {
         /// How many the limits allow.
         allowed: u64,
     },
+    /// A toxic the scenario declared (`[[toxics]]`) never acted on any connection
+    /// (its window passed with no connection, or its toxicity spared them all).
+    ToxicIdle {
+        /// `publisher` or `subscriber`.
+        path: String,
+        /// The toxic's name.
+        toxic: String,
+    },
+    /// The proxy held a client's open stream half-open (a `timeout` stall) and the
+    /// client did not give up on it for silence: the scenario did not show that a
+    /// half-open path is detected.
+    StallNotDetected {
+        /// The client.
+        client: ClientId,
+        /// Its connection (0-based).
+        conn: u32,
+    },
 }
 
 impl fmt::Display for Shortfall {
@@ -146,6 +163,14 @@ impl fmt::Display for Shortfall {
             } => write!(
                 f,
                 "the run's limits allow {allowed} {what}, the scenario needs at least {needed}"
+            ),
+            Shortfall::ToxicIdle { path, toxic } => write!(
+                f,
+                "toxic {toxic} on the {path} path never acted on a connection"
+            ),
+            Shortfall::StallNotDetected { client, conn } => write!(
+                f,
+                "client {client} conn {conn} sat on a half-open stream without giving up on its silence"
             ),
         }
     }

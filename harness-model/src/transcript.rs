@@ -103,6 +103,13 @@ pub enum ConnEnd {
         /// Which cap.
         limit: RecordLimit,
     },
+    /// The harness gave up on a stream silent for longer than its heartbeat allowance
+    /// (2 x the interval; a half-open path: no FIN, no RST, no bytes) and reconnects
+    /// with its last id, as a watchdog on a browser's `EventSource` does.
+    Silent {
+        /// The allowance that ran out, in milliseconds.
+        allowance_ms: u64,
+    },
 }
 
 /// A cap on what the harness records, so that a flooding target cannot exhaust its
@@ -356,6 +363,10 @@ pub struct Recording {
     /// recordings): the evidence compares them with what was recorded.
     #[serde(default)]
     pub plan: ScenarioPlan,
+    /// The toxic proxies a scenario's `[[toxics]]` put between the parts, with their
+    /// event logs (empty when every path went direct).
+    #[serde(default, skip_serializing_if = "crate::network::Network::is_empty")]
+    pub network: crate::network::Network,
 }
 
 /// The content of the writes the harness published, as a subscriber must receive it.

@@ -21,7 +21,9 @@ pub fn list(a: ListArgs) -> Result<()> {
             let missing: Vec<&Capability> =
                 s.requires.iter().filter(|c| !profile.has(**c)).collect();
             serde_json::json!({ "id": s.id(), "title": s.title, "group": s.group, "file": s.file,
-                "runnable": missing.is_empty(), "missing_capabilities": missing })
+                "runnable": missing.is_empty(), "missing_capabilities": missing,
+                "toxics": s.toxics,
+                "toxics_described": s.toxics.iter().map(sse_harness::network::describe).collect::<Vec<_>>() })
         })
         .collect();
     if a.json {
@@ -53,6 +55,9 @@ pub fn list(a: ListArgs) -> Result<()> {
             r["id"].as_str().unwrap_or(""),
             r["title"].as_str().unwrap_or("")
         );
+        for t in r["toxics_described"].as_array().into_iter().flatten() {
+            println!("{:<44}   toxic: {}", "", t.as_str().unwrap_or(""));
+        }
     }
     Ok(())
 }

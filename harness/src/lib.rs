@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod limits;
 #[cfg(feature = "embedded")]
 pub mod mutation;
+pub mod network;
 pub mod outcome;
 pub mod polite;
 pub mod probes;

@@ -178,19 +178,25 @@ impl Runner {
         rng: &mut ChaCha8Rng,
         tag: &str,
     ) -> Result<Recording, HarnessError> {
+        let (target, proxies) = self.route(sc).await?;
         let play = async {
             match &sc.probe {
                 Some(p) => {
                     let deadline = Duration::from_secs(sc.deadline_s);
                     let control = self.control.clone();
-                    crate::probes::run(self.target.clone(), control, deadline, p, rng, tag).await
+                    crate::probes::run(target.clone(), control, deadline, p, rng, tag).await
                 }
-                None => crate::workload::run(self.target.clone(), sc, rng, tag).await,
+                None => crate::workload::run(target.clone(), sc, rng, tag).await,
             }
         };
         let deadline = Duration::from_secs(sc.deadline_s);
         let bound = deadline + crate::limits::grace(deadline);
-        let rec = tokio::time::timeout(bound, play).await.map_err(|_| {
+        let played = tokio::time::timeout(bound, play).await;
+        let network = match proxies {
+            Some(p) => p.stop().await,
+            None => Default::default(),
+        };
+        let mut rec = played.map_err(|_| {
             HarnessError::new(
                 HarnessErrorKind::Target,
                 format!(
@@ -198,9 +204,27 @@ impl Runner {
                 ),
             )
         })??;
+        rec.network = network;
         // Clients that had to be aborted are in `rec.unfinished`: the evidence names
         // them and the scenario is inconclusive (never a silent pass).
         Ok(rec)
+    }
+
+    /// The target this scenario talks to: the run's, or, when the scenario has
+    /// `[[toxics]]`, a copy routed through toxic proxies started for it (with the
+    /// scenario's seed and clock origin), and those proxies.
+    async fn route(
+        &self,
+        sc: &Scenario,
+    ) -> Result<(Arc<Target>, Option<crate::network::Proxies>), HarnessError> {
+        if sc.toxics.is_empty() {
+            return Ok((self.target.clone(), None));
+        }
+        let seed = self.seed ^ fnv1a(sc.id().as_bytes());
+        let epoch = std::time::Instant::now();
+        let (proxies, route) =
+            crate::network::Proxies::start(&self.target, &sc.toxics, seed, epoch).await?;
+        Ok((Arc::new(self.target.routed(route)?), Some(proxies)))
     }
 
     /// Writes the recording to the recordings folder (`--keep-recordings`), if any; a

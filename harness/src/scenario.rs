@@ -39,6 +39,10 @@ pub struct Scenario {
     pub clients: Vec<ClientGroup>,
     /// A fixed exchange instead of the workload (`[probe] kind = "…"`, see `probes/`).
     pub probe: Option<crate::probes::Probe>,
+    /// Network toxics between the parts (`[[toxics]]`, `sse-toxics`): a proxy per path
+    /// that has any, in front of the target, for this scenario ([`crate::network`]).
+    #[serde(default)]
+    pub toxics: Vec<sse_toxics::ToxicSpec>,
     /// The file it came from (filled by the loader).
     #[serde(skip)]
     pub file: String,
@@ -226,6 +230,11 @@ pub struct ReadPolicy {
     /// ...for this long.
     #[serde(default)]
     pub pause_ms: u64,
+    /// Give up on a stream silent for longer than 2 x its heartbeat interval (the
+    /// profile's, else the one its `connection_open` announced) and reconnect with the
+    /// last id: how a client survives a half-open path (no FIN, no RST, no bytes).
+    #[serde(default)]
+    pub reconnect_on_silence: bool,
 }
 
 /// Deliberate disconnects.
@@ -366,6 +375,14 @@ impl Scenario {
                 ));
             }
         }
+        for path in [
+            sse_toxics::ProxyPath::Publisher,
+            sse_toxics::ProxyPath::Subscriber,
+        ] {
+            if let Err(e) = sse_toxics::validate_set(&sse_toxics::for_path(&self.toxics, path)) {
+                return bad(format!("[[toxics]]: {e}"));
+            }
+        }
         if self.traffic.batch == 0 || self.traffic.publishers == 0 {
             return bad("traffic.batch and traffic.publishers must be at least 1".into());
         }
@@ -503,5 +520,45 @@ mod tests {
             err.contains("expected one of `events`, `task`, `version`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn toxics_load_and_their_mistakes_are_load_time_errors() {
+        let client = "[[clients]]\nname = \"c\"\n";
+        let s = parse(&format!(
+            "{client}[[toxics]]\npath = \"subscriber\"\nkind = \"timeout\"\ntimeout = 0\nfrom_ms = 100\nuntil_ms = 900\n"
+        ))
+        .unwrap();
+        assert_eq!(s.toxics.len(), 1);
+        assert_eq!(s.toxics[0].path, sse_toxics::ProxyPath::Subscriber);
+        let err = parse(&format!(
+            "{client}[[toxics]]\npath = \"subscriber\"\nkind = \"lag\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("lag") && err.contains("latency"), "{err}");
+        let err = parse(&format!(
+            "{client}[[toxics]]\npath = \"subscriber\"\nkind = \"latency\"\nlatncy = 5\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("latncy"), "{err}");
+        let err = parse(&format!(
+            "{client}[[toxics]]\npath = \"both\"\nkind = \"latency\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("publisher") && err.contains("subscriber"),
+            "{err}"
+        );
+        let twice = "[[toxics]]\npath = \"publisher\"\nkind = \"latency\"\n";
+        let err = parse(&format!("{client}{twice}{twice}")).unwrap_err();
+        assert!(
+            err.contains("two toxics named `latency_downstream`"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{client}[[toxics]]\npath = \"publisher\"\nkind = \"latency\"\nfrom_ms = 9\nuntil_ms = 3\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("until_ms 3 must be greater"), "{err}");
     }
 }

@@ -44,6 +44,12 @@ pub struct Target {
     made: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Headers sent on every request besides the profile's (`--header`).
     headers: Vec<(String, String)>,
+    /// The toxic proxies this scenario's connections go through, if any
+    /// ([`Target::routed`], [`crate::network`]).
+    pub route: Option<std::sync::Arc<crate::network::Route>>,
+    /// Where plain requests go when the publisher path has a proxy: the target's URL
+    /// with the proxy's port (and, for an IP literal, its address).
+    http_url: Option<sse_wire::BaseUrl>,
 }
 
 /// A plain HTTP answer.
@@ -108,20 +114,12 @@ impl Target {
         crate::proxy_env::refuse(&url.target)?;
         sse_wire::install_default_provider();
         // Direct, like the streams: never through a proxy of the environment.
-        let mut http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64);
         let config = if url.target.tls {
-            let config = tls.client_config().map_err(usage)?;
-            http = http.use_preconfigured_tls((*config.0).clone());
-            Some(config)
+            Some(tls.client_config().map_err(usage)?)
         } else {
             None
         };
-        let http = http
-            .build()
-            .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("http client: {e}")))?;
+        let http = http_client(config.as_ref(), None)?;
         Ok(Target {
             base: base.trim_end_matches('/').to_owned(),
             wire: url.target.clone(),
@@ -136,7 +134,47 @@ impl Target {
             http,
             made: Default::default(),
             headers: Vec::new(),
+            route: None,
+            http_url: None,
         })
+    }
+
+    /// This target with its connections sent through `route`'s proxies: streams to the
+    /// subscriber proxy, plain requests (publishes among them) to the publisher proxy,
+    /// each still naming the target (TLS server name, `Host`). Channels it makes are
+    /// the target's to clean up.
+    pub fn routed(&self, route: crate::network::Route) -> Result<Target, HarnessError> {
+        let mut t = self.clone();
+        if let Some(addr) = route.publisher {
+            let mut url = self.url.clone();
+            url.target.port = addr.port();
+            let resolve = match url.target.host.parse::<std::net::IpAddr>() {
+                Ok(_) => {
+                    url.target.host = addr.ip().to_string();
+                    None
+                }
+                Err(_) => Some((url.target.host.as_str(), addr)),
+            };
+            t.http = http_client(self.tls.as_ref(), resolve)?;
+            t.http_url = Some(url);
+        }
+        t.route = Some(std::sync::Arc::new(route));
+        Ok(t)
+    }
+
+    /// Where streams connect instead of resolving the target's host (the subscriber
+    /// path's proxy), if anywhere.
+    pub fn stream_connect_to(&self) -> Option<std::net::SocketAddr> {
+        self.route.as_ref().and_then(|r| r.subscriber)
+    }
+
+    /// The scenario's clock origin: the proxies' when the scenario is routed through
+    /// them (their logs count from it), else now.
+    pub fn epoch(&self) -> tokio::time::Instant {
+        match &self.route {
+            Some(r) => tokio::time::Instant::from_std(r.epoch),
+            None => tokio::time::Instant::now(),
+        }
     }
 
     /// The request target of a profile path (`/sub/{channel}` once filled) under the
@@ -198,7 +236,12 @@ impl Target {
         body: Option<String>,
         headers: &[(String, String)],
     ) -> Result<reqwest::Response, HarnessError> {
-        let mut rb = self.http.request(method.into(), self.url.url(path));
+        let url = self.http_url.as_ref().unwrap_or(&self.url).url(path);
+        let mut rb = self.http.request(method.into(), url);
+        if self.http_url.is_some() {
+            // Through the publisher proxy: the target's authority, not the proxy's.
+            rb = rb.header("Host", self.url.target.authority());
+        }
         for (k, v) in self.request_headers().iter().chain(headers) {
             rb = rb.header(k, v);
         }
@@ -370,6 +413,27 @@ impl Target {
             .whole(&format!("GET {}", m.path))?;
         Ok(parse_gauge(&a.body, name))
     }
+}
+
+/// The client for plain requests: direct (never through a proxy of the environment),
+/// with `tls` for an `https` target and `resolve` overriding one host name's address
+/// (the publisher path's toxic proxy; reqwest keeps the URL's port).
+fn http_client(
+    tls: Option<&sse_wire::TlsConfig>,
+    resolve: Option<(&str, std::net::SocketAddr)>,
+) -> Result<reqwest::Client, HarnessError> {
+    let mut http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64);
+    if let Some(config) = tls {
+        http = http.use_preconfigured_tls((*config.0).clone());
+    }
+    if let Some((host, addr)) = resolve {
+        http = http.resolve(host, addr);
+    }
+    http.build()
+        .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("http client: {e}")))
 }
 
 /// The value of sample `name` (without labels) in a Prometheus text exposition: the

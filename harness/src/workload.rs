@@ -30,7 +30,7 @@ pub async fn run(
     rng: &mut ChaCha8Rng,
     tag: &str,
 ) -> Result<Recording, HarnessError> {
-    let epoch = Instant::now();
+    let epoch = target.epoch();
     let deadline = epoch + Duration::from_secs(sc.deadline_s);
     let ledger = Arc::new(Ledger::default());
     let head_before = target.head_seq().await?;
@@ -295,6 +295,7 @@ fn client_plan(
         until: Until::CaughtUp,
         reconnect: true,
         through_restarts: false,
+        reconnect_on_silence: g.read.reconnect_on_silence,
         deadline: at.deadline,
         strict: target.profile.strict,
     }
@@ -373,8 +374,23 @@ fn workload_plan(sc: &Scenario, live_from: Duration) -> WorkloadPlan {
         stall_ms: client::STALL.as_millis() as u64,
         trickle_ms: sc.traffic.interval_ms,
         event_type: sc.traffic.event_type.clone(),
-        publish_cuts: false,
+        publish_cuts: cuts_publish_answers(sc),
     }
+}
+
+/// Whether the scenario's toxics can cut a publish's answer after its request went
+/// out (`reset_peer`, `timeout`, `limit_data` on the publisher path): then writes of
+/// unknown fate are what it sets out to make, not a `delivery.publish-acked` finding.
+fn cuts_publish_answers(sc: &Scenario) -> bool {
+    use sse_toxics::{ProxyPath, Toxic};
+    sc.toxics.iter().any(|t| {
+        t.path == ProxyPath::Publisher
+            && t.toxic.toxicity > 0.0
+            && matches!(
+                t.toxic.toxic,
+                Toxic::ResetPeer(_) | Toxic::Timeout(_) | Toxic::LimitData(_)
+            )
+    })
 }
 
 /// The pad of every write: the scenario's `pad_text`, or `pad` characters (`ü` when

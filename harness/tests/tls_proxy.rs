@@ -268,6 +268,9 @@ struct How<'a> {
     recordings: Option<&'a Path>,
     /// Take the scenarios from this folder instead of the built-in ones.
     scenarios_dir: Option<&'a Path>,
+    /// Name the proxy by this host instead of 127.0.0.1 (the certificate also names
+    /// `localhost`).
+    host: Option<&'a str>,
 }
 
 /// [`play`], over HTTP/2 when `http2`, keeping the recordings in `recordings`.
@@ -286,6 +289,7 @@ fn play_with(
         http2,
         recordings,
         scenarios_dir: None,
+        host: None,
     };
     play_how(proxy, upstream, tls, scenarios, how)
 }
@@ -302,8 +306,12 @@ fn play_how(
     bool,
 ) {
     let seed = support::seed("tls_proxy", false);
+    let url = match how.host {
+        Some(h) => proxy.url().replace("127.0.0.1", h),
+        None => proxy.url(),
+    };
     let mut cfg = RunConfig::new(TargetSpec::Url {
-        url: proxy.url(),
+        url,
         token: Some(upstream.plan.token.clone()),
     });
     cfg.tls = tls;
@@ -632,6 +640,7 @@ fn cut_at_random_bytes_over_h2(suffix: &str, group: &str) -> Recording {
         http2: true,
         recordings: Some(kept.path()),
         scenarios_dir: Some(scenarios.path()),
+        host: None,
     };
     let id = format!("CT-10/cut-at-random-bytes-{suffix}");
     let (outcome, _) = play_how(&proxy, &upstream, tls, &[id.as_str()], how);
@@ -744,4 +753,128 @@ fn behind_nginx_gzip_every_stream_is_compressed_and_still_passes() {
         streams >= 10 && smaller * 2 > streams,
         "{smaller} of {streams} smaller on the wire"
     );
+}
+
+/// A scenario with toxics on both paths, played through the toxic proxies in front of
+/// nginx over https (HTTP/2 by ALPN when `http2`) with the proxy named `host`: it must
+/// PASS, every stream must have gone through the subscriber proxy (its local port is
+/// in the proxy's log) and the publishes through the publisher proxy, each toxic must
+/// have acted, and the TLS handshakes (SNI, certificate for `host`) and `Host` must
+/// have named the target, or nothing would have answered.
+fn toxics_over_tls(http2: bool, host: &str) {
+    let pki = Pki::generate();
+    let upstream = Upstream::start();
+    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
+    let tls = sse_wire::TlsOptions {
+        cacert: Some(pki.file("ca.pem")),
+        ..Default::default()
+    };
+    let scenarios = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scenarios.path().join("toxic.toml"),
+        r#"group = "NETWORK"
+name = "toxic-tls"
+title = "toxics on both paths over TLS"
+families = ["resume", "delivery", "framing"]
+requires = ["publish", "resume"]
+deadline_s = 40
+
+[traffic]
+events = 300
+rate = 150
+
+[[clients]]
+name = "through"
+count = 2
+cuts = { random_events = 4, span_events = 60 }
+
+[[toxics]]
+path = "subscriber"
+kind = "latency"
+latency = 30
+jitter = 10
+
+[[toxics]]
+path = "subscriber"
+kind = "slicer"
+average_size = 64
+size_variation = 32
+delay = 100
+
+[[toxics]]
+path = "publisher"
+kind = "latency"
+stream = "upstream"
+latency = 5
+"#,
+    )
+    .unwrap();
+    let kept = tempfile::tempdir().unwrap();
+    let how = How {
+        http2,
+        recordings: Some(kept.path()),
+        scenarios_dir: Some(scenarios.path()),
+        host: Some(host),
+    };
+    let (outcome, _) = play_how(&proxy, &upstream, tls, &["NETWORK/toxic-tls"], how);
+    let outcome = outcome.unwrap();
+    if let Err(e) = support::expect_pass(&outcome.results[0], outcome.seed, 5) {
+        panic!("{e:?}");
+    }
+    let rec = recordings(kept.path()).remove(0).1;
+    let sub = rec.network.subscriber.as_ref().expect("a subscriber proxy");
+    let publ = rec.network.publisher.as_ref().expect("a publisher proxy");
+    let ports: std::collections::BTreeSet<u16> = sub
+        .log
+        .events
+        .iter()
+        .filter_map(|e| match e.action {
+            harness_model::network::Action::Opened { client } => Some(client.port()),
+            _ => None,
+        })
+        .collect();
+    let (conns, cuts) = if http2 {
+        answered_and_cut(&rec)
+    } else {
+        let conns: Vec<_> = rec
+            .transcripts
+            .iter()
+            .flat_map(|t| &t.connections)
+            .filter(|c| c.status.is_some())
+            .collect();
+        let cuts = conns
+            .iter()
+            .filter(|c| matches!(c.end, ConnEnd::Cut { .. }))
+            .count();
+        (conns, cuts)
+    };
+    assert!(cuts >= 4, "only {cuts} cuts");
+    for c in &conns {
+        let port = c.local_port.expect("a local port");
+        assert!(
+            ports.contains(&port),
+            "stream on port {port} bypassed the proxy"
+        );
+    }
+    assert!(
+        publ.log.events.iter().any(|e| e.toxic.is_some()),
+        "the publisher proxy never acted"
+    );
+}
+
+#[test]
+fn toxic_proxies_relay_https_and_keep_the_target_name() {
+    if !nginx_available() {
+        return;
+    }
+    toxics_over_tls(false, "127.0.0.1");
+    toxics_over_tls(false, "localhost");
+}
+
+#[test]
+fn toxic_proxies_relay_https_http2() {
+    if !nginx_available() {
+        return;
+    }
+    toxics_over_tls(true, "localhost");
 }

@@ -342,6 +342,10 @@ pub struct ConnectOptions {
     /// the wire (de-chunked / the DATA payload, still compressed), for callers who want
     /// the wire bytes. Default `true`.
     pub decode: bool,
+    /// Connect the TCP socket to this address instead of resolving the target's host
+    /// (a relay such as a toxic proxy in front of the target); TLS (SNI, certificate
+    /// check) and the `Host`/`:authority` still name the target. Default `None`.
+    pub connect_to: Option<SocketAddr>,
 }
 
 impl Default for ConnectOptions {
@@ -354,6 +358,7 @@ impl Default for ConnectOptions {
             http: HttpVersion::Http1,
             h2_cut: H2Cut::RstStream,
             decode: true,
+            connect_to: None,
         }
     }
 }
@@ -644,7 +649,12 @@ pub(crate) async fn dial(
     want_h2: bool,
 ) -> Result<(Transport, bool), WireError> {
     let transport = tokio::time::timeout(opts.connect_timeout, async {
-        let tcp = connect(target, opts.rcvbuf).await?;
+        let tcp = match opts.connect_to {
+            Some(addr) => connect_addr(addr, opts.rcvbuf).await.map_err(|e| {
+                WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e)
+            })?,
+            None => connect(target, opts.rcvbuf).await?,
+        };
         if !target.tls {
             return Ok(Transport::Plain(tcp));
         }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::Stream;
 
@@ -13,7 +13,7 @@ use crate::spec::Stream;
 pub const DEFAULT_LOG_CAPACITY: usize = 100_000;
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// A client connected and the upstream connection was made.
@@ -102,7 +102,7 @@ pub enum Action {
 }
 
 /// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseHow {
     /// Both sides closed in turn (FIN both ways).
@@ -130,7 +130,7 @@ impl CloseHow {
 }
 
 /// One log entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToxicEvent {
     /// Time since the clock origin, in milliseconds.
     pub at_ms: f64,
@@ -148,7 +148,7 @@ pub struct ToxicEvent {
 }
 
 /// The log's contents at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogSnapshot {
     /// Events in the order they were recorded.
     pub events: Vec<ToxicEvent>,

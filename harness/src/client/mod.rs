@@ -123,6 +123,9 @@ pub struct ClientPlan {
     pub deadline: Instant,
     /// Strict parsing.
     pub strict: bool,
+    /// Give up on a stream silent for longer than 2 x its heartbeat interval (a
+    /// half-open path) and reconnect with the last id ([`ConnEnd::Silent`]).
+    pub reconnect_on_silence: bool,
 }
 
 /// One HTTP/2 connection that a group's clients share (`h2_connection = "shared"`):
@@ -187,6 +190,7 @@ pub async fn run(
             plan.initial_cursor.clone(),
         ),
         last_cut_us: None,
+        heartbeat_ms: target.profile.heartbeat.interval_ms,
         cuts: plan.cuts.clone(),
     };
     let mut connections = Vec::new();
@@ -222,9 +226,10 @@ pub async fn run(
             | ConnEnd::RecordLimit { .. } => true,
             // A client that does not reconnect vanishes after its last planned cut.
             ConnEnd::Cut { .. } => !plan.reconnect && st.cuts.is_empty(),
-            ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ConnectFailed { .. } => {
-                !plan.reconnect || matches!(plan.until, Until::ServerEnds)
-            }
+            ConnEnd::ServerClosed
+            | ConnEnd::Failed { .. }
+            | ConnEnd::ConnectFailed { .. }
+            | ConnEnd::Silent { .. } => !plan.reconnect || matches!(plan.until, Until::ServerEnds),
         };
         if done || Instant::now() >= plan.deadline || *sig.stop.borrow() {
             break;
@@ -294,6 +299,9 @@ struct State {
     last_cut_us: Option<u64>,
     /// The planned cuts not yet taken by a connection, in order.
     cuts: VecDeque<Cut>,
+    /// The heartbeat interval: the profile's, else the last one a `connection_open`
+    /// announced (a reconnect's watchdog needs it before its own `connection_open`).
+    heartbeat_ms: Option<u64>,
 }
 
 impl State {
@@ -415,14 +423,21 @@ impl Attempt<'_> {
     ) -> Option<sse_wire::Response> {
         let (plan, target) = (self.plan, self.target);
         let left = plan.deadline.saturating_duration_since(Instant::now());
+        // A client with a silence watchdog gives a head as long as it gives a silence
+        // (twice the allowance, at least 2 s): a half-open path eats requests too.
+        let head_timeout = match st.heartbeat_ms.filter(|_| plan.reconnect_on_silence) {
+            Some(ms) => Duration::from_millis(ms.saturating_mul(4)).max(Duration::from_secs(2)),
+            None => Duration::from_secs(15),
+        };
         let opts = ConnectOptions {
             tls: target.tls.clone(),
             rcvbuf: plan.rcvbuf,
             connect_timeout: left.min(Duration::from_secs(10)),
-            head_timeout: left.min(Duration::from_secs(15)),
+            head_timeout: left.min(head_timeout).min(Duration::from_secs(15)),
             http: target.stream_http(),
             h2_cut: plan.h2_cut,
             decode: true,
+            connect_to: target.stream_connect_to(),
         };
         let req = request(target, plan, conn.cursor.as_deref());
         conn.protocol = target.protocol;
@@ -488,6 +503,7 @@ async fn connect_once(
     };
     let mut r = Reader::new(a, st, cut);
     let end = r.read(a, &mut resp, &mut conn, sig, st, paused).await;
+    st.heartbeat_ms = r.heartbeat_ms.or(st.heartbeat_ms);
     let mut tail = Vec::new();
     if r.cut_after.is_none() {
         r.parser.finish(&mut tail);
@@ -579,7 +595,7 @@ impl Reader {
                     ..
                 }
             ),
-            heartbeat_ms: a.target.profile.heartbeat.interval_ms,
+            heartbeat_ms: st.heartbeat_ms,
             last_activity: Instant::now(),
             last_data: Instant::now(),
         }
@@ -626,11 +642,27 @@ impl Reader {
         if silence_limit.is_some_and(|t| now >= t) {
             return Err(ConnEnd::Finished);
         }
+        let watchdog = self
+            .heartbeat_ms
+            .filter(|_| plan.reconnect_on_silence)
+            .map(|ms| {
+                let allowance_ms = ms.saturating_mul(2);
+                (
+                    allowance_ms,
+                    self.last_activity + Duration::from_millis(allowance_ms),
+                )
+            });
+        if let Some((allowance_ms, at)) = watchdog
+            && now >= at
+        {
+            return Err(ConnEnd::Silent { allowance_ms });
+        }
         let wake = [
             Some(plan.deadline),
             self.idle_until,
             silence_limit,
             stall_at,
+            watchdog.map(|(_, at)| at),
         ]
         .into_iter()
         .flatten()

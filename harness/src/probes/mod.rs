@@ -130,7 +130,7 @@ pub async fn run(
     rng: &mut ChaCha8Rng,
     tag: &str,
 ) -> Result<Recording, HarnessError> {
-    let epoch = Instant::now();
+    let epoch = target.epoch();
     let cx = Ctx {
         target,
         control,
@@ -218,6 +218,7 @@ impl Ctx {
             until,
             reconnect: false,
             through_restarts: false,
+            reconnect_on_silence: false,
             deadline: self.deadline,
             strict: self.target.profile.strict,
         }
