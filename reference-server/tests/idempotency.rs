@@ -5,9 +5,8 @@
 //! key commit once; an older data folder gains the key table on open.
 //!
 //! Also the proof that these checks can fail: with `--fault idempotency-ignored` the
-//! same retries commit a second copy under new seqs (this fault has no row in
-//! contracts/mutations.toml, since no harness scenario replays a lost ack yet; see
-//! `faults::PROVEN_BY_SERVER_TESTS`).
+//! same retries commit a second copy under new seqs (the harness catches the same
+//! fault end to end: its row in contracts/mutations.toml, `NETWORK/lost-publish-acks`).
 
 mod common;
 
