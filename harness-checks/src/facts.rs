@@ -9,7 +9,10 @@
 //!   beside a slow one can be compared), from an HDR histogram;
 //! - `<client>.lag_bytes`: for clients of a slow-reading group, how many bytes of
 //!   acknowledged writes the target held for the client beyond what it had read when
-//!   its slow phase ended (acked writes × their mean frame size − bytes read).
+//!   its slow phase ended (acked writes × their mean frame size − bytes read);
+//! - `writes_of_unknown_fate`, `writes_resolved_by_retry`: writes whose publish lost its
+//!   answer and stayed so, or was answered by a retry with the same key (present only
+//!   when some publish lost its answer), and `publish_attempts_max`.
 //!
 //! The recording knows nothing of the target's socket buffers, so whether that lag is
 //! beyond what the kernel could have buffered (backpressure really reaching the server)
@@ -30,6 +33,16 @@ pub(crate) fn facts(rec: &Recording) -> BTreeMap<String, Value> {
     };
     if let Some(rate) = publish_rate(plan, &rec.acks) {
         out.insert("publish_rate_per_s".into(), json!(rate.round()));
+    }
+    if !rec.indeterminate.is_empty() {
+        let writes = |resolved: bool| -> usize {
+            let of = rec.indeterminate.iter().filter(|w| w.resolved == resolved);
+            of.map(|w| w.markers.len()).sum()
+        };
+        out.insert("writes_of_unknown_fate".into(), json!(writes(false)));
+        out.insert("writes_resolved_by_retry".into(), json!(writes(true)));
+        let most = rec.indeterminate.iter().map(|w| w.attempts).max();
+        out.insert("publish_attempts_max".into(), json!(most));
     }
     let by_marker: BTreeMap<&str, &Ack> = rec.acks.iter().map(|a| (a.marker.as_str(), a)).collect();
     for g in &plan.groups {

@@ -1268,6 +1268,17 @@ fn facts_come_from_the_recording_alone() {
 }
 
 #[test]
+fn facts_count_the_writes_whose_answer_was_lost() {
+    let f = crate::facts(&lost_answer(&[6], &[6], None, true));
+    assert_eq!(f["writes_of_unknown_fate"], json!(1));
+    assert_eq!(f["writes_resolved_by_retry"], json!(0));
+    assert_eq!(f["publish_attempts_max"], json!(3));
+    let f = crate::facts(&lost_answer(&[6], &[6], Some(6), true));
+    assert_eq!(f["writes_resolved_by_retry"], json!(1));
+    assert!(!crate::facts(&facts_recording()).contains_key("writes_of_unknown_fate"));
+}
+
+#[test]
 fn facts_need_a_workload_plan_and_two_groups_for_latency() {
     let mut rec = facts_recording();
     if let Some(w) = &mut rec.workload {
