@@ -77,6 +77,19 @@ impl Runner {
                 Default::default(),
             );
         }
+        if let Some(reason) = sc
+            .probe
+            .as_ref()
+            .and_then(|p| p.unmet(&self.target.profile))
+        {
+            return result(
+                Verdict::Skipped { reason },
+                Vec::new(),
+                ScenarioStats::default(),
+                Default::default(),
+                Default::default(),
+            );
+        }
         if sc.probe.as_ref().is_some_and(|p| p.needs_control()) && self.control.is_none() {
             return result(
                 Verdict::Skipped {

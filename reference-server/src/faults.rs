@@ -244,6 +244,14 @@ faults! {
     /// (event streams are always UTF-8: a browser decodes them as UTF-8 anyway, other
     /// clients take the label and garble every non-ASCII character).
     Latin1Charset => "latin1-charset",
+    /// A cursor above the head is read as no cursor: the stream replays the whole log
+    /// (the job's) from the start, without `cursor_ahead`, so a client that sends a
+    /// well-formed id the server never issued gets everything it had again.
+    AheadCursorFromStart => "ahead-cursor-from-start",
+    /// On a job's events stream, a cursor that is not one of that job's seqs (a
+    /// position taken from another job) starts at the head: the job's events after
+    /// the cursor are silently skipped, and only new ones are sent.
+    ForeignCursorLiveOnly => "foreign-cursor-live-only",
 }
 
 impl fmt::Display for Fault {
