@@ -252,6 +252,9 @@ faults! {
     /// position taken from another job) starts at the head: the job's events after
     /// the cursor are silently skipped, and only new ones are sent.
     ForeignCursorLiveOnly => "foreign-cursor-live-only",
+    /// A malformed cursor is not refused with `400 invalid_last_event_id`: the stream
+    /// starts at the head, as if the client had everything (only new events).
+    GarbageCursorLiveOnly => "garbage-cursor-live-only",
 }
 
 impl fmt::Display for Fault {

@@ -794,6 +794,7 @@ fn request_cursor(
 ) -> Result<Option<u64>, ApiError> {
     let cursor = match parse_cursor(headers, query) {
         Err(_) if state.faults.has(Fault::InvalidCursorAccepted) => None,
+        Err(_) if state.faults.has(Fault::GarbageCursorLiveOnly) => Some(state.store.head()),
         r => r?,
     };
     if state.faults.has(Fault::IgnoreCursor) {
