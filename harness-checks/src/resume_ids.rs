@@ -342,3 +342,125 @@ fn case_name(c: IdCase) -> &'static str {
         IdCase::Restart => "id from before the restart",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Case table: hand-made recordings of a resumed client, each with the findings
+    //! it must produce (contract ids) and the answer it is classified as.
+
+    use harness_model::{
+        ClientId, ConnEnd, Connection, IdAnswer, IdCase, Recording, ResumeIdProbe, StreamKind,
+    };
+
+    use crate::testkit::{Conn, client, opaque_cfg};
+
+    fn m(part: &str, n: u64) -> Vec<String> {
+        (0..n).map(|k| format!("{part}{k}")).collect()
+    }
+
+    /// A probe of `case` whose client had h0..h3, missed a0..a(away-1), then l0..l2.
+    fn probe(
+        case: IdCase,
+        claim: Option<IdAnswer>,
+        away: u64,
+        history: Option<u64>,
+    ) -> ResumeIdProbe {
+        ResumeIdProbe {
+            client: ClientId("resumed#0".into()),
+            case,
+            cursor: "c-1".into(),
+            claim,
+            had: m("h", 4),
+            away: m("a", away),
+            live: m("l", 3),
+            history,
+            reset_event: Some("reset".into()),
+        }
+    }
+
+    /// A 200 stream delivering `markers` (then, with `event`, an event of that type first).
+    fn stream(event: Option<&str>, markers: &[String]) -> Connection {
+        let mut c = Conn::new(0, 0).cursor("c-1");
+        if let Some(e) = event {
+            c = c.frame(2, e, None, harness_model::FrameKind::Other);
+        }
+        for (i, mk) in markers.iter().enumerate() {
+            c = c.odata(3 + i as u64, &format!("id-{mk}"), mk, "ch");
+        }
+        c.end(ConnEnd::Finished, 100)
+    }
+
+    fn refused(status: u16) -> Connection {
+        let mut c = Conn::new(0, 0).cursor("c-1").end(ConnEnd::ServerClosed, 2);
+        c.status = Some(status);
+        c.retries.clear();
+        c
+    }
+
+    /// The findings (contract ids, sorted) and the classified answer.
+    fn judge(p: ResumeIdProbe, conn: Connection) -> (Vec<String>, Option<IdAnswer>, Vec<String>) {
+        let t = client("resumed#0", StreamKind::Events, &["ch"], vec![conn]);
+        let answer = super::classify(&p, &t).answer;
+        let mut rec = Recording::default();
+        rec.transcripts.push(t);
+        rec.expect.resume_ids.push(p);
+        let found = crate::check(&harness_model::Contracts::builtin(), &opaque_cfg(), &rec);
+        let mut ids: Vec<String> = found.iter().map(|f| f.contract.0.clone()).collect();
+        ids.sort();
+        (ids, answer, found.iter().map(|f| f.message()).collect())
+    }
+
+    fn cat(parts: &[&[String]]) -> Vec<String> {
+        parts.iter().flat_map(|p| p.iter().cloned()).collect()
+    }
+
+    #[test]
+    fn cases() {
+        let (a3, l) = (m("a", 8)[3..].to_vec(), m("l", 3));
+        let all = cat(&[&m("h", 4), &m("a", 3), &l]);
+        #[rustfmt::skip]
+        let table: Vec<(&str, ResumeIdProbe, Connection, &[&str], Option<IdAnswer>)> = vec![
+            // nchan: an evicted id gets what the 5-message buffer holds; claimed, but a silent gap.
+            ("evicted, declared", probe(IdCase::Evicted, Some(IdAnswer::ReplayAll), 8, Some(5)), stream(None, &cat(&[&a3, &l])), &["resume.no-gap"], Some(IdAnswer::ReplayAll)),
+            ("evicted, misdeclared", probe(IdCase::Evicted, Some(IdAnswer::LiveOnly), 8, Some(5)), stream(None, &cat(&[&a3, &l])), &["resume.declared-answer", "resume.no-gap"], Some(IdAnswer::ReplayAll)),
+            // The same gap after the profile's reset event is not silent.
+            ("evicted, reset", probe(IdCase::Evicted, Some(IdAnswer::ErrorEvent), 8, Some(5)), stream(Some("reset"), &cat(&[&a3, &l])), &[], Some(IdAnswer::ErrorEvent)),
+            // A server that reads a never-issued id as "from the start": duplicates.
+            ("unknown from start", probe(IdCase::Unknown, Some(IdAnswer::ErrorEvent), 3, None), stream(None, &all), &["resume.declared-answer", "resume.no-duplicate"], Some(IdAnswer::ReplayAll)),
+            // ... which for a garbage id (no position) is only an answer.
+            ("garbage from start, unclaimed", probe(IdCase::Garbage, None, 3, None), stream(None, &all), &[], Some(IdAnswer::ReplayAll)),
+            ("garbage live-only", probe(IdCase::Garbage, Some(IdAnswer::LiveOnly), 3, None), stream(None, &l), &[], Some(IdAnswer::LiveOnly)),
+            ("garbage refused", probe(IdCase::Garbage, Some(IdAnswer::ErrorStatus), 3, None), refused(400), &[], Some(IdAnswer::ErrorStatus)),
+            ("garbage refused, misdeclared", probe(IdCase::Garbage, Some(IdAnswer::LiveOnly), 3, None), refused(400), &["resume.declared-answer"], Some(IdAnswer::ErrorStatus)),
+            // The spine: another job's seq is a position; the events after it, then live.
+            ("foreign after", probe(IdCase::Foreign, Some(IdAnswer::ReplayAfter), 3, None), stream(None, &cat(&[&m("a", 3), &l])), &[], Some(IdAnswer::ReplayAfter)),
+            // A foreign id moved to the head: the events after it silently skipped.
+            ("foreign live-only", probe(IdCase::Foreign, Some(IdAnswer::ReplayAfter), 3, None), stream(None, &l), &["resume.declared-answer", "resume.no-gap"], Some(IdAnswer::LiveOnly)),
+            // A hole between delivered events, whatever the id.
+            ("garbage hole", probe(IdCase::Garbage, None, 3, None), stream(None, &cat(&[&m("a", 3)[..1], &m("a", 3)[2..], &l])), &["resume.no-gap"], None),
+            // nchan's far-future id: the stream stays open and sends nothing.
+            ("unknown nothing", probe(IdCase::Unknown, Some(IdAnswer::Nothing), 3, None), stream(None, &[]), &[], Some(IdAnswer::Nothing)),
+            // Twice in one connection.
+            ("twice", probe(IdCase::Garbage, None, 3, None), stream(None, &cat(&[&l, &l[..1]])), &["resume.no-duplicate"], Some(IdAnswer::LiveOnly)),
+        ];
+        for (name, p, conn, want, answer) in table {
+            let (got, a, msgs) = judge(p, conn);
+            assert_eq!(got, want, "{name}: {msgs:#?}");
+            assert_eq!(a, answer, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_mismatch_says_what_the_server_really_did() {
+        let all = cat(&[&m("h", 4), &m("a", 3), &m("l", 3)]);
+        let (_, _, msgs) = judge(
+            probe(IdCase::Unknown, Some(IdAnswer::LiveOnly), 3, None),
+            stream(None, &all),
+        );
+        assert!(
+            msgs.iter().any(|m| m
+                == "[resume.declared-answer] client resumed#0 conn 0: expected profile claims unknown_id = live-only (resuming from c-1), saw replay-all: the server replayed the 7 events the channel held from its oldest (4 of them the client had received), then the live ones"),
+            "{msgs:#?}"
+        );
+    }
+}
