@@ -410,6 +410,16 @@ mod tests {
         (ids, answer, found.iter().map(|f| f.message()).collect())
     }
 
+    /// A case: its name, the probe, the resumed connection, the contracts it must
+    /// break and the answer it is classified as.
+    type Row = (
+        &'static str,
+        ResumeIdProbe,
+        Connection,
+        &'static [&'static str],
+        Option<IdAnswer>,
+    );
+
     fn cat(parts: &[&[String]]) -> Vec<String> {
         parts.iter().flat_map(|p| p.iter().cloned()).collect()
     }
@@ -419,7 +429,7 @@ mod tests {
         let (a3, l) = (m("a", 8)[3..].to_vec(), m("l", 3));
         let all = cat(&[&m("h", 4), &m("a", 3), &l]);
         #[rustfmt::skip]
-        let table: Vec<(&str, ResumeIdProbe, Connection, &[&str], Option<IdAnswer>)> = vec![
+        let table: Vec<Row> = vec![
             // nchan: an evicted id gets what the 5-message buffer holds; claimed, but a silent gap.
             ("evicted, declared", probe(IdCase::Evicted, Some(IdAnswer::ReplayAll), 8, Some(5)), stream(None, &cat(&[&a3, &l])), &["resume.no-gap"], Some(IdAnswer::ReplayAll)),
             ("evicted, misdeclared", probe(IdCase::Evicted, Some(IdAnswer::LiveOnly), 8, Some(5)), stream(None, &cat(&[&a3, &l])), &["resume.declared-answer", "resume.no-gap"], Some(IdAnswer::ReplayAll)),

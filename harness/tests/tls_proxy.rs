@@ -5,8 +5,8 @@
 //! `https://127.0.0.1:PORT/prefix`, so it also proves streams and publishes both resolve
 //! under the base path.
 //!
-//! - the whole spine suite (all but the two durability scenarios, which must restart the
-//!   target) PASSES over https HTTP/1.1 with `--cacert` of the generated CA, and again
+//! - the whole spine suite (all but the three scenarios that must restart the target,
+//!   and RESUME-ID/evicted-id, which the spine's never-evicting log skips) PASSES over https HTTP/1.1 with `--cacert` of the generated CA, and again
 //!   over HTTP/2 negotiated by ALPN (`--http2`), where every cut is an `RST_STREAM` and
 //!   every transcript says `h2` (so `CT-10/cut-at-random-bytes` proves that a stream
 //!   reset after any body byte resumes exactly); the same scenario with
