@@ -304,3 +304,55 @@ fn no_id(cx: &Ctx, who: &str) -> HarnessError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use harness_model::{IdAnswer, IdCase};
+
+    use super::ResumeId;
+    use crate::profile::Profile;
+
+    const GENERIC: &str = include_str!("../../../contracts/profiles/generic.toml");
+
+    #[test]
+    fn the_resume_answers_are_typed_keys() {
+        let p = Profile::parse(GENERIC, "x.toml").unwrap();
+        assert_eq!(
+            p.resume.claim(IdCase::Garbage),
+            None,
+            "generic claims nothing"
+        );
+        let declared = format!("{GENERIC}\n[resume]\nunknown_id = \"live-only\"\n");
+        let p = Profile::parse(&declared, "x.toml").unwrap();
+        assert_eq!(p.resume.claim(IdCase::Unknown), Some(IdAnswer::LiveOnly));
+        let typo = format!("{GENERIC}\n[resume]\nunknown_id = \"from-start\"\n");
+        let err = Profile::parse(&typo, "x.toml").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "unknown variant `from-start`, expected one of `replay-all`, `replay-after`, `live-only`, `nothing`, `error-status`, `error-event`"
+            ),
+            "{err}"
+        );
+        let key = format!("{GENERIC}\n[resume]\nunknown = \"live-only\"\n");
+        assert!(Profile::parse(&key, "x.toml").is_err(), "unknown key");
+    }
+
+    #[test]
+    fn a_probe_the_profile_cannot_feed_is_skipped_with_the_reason() {
+        let p = Profile::parse(GENERIC, "x.toml").unwrap();
+        let probe = |case| ResumeId {
+            case,
+            cursor: Some("garbage".into()),
+        };
+        assert_eq!(probe(IdCase::Garbage).unmet(&p), None);
+        assert_eq!(probe(IdCase::Foreign).unmet(&p), None);
+        for (case, why) in [
+            (IdCase::Unknown, "no [resume] future_id"),
+            (IdCase::Evicted, "no [resume] eviction"),
+            (IdCase::Restart, "does not claim durability"),
+        ] {
+            let reason = probe(case).unmet(&p).unwrap_or_default();
+            assert!(reason.contains(why), "{case:?}: {reason}");
+        }
+    }
+}
