@@ -1,7 +1,7 @@
 //! Probes: fixed exchanges that a workload cannot express — a task stream's lifecycle,
 //! an unknown job, an idle stream's heartbeats, version streams, malformed and
-//! too-high cursors, correlation ids, vanished clients, crashes and graceful
-//! shutdowns. Each arranges its situation, records what the clients saw, and states
+//! too-high cursors, resumes from ids the server cannot place, correlation ids,
+//! vanished clients, crashes and graceful shutdowns. Each arranges its situation, records what the clients saw, and states
 //! in `Recording::expect` what each client must see, for the checkers to judge.
 //!
 //! One file per probe kind, each implementing [`RunProbe`]; [`Probe`] is the registry
