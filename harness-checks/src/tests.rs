@@ -433,6 +433,23 @@ cases! {
         c.frames[1].kind = k0;
         Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x1 byte 62: expected marker x1 before marker y1, the order a#0 saw, saw marker x1 after marker y1")
     };
+    // nchan's ids are per channel: the same id on another channel is another event.
+    opaque_id_of_another_channel_is_not_inconsistent => {
+        let mut r = opaque();
+        r.acks.push(oack("z1", "j2", 2, 140));
+        let z = Conn::new(0, 139).odata(142, "1:0", "z1", "j2").end(ConnEnd::Finished, 1500);
+        r.transcripts.push(client("z#0", StreamKind::Events, &["j2"], vec![z]));
+        Case::clean(opaque_cfg(), r)
+    };
+    opaque_id_reused_in_one_channel => {
+        let mut r = opaque();
+        let f = &mut conn(&mut r, "b#0", 0).frames[2];
+        f.id = Some("1:0".into());
+        if let FrameKind::Data(d) = &mut f.kind {
+            d.opaque_id = Some("1:0".into());
+        }
+        Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x2 byte 112: expected id 1:0 to be marker x1 as a#0 got it at conn 0 byte 12, saw marker x2 under id 1:0")
+    };
     publish_not_acked => {
         let mut r = numeric();
         r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: Some(500), error: "internal".into() });
