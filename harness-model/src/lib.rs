@@ -11,6 +11,7 @@ pub mod events;
 pub mod heartbeat;
 pub mod model;
 pub mod owed;
+pub mod resume_ids;
 pub mod shortfall;
 pub mod transcript;
 pub mod vocab;
@@ -23,6 +24,7 @@ pub use events::{
 };
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use owed::{Cursor, IdMode, Subscription};
+pub use resume_ids::{IdAnswer, IdCase, ResumeIdProbe};
 pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
