@@ -8,6 +8,7 @@ pub mod compress;
 pub mod durable;
 pub mod error;
 pub mod faults;
+pub mod grip;
 pub mod integrity;
 pub mod jobs;
 pub mod metrics;
@@ -67,6 +68,9 @@ pub struct Config {
     /// A cap on the store's size in SQLite pages (4 KiB each); `None`: no cap. Writes
     /// beyond it fail as on a full disk.
     pub max_db_pages: Option<u64>,
+    /// GRIP mode: publish to this proxy and answer its stream requests with hold
+    /// instructions ([`grip`]); `None` (default): the plain server.
+    pub grip: Option<grip::GripConfig>,
 }
 
 impl Config {
@@ -83,6 +87,7 @@ impl Config {
             limits: net::Limits::default(),
             metrics_auth: false,
             max_db_pages: None,
+            grip: None,
         }
     }
 }
@@ -141,6 +146,8 @@ pub struct Shared {
     pub(crate) metrics_auth: bool,
     pub(crate) limits: net::Limits,
     pub(crate) body_budget: net::BodyBudget,
+    /// GRIP mode's publisher and state ([`grip`]).
+    pub(crate) grip: Option<grip::Grip>,
 }
 
 /// The handlers' state: cheap to clone, one per server.
@@ -167,16 +174,28 @@ pub fn app(state: AppState) -> Router {
             r
         }
     };
+    // GRIP mode: the stream routes answer the proxy's requests with hold instructions
+    // (and everyone else's as before).
+    let (events, task, version) = if state.grip.is_some() {
+        (
+            get(grip::events_stream),
+            get(grip::task_stream),
+            get(grip::version_stream),
+        )
+    } else {
+        (
+            get(stream::events_stream),
+            get(stream::task_stream),
+            get(stream::version_stream),
+        )
+    };
     let v1 = Router::new()
-        .route("/v1/events", compress(get(stream::events_stream)))
+        .route("/v1/events", compress(events))
         .route("/v1/jobs", post(jobs::create_job))
         .route("/v1/jobs/{id}", get(jobs::job_status))
-        .route(
-            "/v1/jobs/{id}/events",
-            compress(get(stream::task_stream)).post(jobs::publish),
-        )
+        .route("/v1/jobs/{id}/events", compress(task).post(jobs::publish))
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
-        .route("/v1/version/stream", compress(get(stream::version_stream)))
+        .route("/v1/version/stream", compress(version))
         .route("/v1/version/notify", post(version::notify))
         .route("/v1/diagnostics/integrity", get(integrity_route))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -346,6 +365,12 @@ impl RunningServer {
             .local_addr()
             .map_err(|e| ServerError::new(ServerErrorKind::Bind, e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let grip = cfg
+            .grip
+            .as_ref()
+            .map(|g| grip::Grip::start(g, &cfg.token, shutdown_rx.clone()))
+            .transpose()
+            .map_err(|e| ServerError::new(ServerErrorKind::Config, e))?;
         let state = AppState(Arc::new(Shared {
             store,
             token: auth::Token::new(&cfg.token),
@@ -366,7 +391,9 @@ impl RunningServer {
             metrics_auth: cfg.metrics_auth,
             limits: cfg.limits.clone(),
             body_budget: net::BodyBudget::new(cfg.limits.max_inflight_body_bytes),
+            grip,
         }));
+        grip::start_tailer(&state);
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
         if resumed > 0 {

@@ -49,6 +49,8 @@ enum Command {
         variants: Vec<Variant>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        grip: GripArgs,
     },
     /// Write integrity_report.json and integrity_report.txt for a data folder.
     Diagnostics {
@@ -105,6 +107,29 @@ impl LimitArgs {
     }
 }
 
+/// GRIP mode (behind Pushpin or another GRIP proxy; docs/spine-protocol.md).
+#[derive(clap::Args)]
+struct GripArgs {
+    /// Publish every committed event to this GRIP publish endpoint (Pushpin:
+    /// http://127.0.0.1:5561/publish/) and answer stream requests that come through the
+    /// proxy with GRIP hold instructions.
+    #[arg(long, value_name = "URL")]
+    grip_publish: Option<String>,
+    /// The longest one publish request may take, in ms.
+    #[arg(long, default_value_t = 5_000, requires = "grip_publish")]
+    grip_publish_timeout_ms: u64,
+}
+
+impl GripArgs {
+    fn apply(&self, cfg: &mut Config) {
+        cfg.grip = self.grip_publish.as_ref().map(|url| {
+            let mut g = reference_server::grip::GripConfig::new(url.clone());
+            g.publish_timeout = Duration::from_millis(self.grip_publish_timeout_ms);
+            g
+        });
+    }
+}
+
 /// How long blocking work (an integrity report, an artifact write) may hold the exit
 /// after the server has stopped.
 const BLOCKING_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -141,6 +166,7 @@ fn main() -> anyhow::Result<()> {
             faults,
             variants,
             limits,
+            grip,
         } => {
             let (token, generated) = match token {
                 Some(t) => (t, false),
@@ -153,6 +179,7 @@ fn main() -> anyhow::Result<()> {
             cfg.faults = FaultSet::new(faults);
             cfg.variants = VariantSet::new(variants);
             limits.apply(&mut cfg);
+            grip.apply(&mut cfg);
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let served = rt.block_on(serve(cfg, generated));
             // Blocking work still running (hashing, an artifact write) is not waited for
