@@ -197,6 +197,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
         .route("/v1/version/stream", compress(version))
         .route("/v1/version/notify", post(version::notify))
+        .route("/v1/jobs/{id}/grip/{kind}/{after}/events", get(grip::link))
         .route("/v1/diagnostics/integrity", get(integrity_route))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -435,6 +436,11 @@ impl RunningServer {
     /// The data folder.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// GRIP mode's publish counters (`None` unless in GRIP mode).
+    pub fn grip_stats(&self) -> Option<Arc<grip::PublishStats>> {
+        self.state.grip.as_ref().map(|g| g.stats().clone())
     }
 
     /// Why `/healthz` would say unhealthy now (the store's or the file writes' reason),

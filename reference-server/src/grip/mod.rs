@@ -4,19 +4,20 @@
 //! A stream request that comes through the proxy (it carries `Grip-Sig`) is answered
 //! with the stream's head (`retry:`, `connection_open`) and its replay from the log,
 //! plus instructions: `Grip-Hold: stream`, `Grip-Channel: <channel>; prev-id=<last seq
-//! sent>, heartbeat`, `Grip-Link: <…&grip_after=<seq>>; rel=next` and a comment
-//! `Grip-Keep-Alive`. Every committed event is then published by [`publish`] with
-//! `id`/`prev-id`, so the proxy sees a gap (a failed publish, a hold answered while an
-//! event was in flight) and fetches it through the link, where `Grip-Last` (or
-//! `grip_after`) is the cursor and the answer carries events only. A replay larger than
-//! one proxy response (Pushpin takes 100 kB) is paged the same way: a page without
-//! `Grip-Hold` and with a next link, which the proxy follows at once.
+//! sent>`, `Grip-Link: </v1/jobs/<job>/grip/<kind>/<seq>/events>; rel=next` ([`link`])
+//! and a comment `Grip-Keep-Alive` as the heartbeat. Every committed event is then
+//! published by [`publish`] with `id`/`prev-id`, so the proxy sees a gap (a failed
+//! publish, a hold answered while an event was in flight) and fetches it through the
+//! link, where `Grip-Last` is the cursor and the answer carries events only. A replay
+//! larger than one proxy response (Pushpin takes 100 kB) is paged the same way: a page
+//! without `Grip-Hold` and with a next link, which the proxy follows at once.
 //!
 //! What GRIP cannot carry is listed in `targets/pushpin/BEHAVIOUR.md`: published bytes
 //! are the same for every subscriber, so every frame carries the server's one
-//! correlation id (not the client's `X-Correlation-ID`); heartbeats are published on
-//! an interval to a shared channel; faults and variants do not apply to GRIP streams.
-//! Requests without `Grip-Sig` (straight to the server) get the normal streams.
+//! correlation id (not the client's `X-Correlation-ID`); the heartbeat is the proxy's
+//! keep-alive comment (a heartbeat event's live head and time cannot be a constant);
+//! faults and variants do not apply to GRIP streams. Requests without `Grip-Sig`
+//! (straight to the server) get the normal streams.
 //!
 //! Hand-written because the GRIP instructions are a handful of headers and one JSON
 //! publish body; no maintained Rust GRIP crate fits axum 0.8.
@@ -31,7 +32,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -66,8 +66,10 @@ impl GripConfig {
 const PAGE_BYTES: usize = 64 * 1024;
 /// Most replay rows in one answer to the proxy.
 const PAGE_ROWS: usize = 500;
-/// Seconds of quiet on a hold's channels after which the proxy asks the link anyway.
-const LINK_TIMEOUT_S: u64 = 60;
+/// Seconds of quiet on a hold's channel after which the proxy asks the link anyway: how
+/// long a gap can last when the item that would reveal it never comes (the last
+/// publish of a burst failed).
+const LINK_TIMEOUT_S: u64 = 5;
 
 /// The GRIP state of a server.
 #[derive(Debug)]
@@ -105,14 +107,10 @@ impl Grip {
     }
 }
 
-/// Starts publishing the log (and heartbeats) when the server is in GRIP mode.
+/// Starts publishing the log when the server is in GRIP mode.
 pub fn start_tailer(state: &AppState) {
     if let Some(grip) = state.grip.as_ref() {
-        tokio::spawn(publish::tail_log(
-            state.clone(),
-            grip.publisher.clone(),
-            state.heartbeat,
-        ));
+        tokio::spawn(publish::tail_log(state.clone(), grip.publisher.clone()));
     }
 }
 
@@ -177,17 +175,6 @@ fn via_proxy(state: &AppState, headers: &HeaderMap) -> bool {
     state.grip.is_some() && headers.contains_key("grip-sig")
 }
 
-/// The query of a GRIP stream request: the stream's own, plus `grip_after` on links.
-#[derive(Debug, Deserialize, Default)]
-pub struct GripQuery {
-    /// Filter of `/v1/events`.
-    pub job_id: Option<String>,
-    /// Cursor when no `Last-Event-ID` header is sent.
-    pub last_event_id: Option<String>,
-    /// On the links the proxy follows: the seq the answer continues after.
-    pub grip_after: Option<u64>,
-}
-
 /// The `last-id` the proxy sends for `channel` in `Grip-Last` when it recovers.
 fn grip_last(headers: &HeaderMap, channel: &str) -> Option<u64> {
     headers
@@ -221,35 +208,83 @@ fn encode(s: &str) -> String {
 }
 
 /// Which log stream a GRIP request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `/v1/events`: the whole log.
+    All,
+    /// `/v1/events?job_id=`: one job's events.
+    Job,
+    /// `/v1/jobs/<id>/events`: ends after the job's terminal event.
+    Task,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::All => "all",
+            Kind::Job => "job",
+            Kind::Task => "task",
+        }
+    }
+}
+
+/// A log stream answered through the proxy.
 struct LogTarget {
-    /// `/v1/events` or `/v1/jobs/<id>/events`.
-    path: String,
-    /// The job filter (both a job's events stream and a task stream have one).
+    kind: Kind,
+    /// The job filter (a job's events stream and a task stream have one).
     job: Option<String>,
     /// The proxy channel.
     channel: String,
-    /// A task stream: ends after the job's terminal event.
-    task: bool,
 }
 
 impl LogTarget {
-    fn link(&self, state: &AppState, after: u64) -> String {
-        let token = state.grip.as_ref().map_or("", |g| g.token.as_str());
-        let job = match (&self.job, self.task) {
-            (Some(j), false) => format!("job_id={}&", encode(j)),
-            _ => String::new(),
+    fn new(kind: Kind, job: Option<String>) -> LogTarget {
+        let channel = match (&job, kind) {
+            (Some(j), Kind::Task) => publish::task_channel(j),
+            (Some(j), _) => publish::job_channel(j),
+            (None, _) => publish::ALL_CHANNEL.to_owned(),
         };
+        LogTarget { kind, job, channel }
+    }
+
+    /// The link to the answer after `after`. The cursor is in the path: Pushpin shares
+    /// one answer among link requests with the same path and `Grip-Last` (the query is
+    /// not part of that key). The proxy sends no client header, so the token is in the
+    /// query (the link never reaches the client).
+    fn link(&self, state: &AppState, after: u64) -> String {
+        let job = self.job.as_deref().map_or_else(|| "-".to_owned(), encode);
         format!(
-            "<{}?{job}grip_after={after}&access_token={}>; rel=next; timeout={LINK_TIMEOUT_S}",
-            self.path,
-            encode(token)
+            "</v1/jobs/{job}/grip/{}/{after}/events?access_token={}>; rel=next; timeout={LINK_TIMEOUT_S}",
+            self.kind.as_str(),
+            encode(token(state))
         )
     }
 }
 
-/// An SSE response (no GRIP instructions yet).
+fn token(state: &AppState) -> &str {
+    state.grip.as_ref().map_or("", |g| g.token.as_str())
+}
+
+/// An answer that ends the stream: its body streamed by the proxy (with a link to an
+/// empty answer, so that the proxy's handler streams it chunked, as every stream,
+/// instead of passing it on with a `Content-Length`).
+fn ended(state: &AppState, body: String) -> Response {
+    let mut resp = sse(body);
+    let link = format!(
+        "</v1/jobs/-/grip/end/0/events?access_token={}>; rel=next",
+        encode(token(state))
+    );
+    set(&mut resp, "grip-link", &link);
+    resp
+}
+
+/// An SSE response (no GRIP instructions yet); chunked, as every stream (a stream
+/// response has no `Content-Length`), also when it ends at once.
 fn sse(body: String) -> Response {
-    let mut resp = Body::from(body).into_response();
+    let chunk = futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(body))
+    });
+    let mut resp = Body::from_stream(chunk).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -268,13 +303,13 @@ fn set(resp: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-/// The hold instructions: hold the stream on `channel` (after `prev`) and the heartbeat
-/// channel, recover through `link`.
+/// The hold instructions: hold the stream on `channel` (after `prev`), recover through
+/// `link`.
 fn hold(resp: &mut Response, channel: &str, prev: Option<u64>, link: Option<String>) {
     set(resp, "grip-hold", "stream");
     let ch = match prev {
-        Some(p) => format!("{channel}; prev-id={p}, {}", publish::HEARTBEAT_CHANNEL),
-        None => format!("{channel}, {}", publish::HEARTBEAT_CHANNEL),
+        Some(p) => format!("{channel}; prev-id={p}"),
+        None => channel.to_owned(),
     };
     set(resp, "grip-channel", &ch);
     if let Some(link) = link {
@@ -310,23 +345,18 @@ pub async fn events_stream(
     state: State<AppState>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
-    grip_query: Result<Query<GripQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     if !via_proxy(&state, &headers) {
         return stream::events_stream(state, headers, query).await;
     }
-    let Query(q) = grip_query?;
-    let channel = match &q.job_id {
-        Some(j) => publish::job_channel(j),
-        None => publish::ALL_CHANNEL.to_owned(),
+    let Query(q) = query?;
+    let kind = if q.job_id.is_some() {
+        Kind::Job
+    } else {
+        Kind::All
     };
-    let target = LogTarget {
-        path: "/v1/events".to_owned(),
-        job: q.job_id.clone(),
-        channel,
-        task: false,
-    };
-    log_answer(&state, &headers, &q, &target).await
+    let target = LogTarget::new(kind, q.job_id);
+    log_answer(&state, &headers, &target, Start::First(q.last_event_id)).await
 }
 
 /// `GET /v1/jobs/<id>/events`: through the proxy, the GRIP answer; else the stream.
@@ -335,46 +365,75 @@ pub async fn task_stream(
     path: Path<String>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
-    grip_query: Result<Query<GripQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     if !via_proxy(&state, &headers) {
         return stream::task_stream(state, path, headers, query).await;
     }
-    let Query(q) = grip_query?;
+    let Query(q) = query?;
     let Path(job) = path;
-    let target = LogTarget {
-        path: format!("/v1/jobs/{}/events", encode(&job)),
-        channel: publish::task_channel(&job),
-        job: Some(job),
-        task: true,
+    let target = LogTarget::new(Kind::Task, Some(job));
+    log_answer(&state, &headers, &target, Start::First(q.last_event_id)).await
+}
+
+/// `GET /v1/jobs/<job>/grip/<kind>/<after>/events`: the links the proxy follows (job
+/// `-`: none; kind `end`: the empty answer after an ended stream).
+pub async fn link(
+    State(state): State<AppState>,
+    Path((job, kind, after)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if state.grip.is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such route"));
+    }
+    let job = (job != "-").then_some(job);
+    let kind = match kind.as_str() {
+        "all" => Kind::All,
+        "job" if job.is_some() => Kind::Job,
+        "task" if job.is_some() => Kind::Task,
+        "end" => return Ok(sse(String::new())),
+        _ => return Err(ApiError::invalid("unknown GRIP link")),
     };
-    log_answer(&state, &headers, &q, &target).await
+    let target = LogTarget::new(kind, job);
+    let after = grip_last(&headers, &target.channel).unwrap_or(after);
+    log_answer(&state, &headers, &target, Start::Link(after)).await
+}
+
+/// Where a log answer starts.
+enum Start {
+    /// A client's request, with its `last_event_id` query (the header is read too).
+    First(Option<String>),
+    /// A link the proxy follows: the events after this seq, nothing else.
+    Link(u64),
 }
 
 /// The answer to a log stream request through the proxy: a first request gets the head
-/// and the replay after its cursor; a link request (`Grip-Last` or `grip_after`) only
-/// the events after the proxy's last id.
+/// and the replay after its cursor; a link request only the events after the proxy's
+/// last id. A replay above one answer's size ends with a link to the rest (no hold),
+/// which the proxy follows at once; the last page holds.
 async fn log_answer(
     state: &AppState,
     headers: &HeaderMap,
-    q: &GripQuery,
     target: &LogTarget,
+    start: Start,
 ) -> Result<Response, ApiError> {
-    let link_cursor = grip_last(headers, &target.channel).or(q.grip_after);
     let head = state.store.head();
     let mut body = String::new();
-    let after = match link_cursor {
-        Some(c) => c,
-        None => {
+    let after = match start {
+        Start::Link(c) => c,
+        Start::First(query) => {
             let cursor = parse_cursor_value(
                 headers.get("last-event-id").map(HeaderValue::as_bytes),
-                q.last_event_id.as_deref(),
+                query.as_deref(),
             )?;
-            let name = if target.task { "task" } else { "events" };
+            let name = if target.kind == Kind::Task {
+                "task"
+            } else {
+                "events"
+            };
             body.push_str(&head_frames(state, name, head, cursor));
             if let Some(early) = first_checks(state, target, cursor, head).await? {
                 body.push_str(&early);
-                return Ok(sse(body));
+                return Ok(ended(state, body));
             }
             cursor.unwrap_or(0)
         }
@@ -390,10 +449,10 @@ async fn log_answer(
         })?;
     for ev in &page.events {
         body.push_str(&event_frame(ev, &cid));
-        if target.task && is_terminal(&ev.event_type) {
+        if target.kind == Kind::Task && is_terminal(&ev.event_type) {
             let close = json!({ "reason": ev.event_type });
             body.push_str(&lifecycle_frame("connection_close", close, &cid));
-            return Ok(sse(body));
+            return Ok(ended(state, body));
         }
     }
     let mut resp = sse(body);
@@ -416,10 +475,11 @@ async fn log_answer(
     Ok(resp)
 }
 
-/// A comment after 3 heartbeat intervals of silence: the heartbeats are published, so
-/// this only speaks when publishing stalls.
+/// The heartbeat through the proxy: a comment after each heartbeat interval of silence
+/// (whole seconds, at least 1). The spine's heartbeat event carries the live head and
+/// time, which a proxy-sent constant cannot (BEHAVIOUR.md).
 fn keep_alive(state: &AppState, resp: &mut Response) {
-    let secs = (state.heartbeat.as_secs() * 3).max(1);
+    let secs = state.heartbeat.as_secs().max(1);
     set(
         resp,
         "grip-keep-alive",
@@ -436,7 +496,7 @@ async fn first_checks(
     head: u64,
 ) -> Result<Option<String>, ApiError> {
     let c = cursor.unwrap_or(0);
-    if target.task {
+    if target.kind == Kind::Task {
         let job = target.job.as_deref().unwrap_or_default();
         if !state.jobs.exists(job) {
             return Ok(Some(fail_frames(

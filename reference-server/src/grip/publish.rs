@@ -7,8 +7,7 @@
 //!   has published and turns each into items for the channels `events` (the whole log),
 //!   `job-<id>` and `task-<id>`, with `id` = the seq and `prev-id` = the seq of the
 //!   channel's event before it. It waits for room in the queue: the log itself is the
-//!   buffer, so nothing committed is skipped for lack of room. It also publishes a
-//!   heartbeat (`server_time`, `head_seq`) to the `heartbeat` channel every interval;
+//!   buffer, so nothing committed is skipped for lack of room;
 //! - the version forwarders (`super::version_forwarder`), which do not wait: when the
 //!   queue is full their item is dropped, counted and logged.
 //!
@@ -27,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::AppState;
-use crate::store::{StoredEvent, now_ts};
+use crate::store::StoredEvent;
 
 /// Batches the publish queue holds before producers wait (the tailer) or drop (the
 /// version forwarders).
@@ -43,8 +42,6 @@ const MAX_KNOWN_JOBS: usize = 65_536;
 
 /// The channel of the whole log.
 pub const ALL_CHANNEL: &str = "events";
-/// The channel every hold also subscribes to, for heartbeats.
-pub const HEARTBEAT_CHANNEL: &str = "heartbeat";
 
 /// The channel of one job's events on `/v1/events?job_id=`.
 pub fn job_channel(job: &str) -> String {
@@ -196,17 +193,14 @@ struct Tail {
     jobs: HashMap<String, u64>,
 }
 
-/// Publishes every event committed after the head at start, and a heartbeat every
-/// `interval`, until shutdown.
-pub async fn tail_log(state: AppState, publisher: Publisher, interval: Duration) {
+/// Publishes every event committed after the head at start, until shutdown.
+pub async fn tail_log(state: AppState, publisher: Publisher) {
     let mut head = state.store.subscribe_head();
     let mut shutdown = state.shutdown.clone();
     let mut tail = Tail {
         cursor: *head.borrow_and_update(),
         jobs: HashMap::new(),
     };
-    let mut beat = tokio::time::interval(interval);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let seen = *head.borrow_and_update();
         if tail.cursor < seen {
@@ -219,14 +213,6 @@ pub async fn tail_log(state: AppState, publisher: Publisher, interval: Duration)
             biased;
             _ = shutdown.wait_for(|v| *v) => return,
             r = head.changed() => if r.is_err() { return },
-            _ = beat.tick() => {
-                let frame = super::lifecycle_frame(
-                    "heartbeat",
-                    json!({ "server_time": now_ts(), "head_seq": tail.cursor }),
-                    &super::cid_json(&state),
-                );
-                publisher.offer(vec![content_item(HEARTBEAT_CHANNEL, None, frame)]);
-            }
         }
     }
 }
