@@ -394,7 +394,12 @@ pub async fn link(
         _ => return Err(ApiError::invalid("unknown GRIP link")),
     };
     let target = LogTarget::new(kind, job);
-    let after = grip_last(&headers, &target.channel).unwrap_or(after);
+    // The later of the two: `Grip-Last` is the last id the proxy delivered, and the
+    // path's seq where this link's answer continues. A page's link is followed with
+    // the hold's older `Grip-Last` still sent (a page does not update it); a hold's
+    // link names the head when it was answered, and its channel has no event between
+    // its `prev-id` and that head.
+    let after = grip_last(&headers, &target.channel).map_or(after, |l| l.max(after));
     log_answer(&state, &headers, &target, Start::Link(after)).await
 }
 
