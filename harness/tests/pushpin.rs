@@ -43,6 +43,14 @@ const APPLICABLE: &[&str] = &[
     "CT-10/rapid-reconnect-cycles",
     "CT-10/reset-instead-of-close",
     "CT-12/ten-clients-at-once",
+    "CT-10/cut-during-high-rate-publishing",
+    "CT-11/fast-beside-stalled-readers",
+    "CT-11/late-join-over-large-backlog",
+    "CT-11/one-byte-per-second",
+    "CT-11/pause-five-seconds",
+    "CT-11/slow-consumers-beside-fast",
+    "CT-12/burst-of-fifty-reconnects",
+    "CT-12/five-reconnect-while-five-stay",
     "CONTENT/line-breaks-and-spaces",
     "CONTENT/bare-carriage-return",
     "CURSOR/invalid-last-event-id",
@@ -63,7 +71,7 @@ const APPLICABLE: &[&str] = &[
 
 /// Scenarios that must pass through Pushpin with a stack of their own: they read the
 /// whole log, where the other trials' events would be foreign to them.
-const EXCLUSIVE: &[&str] = &["CT-09/cross-job-replay-order"];
+const EXCLUSIVE: &[&str] = &["CT-09/cross-job-replay-order", "CT-12/stress-sequencing"];
 
 /// Scenarios the pushpin profile cannot run, and the capability that says so.
 const SKIPPED: &[(&str, &str)] = &[

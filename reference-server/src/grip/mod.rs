@@ -62,8 +62,11 @@ impl GripConfig {
     }
 }
 
-/// Most replay bytes in one answer to the proxy (Pushpin refuses more than 100 kB).
-const PAGE_BYTES: usize = 64 * 1024;
+/// About this many bytes of event payload read per answer.
+const PAGE_BYTES: usize = 48 * 1024;
+/// Most body bytes in one answer to the proxy (Pushpin refuses a GRIP answer above
+/// 100 kB).
+const ANSWER_BYTES: usize = 64 * 1024;
 /// Most replay rows in one answer to the proxy.
 const PAGE_ROWS: usize = 500;
 /// Seconds of quiet on a hold's channel after which the proxy asks the link anyway: how
@@ -452,8 +455,17 @@ async fn log_answer(
             tracing::error!(error = %e, "grip: replay read failed");
             ApiError::new(ErrorCode::Internal, "store read failed")
         })?;
+    let mut scanned_to = page.scanned_to;
+    let mut last = None;
     for ev in &page.events {
-        body.push_str(&event_frame(ev, &cid));
+        let frame = event_frame(ev, &cid);
+        if last.is_some() && body.len() + frame.len() > ANSWER_BYTES {
+            // The rest in the next answer.
+            scanned_to = ev.seq - 1;
+            break;
+        }
+        body.push_str(&frame);
+        last = Some(ev.seq);
         if target.kind == Kind::Task && is_terminal(&ev.event_type) {
             let close = json!({ "reason": ev.event_type });
             body.push_str(&lifecycle_frame("connection_close", close, &cid));
@@ -461,13 +473,13 @@ async fn log_answer(
         }
     }
     let mut resp = sse(body);
-    if page.scanned_to < head {
+    if scanned_to < head {
         // More than one answer holds: the proxy follows the link at once.
-        set(&mut resp, "grip-link", &target.link(state, page.scanned_to));
+        set(&mut resp, "grip-link", &target.link(state, scanned_to));
         return Ok(resp);
     }
-    let prev = match page.events.last() {
-        Some(ev) => ev.seq,
+    let prev = match last {
+        Some(seq) => seq,
         None => last_seq_of(state, target.job.as_deref(), head).await?,
     };
     hold(
