@@ -44,9 +44,7 @@ const APPLICABLE: &[&str] = &[
     "CT-10/reset-instead-of-close",
     "CT-12/ten-clients-at-once",
     "CT-10/cut-during-high-rate-publishing",
-    "CT-11/fast-beside-stalled-readers",
     "CT-11/late-join-over-large-backlog",
-    "CT-11/one-byte-per-second",
     "CT-11/pause-five-seconds",
     "CT-11/slow-consumers-beside-fast",
     "CT-12/burst-of-fifty-reconnects",
@@ -68,6 +66,12 @@ const APPLICABLE: &[&str] = &[
     "WIRE/idle-open",
     "WIRE/trickle",
 ];
+
+// Not run: CT-11/fast-beside-stalled-readers and CT-11/one-byte-per-second. A reader
+// that stops (or nearly stops) reading loses what Pushpin dropped while its buffer was
+// full, and Pushpin does not follow the link to recover it in time
+// (targets/pushpin/BEHAVIOUR.md §8): a finding about Pushpin, reported as a failure by
+// a run with the pushpin profile, not hidden behind a capability.
 
 /// Scenarios that must pass through Pushpin with a stack of their own: they read the
 /// whole log, where the other trials' events would be foreign to them.
