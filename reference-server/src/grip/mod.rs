@@ -378,6 +378,19 @@ pub async fn task_stream(
     log_answer(&state, &headers, &target, Start::First(q.last_event_id)).await
 }
 
+/// The routes of GRIP mode: the links the proxy follows, behind the token.
+pub fn router(state: AppState) -> axum::Router<AppState> {
+    axum::Router::new()
+        .route(
+            "/v1/jobs/{id}/grip/{kind}/{after}/events",
+            axum::routing::get(link),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::auth::require_token,
+        ))
+}
+
 /// `GET /v1/jobs/<job>/grip/<kind>/<after>/events`: the links the proxy follows (job
 /// `-`: none; kind `end`: the empty answer after an ended stream).
 pub async fn link(
@@ -385,9 +398,6 @@ pub async fn link(
     Path((job, kind, after)): Path<(String, String, u64)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if state.grip.is_none() {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such route"));
-    }
     let job = (job != "-").then_some(job);
     let kind = match kind.as_str() {
         "all" => Kind::All,
