@@ -89,6 +89,9 @@ const SKIPPED: &[(&str, &str)] = &[
     ("DURABILITY/graceful-shutdown", "durability"),
 ];
 
+/// The longest a fresh stack may take to pass requests through.
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+
 /// The longest the recovery test waits for its events (the link timeout is 5 s).
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(40);
 
@@ -224,7 +227,48 @@ impl Stack {
         let pushpin = Pushpin::start(port)?;
         let publish = publish_to.unwrap_or(&pushpin.publish_url).to_owned();
         let origin = Origin::start(port, &publish)?;
-        Ok(Stack { origin, pushpin })
+        let stack = Stack { origin, pushpin };
+        stack.wait_ready()?;
+        Ok(stack)
+    }
+
+    /// Waits (bounded) until a request through Pushpin reaches the origin and a GRIP
+    /// answer comes back through Pushpin's handler (a task stream of an unknown job,
+    /// which ends at once): the ports answer a moment before the services behind them
+    /// are connected, and a first stream request then is refused.
+    fn wait_ready(&self) -> Result<(), String> {
+        let base = self.pushpin.url.clone();
+        let auth = format!("Bearer {}", self.origin.token());
+        let until = Instant::now() + READY_DEADLINE;
+        support::block_on(async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut last = String::new();
+            while Instant::now() < until {
+                let answer = client
+                    .get(format!("{base}/v1/jobs/ready-probe/events"))
+                    .header("Authorization", &auth)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status().is_success() => {
+                        let text = r.text().await.unwrap_or_default();
+                        if text.contains("task_not_found") {
+                            return Ok(());
+                        }
+                        last = format!("200 without task_not_found: {text:?}");
+                    }
+                    Ok(r) => last = format!("status {}", r.status()),
+                    Err(e) => last = e.to_string(),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(format!("pushpin in front of the origin not ready: {last}"))
+        })
+        .map_err(|e| format!("{e:?}"))?
     }
 }
 
