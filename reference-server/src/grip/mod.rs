@@ -666,3 +666,52 @@ async fn version_forwarder(
         json!({ "channel": channel, "formats": { "http-stream": { "action": "close" } } }),
     ]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grip_last_finds_the_channel_among_several() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "grip-last",
+            HeaderValue::from_static("job-a; last-id=7, task-a; last-id=9"),
+        );
+        h.append(
+            "grip-last",
+            HeaderValue::from_static("events; last-id=\"12\""),
+        );
+        assert_eq!(grip_last(&h, "job-a"), Some(7));
+        assert_eq!(grip_last(&h, "task-a"), Some(9));
+        assert_eq!(grip_last(&h, "events"), Some(12));
+        assert_eq!(grip_last(&h, "job-b"), None);
+        h.insert("grip-last", HeaderValue::from_static("job-a; last-id=x"));
+        assert_eq!(grip_last(&h, "job-a"), None);
+    }
+
+    #[test]
+    fn encode_keeps_unreserved_and_escapes_the_rest() {
+        assert_eq!(encode("aZ09-._~"), "aZ09-._~");
+        assert_eq!(encode("a b/&=?é"), "a%20b%2F%26%3D%3F%C3%A9");
+    }
+
+    #[test]
+    fn lifecycle_frames_carry_the_correlation_id_last() {
+        let f = lifecycle_frame("connection_close", json!({ "reason": "x" }), "\"c\"");
+        assert_eq!(
+            f,
+            "event: connection_close\ndata: {\"reason\":\"x\",\"correlation_id\":\"c\"}\n\n"
+        );
+        let f = lifecycle_frame("heartbeat", json!({}), "\"c\"");
+        assert_eq!(f, "event: heartbeat\ndata: {\"correlation_id\":\"c\"}\n\n");
+    }
+
+    #[test]
+    fn a_close_instruction_is_chained_after_the_terminal_event() {
+        let item = publish::close_item("task-a", 41);
+        assert_eq!(item["prev-id"], "41");
+        assert_eq!(item["id"], "41-close");
+        assert_eq!(item["formats"]["http-stream"]["action"], "close");
+    }
+}
