@@ -124,6 +124,19 @@ fn cid_json(state: &AppState) -> String {
         .map_or_else(|| json_str("grip"), |g| g.cid_json.clone())
 }
 
+/// The log seq the publisher has handed to the proxy through (the head when not in GRIP
+/// mode).
+fn published(state: &AppState) -> u64 {
+    state.grip.as_ref().map_or_else(
+        || state.store.head(),
+        |g| {
+            g.stats()
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed)
+        },
+    )
+}
+
 fn is_terminal(event_type: &str) -> bool {
     matches!(event_type, "task_completed" | "task_failed")
 }
@@ -456,10 +469,14 @@ async fn log_answer(
             cursor.unwrap_or(0)
         }
     };
+    // Up to what the publisher has handed to the proxy (not the head): the hold's
+    // prev-id is then what the next published item names; the events above it come
+    // as publishes.
+    let upto = published(state).clamp(after, head.max(after));
     let cid = cid_json(state);
     let page = state
         .store
-        .page(after, head, target.job.as_deref(), PAGE_ROWS, PAGE_BYTES)
+        .page(after, upto, target.job.as_deref(), PAGE_ROWS, PAGE_BYTES)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "grip: replay read failed");
@@ -483,20 +500,20 @@ async fn log_answer(
         }
     }
     let mut resp = sse(body);
-    if scanned_to < head {
+    if scanned_to < upto {
         // More than one answer holds: the proxy follows the link at once.
         set(&mut resp, "grip-link", &target.link(state, scanned_to));
         return Ok(resp);
     }
     let prev = match last {
         Some(seq) => seq,
-        None => last_seq_of(state, target.job.as_deref(), head).await?,
+        None => last_seq_of(state, target.job.as_deref(), upto).await?,
     };
     hold(
         &mut resp,
         &target.channel,
         Some(prev),
-        Some(target.link(state, head)),
+        Some(target.link(state, upto)),
     );
     keep_alive(state, &mut resp);
     Ok(resp)

@@ -53,6 +53,13 @@ pub fn task_channel(job: &str) -> String {
     format!("task-{job}")
 }
 
+/// One publish request's items, and the log seq they complete (tailer batches).
+#[derive(Debug)]
+struct Batch {
+    items: Vec<Value>,
+    through: Option<u64>,
+}
+
 /// Counters of the publisher (logged; read by tests).
 #[derive(Debug, Default)]
 pub struct PublishStats {
@@ -62,12 +69,17 @@ pub struct PublishStats {
     pub requests_failed: AtomicU64,
     /// Batches dropped because the queue was full (version forwarders only).
     pub dropped: AtomicU64,
+    /// The log seq through which every event's publish request has been answered (or
+    /// has failed): holds are answered up to it, so that their `prev-id` is the one
+    /// the next published item names (an answer up to the head would name events still
+    /// in flight, and every hold during a burst would need a recovery).
+    pub published: AtomicU64,
 }
 
 /// The sending side of the publish queue.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    tx: mpsc::Sender<Vec<Value>>,
+    tx: mpsc::Sender<Batch>,
     stats: Arc<PublishStats>,
 }
 
@@ -75,7 +87,10 @@ impl Publisher {
     /// Queues `items` without waiting; `false` (counted, logged) when the queue is full
     /// or closed.
     pub fn offer(&self, items: Vec<Value>) -> bool {
-        match self.tx.try_send(items) {
+        match self.tx.try_send(Batch {
+            items,
+            through: None,
+        }) {
             Ok(()) => true,
             Err(e) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -85,9 +100,11 @@ impl Publisher {
         }
     }
 
-    /// Queues `items`, waiting for room; `false` once the worker is gone.
-    pub async fn send(&self, items: Vec<Value>) -> bool {
-        self.tx.send(items).await.is_ok()
+    /// Queues `items` that complete the log through seq `through`, waiting for room;
+    /// `false` once the worker is gone.
+    async fn send(&self, items: Vec<Value>, through: u64) -> bool {
+        let through = Some(through);
+        self.tx.send(Batch { items, through }).await.is_ok()
     }
 
     /// The counters.
@@ -111,7 +128,7 @@ pub fn start_worker(
         .connect_timeout(timeout)
         .no_proxy()
         .build()?;
-    let (tx, mut rx) = mpsc::channel::<Vec<Value>>(QUEUE_BATCHES);
+    let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
     let stats = Arc::new(PublishStats::default());
     let counters = stats.clone();
     tokio::spawn(async move {
@@ -133,7 +150,10 @@ pub fn start_worker(
                     }
                 }
             };
-            post(&client, &url, items, &counters).await;
+            post(&client, &url, items.items, &counters).await;
+            if let Some(seq) = items.through {
+                counters.published.fetch_max(seq, Ordering::Relaxed);
+            }
         }
     });
     Ok(Publisher { tx, stats })
@@ -201,6 +221,10 @@ pub async fn tail_log(state: AppState, publisher: Publisher) {
         cursor: *head.borrow_and_update(),
         jobs: HashMap::new(),
     };
+    publisher
+        .stats
+        .published
+        .fetch_max(tail.cursor, Ordering::Relaxed);
     loop {
         let seen = *head.borrow_and_update();
         if tail.cursor < seen {
@@ -231,6 +255,7 @@ async fn publish_page(state: &AppState, publisher: &Publisher, tail: &mut Tail, 
             // the proxy recovers through the link.
             tracing::warn!(error = %e, "grip: reading the log failed; skipping to the head");
             tail.cursor = seen;
+            publisher.stats.published.fetch_max(seen, Ordering::Relaxed);
             return true;
         }
     };
@@ -252,7 +277,14 @@ async fn publish_page(state: &AppState, publisher: &Publisher, tail: &mut Tail, 
         prev_all = ev.seq;
     }
     tail.cursor = page.scanned_to;
-    items.is_empty() || publisher.send(items).await
+    if items.is_empty() {
+        publisher
+            .stats
+            .published
+            .fetch_max(tail.cursor, Ordering::Relaxed);
+        return true;
+    }
+    publisher.send(items, tail.cursor).await
 }
 
 /// The items of one event: on the whole log, on its job, and on its task stream (where
