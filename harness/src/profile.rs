@@ -19,6 +19,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../contracts/profiles/generic.toml"),
     ),
     ("nchan", include_str!("../../contracts/profiles/nchan.toml")),
+    (
+        "pushpin",
+        include_str!("../../contracts/profiles/pushpin.toml"),
+    ),
 ];
 
 /// A target profile, as read from TOML.
@@ -532,7 +536,7 @@ pub struct Thresholds {
 }
 
 impl Profile {
-    /// Loads `spine`, `generic`, `nchan` or a TOML file path.
+    /// Loads `spine`, `generic`, `nchan`, `pushpin` or a TOML file path.
     pub fn load(name_or_path: &str) -> Result<Profile, HarnessError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Profile::parse(text, name_or_path);
@@ -542,7 +546,7 @@ impl Profile {
             HarnessError::new(
                 HarnessErrorKind::Profile,
                 format!(
-                    "profile {name_or_path}: not a built-in profile (spine, generic, nchan) and not readable: {e}"
+                    "profile {name_or_path}: not a built-in profile (spine, generic, nchan, pushpin) and not readable: {e}"
                 ),
             )
         })?;
