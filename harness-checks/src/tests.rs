@@ -537,6 +537,23 @@ cases! {
         c.frames[1].kind = k0;
         Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x1 byte 62: expected marker x1 before marker y1, the order a#0 saw, saw marker x1 after marker y1")
     };
+    // nchan's ids are per channel: the same id on another channel is another event.
+    opaque_id_of_another_channel_is_not_inconsistent => {
+        let mut r = opaque();
+        r.acks.push(oack("z1", "j2", 2, 140));
+        let z = Conn::new(0, 139).odata(142, "1:0", "z1", "j2").end(ConnEnd::Finished, 1500);
+        r.transcripts.push(client("z#0", StreamKind::Events, &["j2"], vec![z]));
+        Case::clean(opaque_cfg(), r)
+    };
+    opaque_id_reused_in_one_channel => {
+        let mut r = opaque();
+        let f = &mut conn(&mut r, "b#0", 0).frames[2];
+        f.id = Some("1:0".into());
+        if let FrameKind::Data(d) = &mut f.kind {
+            d.opaque_id = Some("1:0".into());
+        }
+        Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x2 byte 112: expected id 1:0 to be marker x1 as a#0 got it at conn 0 byte 12, saw marker x2 under id 1:0")
+    };
     publish_not_acked => {
         let mut r = numeric();
         r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: Some(500), error: "internal".into() });
@@ -948,6 +965,26 @@ cases! {
     opaque_lost_answer_delivered_to_some => Case::one(opaque_cfg(), opaque_lost_answer(true, false, false), "delivery.indeterminate", "[delivery.indeterminate] client b#0 conn 0 marker u1: expected marker u1 (marker u1, fate unknown: publisher 0 lost the answer at 131 ms (no_answer); no answer in 1 attempt(s)) delivered, as a#0 received it at conn 1 byte 162, saw never delivered although the client was owed it and read on after it; stream ended by the scenario's end at 1500 ms");
     opaque_lost_answer_out_of_place => Case::one(opaque_cfg(), opaque_lost_answer(true, true, true), "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker y2 byte 262: expected marker y2 before marker u1, the order a#0 saw, saw marker y2 after marker u1");
     lost_answer_without_a_cut_on_purpose => Case::one(numeric_cfg(), lost_answer(&[], &[], None, false), "delivery.publish-acked", "[delivery.publish-acked] marker u1: expected a 2xx ack for the publish of 1 event(s), saw no answer in 3 attempt(s) (connection_lost: connection reset): the write's fate is unknown");
+    // A resume-id probe whose profile declares one answer and gets another (more
+    // cases: resume_ids.rs).
+    declared_answer_mismatch => {
+        let mut c = Conn::new(0, 0).cursor("garbage").end(ConnEnd::ServerClosed, 2);
+        c.status = Some(400);
+        let mut r = Recording::default();
+        r.transcripts.push(client("resumed#0", StreamKind::Events, &["j1"], vec![c]));
+        r.expect.resume_ids.push(harness_model::ResumeIdProbe {
+            client: cid("resumed#0"),
+            case: harness_model::IdCase::Garbage,
+            cursor: "garbage".into(),
+            claim: Some(harness_model::IdAnswer::LiveOnly),
+            had: vec!["h0".into()],
+            away: vec!["a0".into()],
+            live: vec!["l0".into()],
+            history: None,
+            reset_event: None,
+        });
+        Case::one(opaque_cfg(), r, "resume.declared-answer", "[resume.declared-answer] client resumed#0 conn 0: expected profile claims garbage_id = live-only (resuming from garbage), saw error-status: the server answered status 400")
+    };
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }
 
