@@ -279,13 +279,13 @@ fn ack_matches(ctx: &mut Ctx) -> BTreeSet<(ClientId, Seq)> {
                     }
                 }
                 _ => match by_marker {
-                    // A retried write under another seq than its ack's: a second copy
+                    // A retried write under another seq than its ack's is a second copy
                     // (`delivery.indeterminate`), or its ack's seq never comes (lost-ack).
-                    Some(a) if ctx.uncertain.contains_key(a.marker.as_str()) => None,
                     Some(a)
                         if ctx.cfg.ids == IdMode::Numeric
                             && a.seq.is_some()
-                            && a.seq != d.ev.seq =>
+                            && a.seq != d.ev.seq
+                            && !ctx.uncertain.contains_key(a.marker.as_str()) =>
                     {
                         Some(format!(
                             "seq {} (the seq marker {} was acked with)",
