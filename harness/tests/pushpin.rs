@@ -63,6 +63,18 @@ const APPLICABLE: &[&str] = &[
     "WIRE/field-injection",
     "WIRE/idle-open",
     "WIRE/trickle",
+    "RESUME-ID/garbage-id",
+    "RESUME-ID/unknown-id",
+    "RESUME-ID/foreign-id",
+];
+
+/// Scenarios not run through Pushpin (the reasons below): every built-in scenario is in
+/// exactly one of the lists, so a new one must be placed (`every-scenario-is-placed`).
+const NOT_RUN: &[&str] = &[
+    "CT-11/fast-beside-stalled-readers",
+    "CT-11/one-byte-per-second",
+    "CT-11/pause-five-seconds",
+    "CT-11/late-join-over-large-backlog",
 ];
 
 // Not run: CT-11/fast-beside-stalled-readers and CT-11/one-byte-per-second. A reader
@@ -80,13 +92,31 @@ const APPLICABLE: &[&str] = &[
 /// whole log, where the other trials' events would be foreign to them.
 const EXCLUSIVE: &[&str] = &["CT-09/cross-job-replay-order", "CT-12/stress-sequencing"];
 
-/// Scenarios the pushpin profile cannot run, and the capability that says so.
+/// Scenarios the pushpin profile cannot run, and the start of the skip reason that
+/// says why (an unclaimed capability, or a `[resume]` key the profile does not set).
 const SKIPPED: &[(&str, &str)] = &[
-    ("LIFECYCLE/correlation-id-echoed", "correlation-id"),
-    ("LIVENESS/closed-clients-noticed", "liveness"),
-    ("LIVENESS/reset-clients-noticed", "liveness"),
-    ("DURABILITY/crash-restart", "durability"),
-    ("DURABILITY/graceful-shutdown", "durability"),
+    (
+        "LIFECYCLE/correlation-id-echoed",
+        "does not claim capability correlation-id",
+    ),
+    (
+        "LIVENESS/closed-clients-noticed",
+        "does not claim capability liveness",
+    ),
+    (
+        "LIVENESS/reset-clients-noticed",
+        "does not claim capability liveness",
+    ),
+    (
+        "DURABILITY/crash-restart",
+        "does not claim capability durability",
+    ),
+    (
+        "DURABILITY/graceful-shutdown",
+        "does not claim capability durability",
+    ),
+    ("RESUME-ID/evicted-id", "has no [resume] eviction"),
+    ("RESUME-ID/restart-id", "does not claim "),
 ];
 
 /// The longest a fresh stack may take to pass requests through.
@@ -385,6 +415,41 @@ fn every_publish_lost() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Every built-in scenario is run, skipped or not run (with its reason above), once.
+fn every_scenario_is_placed() -> Result<(), Failed> {
+    let placed: Vec<&str> = APPLICABLE
+        .iter()
+        .chain(EXCLUSIVE)
+        .chain(NOT_RUN)
+        .copied()
+        .chain(SKIPPED.iter().map(|(id, _)| *id))
+        .collect();
+    let builtin: Vec<String> = sse_harness::scenario::builtin()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|sc| sc.id())
+        .collect();
+    let missing: Vec<&String> = builtin
+        .iter()
+        .filter(|id| !placed.contains(&id.as_str()))
+        .collect();
+    let unknown: Vec<&&str> = placed
+        .iter()
+        .filter(|id| !builtin.iter().any(|b| b == *id))
+        .collect();
+    let mut twice = placed.clone();
+    twice.sort_unstable();
+    twice.dedup();
+    if !missing.is_empty() || !unknown.is_empty() || twice.len() != placed.len() {
+        return Err(format!(
+            "place every scenario once: not placed {missing:?}, unknown {unknown:?}, {} placed twice",
+            placed.len() - twice.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let seed = support::seed("pushpin", args.list);
@@ -439,20 +504,24 @@ fn main() {
             .with_ignored_flag(!available),
         );
     }
-    for (id, cap) in SKIPPED {
+    for (id, why) in SKIPPED {
         let (url, token) = (url.clone(), token.clone());
         trials.push(
             Trial::test(format!("pushpin-skips/{id}"), move || {
                 let r = support::block_on(run(&url, &token, id, seed))??;
-                let want = format!("profile pushpin does not claim capability {cap}");
+                let want = format!("profile pushpin {why}");
                 match r.verdict {
-                    Verdict::Skipped { reason } if reason == want => Ok(()),
+                    Verdict::Skipped { reason } if reason.starts_with(&want) => Ok(()),
                     v => Err(format!("{id}: expected skipped ({want}), got {v:?}").into()),
                 }
             })
             .with_ignored_flag(!available),
         );
     }
+    trials.push(Trial::test(
+        "every-scenario-is-placed",
+        every_scenario_is_placed,
+    ));
     trials.push(
         Trial::test("pushpin-recovers/every-publish-lost", every_publish_lost)
             .with_ignored_flag(!available),

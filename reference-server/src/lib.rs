@@ -316,38 +316,43 @@ pub struct RunningServer {
     serve: JoinHandle<std::io::Result<()>>,
 }
 
+/// The settings [`RunningServer::start`] refuses before touching anything.
+fn check_config(cfg: &Config) -> Result<(), ServerError> {
+    if cfg.token.len() < auth::MIN_TOKEN_LEN || !cfg.token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            format!(
+                "the token must be at least {} printable ASCII bytes, without spaces",
+                auth::MIN_TOKEN_LEN
+            ),
+        ));
+    }
+    if cfg.limits.max_connections == 0 {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            "max_connections must be above 0",
+        ));
+    }
+    if cfg.heartbeat_ms == 0 {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            "heartbeat_ms must be above 0",
+        ));
+    }
+    Ok(())
+}
+
 impl RunningServer {
     /// Prepares the data folder, opens the store, resumes running jobs, binds and
     /// serves.
     pub async fn start(cfg: Config) -> Result<RunningServer, ServerError> {
-        if cfg.token.len() < auth::MIN_TOKEN_LEN || !cfg.token.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                format!(
-                    "the token must be at least {} printable ASCII bytes, without spaces",
-                    auth::MIN_TOKEN_LEN
-                ),
-            ));
-        }
-        if cfg.limits.max_connections == 0 {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                "max_connections must be above 0",
-            ));
-        }
+        check_config(&cfg)?;
         match net::raise_fd_limit() {
             Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
             Err(e) => tracing::warn!(error = %e, "file descriptor limit unknown"),
         }
         let cors = cors::AllowedOrigins::new(&cfg.allow_origins)
             .map_err(|e| ServerError::new(ServerErrorKind::Config, e.to_string()))?;
-        if cfg.heartbeat_ms == 0 {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                "heartbeat_ms must be above 0",
-            ));
-        }
         let data_dir = cfg.data_dir.clone();
         let prep_dir = data_dir.clone();
         let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
