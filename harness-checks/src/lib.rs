@@ -31,6 +31,7 @@ mod lifecycle;
 mod limits;
 mod liveness;
 mod metrics;
+mod network;
 mod resume;
 mod reuse;
 mod version;

@@ -1,0 +1,124 @@
+//! What the toxic proxy on the subscriber path did to one connection's bytes
+//! (`Recording::network`), for the checkers that judge timing: how long the proxy held
+//! each downstream chunk (`latency`), so receive times can be taken back to when the
+//! server's bytes reached the proxy.
+
+use harness_model::network::{Action, ProxyLog, Stream, Toxic};
+use harness_model::{Connection, Recording};
+
+/// The proxy's holds of one connection's downstream chunks (empty without a proxy, or
+/// when the connection is not in its log).
+#[derive(Debug, Default)]
+pub(crate) struct Holds<'a> {
+    /// (release time, hold) in µs since the scenario's start, in release order.
+    releases: Vec<(u64, u64)>,
+    proxy: Option<&'a ProxyLog>,
+}
+
+impl<'a> Holds<'a> {
+    /// The holds of `conn`'s chunks: its client port found among the subscriber proxy's
+    /// opened connections (the latest opened before the connection's head).
+    pub(crate) fn of(rec: &'a Recording, conn: &Connection) -> Holds<'a> {
+        let (Some(proxy), Some(port)) = (rec.network.subscriber.as_ref(), conn.local_port) else {
+            return Holds::default();
+        };
+        let opened_by = conn.head_us.unwrap_or(conn.ended_us) as f64 / 1000.0;
+        let Some(pc) = proxy
+            .log
+            .events
+            .iter()
+            .filter(|e| e.at_ms <= opened_by + 1.0)
+            .filter_map(|e| match e.action {
+                Action::Opened { client } if client.port() == port => Some(e.conn),
+                _ => None,
+            })
+            .next_back()
+        else {
+            return Holds::default();
+        };
+        let releases = proxy
+            .log
+            .of_conn(pc)
+            .filter(|e| e.stream == Some(Stream::Downstream))
+            .filter_map(|e| match e.action {
+                Action::Delayed { held_ms, .. } => {
+                    Some(((e.at_ms * 1000.0) as u64, (held_ms * 1000.0) as u64))
+                }
+                _ => None,
+            })
+            .collect();
+        Holds {
+            releases,
+            proxy: Some(proxy),
+        }
+    }
+
+    /// How much the proxy may have widened a receive gap from `from_us` to `to_us`,
+    /// and the longest hold of a chunk it released in the gap, in µs: that hold less
+    /// the least delay the frame before the gap got (the declared latency − jitter).
+    /// (0, 0) when the proxy released nothing in the gap.
+    pub(crate) fn widening_us(&self, from_us: u64, to_us: u64) -> (u64, u64) {
+        let lo = self.releases.partition_point(|&(r, _)| r <= from_us);
+        let hi = self.releases.partition_point(|&(r, _)| r <= to_us);
+        let held = self.releases[lo..hi]
+            .iter()
+            .map(|&(_, h)| h)
+            .max()
+            .unwrap_or(0);
+        (held.saturating_sub(self.declared(from_us).0 * 1000), held)
+    }
+
+    /// The declared spread of the delay live at `at_us` (latency + jitter less
+    /// latency − jitter, i.e. up to 2 × jitter), in µs: what may still have been on
+    /// its way when a stream ended.
+    pub(crate) fn spread_us(&self, at_us: u64) -> u64 {
+        if self.releases.is_empty() {
+            return 0;
+        }
+        let (least, latency, jitter) = self.declared(at_us);
+        (latency + jitter).saturating_sub(least) * 1000
+    }
+
+    /// The declared downstream latency and jitter live at `at_us` (summed over the
+    /// latency toxics), as (least, latency, jitter) in ms.
+    fn declared(&self, at_us: u64) -> (u64, u64, u64) {
+        let Some(p) = self.proxy else {
+            return (0, 0, 0);
+        };
+        p.toxics
+            .iter()
+            .filter(|t| t.stream == Stream::Downstream && t.live_at(at_us / 1000))
+            .filter_map(|t| match &t.toxic {
+                Toxic::Latency(l) => {
+                    Some((l.latency.saturating_sub(l.jitter), l.latency, l.jitter))
+                }
+                _ => None,
+            })
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+
+    /// The words a heartbeat finding adds: how long the proxy held the chunk that
+    /// ended the silence, and what it declared (empty without a proxy that delays).
+    pub(crate) fn describe(&self, held_us: u64, at_us: u64, server_clock: bool) -> String {
+        if self.releases.is_empty() {
+            return String::new();
+        }
+        let (least, latency, jitter) = self.declared(at_us);
+        if server_clock {
+            return format!(
+                "; judged on server_time, so the proxy's latency ({latency} ± {jitter} ms declared) does not count"
+            );
+        }
+        if held_us == 0 {
+            return format!(
+                "; {:.1} ms allowed for the toxic proxy's delay (latency {latency} ± {jitter} ms declared), so the server itself was silent for over the allowance",
+                (latency + jitter).saturating_sub(least) as f64
+            );
+        }
+        format!(
+            "; the toxic proxy held the chunks that ended it at most {:.1} ms and the frame before it at least \
+{least} ms (latency {latency} ± {jitter} ms declared), so the server itself was silent for over the allowance",
+            held_us as f64 / 1000.0
+        )
+    }
+}
