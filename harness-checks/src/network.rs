@@ -15,25 +15,39 @@ pub(crate) struct Holds<'a> {
     proxy: Option<&'a ProxyLog>,
 }
 
+/// The subscriber proxy's connection that carried `conn`: its client port among the
+/// proxy's opened connections (the latest opened by the connection's head or end).
+pub(crate) fn proxy_conn<'a>(rec: &'a Recording, conn: &Connection) -> Option<(&'a ProxyLog, u64)> {
+    let (proxy, port) = (rec.network.subscriber.as_ref()?, conn.local_port?);
+    let opened_by = conn.head_us.unwrap_or(conn.ended_us) as f64 / 1000.0;
+    let pc = proxy
+        .log
+        .events
+        .iter()
+        .filter(|e| e.at_ms <= opened_by + 1.0)
+        .filter_map(|e| match e.action {
+            Action::Opened { client } if client.port() == port => Some(e.conn),
+            _ => None,
+        })
+        .next_back()?;
+    Some((proxy, pc))
+}
+
+/// Whether the subscriber proxy itself cut `conn` (a `reset_peer`, a `timeout` with a
+/// close, `limit_data`, its own stop): then the server did not end that stream.
+pub(crate) fn cut_by_proxy(rec: &Recording, conn: &Connection) -> bool {
+    proxy_conn(rec, conn).is_some_and(|(p, pc)| {
+        p.log.of_conn(pc).any(|e| match e.action {
+            Action::Closed { how, .. } => how.by_proxy(),
+            _ => false,
+        })
+    })
+}
+
 impl<'a> Holds<'a> {
-    /// The holds of `conn`'s chunks: its client port found among the subscriber proxy's
-    /// opened connections (the latest opened before the connection's head).
+    /// The holds of `conn`'s chunks ([`proxy_conn`]).
     pub(crate) fn of(rec: &'a Recording, conn: &Connection) -> Holds<'a> {
-        let (Some(proxy), Some(port)) = (rec.network.subscriber.as_ref(), conn.local_port) else {
-            return Holds::default();
-        };
-        let opened_by = conn.head_us.unwrap_or(conn.ended_us) as f64 / 1000.0;
-        let Some(pc) = proxy
-            .log
-            .events
-            .iter()
-            .filter(|e| e.at_ms <= opened_by + 1.0)
-            .filter_map(|e| match e.action {
-                Action::Opened { client } if client.port() == port => Some(e.conn),
-                _ => None,
-            })
-            .next_back()
-        else {
+        let Some((proxy, pc)) = proxy_conn(rec, conn) else {
             return Holds::default();
         };
         let releases = proxy
