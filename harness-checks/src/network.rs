@@ -136,3 +136,183 @@ impl<'a> Holds<'a> {
         )
     }
 }
+
+/// The `network` fact: the toxic timeline of a recording whose scenario had toxics.
+pub(crate) fn timeline(rec: &Recording) -> Option<harness_model::network::Timeline> {
+    use harness_model::network::{ClientLine, ConnLine, PathTally, Timeline, ToxicWindow};
+    if rec.network.is_empty() {
+        return None;
+    }
+    let mut t = Timeline::default();
+    for p in [&rec.network.publisher, &rec.network.subscriber]
+        .into_iter()
+        .flatten()
+    {
+        for c in &p.toxics {
+            let name = c.name();
+            let acts: Vec<u64> = p
+                .log
+                .events
+                .iter()
+                .filter(|e| e.toxic.as_deref() == Some(name.as_str()))
+                .map(|e| e.conn)
+                .collect();
+            let mut conns = acts.clone();
+            conns.sort_unstable();
+            conns.dedup();
+            t.toxics.push(ToxicWindow {
+                path: p.path,
+                kind: c.toxic.kind().to_owned(),
+                name,
+                stream: c.stream,
+                from_ms: c.from_ms,
+                until_ms: c.until_ms,
+                toxicity: c.toxicity,
+                connections: conns.len() as u64,
+                actions: acts.len() as u64,
+            });
+        }
+    }
+    if let Some(p) = &rec.network.publisher {
+        let mut tally = PathTally::default();
+        for e in &p.log.events {
+            match e.action {
+                Action::Opened { .. } => tally.connections += 1,
+                Action::Closed {
+                    how, indeterminate, ..
+                } => {
+                    tally.cut_by_proxy += u64::from(how.by_proxy());
+                    tally.indeterminate += u64::from(indeterminate);
+                }
+                _ => {}
+            }
+        }
+        t.publisher = Some(tally);
+    }
+    if rec.network.subscriber.is_some() {
+        for tr in &rec.transcripts {
+            let connections = tr
+                .connections
+                .iter()
+                .map(|c| {
+                    let pc = proxy_conn(rec, c);
+                    ConnLine {
+                        index: c.index,
+                        opened_ms: c.opened_us / 1000,
+                        ended_ms: c.ended_us / 1000,
+                        end: end_word(&c.end).to_owned(),
+                        proxy_conn: pc.map(|(_, n)| n),
+                        marks: pc.map(|(p, n)| marks(p, n)).unwrap_or_default(),
+                    }
+                })
+                .collect();
+            t.clients.push(ClientLine {
+                client: tr.client.to_string(),
+                connections,
+            });
+        }
+    }
+    Some(t)
+}
+
+/// A connection's end in a word.
+fn end_word(end: &harness_model::ConnEnd) -> &'static str {
+    use harness_model::ConnEnd as E;
+    match end {
+        E::Cut { .. } => "cut",
+        E::ServerClosed => "server-closed",
+        E::Failed { .. } => "failed",
+        E::Finished => "finished",
+        E::Deadline => "deadline",
+        E::ParserLimit => "parser-limit",
+        E::Refused => "refused",
+        E::ConnectFailed { .. } => "connect-failed",
+        E::RecordLimit { .. } => "record-limit",
+        E::Silent { .. } => "silent",
+    }
+}
+
+/// What the proxy did to its connection `conn`, one line per action, runs of the
+/// per-chunk actions of one toxic summed.
+fn marks(p: &ProxyLog, conn: u64) -> Vec<harness_model::network::Mark> {
+    use harness_model::network::Mark;
+    let mut out: Vec<Mark> = Vec::new();
+    // (toxic, kind) of the run the last mark sums, with its count and maximum.
+    let mut run: Option<(String, &'static str, u64, f64)> = None;
+    for e in p.log.of_conn(conn) {
+        let per_chunk = match &e.action {
+            Action::Delayed { held_ms, .. } => Some(("delayed", *held_ms)),
+            Action::Throttled { waited_ms, .. } => Some(("throttled", *waited_ms)),
+            Action::Sliced { pieces, .. } => Some(("sliced", *pieces as f64)),
+            _ => None,
+        };
+        let toxic = e.toxic.clone();
+        if let Some((kind, v)) = per_chunk {
+            let name = toxic.clone().unwrap_or_default();
+            match &mut run {
+                Some((n, k, count, max)) if *n == name && *k == kind => {
+                    *count += 1;
+                    *max = max.max(v);
+                    let last = out.last_mut().expect("a run has its mark");
+                    last.what = run_text(kind, *count, *max);
+                    continue;
+                }
+                _ => {
+                    run = Some((name, kind, 1, v));
+                    out.push(Mark {
+                        at_ms: e.at_ms,
+                        toxic,
+                        what: run_text(kind, 1, v),
+                    });
+                    continue;
+                }
+            }
+        }
+        run = None;
+        let what = match &e.action {
+            Action::Opened { .. } => continue,
+            Action::ConnectFailed { error } => format!("upstream connect failed: {error}"),
+            Action::StallStarted { timeout_ms } => match timeout_ms {
+                0 => "stall started (half-open: bytes dropped both ways, no FIN)".to_owned(),
+                t => format!("stall started (closes after {t} ms)"),
+            },
+            Action::StallEnded { dropped_bytes } => {
+                format!("stall ended ({dropped_bytes} bytes dropped)")
+            }
+            Action::ResetTriggered { timeout_ms, .. } => {
+                format!("reset triggered (RST both ways after {timeout_ms} ms)")
+            }
+            Action::DataLimitReached { bytes } => format!("data limit reached at {bytes} bytes"),
+            Action::SlowClose { delay_ms } => format!("close held {delay_ms} ms"),
+            Action::Closed {
+                how, indeterminate, ..
+            } => format!(
+                "closed: {}{}",
+                serde_json::to_value(how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                if *indeterminate {
+                    " (a request unanswered: indeterminate)"
+                } else {
+                    ""
+                }
+            ),
+            _ => continue,
+        };
+        out.push(Mark {
+            at_ms: e.at_ms,
+            toxic,
+            what,
+        });
+    }
+    out
+}
+
+fn run_text(kind: &str, count: u64, max: f64) -> String {
+    match kind {
+        "delayed" => format!("delayed ×{count} chunks, held up to {max:.1} ms"),
+        "throttled" => format!("throttled ×{count} chunks, waited up to {max:.1} ms"),
+        _ => format!("sliced ×{count} chunks, up to {max} pieces"),
+    }
+}
