@@ -331,17 +331,19 @@ fn ack_matches(ctx: &mut Ctx) -> BTreeSet<(ClientId, Seq)> {
 
 fn opaque_consistent(ctx: &mut Ctx) {
     let mut found = Vec::new();
-    // The same opaque id for two different events.
-    let mut by_id: BTreeMap<&str, (&ClientId, &Delivery)> = BTreeMap::new();
+    // The same opaque id for two different events of one channel (an opaque id names
+    // a place in its own channel's stream: another channel may use it too).
+    let mut by_id: BTreeMap<(Option<&str>, &str), (&ClientId, &Delivery)> = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for c in &ctx.clients {
         for d in &c.deliveries {
             let (Some(o), Some(m)) = (d.ev.opaque_id.as_deref(), d.ev.marker.as_deref()) else {
                 continue;
             };
-            match by_id.get(o) {
+            let channel = ctx.ack_by_marker.get(m).map(|a| a.job.as_str());
+            match by_id.get(&(channel, o)) {
                 None => {
-                    by_id.insert(o, (c.id(), d));
+                    by_id.insert((channel, o), (c.id(), d));
                 }
                 Some((rc, r))
                     if r.ev.marker.as_deref() != Some(m) && reported.insert((c.id(), o)) =>

@@ -33,6 +33,7 @@ mod liveness;
 mod metrics;
 mod network;
 mod resume;
+mod resume_ids;
 mod reuse;
 mod version;
 mod view;
@@ -114,7 +115,9 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
 /// The scenario facts of a workload's recording (publish rate, per-group delivery
 /// p99, slow readers' lag), by name; empty for recordings without a workload plan.
 pub fn facts(rec: &Recording) -> BTreeMap<String, serde_json::Value> {
-    facts::facts(rec)
+    let mut out = facts::facts(rec);
+    out.extend(resume_ids::facts(rec));
+    out
 }
 
 /// Latency and rate histograms from a recording (values in µs, or events/s for

@@ -44,6 +44,7 @@ pub(crate) fn check(ctx: &mut Ctx) {
     }
     invalid_cursor(ctx);
     cursor_ahead(ctx);
+    crate::resume_ids::check(ctx);
 }
 
 /// Why a seq is known to exist.

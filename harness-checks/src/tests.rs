@@ -433,6 +433,23 @@ cases! {
         c.frames[1].kind = k0;
         Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x1 byte 62: expected marker x1 before marker y1, the order a#0 saw, saw marker x1 after marker y1")
     };
+    // nchan's ids are per channel: the same id on another channel is another event.
+    opaque_id_of_another_channel_is_not_inconsistent => {
+        let mut r = opaque();
+        r.acks.push(oack("z1", "j2", 2, 140));
+        let z = Conn::new(0, 139).odata(142, "1:0", "z1", "j2").end(ConnEnd::Finished, 1500);
+        r.transcripts.push(client("z#0", StreamKind::Events, &["j2"], vec![z]));
+        Case::clean(opaque_cfg(), r)
+    };
+    opaque_id_reused_in_one_channel => {
+        let mut r = opaque();
+        let f = &mut conn(&mut r, "b#0", 0).frames[2];
+        f.id = Some("1:0".into());
+        if let FrameKind::Data(d) = &mut f.kind {
+            d.opaque_id = Some("1:0".into());
+        }
+        Case::one(opaque_cfg(), r, "delivery.consistent", "[delivery.consistent] client b#0 conn 0 marker x2 byte 112: expected id 1:0 to be marker x1 as a#0 got it at conn 0 byte 12, saw marker x2 under id 1:0")
+    };
     publish_not_acked => {
         let mut r = numeric();
         r.publish_failures.push(PublishFailure { markers: vec!["m7".into()], status: Some(500), error: "internal".into() });
@@ -825,6 +842,26 @@ cases! {
     };
     events_in_a_burst => {
         Case::one(trickle_cfg(), trickle(&[Some(5600), Some(5601), Some(5602), Some(5603)]), "wire.event-latency", "[wire.event-latency] client tr#0 conn 0 seq 1 marker m1 byte 62: expected each event of a slow trickle decodable within 750 ms of its publish being acknowledged, saw decoded 4599 ms after its ack (acknowledged at 1001 ms); it arrived in a burst of 4 events within 20 ms (and 2 later writes of this client late too)")
+    };
+    // A resume-id probe whose profile declares one answer and gets another (more
+    // cases: resume_ids.rs).
+    declared_answer_mismatch => {
+        let mut c = Conn::new(0, 0).cursor("garbage").end(ConnEnd::ServerClosed, 2);
+        c.status = Some(400);
+        let mut r = Recording::default();
+        r.transcripts.push(client("resumed#0", StreamKind::Events, &["j1"], vec![c]));
+        r.expect.resume_ids.push(harness_model::ResumeIdProbe {
+            client: cid("resumed#0"),
+            case: harness_model::IdCase::Garbage,
+            cursor: "garbage".into(),
+            claim: Some(harness_model::IdAnswer::LiveOnly),
+            had: vec!["h0".into()],
+            away: vec!["a0".into()],
+            live: vec!["l0".into()],
+            history: None,
+            reset_event: None,
+        });
+        Case::one(opaque_cfg(), r, "resume.declared-answer", "[resume.declared-answer] client resumed#0 conn 0: expected profile claims garbage_id = live-only (resuming from garbage), saw error-status: the server answered status 400")
     };
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
 }

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod model;
 pub mod network;
 pub mod owed;
+pub mod resume_ids;
 pub mod shortfall;
 pub mod transcript;
 pub mod vocab;
@@ -25,6 +26,7 @@ pub use events::{
 pub use model::{ClientId, ContractId, Evidence, Finding, Level, Seq, Verdict};
 pub use network::{Network, ProxyLog};
 pub use owed::{Cursor, IdMode, Subscription};
+pub use resume_ids::{IdAnswer, IdCase, ResumeIdProbe};
 pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,

@@ -500,6 +500,9 @@ pub struct Expectations {
     pub shutdown: Vec<ClientId>,
     /// A disconnect-liveness probe, when the scenario made one.
     pub liveness: Option<LivenessProbe>,
+    /// Clients that resumed from an id the server cannot place (a resume probe).
+    #[serde(default)]
+    pub resume_ids: Vec<crate::ResumeIdProbe>,
 }
 
 impl Expectations {
@@ -512,6 +515,7 @@ impl Expectations {
             || self.task_not_found.contains(id)
             || self.versions.contains_key(id)
             || self.replaced.contains(id)
+            || self.resume_ids.iter().any(|r| &r.client == id)
     }
 }
 

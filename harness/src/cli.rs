@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// reference server is started in-process (temporary data, port 0).
     #[arg(long, env = "SSE_HARNESS_TARGET")]
     pub target: Option<String>,
-    /// Target profile: spine, generic, nchan, or a path to a profile TOML file [default: spine].
+    /// Target profile: spine, generic, nchan, pushpin, or a path to a profile TOML file [default: spine].
     #[arg(long, env = "SSE_HARNESS_PROFILE")]
     pub profile: Option<String>,
     /// Bearer token for the target (the profile's [auth] says where it goes).

@@ -59,6 +59,12 @@ impl Ledger {
         self.acks.lock().expect("ledger lock").len()
     }
 
+    /// The markers of the acks recorded after the first `from`.
+    pub fn acked_since(&self, from: usize) -> std::collections::BTreeSet<String> {
+        let acks = self.acks.lock().expect("ledger lock");
+        acks.iter().skip(from).map(|a| a.marker.clone()).collect()
+    }
+
     /// The markers of the acks so far that `sub` is owed (the one rule of
     /// [`harness_model::owed`], which the checkers judge by too).
     pub fn owed(&self, sub: &Subscription, ids: IdMode) -> Vec<String> {

@@ -19,6 +19,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../contracts/profiles/generic.toml"),
     ),
     ("nchan", include_str!("../../contracts/profiles/nchan.toml")),
+    (
+        "pushpin",
+        include_str!("../../contracts/profiles/pushpin.toml"),
+    ),
 ];
 
 /// A target profile, as read from TOML.
@@ -70,6 +74,9 @@ pub struct Profile {
     /// How `wire.*` is judged: its bounds and its level.
     #[serde(default)]
     pub wire: Wire,
+    /// What the target does with ids it cannot place (the resume-id probes).
+    #[serde(default)]
+    pub resume: Resume,
 }
 
 /// How `wire.*` is judged on this target.
@@ -456,6 +463,58 @@ pub struct Durability {
     pub integrity_path: Option<String>,
 }
 
+/// `[resume]`: what the target does when a client resumes from an id it cannot place
+/// (contracts/profiles/README.md). Each `*_id` key is the declared answer to one
+/// resume-id probe; an absent key claims nothing (the probe reports what it saw, and
+/// only the two rules, no duplicate and no silent gap, can fail it).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// A malformed id.
+    pub garbage_id: Option<harness_model::IdAnswer>,
+    /// A well-formed id the target never issued, ahead of everything it has.
+    pub unknown_id: Option<harness_model::IdAnswer>,
+    /// An id the target issued on another channel.
+    pub foreign_id: Option<harness_model::IdAnswer>,
+    /// An id that fell out of the channel's history.
+    pub evicted_id: Option<harness_model::IdAnswer>,
+    /// An id from before a restart (probed only where `durability` is claimed).
+    pub restart_id: Option<harness_model::IdAnswer>,
+    /// A well-formed id the target never issued, for opaque ids (numeric targets get
+    /// one far above the highest seq seen); without it the unknown-id probe is skipped.
+    pub future_id: Option<String>,
+    /// A publish path whose history is small, so the evicted-id probe can overflow it;
+    /// without it that probe is skipped.
+    pub eviction: Option<Eviction>,
+    /// An event type the target sends to say "history lost, start over": a gap after
+    /// it is not silent.
+    pub reset_event: Option<String>,
+}
+
+impl Resume {
+    /// The declared answer to `case`.
+    pub fn claim(&self, case: harness_model::IdCase) -> Option<harness_model::IdAnswer> {
+        use harness_model::IdCase;
+        match case {
+            IdCase::Garbage => self.garbage_id,
+            IdCase::Unknown => self.unknown_id,
+            IdCase::Foreign => self.foreign_id,
+            IdCase::Evicted => self.evicted_id,
+            IdCase::Restart => self.restart_id,
+        }
+    }
+}
+
+/// A publish path with a small history.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eviction {
+    /// The publish path (`{channel}`), used instead of `[publish] path`.
+    pub path: String,
+    /// How many events its history holds.
+    pub history: u64,
+}
+
 /// Gauges.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -477,7 +536,7 @@ pub struct Thresholds {
 }
 
 impl Profile {
-    /// Loads `spine`, `generic`, `nchan` or a TOML file path.
+    /// Loads `spine`, `generic`, `nchan`, `pushpin` or a TOML file path.
     pub fn load(name_or_path: &str) -> Result<Profile, HarnessError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Profile::parse(text, name_or_path);
@@ -487,7 +546,7 @@ impl Profile {
             HarnessError::new(
                 HarnessErrorKind::Profile,
                 format!(
-                    "profile {name_or_path}: not a built-in profile (spine, generic, nchan) and not readable: {e}"
+                    "profile {name_or_path}: not a built-in profile (spine, generic, nchan, pushpin) and not readable: {e}"
                 ),
             )
         })?;

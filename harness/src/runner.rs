@@ -49,6 +49,26 @@ impl Runner {
         }
     }
 
+    /// Why this target cannot run the scenario, if it cannot: a capability the profile
+    /// does not claim, a probe the profile does not say enough for, or a probe that must
+    /// restart the target without `--server-cmd`.
+    fn skip_reason(&self, sc: &Scenario) -> Option<String> {
+        let profile = &self.target.profile;
+        if let Some(missing) = sc.requires.iter().find(|c| !profile.has(**c)) {
+            return Some(format!(
+                "profile {} does not claim capability {missing}",
+                profile.name
+            ));
+        }
+        let probe = sc.probe.as_ref()?;
+        if let Some(reason) = probe.unmet(profile) {
+            return Some(reason);
+        }
+        (probe.needs_control() && self.control.is_none()).then(|| {
+            "needs --server-cmd (the harness must be able to kill and restart the target)".into()
+        })
+    }
+
     /// Runs one scenario to its verdict.
     pub async fn run_scenario(&self, sc: &Scenario) -> ScenarioResult {
         let info = Runner::info(sc);
@@ -64,25 +84,9 @@ impl Runner {
             replay_command: replay_command.clone(),
             facts,
         };
-        if let Some(missing) = sc.requires.iter().find(|c| !self.target.profile.has(**c)) {
-            let reason = format!(
-                "profile {} does not claim capability {missing}",
-                self.target.profile.name
-            );
+        if let Some(reason) = self.skip_reason(sc) {
             return result(
                 Verdict::Skipped { reason },
-                Vec::new(),
-                ScenarioStats::default(),
-                Default::default(),
-                Default::default(),
-            );
-        }
-        if sc.probe.as_ref().is_some_and(|p| p.needs_control()) && self.control.is_none() {
-            return result(
-                Verdict::Skipped {
-                    reason: "needs --server-cmd (the harness must be able to kill and restart the target)"
-                        .into(),
-                },
                 Vec::new(),
                 ScenarioStats::default(),
                 Default::default(),

@@ -45,6 +45,9 @@ const APPLICABLE: &[&str] = &[
     "CONTENT/line-breaks-and-spaces",
     "WIRE/idle-open",
     "WIRE/trickle",
+    // The profile's [resume] claims hold (a mismatch is resume.declared-answer).
+    "RESUME-ID/garbage-id",
+    "RESUME-ID/unknown-id",
 ];
 
 /// Scenarios nchan cannot run, and the capability that says so.
@@ -56,7 +59,64 @@ const SKIPPED: &[(&str, &str)] = &[
     ("VERSION/pending-flushed-in-order", "version-stream"),
     ("DURABILITY/crash-restart", "durability"),
     ("WIRE/field-injection", "chosen-event-type"),
+    ("RESUME-ID/restart-id", "durability"),
 ];
+
+/// Resume-id scenarios where nchan breaks a rule that holds whatever a profile claims:
+/// the scenario, the findings (for client `resumed#0`) any of which it must report,
+/// the fact it must state, and why (BEHAVIOUR.md).
+const RESUME_BREAKS: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "RESUME-ID/evicted-id",
+        &["resume.no-gap"],
+        "replay-all",
+        "an evicted id gets the whole remaining buffer, the messages after it that fell out silently missing (§9); the declared evicted_id = replay-all holds",
+    ),
+    (
+        "RESUME-ID/foreign-id",
+        &["resume.no-duplicate", "resume.no-gap"],
+        "",
+        "another channel's id is read as a time position: within its second, by counter (duplicates), across seconds, at the next second (a gap) (§13)",
+    ),
+];
+
+/// One trial per [`RESUME_BREAKS`] row.
+fn resume_breaks(url: &str, seed: u64, available: bool) -> Vec<Trial> {
+    RESUME_BREAKS
+        .iter()
+        .map(|&(id, want, answer, why)| {
+            let url = url.to_owned();
+            Trial::test(format!("nchan-breaks/{id}"), move || {
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                let must: Vec<_> = r.findings.iter().filter(|f| f.level == Level::Must).collect();
+                let hit = must.iter().find(|f| {
+                    want.contains(&f.contract.0.as_str())
+                        && f.evidence.client.as_ref().is_some_and(|c| c.0 == "resumed#0")
+                });
+                let others: Vec<_> = must
+                    .iter()
+                    .filter(|f| !want.contains(&f.contract.0.as_str()))
+                    .map(|f| f.message())
+                    .collect();
+                let fact = r.facts.values().filter_map(|v| v.as_str()).any(|v| v.starts_with(answer));
+                match (&r.verdict, hit) {
+                    (Verdict::Fail, Some(f)) if others.is_empty() && fact => {
+                        eprintln!("nchan breaks {id} as documented ({why}): {f}");
+                        Ok(())
+                    }
+                    _ => Err(format!(
+                        "{id}: expected one of {want:?} for resumed#0 and nothing else ({why}), got {:?}: {:?}; facts {:?}",
+                        r.verdict,
+                        must.iter().map(|f| f.message()).collect::<Vec<_>>(),
+                        r.facts
+                    )
+                    .into()),
+                }
+            })
+            .with_ignored_flag(!available)
+        })
+        .collect()
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -271,6 +331,7 @@ fn main() {
             .with_ignored_flag(!available),
         );
     }
+    trials.extend(resume_breaks(&url, seed, available));
     let eviction = scenario::Scenario::parse(
         include_str!("../../targets/nchan/scenarios/resume-after-buffer-eviction.toml"),
         "targets/nchan/scenarios/resume-after-buffer-eviction.toml",

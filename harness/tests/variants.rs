@@ -31,6 +31,7 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
         "CURSOR/*",
         "HEARTBEAT/*",
         "LIFECYCLE/*",
+        "RESUME-ID/*",
         "VERSION/*",
     ];
     match v {
@@ -43,6 +44,7 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
             "CURSOR/*",
             "HEARTBEAT/*",
             "LIFECYCLE/*",
+            "RESUME-ID/*",
             "VERSION/*",
         ],
         // Only slow readers fall behind the head.
@@ -64,6 +66,7 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
             "CT-12/ten-clients-at-once",
             "DURABILITY/*",
             "LIFECYCLE/task-resumed-after-the-end",
+            "RESUME-ID/*",
         ],
         // Every byte arrives through a compressor: the wire timings (time to open,
         // latency on a trickle), resumes, cuts that land on decoded bytes, a slow
@@ -76,6 +79,7 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
             "CT-11/one-byte-per-second",
             "HEARTBEAT/idle-events-stream",
             "LIFECYCLE/task-completed",
+            "RESUME-ID/*",
         ],
         // The stream headers are judged where a stream opens: the idle open of the
         // wire contracts, the task streams, an idle events stream.

@@ -247,6 +247,17 @@ faults! {
     /// (v1.1) `Idempotency-Key` on publish is checked and then ignored: a retried
     /// publish with the same key commits a second copy under new seqs (`201`).
     IdempotencyIgnored => "idempotency-ignored",
+    /// A cursor above the head is read as no cursor: the stream replays the whole log
+    /// (the job's) from the start, without `cursor_ahead`, so a client that sends a
+    /// well-formed id the server never issued gets everything it had again.
+    AheadCursorFromStart => "ahead-cursor-from-start",
+    /// On a job's events stream, a cursor that is not one of that job's seqs (a
+    /// position taken from another job) starts at the head: the job's events after
+    /// the cursor are silently skipped, and only new ones are sent.
+    ForeignCursorLiveOnly => "foreign-cursor-live-only",
+    /// A malformed cursor is not refused with `400 invalid_last_event_id`: the stream
+    /// starts at the head, as if the client had everything (only new events).
+    GarbageCursorLiveOnly => "garbage-cursor-live-only",
 }
 
 /// Faults with no row in `contracts/mutations.toml`: no harness scenario can show them

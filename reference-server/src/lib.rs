@@ -9,6 +9,7 @@ pub mod cors;
 pub mod durable;
 pub mod error;
 pub mod faults;
+pub mod grip;
 pub mod idempotency;
 pub mod integrity;
 pub mod jobs;
@@ -72,6 +73,9 @@ pub struct Config {
     /// Origins whose browsers get CORS headers on `/v1/*` (`--allow-origin`; none by
     /// default: no CORS header is ever sent).
     pub allow_origins: Vec<String>,
+    /// GRIP mode: publish to this proxy and answer its stream requests with hold
+    /// instructions ([`grip`]); `None` (default): the plain server.
+    pub grip: Option<grip::GripConfig>,
 }
 
 impl Config {
@@ -89,6 +93,7 @@ impl Config {
             metrics_auth: false,
             max_db_pages: None,
             allow_origins: Vec::new(),
+            grip: None,
         }
     }
 }
@@ -148,6 +153,8 @@ pub struct Shared {
     pub(crate) limits: net::Limits,
     pub(crate) body_budget: net::BodyBudget,
     pub(crate) cors: cors::AllowedOrigins,
+    /// GRIP mode's publisher and state ([`grip`]).
+    pub(crate) grip: Option<grip::Grip>,
 }
 
 /// The handlers' state: cheap to clone, one per server.
@@ -174,22 +181,39 @@ pub fn app(state: AppState) -> Router {
             r
         }
     };
+    // GRIP mode: the stream routes answer the proxy's requests with hold instructions
+    // (and everyone else's as before).
+    let (events, task, version) = if state.grip.is_some() {
+        (
+            get(grip::events_stream),
+            get(grip::task_stream),
+            get(grip::version_stream),
+        )
+    } else {
+        (
+            get(stream::events_stream),
+            get(stream::task_stream),
+            get(stream::version_stream),
+        )
+    };
     let v1 = Router::new()
-        .route("/v1/events", compress(get(stream::events_stream)))
+        .route("/v1/events", compress(events))
         .route("/v1/jobs", post(jobs::create_job))
         .route("/v1/jobs/{id}", get(jobs::job_status))
-        .route(
-            "/v1/jobs/{id}/events",
-            compress(get(stream::task_stream)).post(jobs::publish),
-        )
+        .route("/v1/jobs/{id}/events", compress(task).post(jobs::publish))
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
-        .route("/v1/version/stream", compress(get(stream::version_stream)))
+        .route("/v1/version/stream", compress(version))
         .route("/v1/version/notify", post(version::notify))
         .route("/v1/diagnostics/integrity", get(integrity_route))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
+    // GRIP mode: the links the proxy follows.
+    let v1 = match &state.grip {
+        Some(_) => v1.merge(grip::router(state.clone())),
+        None => v1,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route(
@@ -292,38 +316,43 @@ pub struct RunningServer {
     serve: JoinHandle<std::io::Result<()>>,
 }
 
+/// The settings [`RunningServer::start`] refuses before touching anything.
+fn check_config(cfg: &Config) -> Result<(), ServerError> {
+    if cfg.token.len() < auth::MIN_TOKEN_LEN || !cfg.token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            format!(
+                "the token must be at least {} printable ASCII bytes, without spaces",
+                auth::MIN_TOKEN_LEN
+            ),
+        ));
+    }
+    if cfg.limits.max_connections == 0 {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            "max_connections must be above 0",
+        ));
+    }
+    if cfg.heartbeat_ms == 0 {
+        return Err(ServerError::new(
+            ServerErrorKind::Config,
+            "heartbeat_ms must be above 0",
+        ));
+    }
+    Ok(())
+}
+
 impl RunningServer {
     /// Prepares the data folder, opens the store, resumes running jobs, binds and
     /// serves.
     pub async fn start(cfg: Config) -> Result<RunningServer, ServerError> {
-        if cfg.token.len() < auth::MIN_TOKEN_LEN || !cfg.token.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                format!(
-                    "the token must be at least {} printable ASCII bytes, without spaces",
-                    auth::MIN_TOKEN_LEN
-                ),
-            ));
-        }
-        if cfg.limits.max_connections == 0 {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                "max_connections must be above 0",
-            ));
-        }
+        check_config(&cfg)?;
         match net::raise_fd_limit() {
             Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
             Err(e) => tracing::warn!(error = %e, "file descriptor limit unknown"),
         }
         let cors = cors::AllowedOrigins::new(&cfg.allow_origins)
             .map_err(|e| ServerError::new(ServerErrorKind::Config, e.to_string()))?;
-        if cfg.heartbeat_ms == 0 {
-            return Err(ServerError::new(
-                ServerErrorKind::Config,
-                "heartbeat_ms must be above 0",
-            ));
-        }
         let data_dir = cfg.data_dir.clone();
         let prep_dir = data_dir.clone();
         let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
@@ -360,6 +389,12 @@ impl RunningServer {
             .local_addr()
             .map_err(|e| ServerError::new(ServerErrorKind::Bind, e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let grip = cfg
+            .grip
+            .as_ref()
+            .map(|g| grip::Grip::start(g, &cfg.token, shutdown_rx.clone()))
+            .transpose()
+            .map_err(|e| ServerError::new(ServerErrorKind::Config, e))?;
         let state = AppState(Arc::new(Shared {
             store,
             token: auth::Token::new(&cfg.token),
@@ -381,7 +416,9 @@ impl RunningServer {
             limits: cfg.limits.clone(),
             body_budget: net::BodyBudget::new(cfg.limits.max_inflight_body_bytes),
             cors,
+            grip,
         }));
+        grip::start_tailer(&state);
         let resumed = jobs::resume_all(&state)
             .map_err(|e| ServerError::new(ServerErrorKind::Store, e.to_string()))?;
         if resumed > 0 {
@@ -423,6 +460,11 @@ impl RunningServer {
     /// The data folder.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// GRIP mode's publish counters (`None` unless in GRIP mode).
+    pub fn grip_stats(&self) -> Option<Arc<grip::PublishStats>> {
+        self.state.grip.as_ref().map(|g| g.stats().clone())
     }
 
     /// Why `/healthz` would say unhealthy now (the store's or the file writes' reason),

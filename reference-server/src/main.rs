@@ -53,6 +53,8 @@ enum Command {
         /// (repeatable); none by default.
         #[arg(long = "allow-origin", value_name = "ORIGIN")]
         allow_origins: Vec<String>,
+        #[command(flatten)]
+        grip: GripArgs,
     },
     /// Write integrity_report.json and integrity_report.txt for a data folder.
     Diagnostics {
@@ -109,6 +111,29 @@ impl LimitArgs {
     }
 }
 
+/// GRIP mode (behind Pushpin or another GRIP proxy; docs/spine-protocol.md).
+#[derive(clap::Args)]
+struct GripArgs {
+    /// Publish every committed event to this GRIP publish endpoint (Pushpin:
+    /// http://127.0.0.1:5561/publish/) and answer stream requests that come through the
+    /// proxy with GRIP hold instructions.
+    #[arg(long, value_name = "URL")]
+    grip_publish: Option<String>,
+    /// The longest one publish request may take, in ms.
+    #[arg(long, default_value_t = 5_000, requires = "grip_publish")]
+    grip_publish_timeout_ms: u64,
+}
+
+impl GripArgs {
+    fn apply(&self, cfg: &mut Config) {
+        cfg.grip = self.grip_publish.as_ref().map(|url| {
+            let mut g = reference_server::grip::GripConfig::new(url.clone());
+            g.publish_timeout = Duration::from_millis(self.grip_publish_timeout_ms);
+            g
+        });
+    }
+}
+
 /// How long blocking work (an integrity report, an artifact write) may hold the exit
 /// after the server has stopped.
 const BLOCKING_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -146,6 +171,7 @@ fn main() -> anyhow::Result<()> {
             variants,
             limits,
             allow_origins,
+            grip,
         } => {
             let (token, generated) = match token {
                 Some(t) => (t, false),
@@ -159,6 +185,7 @@ fn main() -> anyhow::Result<()> {
             cfg.variants = VariantSet::new(variants);
             limits.apply(&mut cfg);
             cfg.allow_origins = allow_origins;
+            grip.apply(&mut cfg);
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let served = rt.block_on(serve(cfg, generated));
             // Blocking work still running (hashing, an artifact write) is not waited for

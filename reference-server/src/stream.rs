@@ -794,6 +794,7 @@ fn request_cursor(
 ) -> Result<Option<u64>, ApiError> {
     let cursor = match parse_cursor(headers, query) {
         Err(_) if state.faults.has(Fault::InvalidCursorAccepted) => None,
+        Err(_) if state.faults.has(Fault::GarbageCursorLiveOnly) => Some(state.store.head()),
         r => r?,
     };
     if state.faults.has(Fault::IgnoreCursor) {
@@ -826,6 +827,7 @@ pub async fn events_stream(
     let cid = correlation_id(&headers);
     let head_rx = state.store.subscribe_head();
     let head = *head_rx.borrow();
+    let cursor = bent_cursor(&state, cursor, q.job_id.as_deref(), head).await?;
     let mut s = Stream::new(
         state.clone(),
         &cid,
@@ -844,6 +846,37 @@ pub async fn events_stream(
         s.fail("cursor_ahead", "cursor is above the head of the log");
     }
     Ok(s.respond().await)
+}
+
+/// Faults [`Fault::AheadCursorFromStart`] (a cursor above the head read as none) and
+/// [`Fault::ForeignCursorLiveOnly`] (a cursor that is not one of the job's seqs moved
+/// to the head); without them, the cursor as sent.
+async fn bent_cursor(
+    state: &AppState,
+    cursor: Option<u64>,
+    job: Option<&str>,
+    head: u64,
+) -> Result<Option<u64>, ApiError> {
+    match (cursor, job) {
+        (Some(c), _) if c > head && state.faults.has(Fault::AheadCursorFromStart) => Ok(None),
+        (Some(c), Some(job)) if c <= head && state.faults.has(Fault::ForeignCursorLiveOnly) => {
+            let job = job.to_owned();
+            let ours = state
+                .store
+                .read(move |conn| {
+                    use rusqlite::OptionalExtension;
+                    conn.query_row(
+                        "SELECT 1 FROM events WHERE seq = ?1 AND job_id = ?2",
+                        rusqlite::params![c as i64, job],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                })
+                .await?;
+            Ok(if ours.is_some() { cursor } else { Some(head) })
+        }
+        _ => Ok(cursor),
+    }
 }
 
 /// `GET /v1/jobs/<id>/events`: the task stream, ending after the job's terminal event.

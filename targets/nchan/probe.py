@@ -353,6 +353,24 @@ def p_same_second(base):
     s.close()
 
 
+def p_foreign_cursor(base):
+    """An id of another channel as the cursor: issued a second apart, then in the same second."""
+    for gap in (1.1, 0):
+        a, b = chan(), chan()
+        had = [publish(base, a, f"e{i}")[1]["last_message_id"] for i in range(4)]
+        time.sleep(gap)
+        f = publish(base, b, "f0")[1]["last_message_id"]
+        time.sleep(gap)
+        away = [publish(base, a, f"a{i}")[1]["last_message_id"] for i in range(3)]
+        s = Stream(base, f"/sub/{a}", {"Last-Event-ID": f}).read_until(lambda s: s.status, 5)
+        for i in range(3):
+            publish(base, a, f"l{i}")
+        s.read_until(lambda s: False, 1.5)
+        print(f"A {had} + {away}, foreign id {f} (gap {gap} s):",
+              s.status, [(e["id"], e["data"]) for e in s.events])
+        s.close()
+
+
 def nchan_status(base):
     body = request(base, "GET", "/nchan_status")[2].decode()
     return dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in body.splitlines()))

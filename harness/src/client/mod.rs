@@ -47,6 +47,8 @@ pub enum Until {
         /// How many.
         count: u64,
     },
+    /// When it has received every one of these publish markers, or at the deadline.
+    Markers(Vec<String>),
 }
 
 /// The frames a client counts, for [`Until::Frames`].
@@ -619,8 +621,11 @@ impl Reader {
             return Err(ConnEnd::Deadline);
         }
         let idle_over = self.idle_until.is_some_and(|t| now >= t);
-        let counted =
-            matches!(plan.until, Until::Frames { kind, count } if st.frames_of(kind) >= count);
+        let counted = match &plan.until {
+            Until::Frames { kind, count } => st.frames_of(*kind) >= *count,
+            Until::Markers(ms) => ms.iter().all(|m| st.received.contains(m)),
+            _ => false,
+        };
         if idle_over || counted {
             return Err(ConnEnd::Finished);
         }

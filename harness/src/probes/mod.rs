@@ -1,7 +1,7 @@
 //! Probes: fixed exchanges that a workload cannot express — a task stream's lifecycle,
 //! an unknown job, an idle stream's heartbeats, version streams, malformed and
-//! too-high cursors, correlation ids, vanished clients, crashes and graceful
-//! shutdowns. Each arranges its situation, records what the clients saw, and states
+//! too-high cursors, resumes from ids the server cannot place, correlation ids,
+//! vanished clients, crashes and graceful shutdowns. Each arranges its situation, records what the clients saw, and states
 //! in `Recording::expect` what each client must see, for the checkers to judge.
 //!
 //! One file per probe kind, each implementing [`RunProbe`]; [`Probe`] is the registry
@@ -16,6 +16,7 @@ mod graceful_shutdown;
 mod heartbeat_idle;
 mod invalid_cursor;
 mod liveness;
+mod resume_id;
 mod task_lifecycle;
 mod task_not_found;
 mod version_pending;
@@ -47,6 +48,7 @@ pub use graceful_shutdown::GracefulShutdown;
 pub use heartbeat_idle::{HeartbeatIdle, IdleStream};
 pub use invalid_cursor::InvalidCursor;
 pub use liveness::Liveness;
+pub use resume_id::ResumeId;
 pub use task_lifecycle::TaskLifecycle;
 pub use task_not_found::TaskNotFound;
 pub use version_pending::VersionPending;
@@ -78,6 +80,9 @@ pub enum Probe {
     CrashRestart(CrashRestart),
     /// SIGTERM: every stream gets the shutdown close, then resume after restart.
     GracefulShutdown(GracefulShutdown),
+    /// Resume from an id the server cannot place (garbage, unknown, foreign, evicted,
+    /// from before a restart).
+    ResumeId(ResumeId),
 }
 
 /// One probe kind.
@@ -106,6 +111,7 @@ macro_rules! each {
             Probe::Liveness($p) => $e,
             Probe::CrashRestart($p) => $e,
             Probe::GracefulShutdown($p) => $e,
+            Probe::ResumeId($p) => $e,
         }
     };
 }
@@ -114,6 +120,15 @@ impl Probe {
     /// Whether the probe must kill and restart the target.
     pub fn needs_control(&self) -> bool {
         each!(self, p => p.needs_control())
+    }
+
+    /// Why the probe cannot run on `profile` (a profile that does not say what it
+    /// needs): the scenario is skipped with this reason.
+    pub fn unmet(&self, profile: &crate::profile::Profile) -> Option<String> {
+        match self {
+            Probe::ResumeId(p) => p.unmet(profile),
+            _ => None,
+        }
     }
 
     async fn play(&self, cx: &Ctx, rng: &mut ChaCha8Rng) -> Result<Recording, HarnessError> {
