@@ -485,6 +485,10 @@ fn slow_consumer_close(ctx: &mut Ctx) {
             if !(conn.end == ConnEnd::ServerClosed || abrupt) || conn.status != Some(200) {
                 continue;
             }
+            // A toxic proxy between the parts cut it, not the server.
+            if crate::network::cut_by_proxy(ctx.rec, conn) {
+                continue;
+            }
             if conn
                 .frames
                 .iter()

@@ -28,6 +28,11 @@ use serde_json::{Value, json};
 /// [`WorkloadPlan`] (probes).
 pub(crate) fn facts(rec: &Recording) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
+    if let Some(t) = crate::network::timeline(rec)
+        && let Ok(v) = serde_json::to_value(t)
+    {
+        out.insert("network".into(), v);
+    }
     let Some(plan) = &rec.workload else {
         return out;
     };

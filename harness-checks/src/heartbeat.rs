@@ -16,6 +16,16 @@
 //! silence above both the limit and [`HELD_MIN_US`] were held on the way. That is what a
 //! proxy that buffers responses (nginx `proxy_buffering on`, a CDN) does to a stream,
 //! and the finding says so; a stall of the harness itself is far shorter than that.
+//!
+//! Through a toxic proxy on the subscriber path (`[[toxics]]` with `latency`), a
+//! receive silence is judged as the least the server's own silence can have been: the
+//! proxy's log says how long it held each downstream chunk, and the frame before the
+//! silence was held at least the declared least delay (latency − jitter), so the
+//! allowance widens by exactly (the longest hold of a chunk released in the silence −
+//! that least delay); at the end of a stream, where no chunk ends the silence, by the
+//! declared spread (latency + jitter − (latency − jitter)). No fudge factor. A finding
+//! then says how long the proxy held the chunks that ended the silence, so a reader
+//! knows whether the server or the network was late.
 
 use harness_model::ids;
 use harness_model::{Connection, Evidence, FrameKind};
@@ -78,10 +88,19 @@ fn interval(ctx: &mut Ctx) {
             if !(idle || ctx.cfg.lifecycle_frames && long) {
                 continue;
             }
-            let Some((from, to, frame, clock)) = silence(conn, start, limit, idle) else {
+            let holds = crate::network::Holds::of(ctx.rec, conn);
+            let Some(Silence {
+                from,
+                to,
+                frame,
+                clock,
+                held_us,
+            }) = silence(conn, start, limit, idle, &holds)
+            else {
                 continue;
             };
             let f = frame.map(|i| &conn.frames[i]);
+            let network = holds.describe(held_us, to, clock == Clock::Server);
             found.push(Evidence {
                 expected: format!(
                     "no silence above 2 x heartbeat_ms = {} ms",
@@ -93,11 +112,11 @@ fn interval(ctx: &mut Ctx) {
                         ms(to - from),
                         ms(from),
                         ms(to)
-                    ),
+                    ) + &network,
                     Clock::Server => format!(
                         "{} ms between consecutive heartbeats by their server_time",
                         ms(to - from)
-                    ),
+                    ) + &network,
                     Clock::Held => format!(
                         "{} ms of silence (from {} ms to {} ms) ended by heartbeats the server stamped on time: \
 they were held on the way, as a proxy that buffers responses does (nginx proxy_buffering on, a CDN): \
@@ -105,7 +124,7 @@ the likely cause is buffering between the server and the client",
                         ms(to - from),
                         ms(from),
                         ms(to)
-                    ),
+                    ) + &network,
                 },
                 ..at_frame(c.id(), conn, f)
             });
@@ -127,8 +146,22 @@ enum Clock {
     Held,
 }
 
-/// The first silence above `limit` µs on a connection: (from, to, the frame that ended
-/// it, the clock that measured it). Two consecutive heartbeats are judged by their
+/// A silence found on a connection.
+struct Silence {
+    /// Its start, in µs (receive times with the proxy's holds taken off, or server_time).
+    from: u64,
+    /// Its end.
+    to: u64,
+    /// The frame that ended it, if a frame did.
+    frame: Option<usize>,
+    /// The clock that measured it.
+    clock: Clock,
+    /// How long the proxy held the chunk that ended it, in µs (0 without a proxy).
+    held_us: u64,
+}
+
+/// The first silence above `limit` µs on a connection: from, to, the frame that ended
+/// it, the clock that measured it and the proxy's hold of the chunk that ended it. Two consecutive heartbeats are judged by their
 /// `server_time` alone, so a stall of the harness never fails a correct server and a
 /// server that stamps a long silence fails however its frames arrived; other gaps by
 /// receive time (a burst forgives a paused reader unless the client was idle). An idle
@@ -138,7 +171,8 @@ fn silence(
     start: u64,
     limit: u64,
     idle: bool,
-) -> Option<(u64, u64, Option<usize>, Clock)> {
+    holds: &crate::network::Holds,
+) -> Option<Silence> {
     // (receive time, frame index) of every frame and comment, in time order.
     let mut items: Vec<(u64, Option<usize>)> = conn
         .frames
@@ -148,26 +182,37 @@ fn silence(
         .collect();
     items.extend(conn.comments.iter().map(|c| (c.at_us, None)));
     items.sort();
+    let found = |from, to, frame, clock, held_us| {
+        Some(Silence {
+            from,
+            to,
+            frame,
+            clock,
+            held_us,
+        })
+    };
     let stamp = |i: Option<usize>| i.and_then(|i| server_time_us(&conn.frames[i]));
     let mut prev = start;
     let mut prev_stamp = None;
     for (k, &(t, frame)) in items.iter().enumerate() {
         let this_stamp = stamp(frame);
+        // What the proxy may have added to this gap, by its log.
+        let (extra, held) = holds.widening_us(prev, t);
         if let (Some(a), Some(b)) = (prev_stamp, this_stamp) {
             if b.saturating_sub(a) > limit {
-                return Some((a, b, frame, Clock::Server));
+                return found(a, b, frame, Clock::Server, 0);
             }
-            if idle && t.saturating_sub(prev) > limit.max(HELD_MIN_US) {
-                return Some((prev, t, frame, Clock::Held));
+            if idle && t.saturating_sub(prev) > limit.max(HELD_MIN_US) + extra {
+                return found(prev, t, frame, Clock::Held, held);
             }
-        } else if t.saturating_sub(prev) > limit {
+        } else if t.saturating_sub(prev) > limit + extra {
             let burst = items[k..]
                 .iter()
                 .take_while(|(u, _)| *u <= t + BURST_US)
                 .count()
                 >= 2;
             if idle || !burst {
-                return Some((prev, t, frame, Clock::Receive));
+                return found(prev, t, frame, Clock::Receive, held);
             }
         }
         prev = prev.max(t);
@@ -175,12 +220,13 @@ fn silence(
     }
     // An idle client was silent up to its end too, however the stream ended: the
     // deadline is when it gave up waiting, a close or reset is when the server ended it.
-    (idle && conn.ended_us.saturating_sub(prev) > limit).then_some((
-        prev,
-        conn.ended_us,
-        None,
-        Clock::Receive,
-    ))
+    // Through a proxy, what the server sent shortly before the end may still have been
+    // on its way: the declared spread of the delay.
+    let end = conn.ended_us;
+    if idle && end.saturating_sub(prev) > limit + holds.spread_us(end) {
+        return found(prev, end, None, Clock::Receive, 0);
+    }
+    None
 }
 
 fn fields(ctx: &mut Ctx) {

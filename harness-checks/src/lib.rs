@@ -32,6 +32,7 @@ mod lifecycle;
 mod limits;
 mod liveness;
 mod metrics;
+mod network;
 mod resume;
 mod resume_ids;
 mod reuse;

@@ -1664,3 +1664,76 @@ fn beside_stalled_readers(held_back: u64) -> Recording {
         ..Recording::default()
     }
 }
+
+/// An idle client through a subscriber proxy with latency 800 ± 300 ms: its first
+/// heartbeat arrives 2.5 s after `connection_open` (limit 2 s), in a chunk the proxy
+/// held `held_ms` (the open's chunk was held 500 ms).
+fn through_latency(held_ms: f64) -> Recording {
+    use harness_model::network::{Action, LogSnapshot, ToxicEvent};
+    let specs = sse_toxics::parse_toml(
+        "[[toxics]]\npath = \"subscriber\"\nkind = \"latency\"\nlatency = 800\njitter = 300\n",
+    )
+    .unwrap();
+    let ev = |at_ms: f64, action: Action| ToxicEvent {
+        at_ms,
+        conn: 1,
+        toxic: Some("latency_downstream".into()),
+        stream: Some(harness_model::network::Stream::Downstream),
+        action,
+    };
+    let delayed = |held_ms: f64| Action::Delayed {
+        bytes: 100,
+        delay_ms: held_ms as u64,
+        held_ms,
+    };
+    let mut r = numeric();
+    let mut c = Conn::new(0, 199)
+        .open(201, "events", 5, Value::Null)
+        .hb(2701, 9)
+        .hb(3700, 9)
+        .end(ConnEnd::Finished, 3800);
+    c.local_port = Some(4000);
+    r.transcripts
+        .push(client("net#0", StreamKind::Events, &["quiet"], vec![c]));
+    r.expect.idle.push(cid("net#0"));
+    r.network.subscriber = Some(harness_model::ProxyLog {
+        path: sse_toxics::ProxyPath::Subscriber,
+        toxics: sse_toxics::for_path(&specs, sse_toxics::ProxyPath::Subscriber),
+        log: LogSnapshot {
+            events: vec![
+                ToxicEvent {
+                    toxic: None,
+                    stream: None,
+                    ..ev(
+                        199.0,
+                        Action::Opened {
+                            client: "127.0.0.1:4000".parse().unwrap(),
+                        },
+                    )
+                },
+                ev(200.5, delayed(500.0)),
+                ev(2700.5, delayed(held_ms)),
+                ev(3699.5, delayed(700.0)),
+            ],
+            dropped: 0,
+        },
+    });
+    r
+}
+
+#[test]
+fn a_silence_the_proxy_made_is_not_held_against_the_server_and_one_it_did_not_is_named() {
+    // Held 1000 ms against the open's least 500 ms: the gap widens by 500 ms, exactly
+    // what the 2.5 s needs.
+    Case::clean(numeric_cfg(), through_latency(1000.0)).assert();
+    // Held 900 ms: 400 ms of the 2.5 s were the network's, 2.1 s the server's.
+    let found = Case::clean(numeric_cfg(), through_latency(900.0)).run();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = found[0].message();
+    assert!(
+        m.contains("saw 2500 ms of silence")
+            && m.contains("held the chunks that ended it at most 900.0 ms")
+            && m.contains("latency 800 ± 300 ms declared"),
+        "{m}"
+    );
+}

@@ -71,3 +71,92 @@ impl Network {
         }
     }
 }
+
+/// A scenario's toxic timeline for reports (the `network` fact): each toxic's window
+/// and reach, and beside each client's connections what the proxy did to them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Every declared toxic, by path.
+    pub toxics: Vec<ToxicWindow>,
+    /// The subscribers' connections through the proxy, by client.
+    pub clients: Vec<ClientLine>,
+    /// The publisher path, when it had a proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<PathTally>,
+}
+
+/// One toxic's schedule and how many connections it acted on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToxicWindow {
+    /// The path.
+    pub path: ProxyPath,
+    /// Its name.
+    pub name: String,
+    /// Its kind (`latency`, `reset_peer`, …).
+    pub kind: String,
+    /// The direction it acts on.
+    pub stream: Stream,
+    /// Live from (ms since the scenario's start).
+    pub from_ms: u64,
+    /// Live until (absent: to the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    /// Probability per connection.
+    pub toxicity: f64,
+    /// Connections it acted on.
+    pub connections: u64,
+    /// Its actions over all connections.
+    pub actions: u64,
+}
+
+/// One client's connections and what the proxy did to each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientLine {
+    /// The client.
+    pub client: String,
+    /// Its connections, in order.
+    pub connections: Vec<ConnLine>,
+}
+
+/// One connection beside the toxics' actions on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnLine {
+    /// The connection's index.
+    pub index: u32,
+    /// Opened, ms since the scenario's start.
+    pub opened_ms: u64,
+    /// Ended.
+    pub ended_ms: u64,
+    /// How it ended, in a word (`cut`, `silent`, `failed`, …).
+    pub end: String,
+    /// The proxy's connection number, when it went through the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_conn: Option<u64>,
+    /// What the toxics did to it, in order, one line each (runs of `delayed`,
+    /// `throttled` and `sliced` summed into one).
+    pub marks: Vec<Mark>,
+}
+
+/// One toxic action (or a run of them) on a connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    /// When (the first of a run), ms since the scenario's start.
+    pub at_ms: f64,
+    /// The toxic, if one acted (a close is the proxy's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxic: Option<String>,
+    /// What happened, e.g. `reset (RST both ways)`, `stall 1501-4501 ms`,
+    /// `delayed ×12 chunks, held up to 740.2 ms`.
+    pub what: String,
+}
+
+/// A path's connections in numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathTally {
+    /// Connections relayed.
+    pub connections: u64,
+    /// Connections the proxy cut (reset, timeout, data limit).
+    pub cut_by_proxy: u64,
+    /// Connections cut while a request was unanswered (writes of unknown fate).
+    pub indeterminate: u64,
+}

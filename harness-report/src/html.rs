@@ -620,6 +620,7 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
     }
 
     s.push_str(&failure_cards(log));
+    s.push_str(&network_cards(log));
 
     s.push_str(
         "<h2>Latency and replay rate</h2>\n<p class=\"muted\">Percentile curves per scenario; \
@@ -635,6 +636,101 @@ pub(crate) fn html(log: &RunLog) -> Result<String, ReportError> {
         esc(&meta.replay_command)
     );
     Ok(s)
+}
+
+/// The toxic timeline of every scenario that had `[[toxics]]` (its `network` fact):
+/// each toxic's window and reach, then each client's connections beside what the proxy
+/// did to them.
+fn network_cards(log: &RunLog) -> String {
+    use harness_model::network::Timeline;
+    let mut s = String::new();
+    let lines: Vec<(&ScenarioResult, Timeline)> = log
+        .results
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r,
+                serde_json::from_value(r.facts.get("network")?.clone()).ok()?,
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return s;
+    }
+    s.push_str("<h2>Network toxics</h2>\n");
+    for (r, t) in lines {
+        let _ = write!(
+            s,
+            "<div class=\"card net\"><h3><code>{}</code> {}</h3><table><tr><th>Path</th><th>Toxic</th>\
+             <th>Kind</th><th>Stream</th><th>Window</th><th class=\"num\">Toxicity</th>\
+             <th class=\"num\">Conns hit</th></tr>",
+            esc(&r.info.id),
+            pill(&r.verdict)
+        );
+        for w in &t.toxics {
+            let until = w.until_ms.map_or("end".to_owned(), |u| format!("{u} ms"));
+            let _ = write!(
+                s,
+                "<tr><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms – {until}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                w.path,
+                esc(&w.name),
+                esc(&w.kind),
+                w.stream.as_str(),
+                w.from_ms,
+                w.toxicity,
+                w.connections
+            );
+        }
+        s.push_str("</table>");
+        if let Some(p) = &t.publisher {
+            let _ = write!(
+                s,
+                "<p class=\"muted\">Publisher path: {} connections, {} cut by the proxy, {} indeterminate.</p>",
+                p.connections, p.cut_by_proxy, p.indeterminate
+            );
+        }
+        if !t.clients.is_empty() {
+            s.push_str(
+                "<table><tr><th>Client</th><th class=\"num\">Conn</th><th>Open</th><th>End</th>\
+                 <th>What the proxy did</th></tr>",
+            );
+            for c in &t.clients {
+                for conn in &c.connections {
+                    let marks: Vec<String> = conn
+                        .marks
+                        .iter()
+                        .map(|m| {
+                            let who = m
+                                .toxic
+                                .as_deref()
+                                .map(|t| format!("{} ", esc(t)))
+                                .unwrap_or_default();
+                            format!("{:.0} ms {who}{}", m.at_ms, esc(&m.what))
+                        })
+                        .collect();
+                    let _ = write!(
+                        s,
+                        "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td>{}–{} ms</td><td>{}</td>\
+                         <td class=\"note\">{}</td></tr>",
+                        esc(&c.client),
+                        conn.index,
+                        conn.opened_ms,
+                        conn.ended_ms,
+                        esc(&conn.end),
+                        if marks.is_empty() {
+                            "—".to_owned()
+                        } else {
+                            marks.join("<br>")
+                        }
+                    );
+                }
+            }
+            s.push_str("</table>");
+        }
+        s.push_str("</div>\n");
+    }
+    s
 }
 
 /// The table of scenarios: verdict, time, counts and the first finding or reason.

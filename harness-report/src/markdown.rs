@@ -168,7 +168,17 @@ fn facts(w: &mut String, log: &RunLog) {
     if !with_facts.is_empty() {
         let _ = writeln!(w, "\n### What the scenarios established\n");
         for r in with_facts {
-            let facts: Vec<String> = r.facts.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            let facts: Vec<String> = r
+                .facts
+                .iter()
+                .map(|(k, v)| match k.as_str() {
+                    // The toxic timeline is long: it is in summary.json and report.html.
+                    "network" => {
+                        "network = the toxic timeline (summary.json, report.html)".to_owned()
+                    }
+                    _ => format!("{k} = {v}"),
+                })
+                .collect();
             let _ = writeln!(w, "- `{}`: {}", r.info.id, text(&facts.join(", ")));
         }
     }

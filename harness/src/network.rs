@@ -42,6 +42,10 @@ pub struct Route {
     pub subscriber_log: Option<EventLog>,
     /// The scenario's clock origin, which the proxies' logs count from.
     pub epoch: Instant,
+    /// The most the subscriber proxy's latency toxics may hold a downstream chunk
+    /// (Σ latency + jitter), in ms: a client waiting out a silence waits this much
+    /// longer, twice over (the last byte may be held, the one after it too).
+    pub subscriber_delay_ms: u64,
 }
 
 impl Route {
@@ -97,6 +101,7 @@ impl Proxies {
             publisher_log: publisher.as_ref().map(|r| r.handle.log()),
             subscriber_log: subscriber.as_ref().map(|r| r.handle.log()),
             epoch,
+            subscriber_delay_ms: max_delay_ms(&sse_toxics::for_path(specs, ProxyPath::Subscriber)),
         };
         Ok((
             Proxies {
@@ -123,6 +128,18 @@ impl Proxies {
             subscriber: stop(self.subscriber, ProxyPath::Subscriber).await,
         }
     }
+}
+
+/// Σ latency + jitter of the downstream latency toxics among `toxics`, in ms.
+fn max_delay_ms(toxics: &[sse_toxics::ToxicConfig]) -> u64 {
+    toxics
+        .iter()
+        .filter(|t| t.stream == sse_toxics::Stream::Downstream)
+        .map(|t| match &t.toxic {
+            sse_toxics::Toxic::Latency(l) => l.latency + l.jitter,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Where and how a scenario's proxies listen.

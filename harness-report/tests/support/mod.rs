@@ -147,7 +147,7 @@ pub fn results() -> Vec<ScenarioResult> {
         ]),
         replay_command: "sse-harness run --embedded --seed 424242 --scenario CT-11/slow-reader"
             .into(),
-        facts: Default::default(),
+        facts: BTreeMap::from([("network".to_owned(), network_fact())]),
     };
     let skipped = ScenarioResult {
         info: info(
@@ -412,4 +412,32 @@ pub fn redacted() -> insta::Settings {
     s.add_filter(r"\b\d+(\.\d+)? (ms|s)\b", "[DURATION]");
     s.add_filter(r"\b\d+ min \d+ s\b", "[DURATION]");
     s
+}
+
+/// A toxic timeline (the `network` fact): a reset storm and a latency toxic on the
+/// subscriber path, latency on the publisher path.
+pub fn network_fact() -> serde_json::Value {
+    serde_json::json!({
+        "toxics": [
+            {"path": "subscriber", "name": "storm_1", "kind": "reset_peer", "stream": "downstream",
+             "from_ms": 500, "until_ms": 2000, "toxicity": 0.6, "connections": 2, "actions": 2},
+            {"path": "subscriber", "name": "latency_downstream", "kind": "latency", "stream": "downstream",
+             "from_ms": 0, "toxicity": 1.0, "connections": 3, "actions": 41},
+            {"path": "publisher", "name": "latency_upstream", "kind": "latency", "stream": "upstream",
+             "from_ms": 0, "toxicity": 1.0, "connections": 4, "actions": 400}
+        ],
+        "clients": [
+            {"client": "slow#0", "connections": [
+                {"index": 0, "opened_ms": 3, "ended_ms": 814, "end": "failed", "proxy_conn": 1, "marks": [
+                    {"at_ms": 120.5, "toxic": "latency_downstream", "what": "delayed ×14 chunks, held up to 61.2 ms"},
+                    {"at_ms": 513.9, "toxic": "storm_1", "what": "reset triggered (RST both ways after 300 ms)"},
+                    {"at_ms": 814.0, "what": "closed: reset"}
+                ]},
+                {"index": 1, "opened_ms": 877, "ended_ms": 8066, "end": "finished", "proxy_conn": 4, "marks": [
+                    {"at_ms": 879.5, "toxic": "latency_downstream", "what": "delayed ×27 chunks, held up to <b>63.0</b> ms"}
+                ]}
+            ]}
+        ],
+        "publisher": {"connections": 4, "cut_by_proxy": 0, "indeterminate": 0}
+    })
 }

@@ -643,7 +643,11 @@ impl Reader {
         let silence_limit = self
             .heartbeat_ms
             .filter(|_| self.waits_for_heartbeats)
-            .map(|ms| self.last_activity + Duration::from_millis(ms.saturating_mul(3)));
+            .map(|ms| {
+                let proxy = a.target.route.as_ref().map_or(0, |r| r.subscriber_delay_ms);
+                let wait = ms.saturating_mul(3).saturating_add(proxy.saturating_mul(2));
+                self.last_activity + Duration::from_millis(wait)
+            });
         if silence_limit.is_some_and(|t| now >= t) {
             return Err(ConnEnd::Finished);
         }
