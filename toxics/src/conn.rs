@@ -20,7 +20,7 @@ use crate::log::{Action, CloseHow, ToxicEvent};
 use crate::proxy::{Entry, Shared};
 use crate::rng::{decide, stream_rng};
 use crate::spec::Stream;
-use crate::toxics::{Bandwidth, Slicer, Toxic};
+use crate::toxics::{Bandwidth, Slicer, StallMode, Toxic};
 
 /// Bytes read at once.
 const READ_CHUNK: usize = 64 * 1024;
@@ -50,7 +50,8 @@ struct Ctx {
     id: u64,
     shared: Arc<Shared>,
     toxics: watch::Receiver<crate::proxy::ToxicSet>,
-    stalled: watch::Sender<bool>,
+    /// The connection's stall, if any, and its mode.
+    stalled: watch::Sender<Option<StallMode>>,
     request_bytes: AtomicU64,
     response_received: AtomicU64,
     response_forwarded: AtomicU64,
@@ -98,7 +99,7 @@ pub(crate) async fn serve(
     cancel: CancellationToken,
 ) {
     let connect = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(shared.upstream));
-    let (stalled, _) = watch::channel(false);
+    let (stalled, _) = watch::channel(None);
     let ctx = Ctx {
         id,
         toxics: shared.toxics.clone(),
@@ -209,13 +210,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // not copied again and small chunks share an allocation.
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+    let mut stall = ctx.stalled.subscribe();
+    let held = |s: &Option<StallMode>| *s == Some(StallMode::Hold);
     loop {
+        // A `hold` stall: read nothing until it ends (the peer's send buffer fills).
+        let _ = stall.wait_for(|s| !held(s)).await;
         // Wait for room for a full read before reading (READ_CHUNK ≤ QUEUE_BYTES).
         let Ok(mut room) = budget.clone().acquire_many_owned(READ_CHUNK as u32).await else {
             return;
         };
         buf.reserve(READ_CHUNK);
-        match r.read_buf(&mut buf).await {
+        // `read_buf` is cancel-safe: a stall that starts mid-wait reads nothing more.
+        let read = tokio::select! {
+            biased;
+            _ = stall.wait_for(held) => continue,
+            read = r.read_buf(&mut buf) => read,
+        };
+        match read {
             Ok(0) => {
                 let _ = tx.send(Msg::Eof).await;
                 return;
@@ -244,7 +255,7 @@ struct Writer<W> {
     w: W,
     stream: Stream,
     rng: ChaCha8Rng,
-    stalled: watch::Receiver<bool>,
+    stalled: watch::Receiver<Option<StallMode>>,
     /// When the bandwidth pacing lets the next byte go.
     paced_until: Option<Instant>,
     /// Bytes forwarded in this direction (for `limit_data`).
@@ -280,7 +291,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     fn is_stalled(&self) -> bool {
-        *self.stalled.borrow()
+        self.stalled.borrow().is_some()
+    }
+
+    /// A `hold` stall keeps the chunk (and, through the byte budget, stops the reader)
+    /// until it ends; returns at once otherwise.
+    async fn wait_out_hold(&mut self) {
+        let _ = self.stalled.wait_for(|s| *s != Some(StallMode::Hold)).await;
     }
 
     /// Passes a close on: after `slow_close`, and never during a stall.
@@ -292,13 +309,14 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
         }
         // A stall holds the FIN until it ends (or the connection is cut).
-        let _ = self.stalled.wait_for(|s| !*s).await;
+        let _ = self.stalled.wait_for(|s| s.is_none()).await;
         let _ = self.w.shutdown().await;
         End::Finished
     }
 
     /// Forwards one chunk through the live toxics; `Some` ends the direction.
     async fn chunk(&mut self, chunk: Bytes, at: Instant, ctx: &Ctx) -> Option<End> {
+        self.wait_out_hold().await;
         if self.is_stalled() {
             ctx.stall_dropped
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -320,6 +338,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
         }
         self.delay(&chunk, at, &live, ctx).await;
+        self.wait_out_hold().await;
         if self.is_stalled() {
             ctx.stall_dropped
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -480,15 +499,15 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
             Toxic::Timeout(t)
                 if e.enabled && decide(ctx.shared.seed, ctx.id, e.name_hash, e.cfg.toxicity) =>
             {
-                Some((e, t.timeout))
+                Some((e, t))
             }
             _ => None,
         });
         let mut active = None;
         let mut next: Option<u64> = None;
-        for (e, timeout) in timeouts {
+        for (e, t) in timeouts {
             if e.cfg.live_at(now) {
-                active = active.or(Some((e.clone(), timeout)));
+                active = active.or(Some((e.clone(), t)));
             }
             let edge = if now < e.cfg.from_ms {
                 Some(e.cfg.from_ms)
@@ -501,18 +520,18 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
             };
         }
         match (active, &stall) {
-            (Some((e, timeout)), None) => {
-                ctx.stalled.send_replace(true);
+            (Some((e, t)), None) => {
+                ctx.stalled.send_replace(Some(t.mode));
                 ctx.log(
                     Some(&e),
                     Action::StallStarted {
-                        timeout_ms: timeout,
+                        timeout_ms: t.timeout,
                     },
                 );
-                stall = Some((e, timeout, Instant::now()));
+                stall = Some((e, t.timeout, Instant::now()));
             }
             (None, Some((e, _, _))) => {
-                ctx.stalled.send_replace(false);
+                ctx.stalled.send_replace(None);
                 let dropped_bytes = ctx.stall_dropped.swap(0, Ordering::Relaxed);
                 ctx.log(Some(e), Action::StallEnded { dropped_bytes });
                 stall = None;

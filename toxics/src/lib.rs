@@ -39,5 +39,6 @@ pub use self::spec::{
     validate_set,
 };
 pub use self::toxics::{
-    Bandwidth, KNOWN, Latency, LimitData, MAX_MS, ResetPeer, Slicer, SlowClose, Timeout, Toxic,
+    Bandwidth, KNOWN, Latency, LimitData, MAX_MS, ResetPeer, Slicer, SlowClose, StallMode, Timeout,
+    Toxic,
 };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use sse_toxics::{
     Action, Bandwidth, CloseHow, Latency, LimitData, ProxyConfig, ResetPeer, Slicer, SlowClose,
-    Stream, Timeout, Toxic, ToxicConfig,
+    StallMode, Stream, Timeout, Toxic, ToxicConfig,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -342,7 +342,13 @@ async fn reset_peer_upstream_stops_the_request_and_is_not_indeterminate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_zero_stalls_without_bytes_or_close_until_the_proxy_stops() {
-    let t = tc(Toxic::Timeout(Timeout { timeout: 0 }), Stream::Downstream);
+    let t = tc(
+        Toxic::Timeout(Timeout {
+            timeout: 0,
+            ..Default::default()
+        }),
+        Stream::Downstream,
+    );
     let p = proxy(echo_server().await, vec![t], 1).await;
     let log = p.log();
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
@@ -376,7 +382,13 @@ async fn timeout_zero_stalls_without_bytes_or_close_until_the_proxy_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_closes_after_its_delay() {
-    let t = tc(Toxic::Timeout(Timeout { timeout: 200 }), Stream::Downstream);
+    let t = tc(
+        Toxic::Timeout(Timeout {
+            timeout: 200,
+            ..Default::default()
+        }),
+        Stream::Downstream,
+    );
     let p = proxy(echo_server().await, vec![t], 1).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
     let t0 = Instant::now();
@@ -397,7 +409,13 @@ async fn timeout_closes_after_its_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_window_ends_and_forwarding_resumes() {
-    let mut t = tc(Toxic::Timeout(Timeout { timeout: 0 }), Stream::Downstream);
+    let mut t = tc(
+        Toxic::Timeout(Timeout {
+            timeout: 0,
+            ..Default::default()
+        }),
+        Stream::Downstream,
+    );
     t.until_ms = Some(800);
     let p = proxy(echo_server().await, vec![t], 1).await;
     let log = p.log();
@@ -409,6 +427,77 @@ async fn a_stall_window_ends_and_forwarding_resumes() {
         snap.events
             .iter()
             .any(|e| e.action == Action::StallEnded { dropped_bytes: 4 }),
+        "{snap:#?}"
+    );
+    round_trip(&mut c, b"after").await;
+    p.stop().await;
+}
+
+/// Writes 64 KiB chunks until `cap` bytes are written or one write makes no progress
+/// for `quiet`; returns the bytes written and whether a write stalled. Bounded in bytes
+/// and, per write, in time.
+async fn write_until_stalled(c: &mut TcpStream, cap: usize, quiet: Duration) -> (usize, bool) {
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0;
+    while written < cap {
+        match tokio::time::timeout(quiet, c.write(&chunk)).await {
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => panic!("write failed after {written} bytes: {e}"),
+            Err(_) => return (written, true),
+        }
+    }
+    (written, false)
+}
+
+fn stall(mode: StallMode) -> ToxicConfig {
+    tc(
+        Toxic::Timeout(Timeout { timeout: 0, mode }),
+        Stream::Downstream,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_stall_stops_reading_so_the_senders_writes_stall() {
+    let p = proxy(echo_server().await, vec![stall(StallMode::Hold)], 1).await;
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    wait_for_event(&p.log(), |a| matches!(a, Action::StallStarted { .. })).await;
+    // Far above what loopback socket buffers plus the proxy's queue can hold.
+    let cap = 256 << 20;
+    let (written, stalled) = write_until_stalled(&mut c, cap, Duration::from_secs(2)).await;
+    assert!(
+        stalled,
+        "every write completed ({written} bytes): the proxy kept reading"
+    );
+    assert!(written < cap);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discard_stall_keeps_reading_so_the_senders_writes_complete() {
+    let p = proxy(echo_server().await, vec![stall(StallMode::Discard)], 1).await;
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    wait_for_event(&p.log(), |a| matches!(a, Action::StallStarted { .. })).await;
+    let cap = 32 << 20;
+    let (written, stalled) = write_until_stalled(&mut c, cap, DEADLINE).await;
+    assert!(!stalled && written >= cap, "{written} bytes written");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_stall_that_ends_forwards_the_held_bytes_and_drops_none() {
+    let mut t = stall(StallMode::Hold);
+    t.until_ms = Some(800);
+    let p = proxy(echo_server().await, vec![t], 1).await;
+    let log = p.log();
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    wait_for_event(&log, |a| matches!(a, Action::StallStarted { .. })).await;
+    c.write_all(b"held").await.unwrap();
+    assert_eq!(read_n(&mut c, 4).await, b"held");
+    let snap = wait_for_event(&log, |a| matches!(a, Action::StallEnded { .. })).await;
+    assert!(
+        snap.events
+            .iter()
+            .any(|e| e.action == Action::StallEnded { dropped_bytes: 0 }),
         "{snap:#?}"
     );
     round_trip(&mut c, b"after").await;

@@ -19,7 +19,13 @@ async fn stop_ends_every_task_even_a_stalled_connection() {
     let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();
-    let stall = ToxicConfig::new(Toxic::Timeout(Timeout { timeout: 0 }), Stream::Downstream);
+    let stall = ToxicConfig::new(
+        Toxic::Timeout(Timeout {
+            timeout: 0,
+            ..Default::default()
+        }),
+        Stream::Downstream,
+    );
     let p = proxy(upstream.local_addr().unwrap(), vec![stall], 1).await;
     let log = p.log();
     let mut clients = Vec::new();

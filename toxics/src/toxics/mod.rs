@@ -20,7 +20,7 @@ pub use self::limit_data::LimitData;
 pub use self::reset_peer::ResetPeer;
 pub use self::slicer::Slicer;
 pub use self::slow_close::SlowClose;
-pub use self::timeout::Timeout;
+pub use self::timeout::{StallMode, Timeout};
 
 /// Every toxic kind, as spelled in TOML (`kind = "..."`).
 pub const KNOWN: &[&str] = &[
