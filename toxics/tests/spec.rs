@@ -2,7 +2,8 @@
 //! naming the valid values or ranges.
 
 use sse_toxics::{
-    Latency, ProxyPath, SpecErrorKind, Stream, Toxic, ToxicConfig, for_path, parse_toml,
+    Latency, ProxyPath, SpecErrorKind, StallMode, Stream, Timeout, Toxic, ToxicConfig, for_path,
+    parse_toml,
 };
 
 fn err(toml: &str) -> (SpecErrorKind, String) {
@@ -118,6 +119,28 @@ fn a_misspelt_attribute_names_the_valid_ones() {
     let (kind, msg) = err("[[toxics]]\npath = \"publisher\"\nkind = \"latency\"\nlatncy = 1\n");
     assert_eq!(kind, SpecErrorKind::Parse);
     assert!(msg.contains("latncy") && msg.contains("jitter"), "{msg}");
+}
+
+#[test]
+fn a_timeout_mode_is_discard_by_default_hold_on_request_and_a_typo_names_both() {
+    let toxic = |extra: &str| {
+        let toml = format!("[[toxics]]\npath = \"subscriber\"\nkind = \"timeout\"\n{extra}");
+        parse_toml(&toml).unwrap()[0].toxic.toxic
+    };
+    let discard = Timeout {
+        timeout: 0,
+        mode: StallMode::Discard,
+    };
+    assert_eq!(toxic(""), Toxic::Timeout(discard));
+    let hold = Timeout {
+        timeout: 0,
+        mode: StallMode::Hold,
+    };
+    assert_eq!(toxic("mode = \"hold\"\n"), Toxic::Timeout(hold));
+    let (kind, msg) =
+        err("[[toxics]]\npath = \"subscriber\"\nkind = \"timeout\"\nmode = \"hodl\"\n");
+    assert_eq!(kind, SpecErrorKind::Parse);
+    assert!(msg.contains("discard") && msg.contains("hold"), "{msg}");
 }
 
 #[test]
