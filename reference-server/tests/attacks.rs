@@ -210,6 +210,43 @@ async fn a_stream_whose_reader_stops_is_cut_as_a_slow_consumer() {
     s.stop().await;
 }
 
+/// Behind a dead link (sse-toxics' `timeout` in `hold` mode: the proxy stops reading,
+/// as a pulled cable stops ACKing) a stream is cut as a slow consumer although its
+/// client never stopped reading: what toxiproxy's discarding `timeout` never shows a
+/// server, since it keeps reading.
+#[tokio::test]
+async fn a_stream_behind_a_dead_link_is_cut_as_a_slow_consumer() {
+    use sse_toxics::{Proxy, StallMode, Stream, Timeout, Toxic, ToxicConfig};
+    let s = TestServer::start_with(|c| {
+        c.limits.write_stall_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let job = s.open_job().await;
+    let upstream = addr(&s).parse().expect("addr");
+    let proxy = Proxy::start("127.0.0.1:0".parse().expect("addr"), upstream, vec![], 1)
+        .await
+        .expect("proxy");
+    let mut sock = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let req =
+        format!("GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.expect("request");
+    wait_metric(&s, "spine_active_streams", |v| v == 1).await;
+    // The link dies with the stream open; the client keeps its socket.
+    let hold = Timeout {
+        timeout: 0,
+        mode: StallMode::Hold,
+    };
+    let dead = ToxicConfig::new(Toxic::Timeout(hold), Stream::Downstream);
+    proxy.add_toxic(dead).expect("toxic");
+    // Far more than the socket buffers and the proxy's queue hold.
+    publish_kib(&s, &job, 40).await;
+    wait_metric(&s, "spine_slow_consumer_closes_total", |v| v >= 1).await;
+    wait_metric(&s, "spine_active_streams", |v| v == 0).await;
+    drop(sock);
+    proxy.stop().await;
+    s.stop().await;
+}
+
 /// A publish of one event padded with whitespace to `bytes`.
 async fn padded_publish(s: &TestServer, job: &str, bytes: usize) -> u16 {
     let mut body = br#"{"event_type":"pad"}"#.to_vec();
