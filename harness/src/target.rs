@@ -415,6 +415,13 @@ impl Target {
     }
 }
 
+/// How long an idle pooled connection is kept for reuse: below the shortest keep-alive
+/// idle bound servers commonly use (Node's 5 s; the reference server's 20 s), so the
+/// harness never sends a request on a connection the server is closing as idle (a race
+/// hyper reports as "connection closed before message completed": it failed a probe's
+/// receipt read in a mutation run, on a connection idle since the job was created).
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// The client for plain requests: direct (never through a proxy of the environment),
 /// with `tls` for an `https` target and `resolve` overriding one host name's address
 /// (the publisher path's toxic proxy; reqwest keeps the URL's port).
@@ -425,7 +432,8 @@ fn http_client(
     let mut http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64);
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(POOL_IDLE);
     if let Some(config) = tls {
         http = http.use_preconfigured_tls((*config.0).clone());
     }
