@@ -415,7 +415,15 @@ fn the_whole_suite_passes(http2: bool) -> (tempfile::TempDir, usize) {
         .iter()
         .map(|sc| sc.id())
         .collect();
-    let all: Vec<&str> = builtin.iter().map(String::as_str).collect();
+    // Not played here: NETWORK/lost-publish-acks. Its reset_peer windows on the
+    // publisher path also reset TLS handshakes, so how many writes get through (and so
+    // whether each planned subscriber cut is reached) is not the scenario's to plan
+    // over https; it is judged over plain HTTP (conformance, mutations).
+    let all: Vec<&str> = builtin
+        .iter()
+        .map(String::as_str)
+        .filter(|id| *id != "NETWORK/lost-publish-acks")
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let (outcome, insecure) = play_with(&proxy, &upstream, tls, &all, http2, Some(dir.path()));
     let outcome = outcome.unwrap();
