@@ -64,6 +64,36 @@ pub struct Transcript {
     pub from_start: bool,
     /// Its connections in order.
     pub connections: Vec<Connection>,
+    /// What read the stream: the harness's own byte-exact client (the default, and
+    /// what recordings without the field hold) or a real browser's `EventSource`.
+    #[serde(default, skip_serializing_if = "Agent::is_wire")]
+    pub agent: Agent,
+    /// When the client stopped for good on its own, in µs since the scenario started:
+    /// a browser whose `EventSource` the browser closed (`readyState` CLOSED: a
+    /// refusal, a wrong Content-Type, a 204, a CORS block), after which it never
+    /// reconnects. None for the harness's clients, which decide to stop themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up_us: Option<u64>,
+}
+
+/// What read a client's stream.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// The harness's byte-exact client: every byte, comment, `retry:` and offset seen.
+    #[default]
+    Wire,
+    /// An `EventSource` in headless Chromium: only what the page sees (dispatched
+    /// events with their `lastEventId`, `open` and `error`), no comments, no `retry:`,
+    /// no headers, no byte offsets. Contracts that need those are not judged on it.
+    Browser,
+}
+
+impl Agent {
+    /// Whether this is the harness's own client.
+    pub fn is_wire(&self) -> bool {
+        *self == Agent::Wire
+    }
 }
 
 /// Why a connection ended.

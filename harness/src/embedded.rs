@@ -37,6 +37,13 @@ pub fn variants(names: &[String]) -> Result<VariantSet, HarnessError> {
     Ok(VariantSet::new(out))
 }
 
+/// The origin of this process's browser pages ([`crate::browser::page_origin`]), which
+/// every reference server the harness starts allows (CORS, protocol v1.1).
+fn browser_origin() -> Result<String, HarnessError> {
+    crate::browser::page_origin(None)
+        .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("browser page origin: {e}")))
+}
+
 /// A reference server running inside this process, with its temporary data folder.
 pub struct EmbeddedServer {
     /// The running server.
@@ -86,6 +93,7 @@ impl EmbeddedServer {
     /// data folder is kept.
     async fn start_cfg(mut cfg: Config) -> Result<EmbeddedServer, HarnessError> {
         cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
+        cfg.allow_origins.push(browser_origin()?);
         let server = RunningServer::start(cfg).await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Server,
@@ -140,6 +148,7 @@ impl ReferenceProcess {
         for f in faults.iter() {
             command.push_str(&format!(" --fault {}", f.name()));
         }
+        command.push_str(&format!(" --allow-origin {}", browser_origin()?));
         Ok(ReferenceProcess {
             url: format!("http://127.0.0.1:{port}"),
             token,

@@ -77,6 +77,37 @@ pub struct Profile {
     /// What the target does with ids it cannot place (the resume-id probes).
     #[serde(default)]
     pub resume: Resume,
+    /// What a browser's `EventSource` needs of the target (`[browser]`).
+    #[serde(default)]
+    pub browser: Browser,
+}
+
+/// What a browser's `EventSource` needs of the target: the page that opens the streams
+/// is served by the harness on a loopback origin of its own, so every stream is
+/// cross-origin and needs the target's CORS headers for that origin.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Browser {
+    /// The target serves CORS headers for the page's origin (default true): a browser
+    /// stopped for good is then a `wire.browser-stream` finding. False: browser
+    /// scenarios are skipped (a browser cannot read the target's streams cross-origin).
+    #[serde(default = "yes")]
+    pub cors: bool,
+    /// The origin the page is served from, when the target allows a fixed one (e.g.
+    /// `http://127.0.0.1:47100` for a target started with `--allow-origin` of it; the
+    /// harness binds that port). Absent: an ephemeral loopback port, which the
+    /// reference servers the harness starts are told to allow.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser {
+            cors: true,
+            origin: None,
+        }
+    }
 }
 
 /// How `wire.*` is judged on this target.

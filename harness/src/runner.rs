@@ -60,6 +60,11 @@ impl Runner {
                 profile.name
             ));
         }
+        if sc.has_browsers()
+            && let Some(reason) = crate::browser::skip_reason(profile)
+        {
+            return Some(reason);
+        }
         let probe = sc.probe.as_ref()?;
         if let Some(reason) = probe.unmet(profile) {
             return Some(reason);

@@ -1,0 +1,345 @@
+//! Real browsers as clients (`[[clients]] kind = "browser"`): a scenario's browser
+//! clients are `EventSource`s in one headless Chromium (Debian's
+//! `chromium-headless-shell`), judged like the harness's own clients.
+//!
+//! How the browser is driven: the harness serves a tiny page on a loopback origin of
+//! its own ([`page`]); the page opens one `EventSource` per client and posts every
+//! `open`, dispatched event and `error` back to that origin, in order, one request at
+//! a time. Chromium is started on the page's URL
+//! (`chromium-headless-shell --headless --no-sandbox --user-data-dir=<tmp> <url>`) in a
+//! process group of its own, and killed by its process group id when the run ends.
+//! The DevTools protocol could observe the same page, but it needs a websocket client
+//! (a CDP crate and its runtime) and a browser session with its own handshake and
+//! shutdown; the page-posts-back design needs nothing but the loopback HTTP the harness
+//! already speaks, and what the page reports is exactly what a web page can observe,
+//! which is the point: the browser's own reconnection, with its own `retry:` timer and
+//! its own `Last-Event-ID`, is what is under test.
+//!
+//! Every stream is cross-origin (the page's origin is not the target's), so it needs
+//! the target's CORS headers for the page's origin: the profile's `[browser]` says
+//! whether the target serves them and, when the target allows only a fixed origin,
+//! which ([`page_origin`]). A stream's token goes in its query (an `EventSource` sets
+//! no `Authorization` header): the profile's `[auth] query`.
+//!
+//! What the browser saw becomes a transcript ([`record`]) with
+//! [`harness_model::Agent::Browser`]; the checkers judge browser transcripts only on
+//! contracts a page can observe and list the rest as not judged on them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use harness_model::{ConnEnd, Transcript};
+use tokio::time::Instant;
+
+mod page;
+mod record;
+
+use crate::client::{ClientPlan, STALL, Signals};
+use crate::ledger::Ledger;
+use crate::target::Target;
+use record::Recorder;
+
+/// The most browser clients a scenario has: Chromium opens at most 6 HTTP/1.1
+/// connections per host and port, and each `EventSource` holds one.
+pub const MAX_BROWSER_CLIENTS: u32 = 6;
+
+/// The browser binaries looked for on `PATH`, in order.
+const BROWSERS: [&str; 2] = ["chromium-headless-shell", "chromium"];
+
+/// How long Chromium may take to load the page and create its `EventSource`s.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// The first browser binary found: on `PATH`, else Debian's
+/// `/usr/bin/chromium-headless-shell`.
+pub fn chromium() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        BROWSERS.iter().find_map(|name| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    on_path.or_else(|| {
+        let debian = PathBuf::from("/usr/bin/chromium-headless-shell");
+        debian.is_file().then_some(debian)
+    })
+}
+
+/// Why a scenario with browser clients is skipped here, if it is: no Chromium (except
+/// under `CI=true`, where the run then fails), or a profile whose target serves no CORS.
+pub fn skip_reason(profile: &crate::profile::Profile) -> Option<String> {
+    if !profile.browser.cors {
+        return Some(format!(
+            "profile {} says its target serves no CORS ([browser] cors = false): a browser page cannot read its streams cross-origin",
+            profile.name
+        ));
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    (chromium().is_none() && !ci).then(|| {
+        "no Chromium found (Debian package chromium-headless-shell); browser clients need one"
+            .to_owned()
+    })
+}
+
+/// The origin browser pages come from: the profile's fixed one (its port bound by the
+/// harness), else the process's loopback page server's. The reference servers the
+/// harness starts allow it.
+pub fn page_origin(profile_origin: Option<&str>) -> Result<String, String> {
+    let port = match profile_origin {
+        None => 0,
+        Some(o) => o
+            .strip_prefix("http://127.0.0.1:")
+            .or_else(|| o.strip_prefix("http://localhost:"))
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                format!("[browser] origin {o:?}: must be http://127.0.0.1:<port> (a loopback origin the harness serves)")
+            })?,
+    };
+    page::server(port).map(|s| match profile_origin {
+        Some(o) => o.to_owned(),
+        None => s.origin.clone(),
+    })
+}
+
+/// The stream URL a browser client opens: the target's (or its subscriber proxy's)
+/// address, the plan's path, the token in the query.
+fn stream_url(target: &Target, plan: &ClientPlan) -> Result<String, String> {
+    if target.wire.tls {
+        return Err("browser clients need a plain-http target (the harness's CAs are not the browser's)".into());
+    }
+    let host = match target.stream_connect_to() {
+        Some(addr) => addr.to_string(),
+        None => format!("{}:{}", target.wire.host, target.wire.port),
+    };
+    let mut path = target.path(&plan.path);
+    if let (Some(auth), Some(token)) = (&target.profile.auth, &target.token) {
+        let Some(name) = auth.query.as_deref() else {
+            return Err(format!(
+                "profile {} authenticates streams by header only ([auth] has no query): an EventSource cannot send one",
+                target.profile.name
+            ));
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        path = format!("{path}{sep}{name}={}", crate::target::encode_segment(token));
+    }
+    Ok(format!("http://{host}{path}"))
+}
+
+/// The page for `urls`, listening for the profile's named events.
+fn page_html(target: &Target, urls: &[String]) -> String {
+    let p = &target.profile;
+    let mut events = vec![p.events.data_event.clone()];
+    if p.lifecycle.frames {
+        events.extend(["connection_open", "connection_close"].map(String::from));
+    }
+    events.extend(p.heartbeat.event.clone());
+    if p.version.is_some() {
+        events.push("version".into());
+    }
+    let cfg = serde_json::json!({ "clients": urls, "events": events });
+    let json = cfg.to_string().replace("</", "<\\/");
+    include_str!("page.html").replace("__CONFIG__", &json)
+}
+
+/// Runs the browser clients `plans` in one Chromium until each has every write it is
+/// owed, gave up for good, or the scenario stops; returns their transcripts.
+pub async fn run(
+    target: Arc<Target>,
+    ledger: Arc<Ledger>,
+    plans: Vec<ClientPlan>,
+    sig: Signals,
+    epoch: Instant,
+) -> Vec<Transcript> {
+    let deadline = plans.first().map(|p| p.deadline).unwrap_or_else(Instant::now);
+    let mut recs: Vec<Recorder> = plans.iter().cloned().map(Recorder::new).collect();
+    let started = match launch(&target, &plans).await {
+        Ok(s) => s,
+        Err(e) => return failed(recs, &e, epoch),
+    };
+    let (browser, _session, mut rx) = started;
+    let drive = Drive {
+        ledger: &ledger,
+        ids: target.profile.check_config(Vec::new()).ids,
+        deadline,
+        profile: &target.profile,
+        wall_at_epoch_us: wall_us() - epoch.elapsed().as_micros() as i128,
+    };
+    let outcome = drive.reports(&mut recs, &mut rx, sig).await;
+    browser.stop().await;
+    let now = epoch.elapsed().as_micros() as u64;
+    let end = match outcome {
+        Ok(()) => ConnEnd::Finished,
+        Err(()) => ConnEnd::Deadline,
+    };
+    recs.into_iter().map(|r| r.finish(end.clone(), now)).collect()
+}
+
+/// Every client's transcript when the browser could not be run: one connection that
+/// never opened, with the reason.
+fn failed(recs: Vec<Recorder>, error: &str, epoch: Instant) -> Vec<Transcript> {
+    let now = epoch.elapsed().as_micros() as u64;
+    recs.into_iter()
+        .map(|r| {
+            let mut t = r.finish(ConnEnd::Finished, now);
+            let mut c = harness_model::Connection::opened(0, None, None, now);
+            c.end = ConnEnd::ConnectFailed {
+                error: format!("browser: {error}"),
+            };
+            c.ended_us = now;
+            t.connections.push(c);
+            t
+        })
+        .collect()
+}
+
+fn wall_us() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i128)
+        .unwrap_or(0)
+}
+
+type Started = (
+    Chromium,
+    page::SessionGuard,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<page::Report>>,
+);
+
+/// Registers the page and starts Chromium on it.
+async fn launch(target: &Target, plans: &[ClientPlan]) -> Result<Started, String> {
+    let bin = chromium().ok_or("no Chromium found (Debian package chromium-headless-shell)")?;
+    let urls = plans
+        .iter()
+        .map(|p| stream_url(target, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let origin = page_origin(target.profile.browser.origin.as_deref())?;
+    let server = page::server(0)?;
+    let (session, rx) = server.register(page_html(target, &urls));
+    let url = session.url.replacen(&server.origin, &origin, 1);
+    let browser = Chromium::start(&bin, &url)?;
+    Ok((browser, session, rx))
+}
+
+/// A running Chromium, in a process group of its own.
+struct Chromium {
+    child: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    fn start(bin: &std::path::Path, url: &str) -> Result<Chromium, String> {
+        let profile = tempfile::Builder::new()
+            .prefix("sse-harness-chromium-")
+            .tempdir()
+            .map_err(|e| format!("browser profile folder: {e}"))?;
+        let child = tokio::process::Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-background-timer-throttling",
+                "--disable-renderer-backgrounding",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        Ok(Chromium {
+            child,
+            _profile: profile,
+        })
+    }
+
+    /// Kills the browser's process group (its helpers with it) and reaps it.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let group = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// The loop that feeds reports to the recorders and decides when the clients are done.
+struct Drive<'a> {
+    ledger: &'a Ledger,
+    ids: harness_model::IdMode,
+    deadline: Instant,
+    profile: &'a crate::profile::Profile,
+    /// The wall clock at the scenario's epoch, in µs since the Unix epoch: the page
+    /// stamps its reports with the wall clock.
+    wall_at_epoch_us: i128,
+}
+
+impl Drive<'_> {
+    /// Ok when the clients are done (caught up, given up, stalled or told to stop),
+    /// Err at the deadline (or when the page never loaded).
+    async fn reports(
+        &self,
+        recs: &mut [Recorder],
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<page::Report>>,
+        mut sig: Signals,
+    ) -> Result<(), ()> {
+        let mut ready = false;
+        let ready_by = (Instant::now() + READY_WITHIN).min(self.deadline);
+        let mut opened_told = vec![false; recs.len()];
+        let mut progress = Instant::now();
+        let mut published = *sig.published.borrow();
+        loop {
+            if published && self.done(recs) {
+                return Ok(());
+            }
+            let stall_at = if published { progress + STALL } else { self.deadline };
+            let wake = if ready { stall_at.min(self.deadline) } else { ready_by };
+            tokio::select! {
+                got = rx.recv() => {
+                    let Some(batch) = got else { return Err(()) };
+                    for r in &batch {
+                        ready = true;
+                        if let Some(rec) = recs.get_mut(r.c) {
+                            let before = rec.received();
+                            let at = ((r.t * 1000.0) as i128 - self.wall_at_epoch_us).max(0) as u64;
+                            rec.apply(r, at, self.profile);
+                            if rec.received() > before {
+                                progress = Instant::now();
+                            }
+                            if rec.settled && !opened_told[r.c] {
+                                opened_told[r.c] = true;
+                                if let Some(tx) = &sig.opened {
+                                    let _ = tx.send(rec.id().clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                changed = sig.published.changed(), if !published => {
+                    published = changed.is_err() || *sig.published.borrow();
+                    progress = Instant::now();
+                }
+                _ = sig.stop.changed() => return Ok(()),
+                _ = tokio::time::sleep_until(wake) => {
+                    return if ready && published && Instant::now() < self.deadline { Ok(()) } else { Err(()) };
+                }
+            }
+        }
+    }
+
+    /// Whether every client has all it is owed or gave up for good.
+    fn done(&self, recs: &[Recorder]) -> bool {
+        recs.iter()
+            .all(|r| r.gave_up_us.is_some() || r.caught_up(self.ledger, self.ids))
+    }
+}

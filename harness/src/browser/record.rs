@@ -1,0 +1,178 @@
+//! What a browser page reported, turned into the harness's transcript form: each `open`
+//! starts a connection, each dispatched event is a frame classified by the profile as
+//! the byte-exact client's are, each `error` ends the connection (or, before any
+//! `open`, is a connection that never opened), and `readyState` CLOSED after an error
+//! is the browser giving up for good.
+//!
+//! What a page cannot see is left out, never made up: no status or headers (an `open`
+//! means a 200 `text/event-stream`, nothing more), no comments, no `retry:`, no byte
+//! offsets (frames sit at 0..0). A frame's id is the `lastEventId` the browser dispatched
+//! it with, which an id-less frame inherits from the frame before: a data event takes it
+//! as its id (where it is stale, the profile's seq cross-check marks the frame
+//! malformed), any other frame only when it moved the cursor.
+
+use std::collections::HashSet;
+
+use harness_model::{
+    Agent, ClientId, ConnEnd, Connection, Frame, FrameKind, IdMode, StreamKind, Subscription,
+    Transcript,
+};
+
+use super::page::{Report, ReportKind};
+use crate::classify::classify;
+use crate::client::ClientPlan;
+use crate::ledger::Ledger;
+use crate::profile::Profile;
+
+/// One browser client's recording in progress.
+pub(crate) struct Recorder {
+    plan: ClientPlan,
+    connections: Vec<Connection>,
+    current: Option<Connection>,
+    /// The browser's cursor: the last `lastEventId` it dispatched ("" before any).
+    last_id: String,
+    /// When the browser gave up for good.
+    pub gave_up_us: Option<u64>,
+    sub: Subscription,
+    received: HashSet<String>,
+    /// Whether the first connection opened (or the browser gave up before it did).
+    pub settled: bool,
+}
+
+impl Recorder {
+    /// A recorder for the client `plan` describes.
+    pub fn new(plan: ClientPlan) -> Recorder {
+        let sub = Subscription::new(plan.channels.clone(), plan.from_start, None);
+        Recorder {
+            plan,
+            connections: Vec::new(),
+            current: None,
+            last_id: String::new(),
+            gave_up_us: None,
+            sub,
+            received: HashSet::new(),
+            settled: false,
+        }
+    }
+
+    /// The client's name.
+    pub fn id(&self) -> &ClientId {
+        &self.plan.id
+    }
+
+    /// Whether it has every write it is owed (publishing being over).
+    pub fn caught_up(&self, ledger: &Ledger, ids: IdMode) -> bool {
+        ledger
+            .owed(&self.sub, ids)
+            .iter()
+            .all(|m| self.received.contains(m))
+    }
+
+    /// Data events received so far.
+    pub fn received(&self) -> usize {
+        self.received.len()
+    }
+
+    /// Applies one report, received at `at_us`.
+    pub fn apply(&mut self, r: &Report, at_us: u64, profile: &Profile) {
+        match r.k {
+            ReportKind::Ready => {}
+            ReportKind::Open => {
+                if let Some(mut c) = self.current.take() {
+                    c.end = ConnEnd::Failed {
+                        error: "the browser opened again without an error".into(),
+                    };
+                    c.ended_us = at_us;
+                    self.connections.push(c);
+                }
+                let index = self.connections.len() as u32;
+                let cursor = Some(self.last_id.clone()).filter(|c| !c.is_empty());
+                let mut c = Connection::opened(index, cursor, None, at_us);
+                c.head_us = Some(at_us);
+                c.first_byte_us = Some(at_us);
+                c.status = Some(200);
+                self.sub.add(&c, None);
+                self.current = Some(c);
+                self.settled = true;
+            }
+            ReportKind::Event => self.event(r, at_us, profile),
+            ReportKind::Error => self.error(r.s == Some(2), at_us),
+        }
+    }
+
+    fn event(&mut self, r: &Report, at_us: u64, profile: &Profile) {
+        let Some(conn) = self.current.as_mut() else {
+            return;
+        };
+        let event = r.e.clone().unwrap_or_else(|| "message".into());
+        let seen = r.id.clone().unwrap_or_default();
+        let moved = seen != self.last_id;
+        let is_data = event == profile.events.data_event;
+        let id = (!seen.is_empty() && (is_data || moved)).then(|| seen.clone());
+        self.last_id = seen;
+        let data = r.d.clone().unwrap_or_default();
+        let kind = classify(profile, &event, id.as_deref(), &data);
+        if let FrameKind::Data(d) = &kind
+            && let Some(m) = &d.marker
+        {
+            self.received.insert(m.clone());
+        }
+        conn.frames.push(Frame {
+            event,
+            id,
+            data,
+            at_us,
+            start: 0,
+            end: 0,
+            kind,
+        });
+    }
+
+    fn error(&mut self, for_good: bool, at_us: u64) {
+        let end = match (&self.current, for_good) {
+            (Some(_), false) => ConnEnd::ServerClosed,
+            (Some(_), true) => ConnEnd::Failed {
+                error: "the EventSource failed and the browser gave up for good (readyState CLOSED)".into(),
+            },
+            (None, false) => ConnEnd::ConnectFailed {
+                error: "the EventSource could not open the stream; the browser retries".into(),
+            },
+            (None, true) => ConnEnd::ConnectFailed {
+                error: "the EventSource could not open the stream and the browser gave up for good (readyState CLOSED: a refusal, a 204, a Content-Type other than text/event-stream, or no CORS header for the page's origin)".into(),
+            },
+        };
+        let mut c = self.current.take().unwrap_or_else(|| {
+            let cursor = Some(self.last_id.clone()).filter(|c| !c.is_empty());
+            Connection::opened(self.connections.len() as u32, cursor, None, at_us)
+        });
+        c.end = end;
+        c.ended_us = at_us;
+        if c.status.is_none() {
+            self.sub.add(&c, None);
+        }
+        self.connections.push(c);
+        if for_good {
+            self.gave_up_us = Some(at_us);
+            self.settled = true;
+        }
+    }
+
+    /// The transcript, its open connection ended `end` at `at_us`.
+    pub fn finish(mut self, end: ConnEnd, at_us: u64) -> Transcript {
+        if let Some(mut c) = self.current.take() {
+            c.end = end;
+            c.ended_us = at_us;
+            self.connections.push(c);
+        }
+        Transcript {
+            client: self.plan.id.clone(),
+            stream: StreamKind::Events,
+            jobs: self.plan.channels.clone(),
+            initial_cursor: None,
+            from_start: self.plan.from_start,
+            connections: self.connections,
+            agent: Agent::Browser,
+            gave_up_us: self.gave_up_us,
+        }
+    }
+}
