@@ -542,6 +542,11 @@ pub struct Expectations {
     /// Clients that resumed from an id the server cannot place (a resume probe).
     #[serde(default)]
     pub resume_ids: Vec<crate::ResumeIdProbe>,
+    /// Browser clients the scenario expects to stop for good (a 204, a wrong
+    /// Content-Type, no CORS): `wire.browser-stream` does not hold that against the
+    /// target, and their evidence is that they did stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub browser_stops: Vec<ClientId>,
 }
 
 impl Expectations {

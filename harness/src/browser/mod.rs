@@ -294,6 +294,7 @@ impl Drive<'_> {
         mut sig: Signals,
     ) -> Result<(), ()> {
         let mut ready = false;
+        let mut next_n = 0;
         let ready_by = (Instant::now() + READY_WITHIN).min(self.deadline);
         let mut opened_told = vec![false; recs.len()];
         let mut progress = Instant::now();
@@ -309,6 +310,10 @@ impl Drive<'_> {
                     let Some(batch) = got else { return Err(()) };
                     for r in &batch {
                         ready = true;
+                        if r.n != next_n {
+                            tracing::warn!(expected = next_n, got = r.n, "browser page reports out of order");
+                        }
+                        next_n = r.n + 1;
                         if let Some(rec) = recs.get_mut(r.c) {
                             let before = rec.received();
                             let at = ((r.t * 1000.0) as i128 - self.wall_at_epoch_us).max(0) as u64;
