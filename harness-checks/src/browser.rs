@@ -90,33 +90,47 @@ pub(crate) fn check(
     out
 }
 
-/// `wire.browser-stream`: each browser that gave up for good, unless the scenario
-/// arranged that on purpose.
+/// `wire.browser-stream`: each browser that gave up for good unless the scenario
+/// arranged that (a wrong token), and each arranged one that did not.
 fn gave_up(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Finding> {
-    rec.transcripts
-        .iter()
-        .filter(|t| t.agent == Agent::Browser && !rec.expect.browser_stops.contains(&t.client))
-        .filter_map(|t| {
-            let at = t.gave_up_us?;
-            let opened = t.connections.iter().filter(|c| c.status.is_some()).count();
-            let mut f = contracts.finding(
-                ids::WIRE_BROWSER_STREAM,
-                Evidence {
-                    client: Some(t.client.clone()),
-                    connection: t.connections.last().map(|c| c.index),
-                    at_ms: Some(ms(at)),
-                    expected: "the EventSource opens the stream and, when it ends or fails, reconnects by itself".into(),
-                    seen: format!(
-                        "the browser gave up for good (readyState CLOSED) at {:.0} ms after {opened} opened connection(s): no CORS header for the page's origin, a 204, a refusal or a Content-Type other than text/event-stream",
-                        ms(at)
-                    ),
-                    ..Evidence::default()
-                },
-            );
-            f.level = cfg.wire_level;
-            Some(f)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for t in rec.transcripts.iter().filter(|t| t.agent == Agent::Browser) {
+        let opened = t.connections.iter().filter(|c| c.status.is_some()).count();
+        let stop_expected = rec.expect.browser_stops.contains(&t.client);
+        let (expected, seen, at) = match (t.gave_up_us, stop_expected) {
+            (Some(at), false) => (
+                "the EventSource opens the stream and, when it ends or fails, reconnects by itself".to_owned(),
+                format!(
+                    "the browser gave up for good (readyState CLOSED) at {:.0} ms after {opened} opened connection(s): no CORS header for the page's origin, a 204, a refusal or a Content-Type other than text/event-stream",
+                    ms(at)
+                ),
+                at,
+            ),
+            (None, true) => (
+                "a stream asked for with a wrong access token is refused, so the browser gives up for good".to_owned(),
+                format!(
+                    "the browser never gave up: {opened} connection(s) opened, {} attempt(s) in all",
+                    t.connections.len()
+                ),
+                t.connections.last().map(|c| c.ended_us).unwrap_or(0),
+            ),
+            _ => continue,
+        };
+        let mut f = contracts.finding(
+            ids::WIRE_BROWSER_STREAM,
+            Evidence {
+                client: Some(t.client.clone()),
+                connection: t.connections.last().map(|c| c.index),
+                at_ms: Some(ms(at)),
+                expected,
+                seen,
+                ..Evidence::default()
+            },
+        );
+        f.level = cfg.wire_level;
+        out.push(f);
+    }
+    out
 }
 
 /// The browsers' reconnections, for the scenario facts: the server's `retry:` as the

@@ -551,7 +551,7 @@ pub struct Expectations {
 
 impl Expectations {
     /// Whether the scenario arranged a special shape for this client (a 400, a cursor
-    /// above the head, an unknown task, a version stream): such clients are judged by
+    /// above the head, an unknown task, a version stream, a browser refused on purpose): such clients are judged by
     /// their own shape contracts, not by the generic delivery rules.
     pub fn shapes(&self, id: &ClientId) -> bool {
         self.invalid_cursor.contains(id)
@@ -560,6 +560,7 @@ impl Expectations {
             || self.versions.contains_key(id)
             || self.replaced.contains(id)
             || self.resume_ids.iter().any(|r| &r.client == id)
+            || self.browser_stops.contains(id)
     }
 }
 

@@ -197,6 +197,22 @@ pub struct ClientGroup {
     /// are the server's and the network's, not the group's.
     #[serde(default)]
     pub kind: ClientKind,
+    /// What a browser group's pages do (`browser_case`): `reads` (default) or
+    /// `wrong_token` (their stream URLs carry a token the target does not know: it
+    /// must refuse them, and the browser must stop for good, never retry).
+    #[serde(default)]
+    pub browser_case: BrowserCase,
+}
+
+/// What a browser group's pages do.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrowserCase {
+    /// Read the stream.
+    #[default]
+    Reads,
+    /// Ask with a wrong access token, and stop for good when refused.
+    WrongToken,
 }
 
 /// What a client group reads with (`kind`).
@@ -408,6 +424,12 @@ impl Scenario {
             if g.h2_connection == H2Connections::Shared && g.cuts.h2_cut == H2CutStyle::Goaway {
                 return bad(format!(
                     "client group {}: h2_cut = \"goaway\" would close the connection its clients share (h2_connection = \"shared\")",
+                    g.name
+                ));
+            }
+            if g.kind == ClientKind::Wire && g.browser_case != BrowserCase::Reads {
+                return bad(format!(
+                    "client group {}: browser_case is for kind = \"browser\" groups",
                     g.name
                 ));
             }

@@ -78,7 +78,10 @@ pub async fn run(
             for i in 0..g.count {
                 let plan = client_plan(&target, g, i, &placement, rng);
                 planned.clients.push(plan.id.clone());
-                browsers.push(plan);
+                browsers.push(crate::browser::BrowserPlan {
+                    client: plan,
+                    wrong_token: g.browser_case == crate::scenario::BrowserCase::WrongToken,
+                });
                 total += 1;
             }
             continue;
@@ -158,7 +161,7 @@ pub async fn run(
     if let Some(task) = browser_task {
         match tokio::time::timeout_at(deadline + Duration::from_secs(15), task).await {
             Ok(Ok(trs)) => from_browsers = trs,
-            _ => browsers_unfinished.extend(browsers.iter().map(|p| p.id.clone())),
+            _ => browsers_unfinished.extend(browsers.iter().map(|p| p.client.id.clone())),
         }
     }
     let (mut transcripts, mut unfinished) = collect(tasks, deadline, &stop_tx).await;
@@ -176,6 +179,14 @@ pub async fn run(
         workload: Some(workload),
         unfinished,
         plan: planned,
+        expect: harness_model::Expectations {
+            browser_stops: browsers
+                .iter()
+                .filter(|b| b.wrong_token)
+                .map(|b| b.client.id.clone())
+                .collect(),
+            ..Default::default()
+        },
         ..Recording::default()
     })
 }

@@ -50,6 +50,15 @@ const BROWSERS: [&str; 2] = ["chromium-headless-shell", "chromium"];
 /// How long Chromium may take to load the page and create its `EventSource`s.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
+/// One browser client to run.
+#[derive(Clone)]
+pub struct BrowserPlan {
+    /// Its stream, channels and deadline (cuts and pacing do not apply).
+    pub client: ClientPlan,
+    /// Its URL carries a wrong access token: the target must refuse it.
+    pub wrong_token: bool,
+}
+
 /// The first browser binary found: on `PATH`, else Debian's
 /// `/usr/bin/chromium-headless-shell`.
 pub fn chromium() -> Option<PathBuf> {
@@ -105,7 +114,7 @@ pub fn page_origin(profile_origin: Option<&str>) -> Result<String, String> {
 
 /// The stream URL a browser client opens: the target's (or its subscriber proxy's)
 /// address, the plan's path, the token in the query.
-fn stream_url(target: &Target, plan: &ClientPlan) -> Result<String, String> {
+fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
     if target.wire.tls {
         return Err("browser clients need a plain-http target (the harness's CAs are not the browser's)".into());
     }
@@ -113,8 +122,13 @@ fn stream_url(target: &Target, plan: &ClientPlan) -> Result<String, String> {
         Some(addr) => addr.to_string(),
         None => format!("{}:{}", target.wire.host, target.wire.port),
     };
-    let mut path = target.path(&plan.path);
-    if let (Some(auth), Some(token)) = (&target.profile.auth, &target.token) {
+    let mut path = target.path(&plan.client.path);
+    let wrong = format!("wrong-{}", target.token.as_deref().unwrap_or("token"));
+    let token = match plan.wrong_token {
+        true => Some(&wrong),
+        false => target.token.as_ref(),
+    };
+    if let (Some(auth), Some(token)) = (&target.profile.auth, token) {
         let Some(name) = auth.query.as_deref() else {
             return Err(format!(
                 "profile {} authenticates streams by header only ([auth] has no query): an EventSource cannot send one",
@@ -148,12 +162,18 @@ fn page_html(target: &Target, urls: &[String]) -> String {
 pub async fn run(
     target: Arc<Target>,
     ledger: Arc<Ledger>,
-    plans: Vec<ClientPlan>,
+    plans: Vec<BrowserPlan>,
     sig: Signals,
     epoch: Instant,
 ) -> Vec<Transcript> {
-    let deadline = plans.first().map(|p| p.deadline).unwrap_or_else(Instant::now);
-    let mut recs: Vec<Recorder> = plans.iter().cloned().map(Recorder::new).collect();
+    let deadline = plans
+        .first()
+        .map(|p| p.client.deadline)
+        .unwrap_or_else(Instant::now);
+    let mut recs: Vec<Recorder> = plans
+        .iter()
+        .map(|p| Recorder::new(p.client.clone()))
+        .collect();
     let started = match launch(&target, &plans).await {
         Ok(s) => s,
         Err(e) => return failed(recs, &e, epoch),
@@ -208,7 +228,7 @@ type Started = (
 );
 
 /// Registers the page and starts Chromium on it.
-async fn launch(target: &Target, plans: &[ClientPlan]) -> Result<Started, String> {
+async fn launch(target: &Target, plans: &[BrowserPlan]) -> Result<Started, String> {
     let bin = chromium().ok_or("no Chromium found (Debian package chromium-headless-shell)")?;
     let urls = plans
         .iter()
