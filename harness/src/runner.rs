@@ -61,7 +61,7 @@ impl Runner {
             ));
         }
         if sc.has_browsers()
-            && let Some(reason) = crate::browser::skip_reason(profile)
+            && let Some(reason) = crate::browser::skip_reason(profile, sc)
         {
             return Some(reason);
         }

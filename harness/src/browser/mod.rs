@@ -77,7 +77,20 @@ pub fn chromium() -> Option<PathBuf> {
 
 /// Why a scenario with browser clients is skipped here, if it is: no Chromium (except
 /// under `CI=true`, where the run then fails), or a profile whose target serves no CORS.
-pub fn skip_reason(profile: &crate::profile::Profile) -> Option<String> {
+pub fn skip_reason(
+    profile: &crate::profile::Profile,
+    sc: &crate::scenario::Scenario,
+) -> Option<String> {
+    let wrong_token = sc
+        .clients
+        .iter()
+        .any(|g| g.browser_case == crate::scenario::BrowserCase::WrongToken);
+    if wrong_token && profile.auth.as_ref().is_none_or(|a| a.query.is_none()) {
+        return Some(format!(
+            "profile {} has no stream token in the query ([auth] query): a wrong one cannot be sent",
+            profile.name
+        ));
+    }
     if !profile.browser.cors {
         return Some(format!(
             "profile {} says its target serves no CORS ([browser] cors = false): a browser page cannot read its streams cross-origin",
