@@ -11,9 +11,7 @@
 //! for good (its `EventSource` closed by the browser) where the profile says the target
 //! serves browsers.
 
-use harness_model::{
-    Agent, ClientId, Contracts, Evidence, Finding, KnownContract, Recording, ids,
-};
+use harness_model::{Agent, ClientId, Contracts, Evidence, Finding, KnownContract, Recording, ids};
 
 use crate::CheckConfig;
 use crate::view::ms;
@@ -79,13 +77,19 @@ pub(crate) fn check(
     };
     let mut out = all(contracts, cfg, &wire_only);
     out.extend(all(contracts, cfg, rec).into_iter().filter(|f| {
-        f.evidence.client.as_ref().is_some_and(|c| browsers.contains(&c))
+        f.evidence
+            .client
+            .as_ref()
+            .is_some_and(|c| browsers.contains(&c))
             && JUDGED_ON_BROWSERS.iter().any(|k| f.contract == *k)
     }));
     out.extend(gave_up(contracts, cfg, rec));
     out.sort_by(|a, b| {
-        (&a.contract, &a.evidence.client, a.evidence.connection)
-            .cmp(&(&b.contract, &b.evidence.client, b.evidence.connection))
+        (&a.contract, &a.evidence.client, a.evidence.connection).cmp(&(
+            &b.contract,
+            &b.evidence.client,
+            b.evidence.connection,
+        ))
     });
     out
 }

@@ -58,7 +58,9 @@ fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
             if b.gave_up_us.is_none() || opened > 0 || b.connections.len() != 1 {
                 return Err(format!(
                     "{}: expected one refused attempt and a stop for good, saw {} attempts, {opened} opened, gave up: {:?}",
-                    b.client, b.connections.len(), b.gave_up_us
+                    b.client,
+                    b.connections.len(),
+                    b.gave_up_us
                 ));
             }
             continue;
@@ -87,7 +89,11 @@ fn reconnections(wire: &Transcript, browsers: &[&Transcript]) -> Result<(), Stri
         .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
         .ok_or("the byte-exact client saw no retry:")?;
     for b in browsers {
-        let opened: Vec<_> = b.connections.iter().filter(|c| c.status.is_some()).collect();
+        let opened: Vec<_> = b
+            .connections
+            .iter()
+            .filter(|c| c.status.is_some())
+            .collect();
         if opened.len() < 2 {
             return Err(format!("{} was never cut and reconnected", b.client));
         }
@@ -147,8 +153,13 @@ fn main() {
     let missing = sse_harness::browser::chromium().is_none();
     if missing {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!ci, "no Chromium (chromium-headless-shell): under CI=true the browser tests must run");
-        eprintln!("NOTICE: no Chromium (Debian package chromium-headless-shell); browser tests ignored");
+        assert!(
+            !ci,
+            "no Chromium (chromium-headless-shell): under CI=true the browser tests must run"
+        );
+        eprintln!(
+            "NOTICE: no Chromium (Debian package chromium-headless-shell); browser tests ignored"
+        );
     }
     let trials = scenario::builtin()
         .expect("the scenario files parse")

@@ -129,7 +129,10 @@ pub fn page_origin(profile_origin: Option<&str>) -> Result<String, String> {
 /// address, the plan's path, the token in the query.
 fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
     if target.wire.tls {
-        return Err("browser clients need a plain-http target (the harness's CAs are not the browser's)".into());
+        return Err(
+            "browser clients need a plain-http target (the harness's CAs are not the browser's)"
+                .into(),
+        );
     }
     let host = match target.stream_connect_to() {
         Some(addr) => addr.to_string(),
@@ -206,7 +209,9 @@ pub async fn run(
         Ok(()) => ConnEnd::Finished,
         Err(()) => ConnEnd::Deadline,
     };
-    recs.into_iter().map(|r| r.finish(end.clone(), now)).collect()
+    recs.into_iter()
+        .map(|r| r.finish(end.clone(), now))
+        .collect()
 }
 
 /// Every client's transcript when the browser could not be run: one connection that
@@ -336,8 +341,16 @@ impl Drive<'_> {
             if published && self.done(recs) {
                 return Ok(());
             }
-            let stall_at = if published { progress + STALL } else { self.deadline };
-            let wake = if ready { stall_at.min(self.deadline) } else { ready_by };
+            let stall_at = if published {
+                progress + STALL
+            } else {
+                self.deadline
+            };
+            let wake = if ready {
+                stall_at.min(self.deadline)
+            } else {
+                ready_by
+            };
             tokio::select! {
                 got = rx.recv() => {
                     let Some(batch) = got else { return Err(()) };

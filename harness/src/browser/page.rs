@@ -186,15 +186,20 @@ impl PageServer {
         let Some((id, rest)) = route else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"not found").await;
         };
-        let found = self
-            .lock()
-            .get(&id)
-            .map(|s| (s.html.clone(), s.tx.clone()));
+        let found = self.lock().get(&id).map(|s| (s.html.clone(), s.tx.clone()));
         let Some((html, tx)) = found else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"no such page").await;
         };
         match (method.as_str(), rest) {
-            ("GET", "") => respond(&mut sock, "200 OK", "text/html; charset=utf-8", html.as_bytes()).await,
+            ("GET", "") => {
+                respond(
+                    &mut sock,
+                    "200 OK",
+                    "text/html; charset=utf-8",
+                    html.as_bytes(),
+                )
+                .await
+            }
             ("POST", "r") => match serde_json::from_slice::<Vec<Report>>(&body) {
                 Ok(reports) => {
                     let _ = tx.send(reports);
@@ -232,12 +237,21 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
             .headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-            .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+            .and_then(|h| {
+                std::str::from_utf8(h.value)
+                    .ok()?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
             .unwrap_or(0);
         if length > MAX_REQUEST {
             return Ok(None);
         }
-        let (method, path) = (req.method.unwrap_or("").to_owned(), req.path.unwrap_or("").to_owned());
+        let (method, path) = (
+            req.method.unwrap_or("").to_owned(),
+            req.path.unwrap_or("").to_owned(),
+        );
         let mut body = buf.split_off(head_len);
         while body.len() < length {
             let n = sock.read(&mut chunk).await?;
@@ -251,7 +265,12 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
     }
 }
 
-async fn respond(sock: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+async fn respond(
+    sock: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
