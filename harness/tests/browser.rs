@@ -6,10 +6,12 @@
 //!
 //! - every browser that reads opened its stream and received every write it was owed,
 //!   as many as the byte-exact client beside it;
-//! - in `resume-after-reset`, every browser was cut and reconnected by itself, each
+//! - in `resume-after-reset` and `idle-frames-keep-the-cursor`, every browser was cut and reconnected by itself, each
 //!   wait from a cut to the next `open` within the server's `retry:` (less a little,
 //!   more the time a loaded machine takes), and each reconnection carried the id of
 //!   the last data event before it;
+//! - in `idle-frames-keep-the-cursor`, id-less heartbeats followed a data event (and
+//!   the resume above still came from that data event's id);
 //! - a browser refused on purpose (`wrong-token-stops-for-good`) stopped for good
 //!   after one attempt;
 //! - the contracts browsers cannot be judged on are listed in the result's facts.
@@ -75,8 +77,42 @@ fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
             ));
         }
     }
-    if id == "BROWSER/resume-after-reset" {
+    if CUT.contains(&id) {
         reconnections(wire, &browsers)?;
+    }
+    if id == "BROWSER/idle-frames-keep-the-cursor" {
+        idle_frames(&browsers)?;
+    }
+    Ok(())
+}
+
+/// The scenarios whose browsers are cut by the network and must reconnect by themselves.
+const CUT: &[&str] = &[
+    "BROWSER/resume-after-reset",
+    "BROWSER/idle-frames-keep-the-cursor",
+];
+
+/// Every browser saw id-less frames (heartbeats) after a data event before a cut, so
+/// the cursor it resumed from was kept across them.
+fn idle_frames(browsers: &[&Transcript]) -> Result<(), String> {
+    for b in browsers {
+        let kept = b.connections.iter().any(|c| {
+            let last_data = c
+                .frames
+                .iter()
+                .rposition(|f| matches!(f.kind, FrameKind::Data(_)));
+            last_data.is_some_and(|i| {
+                c.frames[i + 1..]
+                    .iter()
+                    .any(|f| matches!(f.kind, FrameKind::Heartbeat { .. }) && f.id.is_none())
+            })
+        });
+        if !kept {
+            return Err(format!(
+                "{}: no id-less heartbeat after a data event on any connection",
+                b.client
+            ));
+        }
     }
     Ok(())
 }

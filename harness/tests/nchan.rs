@@ -64,7 +64,10 @@ const SKIPPED: &[(&str, &str)] = &[
 
 /// Browser scenarios (Chromium's `EventSource`s beside a byte-exact client) nchan must
 /// pass; ignored without Chromium (BEHAVIOUR.md §14).
-const BROWSER_APPLICABLE: &[&str] = &["BROWSER/resume-after-reset"];
+const BROWSER_APPLICABLE: &[&str] = &[
+    "BROWSER/resume-after-reset",
+    "BROWSER/idle-frames-keep-the-cursor",
+];
 
 /// Browser scenarios nchan cannot run, and the start of the skip reason.
 const BROWSER_SKIPPED: &[(&str, &str)] = &[
