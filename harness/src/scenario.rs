@@ -197,9 +197,10 @@ pub struct ClientGroup {
     /// are the server's and the network's, not the group's.
     #[serde(default)]
     pub kind: ClientKind,
-    /// What a browser group's pages do (`browser_case`): `reads` (default) or
+    /// What a browser group's pages do (`browser_case`): `reads` (default),
     /// `wrong_token` (their stream URLs carry a token the target does not know: it
-    /// must refuse them, and the browser must stop for good, never retry).
+    /// must refuse them, and the browser must stop for good, never retry) or
+    /// `foreign_origin` (their page is on an origin the target does not list).
     #[serde(default)]
     pub browser_case: BrowserCase,
 }
@@ -213,6 +214,10 @@ pub enum BrowserCase {
     Reads,
     /// Ask with a wrong access token, and stop for good when refused.
     WrongToken,
+    /// Open the stream from a page on an origin the target was not told to allow
+    /// (`localhost` instead of `127.0.0.1`, same port): with `[browser] cors =
+    /// "listed"` the browser is blocked and stops for good; with `"any"` it reads.
+    ForeignOrigin,
 }
 
 /// What a client group reads with (`kind`).

@@ -80,7 +80,7 @@ pub async fn run(
                 planned.clients.push(plan.id.clone());
                 browsers.push(crate::browser::BrowserPlan {
                     client: plan,
-                    wrong_token: g.browser_case == crate::scenario::BrowserCase::WrongToken,
+                    case: g.browser_case,
                 });
                 total += 1;
             }
@@ -182,7 +182,7 @@ pub async fn run(
         expect: harness_model::Expectations {
             browser_stops: browsers
                 .iter()
-                .filter(|b| b.wrong_token)
+                .filter(|b| b.must_stop(&target.profile))
                 .map(|b| b.client.id.clone())
                 .collect(),
             ..Default::default()

@@ -55,8 +55,20 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 pub struct BrowserPlan {
     /// Its stream, channels and deadline (cuts and pacing do not apply).
     pub client: ClientPlan,
-    /// Its URL carries a wrong access token: the target must refuse it.
-    pub wrong_token: bool,
+    /// What its page does.
+    pub case: crate::scenario::BrowserCase,
+}
+
+impl BrowserPlan {
+    /// Whether the scenario expects this browser to stop for good on `profile`'s target.
+    pub fn must_stop(&self, profile: &crate::profile::Profile) -> bool {
+        use crate::scenario::BrowserCase;
+        match self.case {
+            BrowserCase::Reads => false,
+            BrowserCase::WrongToken => true,
+            BrowserCase::ForeignOrigin => profile.browser.cors == crate::profile::Cors::Listed,
+        }
+    }
 }
 
 /// The first browser binary found: on `PATH`, else Debian's
@@ -91,9 +103,9 @@ pub fn skip_reason(
             profile.name
         ));
     }
-    if !profile.browser.cors {
+    if profile.browser.cors == crate::profile::Cors::None {
         return Some(format!(
-            "profile {} says its target serves no CORS ([browser] cors = false): a browser page cannot read its streams cross-origin",
+            "profile {} says its target serves no CORS ([browser] cors = \"none\"): a browser page cannot read its streams cross-origin",
             profile.name
         ));
     }
@@ -140,9 +152,9 @@ fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
     };
     let mut path = target.path(&plan.client.path);
     let wrong = format!("wrong-{}", target.token.as_deref().unwrap_or("token"));
-    let token = match plan.wrong_token {
-        true => Some(&wrong),
-        false => target.token.as_ref(),
+    let token = match plan.case {
+        crate::scenario::BrowserCase::WrongToken => Some(&wrong),
+        _ => target.token.as_ref(),
     };
     if let (Some(auth), Some(token)) = (&target.profile.auth, token) {
         let Some(name) = auth.query.as_deref() else {
@@ -157,8 +169,15 @@ fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
     Ok(format!("http://{host}{path}"))
 }
 
-/// The page for `urls`, listening for the profile's named events.
-fn page_html(target: &Target, urls: &[String]) -> String {
+/// A page for the clients `clients` (index, URL), listening for the profile's named
+/// events, as page `page` (0: main, 1: the frame), with a frame of this session on
+/// the origin `frame` if any.
+fn page_html(
+    target: &Target,
+    clients: &[(usize, String)],
+    page: u8,
+    frame: Option<&str>,
+) -> String {
     let p = &target.profile;
     let mut events = vec![p.events.data_event.clone()];
     if p.lifecycle.frames {
@@ -168,9 +187,22 @@ fn page_html(target: &Target, urls: &[String]) -> String {
     if p.version.is_some() {
         events.push("version".into());
     }
-    let cfg = serde_json::json!({ "clients": urls, "events": events });
+    let clients: Vec<_> = clients
+        .iter()
+        .map(|(c, url)| serde_json::json!({ "c": c, "url": url }))
+        .collect();
+    let cfg =
+        serde_json::json!({ "clients": clients, "events": events, "page": page, "frame": frame });
     let json = cfg.to_string().replace("</", "<\\/");
     include_str!("page.html").replace("__CONFIG__", &json)
+}
+
+/// The same port on the other loopback name: an origin no target is told to allow.
+fn foreign(origin: &str) -> String {
+    match origin.strip_prefix("http://127.0.0.1:") {
+        Some(port) => format!("http://localhost:{port}"),
+        None => origin.replacen("http://localhost:", "http://127.0.0.1:", 1),
+    }
 }
 
 /// Runs the browser clients `plans` in one Chromium until each has every write it is
@@ -245,16 +277,26 @@ type Started = (
     tokio::sync::mpsc::UnboundedReceiver<Vec<page::Report>>,
 );
 
-/// Registers the page and starts Chromium on it.
+/// Registers the page (and its frame on a foreign origin, when a client needs one)
+/// and starts Chromium on it.
 async fn launch(target: &Target, plans: &[BrowserPlan]) -> Result<Started, String> {
     let bin = chromium().ok_or("no Chromium found (Debian package chromium-headless-shell)")?;
-    let urls = plans
-        .iter()
-        .map(|p| stream_url(target, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut main = Vec::new();
+    let mut framed = Vec::new();
+    for (c, p) in plans.iter().enumerate() {
+        let url = stream_url(target, p)?;
+        match p.case {
+            crate::scenario::BrowserCase::ForeignOrigin => framed.push((c, url)),
+            _ => main.push((c, url)),
+        }
+    }
     let origin = page_origin(target.profile.browser.origin.as_deref())?;
     let server = page::server(0)?;
-    let (session, rx) = server.register(page_html(target, &urls));
+    let frame_origin = (!framed.is_empty()).then(|| foreign(&origin));
+    let (session, rx) = server.register(
+        page_html(target, &main, 0, frame_origin.as_deref()),
+        (!framed.is_empty()).then(|| page_html(target, &framed, 1, None)),
+    );
     let url = session.url.replacen(&server.origin, &origin, 1);
     let browser = Chromium::start(&bin, &url)?;
     Ok((browser, session, rx))
@@ -332,7 +374,7 @@ impl Drive<'_> {
         mut sig: Signals,
     ) -> Result<(), ()> {
         let mut ready = false;
-        let mut next_n = 0;
+        let mut next_n = [0u64; 2];
         let ready_by = (Instant::now() + READY_WITHIN).min(self.deadline);
         let mut opened_told = vec![false; recs.len()];
         let mut progress = Instant::now();
@@ -356,10 +398,11 @@ impl Drive<'_> {
                     let Some(batch) = got else { return Err(()) };
                     for r in &batch {
                         ready = true;
-                        if r.n != next_n {
-                            tracing::warn!(expected = next_n, got = r.n, "browser page reports out of order");
+                        let page = usize::from(r.p.min(1));
+                        if r.n != next_n[page] {
+                            tracing::warn!(expected = next_n[page], got = r.n, "browser page reports out of order");
                         }
-                        next_n = r.n + 1;
+                        next_n[page] = r.n + 1;
                         if let Some(rec) = recs.get_mut(r.c) {
                             let before = rec.received();
                             let at = ((r.t * 1000.0) as i128 - self.wall_at_epoch_us).max(0) as u64;

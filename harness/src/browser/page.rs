@@ -25,6 +25,9 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Report {
+    /// Which page: 0 the main one, 1 its frame on another origin.
+    #[serde(default)]
+    pub p: u8,
     /// The page's running count of records (they are posted in this order).
     pub n: u64,
     /// `performance.timeOrigin + performance.now()`: ms since the Unix epoch.
@@ -65,6 +68,7 @@ pub(crate) enum ReportKind {
 /// One browser run's page and where its reports go.
 struct Session {
     html: Arc<String>,
+    frame: Option<Arc<String>>,
     tx: mpsc::UnboundedSender<Vec<Report>>,
 }
 
@@ -153,6 +157,7 @@ impl PageServer {
     pub(crate) fn register(
         self: &Arc<Self>,
         html: String,
+        frame: Option<String>,
     ) -> (SessionGuard, mpsc::UnboundedReceiver<Vec<Report>>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -160,6 +165,7 @@ impl PageServer {
             id,
             Session {
                 html: Arc::new(html),
+                frame: frame.map(Arc::new),
                 tx,
             },
         );
@@ -186,20 +192,23 @@ impl PageServer {
         let Some((id, rest)) = route else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"not found").await;
         };
-        let found = self.lock().get(&id).map(|s| (s.html.clone(), s.tx.clone()));
-        let Some((html, tx)) = found else {
+        let found = self
+            .lock()
+            .get(&id)
+            .map(|s| (s.html.clone(), s.frame.clone(), s.tx.clone()));
+        let Some((html, frame, tx)) = found else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"no such page").await;
         };
+        let page = match (method.as_str(), rest) {
+            ("GET", "") => Some(html),
+            ("GET", "f") => frame,
+            _ => None,
+        };
+        if let Some(html) = page {
+            let ctype = "text/html; charset=utf-8";
+            return respond(&mut sock, "200 OK", ctype, html.as_bytes()).await;
+        }
         match (method.as_str(), rest) {
-            ("GET", "") => {
-                respond(
-                    &mut sock,
-                    "200 OK",
-                    "text/html; charset=utf-8",
-                    html.as_bytes(),
-                )
-                .await
-            }
             ("POST", "r") => match serde_json::from_slice::<Vec<Report>>(&body) {
                 Ok(reports) => {
                     let _ = tx.send(reports);
