@@ -238,8 +238,12 @@ pub async fn run(
     browser.stop().await;
     let now = epoch.elapsed().as_micros() as u64;
     let end = match outcome {
-        Ok(()) => ConnEnd::Finished,
-        Err(()) => ConnEnd::Deadline,
+        Outcome::Done => ConnEnd::Finished,
+        Outcome::Deadline => ConnEnd::Deadline,
+        Outcome::NeverLoaded => {
+            let why = format!("the page did not load in Chromium within {READY_WITHIN:?}");
+            return failed(recs, &why, epoch);
+        }
     };
     recs.into_iter()
         .map(|r| r.finish(end.clone(), now))
@@ -264,6 +268,7 @@ fn failed(recs: Vec<Recorder>, error: &str, epoch: Instant) -> Vec<Transcript> {
         .collect()
 }
 
+/// The wall clock, in µs since the Unix epoch.
 fn wall_us() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -271,6 +276,7 @@ fn wall_us() -> i128 {
         .unwrap_or(0)
 }
 
+/// A started browser run: the browser, its page's session, and its reports.
 type Started = (
     Chromium,
     page::SessionGuard,
@@ -309,6 +315,7 @@ struct Chromium {
 }
 
 impl Chromium {
+    /// Starts headless Chromium on `url` with a fresh profile, in its own process group.
     fn start(bin: &std::path::Path, url: &str) -> Result<Chromium, String> {
         let profile = tempfile::Builder::new()
             .prefix("sse-harness-chromium-")
@@ -345,12 +352,35 @@ impl Chromium {
 
     /// Kills the browser's process group (its helpers with it) and reaps it.
     async fn stop(mut self) {
+        self.kill_group();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
+    /// SIGKILL to the process group Chromium leads (its pid), while it is not reaped.
+    fn kill_group(&self) {
         if let Some(pid) = self.child.id() {
             let group = nix::unistd::Pid::from_raw(pid as i32);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
+}
+
+impl Drop for Chromium {
+    /// A run aborted before [`Chromium::stop`] (its scenario's bound passed) still
+    /// takes the browser's helpers down with it.
+    fn drop(&mut self) {
+        self.kill_group();
+    }
+}
+
+/// How a browser run ended.
+enum Outcome {
+    /// Every client caught up, gave up for good, stalled, or was told to stop.
+    Done,
+    /// The scenario's deadline passed.
+    Deadline,
+    /// The page never reported that it had created its `EventSource`s.
+    NeverLoaded,
 }
 
 /// The loop that feeds reports to the recorders and decides when the clients are done.
@@ -365,14 +395,14 @@ struct Drive<'a> {
 }
 
 impl Drive<'_> {
-    /// Ok when the clients are done (caught up, given up, stalled or told to stop),
-    /// Err at the deadline (or when the page never loaded).
+    /// Feeds reports to the recorders until the clients are done (caught up, given
+    /// up, stalled or told to stop), the deadline passes, or the page never loads.
     async fn reports(
         &self,
         recs: &mut [Recorder],
         rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<page::Report>>,
         mut sig: Signals,
-    ) -> Result<(), ()> {
+    ) -> Outcome {
         let mut ready = false;
         let mut next_n = [0u64; 2];
         let ready_by = (Instant::now() + READY_WITHIN).min(self.deadline);
@@ -381,7 +411,7 @@ impl Drive<'_> {
         let mut published = *sig.published.borrow();
         loop {
             if published && self.done(recs) {
-                return Ok(());
+                return Outcome::Done;
             }
             let stall_at = if published {
                 progress + STALL
@@ -395,7 +425,7 @@ impl Drive<'_> {
             };
             tokio::select! {
                 got = rx.recv() => {
-                    let Some(batch) = got else { return Err(()) };
+                    let Some(batch) = got else { return Outcome::Deadline };
                     for r in &batch {
                         ready = true;
                         let page = usize::from(r.p.min(1));
@@ -423,9 +453,13 @@ impl Drive<'_> {
                     published = changed.is_err() || *sig.published.borrow();
                     progress = Instant::now();
                 }
-                _ = sig.stop.changed() => return Ok(()),
+                _ = sig.stop.changed() => return Outcome::Done,
                 _ = tokio::time::sleep_until(wake) => {
-                    return if ready && published && Instant::now() < self.deadline { Ok(()) } else { Err(()) };
+                    return match (ready, published && Instant::now() < self.deadline) {
+                        (false, _) => Outcome::NeverLoaded,
+                        (true, true) => Outcome::Done,
+                        (true, false) => Outcome::Deadline,
+                    };
                 }
             }
         }

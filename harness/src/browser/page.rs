@@ -94,6 +94,7 @@ impl Drop for SessionGuard {
     }
 }
 
+/// The process's page server, once started (or why it could not start).
 static SERVER: OnceLock<Result<Arc<PageServer>, String>> = OnceLock::new();
 
 /// The process's page server, started on first use on `127.0.0.1:<port>` (0: any free
@@ -109,6 +110,8 @@ pub(crate) fn server(port: u16) -> Result<Arc<PageServer>, String> {
     Ok(got)
 }
 
+/// Binds `127.0.0.1:<port>` and serves it from a thread of its own for the rest of the
+/// process.
 fn start(port: u16) -> Result<Arc<PageServer>, String> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| format!("browser page server on 127.0.0.1:{port}: {e}"))?;
@@ -149,6 +152,7 @@ fn start(port: u16) -> Result<Arc<PageServer>, String> {
 }
 
 impl PageServer {
+    /// The sessions (a poisoned lock is still usable: the map stays consistent).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Session>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -274,6 +278,7 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
     }
 }
 
+/// Writes one whole response and closes the connection.
 async fn respond(
     sock: &mut TcpStream,
     status: &str,

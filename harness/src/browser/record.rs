@@ -100,6 +100,7 @@ impl Recorder {
         }
     }
 
+    /// A dispatched event: a frame of the open connection.
     fn event(&mut self, r: &Report, at_us: u64, profile: &Profile) {
         let Some(conn) = self.current.as_mut() else {
             return;
@@ -128,6 +129,8 @@ impl Recorder {
         });
     }
 
+    /// An `error`: the open connection ends (or an attempt that never opened is
+    /// recorded); `for_good` when the browser will not reconnect.
     fn error(&mut self, for_good: bool, at_us: u64) {
         let end = match (&self.current, for_good) {
             (Some(_), false) => ConnEnd::ServerClosed,
