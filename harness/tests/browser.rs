@@ -92,16 +92,17 @@ const CUT: &[&str] = &[
     "BROWSER/idle-frames-keep-the-cursor",
 ];
 
-/// Every browser saw id-less frames (heartbeats) after a data event before a cut, so
-/// the cursor it resumed from was kept across them.
+/// Every browser saw id-less frames (heartbeats) after a data event, its cursor not
+/// moved by them (a frame's id is recorded only where it moved the cursor); the
+/// resumes judged by [`reconnections`] came from the last data id all the same.
 fn idle_frames(browsers: &[&Transcript]) -> Result<(), String> {
     for b in browsers {
         let kept = b.connections.iter().any(|c| {
-            let last_data = c
+            let first_data = c
                 .frames
                 .iter()
-                .rposition(|f| matches!(f.kind, FrameKind::Data(_)));
-            last_data.is_some_and(|i| {
+                .position(|f| matches!(f.kind, FrameKind::Data(_)));
+            first_data.is_some_and(|i| {
                 c.frames[i + 1..]
                     .iter()
                     .any(|f| matches!(f.kind, FrameKind::Heartbeat { .. }) && f.id.is_none())
