@@ -220,7 +220,7 @@ pub async fn run(
         .unwrap_or_else(Instant::now);
     let mut recs: Vec<Recorder> = plans
         .iter()
-        .map(|p| Recorder::new(p.client.clone()))
+        .map(|p| Recorder::new(p.client.clone(), target.limits.frames_per_conn))
         .collect();
     let started = match launch(&target, &plans).await {
         Ok(s) => s,
@@ -468,6 +468,6 @@ impl Drive<'_> {
     /// Whether every client has all it is owed or gave up for good.
     fn done(&self, recs: &[Recorder]) -> bool {
         recs.iter()
-            .all(|r| r.gave_up_us.is_some() || r.caught_up(self.ledger, self.ids))
+            .all(|r| r.gave_up_us.is_some() || r.capped || r.caught_up(self.ledger, self.ids))
     }
 }

@@ -37,11 +37,15 @@ pub(crate) struct Recorder {
     received: HashSet<String>,
     /// Whether the first connection opened (or the browser gave up before it did).
     pub settled: bool,
+    /// Frames one connection may record ([`crate::limits::Limits::frames_per_conn`]).
+    frames_cap: usize,
+    /// Set when a connection reached the cap: nothing more is recorded for the client.
+    pub capped: bool,
 }
 
 impl Recorder {
     /// A recorder for the client `plan` describes.
-    pub fn new(plan: ClientPlan) -> Recorder {
+    pub fn new(plan: ClientPlan, frames_cap: usize) -> Recorder {
         let sub = Subscription::new(plan.channels.clone(), plan.from_start, None);
         Recorder {
             plan,
@@ -52,6 +56,8 @@ impl Recorder {
             sub,
             received: HashSet::new(),
             settled: false,
+            frames_cap,
+            capped: false,
         }
     }
 
@@ -75,6 +81,9 @@ impl Recorder {
 
     /// Applies one report, received at `at_us`.
     pub fn apply(&mut self, r: &Report, at_us: u64, profile: &Profile) {
+        if self.capped {
+            return;
+        }
         match r.k {
             ReportKind::Ready => {}
             ReportKind::Open => {
@@ -102,6 +111,23 @@ impl Recorder {
 
     /// A dispatched event: a frame of the open connection.
     fn event(&mut self, r: &Report, at_us: u64, profile: &Profile) {
+        let full = self
+            .current
+            .as_ref()
+            .map(|c| c.frames.len() >= self.frames_cap);
+        if full == Some(true)
+            && let Some(mut c) = self.current.take()
+        {
+            // A flood: the connection ends here for the recording (the browser reads
+            // on, unrecorded), as the byte-exact client's does at the same cap.
+            c.end = ConnEnd::RecordLimit {
+                limit: harness_model::RecordLimit::Frames,
+            };
+            c.ended_us = at_us;
+            self.connections.push(c);
+            self.capped = true;
+            return;
+        }
         let Some(conn) = self.current.as_mut() else {
             return;
         };
