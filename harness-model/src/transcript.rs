@@ -547,6 +547,11 @@ pub struct Expectations {
     /// target, and their evidence is that they did stop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub browser_stops: Vec<ClientId>,
+    /// Browser clients the server is expected to close again and again (a
+    /// `connection_close` an `EventSource` cannot act on, answered anew on each
+    /// reconnection): they are owed no data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub browser_loops: Vec<ClientId>,
 }
 
 impl Expectations {
@@ -561,6 +566,7 @@ impl Expectations {
             || self.replaced.contains(id)
             || self.resume_ids.iter().any(|r| &r.client == id)
             || self.browser_stops.contains(id)
+            || self.browser_loops.contains(id)
     }
 }
 

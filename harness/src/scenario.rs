@@ -218,6 +218,11 @@ pub enum BrowserCase {
     /// (`localhost` instead of `127.0.0.1`, same port): with `[browser] cors =
     /// "listed"` the browser is blocked and stops for good; with `"any"` it reads.
     ForeignOrigin,
+    /// Open the stream with a cursor far above the head in the query (the profile's
+    /// `cursor_query`): a spine server answers 200, `error` and `connection_close`
+    /// `cursor_ahead`, and ends; the browser cannot act on `connection_close` and
+    /// reconnects after `retry:` with the same URL, again and again.
+    CursorAhead,
 }
 
 /// What a client group reads with (`kind`).

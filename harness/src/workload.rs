@@ -185,6 +185,11 @@ pub async fn run(
                 .filter(|b| b.must_stop(&target.profile))
                 .map(|b| b.client.id.clone())
                 .collect(),
+            browser_loops: browsers
+                .iter()
+                .filter(|b| b.case == crate::scenario::BrowserCase::CursorAhead)
+                .map(|b| b.client.id.clone())
+                .collect(),
             ..Default::default()
         },
         ..Recording::default()

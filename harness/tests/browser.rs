@@ -12,6 +12,9 @@
 //!   the last data event before it;
 //! - in `idle-frames-keep-the-cursor`, id-less heartbeats followed a data event (and
 //!   the resume above still came from that data event's id);
+//! - a browser the server closes with `connection_close` and an end
+//!   (`connection-close-then-end`, a cursor above the head) comes back after `retry:`
+//!   each time, and is closed the same way each time, never given data;
 //! - a browser refused on purpose (`wrong-token-stops-for-good`) stopped for good
 //!   after one attempt;
 //! - the contracts browsers cannot be judged on are listed in the result's facts.
@@ -56,6 +59,10 @@ fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
     }
     for b in &browsers {
         let opened = b.connections.iter().filter(|c| c.status.is_some()).count();
+        if rec.expect.browser_loops.contains(&b.client) {
+            closed_again_and_again(wire, b)?;
+            continue;
+        }
         if rec.expect.browser_stops.contains(&b.client) {
             if b.gave_up_us.is_none() || opened > 0 || b.connections.len() != 1 {
                 return Err(format!(
@@ -82,6 +89,54 @@ fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
     }
     if id == "BROWSER/idle-frames-keep-the-cursor" {
         idle_frames(&browsers)?;
+    }
+    Ok(())
+}
+
+/// A browser the server answers with `connection_close` and an end, each time: every
+/// connection opened, carried `connection_close` and no data, and the browser came
+/// back after `retry:` (the spine gives a browser no way to stop but the page's own
+/// `close()`; a 204 would stop it for good).
+fn closed_again_and_again(wire: &Transcript, b: &Transcript) -> Result<(), String> {
+    let retry = wire
+        .connections
+        .iter()
+        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
+        .ok_or("the byte-exact client saw no retry:")?;
+    if b.connections.len() < 3 || b.gave_up_us.is_some() {
+        return Err(format!(
+            "{}: expected at least 3 connections, each closed by the server, saw {} (gave up: {:?})",
+            b.client,
+            b.connections.len(),
+            b.gave_up_us
+        ));
+    }
+    let ended = b.connections.len() - 1;
+    for c in &b.connections[..ended] {
+        let closed = c.frames.iter().any(|f| {
+            matches!(&f.kind, FrameKind::Lifecycle { name, fields } if name == "connection_close" && fields["reason"] == "cursor_ahead")
+        });
+        let data = c
+            .frames
+            .iter()
+            .any(|f| matches!(f.kind, FrameKind::Data(_)));
+        if c.status.is_none() || !closed || data || c.cursor.is_some() {
+            return Err(format!(
+                "{} conn {}: expected open, connection_close cursor_ahead, no data, no Last-Event-ID; saw {:?}",
+                b.client,
+                c.index,
+                c.frames.iter().map(|f| &f.event).collect::<Vec<_>>()
+            ));
+        }
+    }
+    for w in b.connections.windows(2) {
+        let waited = w[1].opened_us.saturating_sub(w[0].ended_us) / 1000;
+        if waited + EARLY_MS < retry || waited > retry + LATE_MS {
+            return Err(format!(
+                "{} conn {}: came back {waited} ms after the end; retry: {retry}",
+                b.client, w[1].index
+            ));
+        }
     }
     Ok(())
 }

@@ -83,6 +83,10 @@ const BROWSER_SKIPPED: &[(&str, &str)] = &[
         "BROWSER/wrong-token-stops-for-good",
         "profile nchan has no stream token in the query",
     ),
+    (
+        "BROWSER/connection-close-then-end",
+        "profile nchan does not claim capability cursor-errors",
+    ),
 ];
 
 /// Resume-id scenarios where nchan breaks a rule that holds whatever a profile claims:

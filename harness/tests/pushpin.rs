@@ -81,6 +81,7 @@ const NOT_RUN: &[&str] = &[
     "NETWORK/reset-storms",
     "NETWORK/slow-upstream",
     "BROWSER/backlog-then-live",
+    "BROWSER/connection-close-then-end",
     "BROWSER/cors-for-allowed-origins-only",
     "BROWSER/idle-frames-keep-the-cursor",
     "BROWSER/resume-after-reset",

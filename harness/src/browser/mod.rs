@@ -47,6 +47,12 @@ pub const MAX_BROWSER_CLIENTS: u32 = 6;
 /// The browser binaries looked for on `PATH`, in order.
 const BROWSERS: [&str; 2] = ["chromium-headless-shell", "chromium"];
 
+/// The cursor a `cursor_ahead` browser sends: well-formed, far above any head.
+const AHEAD_CURSOR: u64 = 1_000_000_000_000_000;
+
+/// Connections after which a browser the server closes again and again has shown it.
+const LOOPS_SHOWN: usize = 3;
+
 /// How long Chromium may take to load the page and create its `EventSource`s.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -64,7 +70,7 @@ impl BrowserPlan {
     pub fn must_stop(&self, profile: &crate::profile::Profile) -> bool {
         use crate::scenario::BrowserCase;
         match self.case {
-            BrowserCase::Reads => false,
+            BrowserCase::Reads | BrowserCase::CursorAhead => false,
             BrowserCase::WrongToken => true,
             BrowserCase::ForeignOrigin => profile.browser.cors == crate::profile::Cors::Listed,
         }
@@ -97,6 +103,18 @@ pub fn skip_reason(
         .clients
         .iter()
         .any(|g| g.browser_case == crate::scenario::BrowserCase::WrongToken);
+    let ahead = sc
+        .clients
+        .iter()
+        .any(|g| g.browser_case == crate::scenario::BrowserCase::CursorAhead);
+    let answers_ahead = profile.has(harness_model::Capability::CursorErrors)
+        && profile.subscribe.cursor_query.is_some();
+    if ahead && !answers_ahead {
+        return Some(format!(
+            "profile {} does not claim capability cursor-errors with a cursor query parameter: a browser's cursor above the head cannot be sent or judged",
+            profile.name
+        ));
+    }
     if wrong_token && profile.auth.as_ref().is_none_or(|a| a.query.is_none()) {
         return Some(format!(
             "profile {} has no stream token in the query ([auth] query): a wrong one cannot be sent",
@@ -166,6 +184,12 @@ fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
         let sep = if path.contains('?') { '&' } else { '?' };
         path = format!("{path}{sep}{name}={}", crate::target::encode_segment(token));
     }
+    if let (crate::scenario::BrowserCase::CursorAhead, Some(q)) =
+        (plan.case, &target.profile.subscribe.cursor_query)
+    {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        path = format!("{path}{sep}{q}={AHEAD_CURSOR}");
+    }
     Ok(format!("http://{host}{path}"))
 }
 
@@ -220,7 +244,10 @@ pub async fn run(
         .unwrap_or_else(Instant::now);
     let mut recs: Vec<Recorder> = plans
         .iter()
-        .map(|p| Recorder::new(p.client.clone(), target.limits.frames_per_conn))
+        .map(|p| {
+            let loops = p.case == crate::scenario::BrowserCase::CursorAhead;
+            Recorder::new(p.client.clone(), target.limits.frames_per_conn, loops)
+        })
         .collect();
     let started = match launch(&target, &plans).await {
         Ok(s) => s,
@@ -467,7 +494,11 @@ impl Drive<'_> {
 
     /// Whether every client has all it is owed or gave up for good.
     fn done(&self, recs: &[Recorder]) -> bool {
-        recs.iter()
-            .all(|r| r.gave_up_us.is_some() || r.capped || r.caught_up(self.ledger, self.ids))
+        recs.iter().all(|r| {
+            r.gave_up_us.is_some()
+                || r.capped
+                || (r.loops && r.connections() >= LOOPS_SHOWN)
+                || (!r.loops && r.caught_up(self.ledger, self.ids))
+        })
     }
 }

@@ -41,11 +41,13 @@ pub(crate) struct Recorder {
     frames_cap: usize,
     /// Set when a connection reached the cap: nothing more is recorded for the client.
     pub capped: bool,
+    /// The server is expected to close this client again and again (it is owed no data).
+    pub loops: bool,
 }
 
 impl Recorder {
     /// A recorder for the client `plan` describes.
-    pub fn new(plan: ClientPlan, frames_cap: usize) -> Recorder {
+    pub fn new(plan: ClientPlan, frames_cap: usize, loops: bool) -> Recorder {
         let sub = Subscription::new(plan.channels.clone(), plan.from_start, None);
         Recorder {
             plan,
@@ -58,6 +60,7 @@ impl Recorder {
             settled: false,
             frames_cap,
             capped: false,
+            loops,
         }
     }
 
@@ -72,6 +75,11 @@ impl Recorder {
             .owed(&self.sub, ids)
             .iter()
             .all(|m| self.received.contains(m))
+    }
+
+    /// Connections ended so far.
+    pub fn connections(&self) -> usize {
+        self.connections.len()
     }
 
     /// Data events received so far.
