@@ -557,6 +557,24 @@ mod tests {
     }
 
     #[test]
+    fn browser_groups_are_checked() {
+        let b = "[[clients]]\nname = \"b\"\nkind = \"browser\"\n";
+        let s = parse(b).unwrap();
+        assert!(s.has_browsers());
+        assert_eq!(s.clients[0].browser_case, BrowserCase::Reads);
+        let err = parse(&format!("{b}cuts = {{ random_events = 2 }}\n")).unwrap_err();
+        assert!(err.contains("not cut, paced or paused"), "{err}");
+        let err = parse(&format!("{b}from = \"now\"\n")).unwrap_err();
+        assert!(err.contains("from the start"), "{err}");
+        let err = parse(&format!("{b}count = 7\n")).unwrap_err();
+        assert!(err.contains("7 browser clients: at most 6"), "{err}");
+        let err = parse("[[clients]]\nname = \"w\"\nbrowser_case = \"wrong_token\"\n").unwrap_err();
+        assert!(err.contains("for kind = \"browser\" groups"), "{err}");
+        let err = parse(&format!("{b}browser_case = \"wrong\"\n")).unwrap_err();
+        assert!(err.contains("expected one of `reads`"), "{err}");
+    }
+
+    #[test]
     fn counts_and_channels_are_checked() {
         let err = parse("[[clients]]\nname = \"c\"\ncount = 0\n").unwrap_err();
         assert!(err.contains("client group c has count 0"), "{err}");
