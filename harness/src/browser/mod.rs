@@ -246,7 +246,7 @@ pub async fn run(
         .iter()
         .map(|p| {
             let loops = p.case == crate::scenario::BrowserCase::CursorAhead;
-            Recorder::new(p.client.clone(), target.limits.frames_per_conn, loops)
+            Recorder::new(&p.client, target.limits.frames_per_conn, loops)
         })
         .collect();
     let started = match launch(&target, &plans).await {

@@ -26,7 +26,10 @@ use crate::profile::Profile;
 
 /// One browser client's recording in progress.
 pub(crate) struct Recorder {
-    plan: ClientPlan,
+    id: ClientId,
+    /// The channels it reads.
+    channels: Vec<String>,
+    from_start: bool,
     connections: Vec<Connection>,
     current: Option<Connection>,
     /// The browser's cursor: the last `lastEventId` it dispatched ("" before any).
@@ -47,10 +50,12 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// A recorder for the client `plan` describes.
-    pub fn new(plan: ClientPlan, frames_cap: usize, loops: bool) -> Recorder {
+    pub fn new(plan: &ClientPlan, frames_cap: usize, loops: bool) -> Recorder {
         let sub = Subscription::new(plan.channels.clone(), plan.from_start, None);
         Recorder {
-            plan,
+            id: plan.id.clone(),
+            channels: plan.channels.clone(),
+            from_start: plan.from_start,
             connections: Vec::new(),
             current: None,
             last_id: String::new(),
@@ -66,7 +71,7 @@ impl Recorder {
 
     /// The client's name.
     pub fn id(&self) -> &ClientId {
-        &self.plan.id
+        &self.id
     }
 
     /// Whether it has every write it is owed (publishing being over).
@@ -202,14 +207,112 @@ impl Recorder {
             self.connections.push(c);
         }
         Transcript {
-            client: self.plan.id.clone(),
+            client: self.id,
             stream: StreamKind::Events,
-            jobs: self.plan.channels.clone(),
+            jobs: self.channels,
             initial_cursor: None,
-            from_start: self.plan.from_start,
+            from_start: self.from_start,
             connections: self.connections,
             agent: Agent::Browser,
             gave_up_us: self.gave_up_us,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(k: ReportKind, e: Option<&str>, id: &str, d: &str, s: Option<u8>) -> Report {
+        Report {
+            p: 0,
+            n: 0,
+            t: 0.0,
+            c: 0,
+            k,
+            e: e.map(str::to_owned),
+            id: Some(id.to_owned()),
+            d: Some(d.to_owned()),
+            s,
+        }
+    }
+
+    fn recorder() -> Recorder {
+        Recorder {
+            id: ClientId("b#0".into()),
+            channels: vec!["j".into()],
+            from_start: true,
+            connections: Vec::new(),
+            current: None,
+            last_id: String::new(),
+            gave_up_us: None,
+            sub: Subscription::new(vec!["j".into()], true, None),
+            received: HashSet::new(),
+            settled: false,
+            frames_cap: 100,
+            capped: false,
+            loops: false,
+        }
+    }
+
+    /// An id-less frame inherits the browser's `lastEventId`: it is recorded without an
+    /// id, and the next connection resumes from the last data id; an error with
+    /// `readyState` CLOSED is the browser giving up for good.
+    #[test]
+    fn id_less_frames_keep_no_id_and_the_cursor_is_the_last_data_id() {
+        let profile = Profile::load("spine").expect("spine profile");
+        let mut r = recorder();
+        let data = r#"{"seq":7,"job_id":"j","event_type":"x","payload":{"marker":"m7"}}"#;
+        r.apply(
+            &report(ReportKind::Open, None, "", "", Some(1)),
+            10,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Event, Some("connection_open"), "", "{}", None),
+            11,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Event, Some("task_event"), "7", data, None),
+            12,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Event, Some("heartbeat"), "7", "{}", None),
+            13,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Error, None, "", "", Some(0)),
+            14,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Open, None, "", "", Some(1)),
+            1014,
+            &profile,
+        );
+        r.apply(
+            &report(ReportKind::Error, None, "", "", Some(2)),
+            1020,
+            &profile,
+        );
+        let t = r.finish(ConnEnd::Finished, 2000);
+        let ids: Vec<_> = t.connections[0]
+            .frames
+            .iter()
+            .map(|f| f.id.clone())
+            .collect();
+        assert_eq!(ids, [None, Some("7".to_owned()), None]);
+        assert!(matches!(
+            t.connections[0].frames[1].kind,
+            FrameKind::Data(_)
+        ));
+        assert_eq!(t.connections[0].end, ConnEnd::ServerClosed);
+        assert_eq!(t.connections[1].cursor.as_deref(), Some("7"));
+        assert!(matches!(t.connections[1].end, ConnEnd::Failed { .. }));
+        assert_eq!(t.gave_up_us, Some(1020));
+        assert_eq!(t.agent, Agent::Browser);
     }
 }
