@@ -105,8 +105,9 @@ fn gave_up(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Fin
             (Some(at), false) => (
                 "the EventSource opens the stream and, when it ends or fails, reconnects by itself".to_owned(),
                 format!(
-                    "the browser gave up for good (readyState CLOSED) at {:.0} ms after {opened} opened connection(s): no CORS header for the page's origin, a 204, a refusal or a Content-Type other than text/event-stream",
-                    ms(at)
+                    "the browser gave up for good (readyState CLOSED) at {:.0} ms after {opened} opened connection(s): no CORS header for the page's origin, a 204, a refusal or a Content-Type other than text/event-stream{}",
+                    ms(at),
+                    diagnosis(t)
                 ),
                 at,
             ),
@@ -135,6 +136,18 @@ fn gave_up(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Fin
         out.push(f);
     }
     out
+}
+
+/// What the harness found out about the last attempt of a browser that gave up (see
+/// `harness/src/browser`), as "; …", or nothing.
+fn diagnosis(t: &harness_model::Transcript) -> String {
+    match t.connections.last().map(|c| &c.end) {
+        Some(harness_model::ConnEnd::ConnectFailed { error }) => error
+            .split_once("; ")
+            .map(|(_, note)| format!(" ({note})"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// The browsers' reconnections, for the scenario facts: the server's `retry:` as the

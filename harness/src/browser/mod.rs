@@ -263,6 +263,12 @@ pub async fn run(
     };
     let outcome = drive.reports(&mut recs, &mut rx, sig).await;
     browser.stop().await;
+    for (rec, plan) in recs.iter_mut().zip(&plans) {
+        if rec.gave_up_us.is_some() && !rec.ever_opened() {
+            let seen = diagnose(&target, plan).await;
+            rec.note_on_last(&seen);
+        }
+    }
     let now = epoch.elapsed().as_micros() as u64;
     let end = match outcome {
         Outcome::Done => ConnEnd::Finished,
@@ -275,6 +281,58 @@ pub async fn run(
     recs.into_iter()
         .map(|r| r.finish(end.clone(), now))
         .collect()
+}
+
+/// What the target answers the request of a browser that gave up before it opened,
+/// asked again by the harness with the page's `Origin` (the head only): status,
+/// Content-Type and `Access-Control-Allow-Origin`, so a finding can say which rule
+/// stopped the browser.
+async fn diagnose(target: &Target, plan: &BrowserPlan) -> String {
+    let origin = page_origin(target.profile.browser.origin.as_deref()).unwrap_or_default();
+    let origin = match plan.case {
+        crate::scenario::BrowserCase::ForeignOrigin => foreign(&origin),
+        _ => origin,
+    };
+    let Ok(url) = stream_url(target, plan) else {
+        return String::new();
+    };
+    let path = url
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .unwrap_or_default();
+    let req = sse_wire::RequestSpec {
+        method: "GET".into(),
+        path_and_query: path,
+        headers: vec![
+            ("Accept".into(), "text/event-stream".into()),
+            ("Origin".into(), origin.clone()),
+        ],
+        body: None,
+    };
+    let opts = sse_wire::ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        head_timeout: Duration::from_secs(5),
+        connect_to: target.stream_connect_to(),
+        ..Default::default()
+    };
+    match sse_wire::open(&target.wire, &req, &opts).await {
+        Ok(resp) => {
+            let header = |name: &str| {
+                resp.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            format!(
+                "the same request with Origin {origin} answers status {}, content-type {}, access-control-allow-origin {}",
+                resp.status,
+                header("content-type").unwrap_or_else(|| "(none)".into()),
+                header("access-control-allow-origin").unwrap_or_else(|| "(none)".into()),
+            )
+        }
+        Err(e) => format!("the same request with Origin {origin} failed: {e}"),
+    }
 }
 
 /// Every client's transcript when the browser could not be run: one connection that

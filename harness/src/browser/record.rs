@@ -87,6 +87,28 @@ impl Recorder {
         self.connections.len()
     }
 
+    /// Whether any of its connections opened.
+    pub fn ever_opened(&self) -> bool {
+        self.connections
+            .iter()
+            .chain(&self.current)
+            .any(|c| c.status.is_some())
+    }
+
+    /// Adds what the harness found out to the last attempt's error (a browser that
+    /// gave up before it opened).
+    pub fn note_on_last(&mut self, note: &str) {
+        if note.is_empty() {
+            return;
+        }
+        if let Some(c) = self.connections.last_mut()
+            && let ConnEnd::ConnectFailed { error } = &mut c.end
+        {
+            error.push_str("; ");
+            error.push_str(note);
+        }
+    }
+
     /// Data events received so far.
     pub fn received(&self) -> usize {
         self.received.len()
