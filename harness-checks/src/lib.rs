@@ -35,6 +35,7 @@ mod metrics;
 mod network;
 mod resume;
 mod resume_ids;
+mod stalled;
 mod reuse;
 mod version;
 mod view;
@@ -108,6 +109,7 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     framing::check(&mut ctx);
     durability::check(&mut ctx);
     liveness::check(&mut ctx);
+    stalled::check(&mut ctx);
     limits::check(&mut ctx);
     wire::check(&mut ctx);
     ctx.finish()

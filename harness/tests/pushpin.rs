@@ -116,6 +116,10 @@ const SKIPPED: &[(&str, &str)] = &[
         "does not claim capability liveness",
     ),
     (
+        "NETWORK/stalled-subscriber-freed",
+        "does not claim capability liveness",
+    ),
+    (
         "DURABILITY/crash-restart",
         "does not claim capability durability",
     ),
