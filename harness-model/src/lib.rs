@@ -32,7 +32,7 @@ pub use resume_ids::{IdAnswer, IdCase, ResumeIdProbe};
 pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
-    HttpProtocol, JobReadBack, LivenessProbe, StalledReaderProbe, PublishFailure, Published, ReceiptRead, RecordLimit,
-    Recording, ScenarioPlan, StreamKind, Transcript, WireIssue, WorkloadPlan,
+    HttpProtocol, JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit,
+    Recording, ScenarioPlan, StalledReaderProbe, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

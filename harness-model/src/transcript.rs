@@ -581,4 +581,3 @@ pub struct StalledReaderProbe {
     /// The target's heartbeat interval (the sampling slack).
     pub heartbeat_ms: u64,
 }
-

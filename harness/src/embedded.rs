@@ -92,8 +92,7 @@ impl EmbeddedServer {
     /// stall to [`EMBEDDED_WRITE_STALL_MS`]); the data folder is kept.
     async fn start_cfg(mut cfg: Config) -> Result<EmbeddedServer, HarnessError> {
         cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
-        cfg.limits.write_stall_timeout =
-            std::time::Duration::from_millis(EMBEDDED_WRITE_STALL_MS);
+        cfg.limits.write_stall_timeout = std::time::Duration::from_millis(EMBEDDED_WRITE_STALL_MS);
         let server = RunningServer::start(cfg).await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Server,

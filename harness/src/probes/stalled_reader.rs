@@ -130,8 +130,8 @@ impl RunProbe for StalledReader {
         let filled_us = (published_bytes >= self.fill_bytes).then(|| cx.us());
         if filled_us.is_some() {
             let slack = Duration::from_millis(heartbeat_ms.saturating_mul(2).max(2_000));
-            let until = (Instant::now() + Duration::from_millis(write_stall_ms) + slack)
-                .min(cx.deadline);
+            let until =
+                (Instant::now() + Duration::from_millis(write_stall_ms) + slack).min(cx.deadline);
             samples
                 .until_freed(cx, baseline, counter_baseline, self.clients, until)
                 .await?;
