@@ -53,6 +53,29 @@ pub fn evidence(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
     out.extend(nothing_delivered(cfg, rec));
     out.extend(publishing(rec));
     out.extend(network(rec));
+    out.extend(stalled_reader(rec));
+    out
+}
+
+/// A stalled-reader probe shows something only when the proxy stalled every stream it
+/// opened and enough was published after that to fill the buffers.
+fn stalled_reader(rec: &Recording) -> Vec<Shortfall> {
+    let Some(p) = &rec.expect.stalled_reader else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if p.stalled < p.clients {
+        out.push(Shortfall::StallNotReached {
+            stalled: p.stalled,
+            clients: p.clients,
+        });
+    }
+    if p.filled_us.is_none() {
+        out.push(Shortfall::StallNotFilled {
+            published: p.published_bytes,
+            needed: p.fill_bytes,
+        });
+    }
     out
 }
 
@@ -98,9 +121,11 @@ fn network(rec: &Recording) -> Vec<Shortfall> {
         for t in &rec.transcripts {
             for (i, c) in t.connections.iter().enumerate() {
                 let held = port.is_some() && c.local_port == port;
+                // A client that cut its connection itself (a burst) had nothing to detect.
+                let cut_by_client = matches!(c.end, ConnEnd::Cut { .. });
                 let open_then =
                     c.head_us.is_some_and(|h| h < stalled_us) && c.ended_us > stalled_us;
-                if held && open_then && !matches!(c.end, ConnEnd::Silent { .. }) {
+                if held && open_then && !cut_by_client && !matches!(c.end, ConnEnd::Silent { .. }) {
                     out.push(Shortfall::StallNotDetected {
                         client: t.client.clone(),
                         conn: i as u32,
@@ -518,6 +543,59 @@ mod tests {
         assert!(
             !got.iter()
                 .any(|s| matches!(s, Shortfall::StallNotDetected { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_that_cut_its_stalled_stream_itself_had_nothing_to_detect() {
+        let got = evidence(&numeric_cfg(), &stalled(cut()));
+        assert!(
+            !got.iter()
+                .any(|s| matches!(s, Shortfall::StallNotDetected { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_stalled_reader_probe_that_missed_a_stream_or_its_fill_is_a_shortfall() {
+        let probe = |stalled: u32, filled_us: Option<u64>| harness_model::StalledReaderProbe {
+            gauge: "g".into(),
+            baseline: 0.0,
+            counter: None,
+            counter_baseline: None,
+            clients: 2,
+            stalled,
+            fill_bytes: 100,
+            published_bytes: 40,
+            filled_us,
+            write_stall_ms: 1000,
+            heartbeat_ms: 500,
+        };
+        let mut r = clean();
+        r.expect.stalled_reader = Some(probe(1, None));
+        let got = evidence(&numeric_cfg(), &r);
+        assert!(
+            got.contains(&Shortfall::StallNotReached {
+                stalled: 1,
+                clients: 2
+            }),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&Shortfall::StallNotFilled {
+                published: 40,
+                needed: 100
+            }),
+            "{got:?}"
+        );
+        r.expect.stalled_reader = Some(probe(2, Some(5)));
+        let got = evidence(&numeric_cfg(), &r);
+        assert!(
+            !got.iter().any(|s| matches!(
+                s,
+                Shortfall::StallNotReached { .. } | Shortfall::StallNotFilled { .. }
+            )),
             "{got:?}"
         );
     }

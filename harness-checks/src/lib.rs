@@ -37,6 +37,7 @@ mod network;
 mod resume;
 mod resume_ids;
 mod reuse;
+mod stalled;
 mod version;
 mod view;
 mod wire;
@@ -121,6 +122,7 @@ fn check_all(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
     framing::check(&mut ctx);
     durability::check(&mut ctx);
     liveness::check(&mut ctx);
+    stalled::check(&mut ctx);
     limits::check(&mut ctx);
     wire::check(&mut ctx);
     ctx.finish()

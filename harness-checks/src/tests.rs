@@ -816,6 +816,35 @@ cases! {
         Case::one(numeric_cfg(), r, "lifecycle.terminal-close", "[lifecycle.terminal-close] client t#0 conn 0 byte 12: expected connection_close{reason:task_completed} right after the terminal event, saw no terminal close; the stream ended by a socket failure (io: connection reset by peer)")
     };
 
+    // Issue 18: subscribers behind a dead link, freed by the server (or not).
+    stalled_readers_freed => {
+        let mut r = numeric();
+        r.expect.stalled_reader = Some(stalled_probe());
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 2.0), (ms(2000), 2.0), (ms(9000), 0.0)]);
+        r.gauges.insert("spine_slow_consumer_closes_total".into(), vec![(ms(500), 0.0), (ms(2000), 0.0), (ms(9000), 2.0)]);
+        Case::clean(numeric_cfg(), r)
+    };
+    stalled_readers_kept => {
+        let mut r = numeric();
+        r.expect.stalled_reader = Some(stalled_probe());
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 2.0), (ms(2000), 2.0), (ms(11000), 2.0)]);
+        r.gauges.insert("spine_slow_consumer_closes_total".into(), vec![(ms(500), 0.0), (ms(2000), 0.0), (ms(11000), 0.0)]);
+        Case::one(numeric_cfg(), r, "liveness.stalled-reader-freed", "[liveness.stalled-reader-freed] expected spine_active_streams back to 0 within 7000 ms of the stall filling the buffers (write_stall_ms 5000 + 2000 ms of slack), saw spine_active_streams still 2 9000 ms after the buffers filled (last sample)")
+    };
+    stalled_readers_freed_uncounted => {
+        let mut r = numeric();
+        r.expect.stalled_reader = Some(stalled_probe());
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 2.0), (ms(2000), 2.0), (ms(8000), 0.0)]);
+        r.gauges.insert("spine_slow_consumer_closes_total".into(), vec![(ms(500), 0.0), (ms(2000), 0.0), (ms(11000), 0.0)]);
+        Case::one(numeric_cfg(), r, "liveness.stalled-reader-freed", "[liveness.stalled-reader-freed] expected spine_slow_consumer_closes_total at least 2 (0 + 2 stalled streams counted as slow consumers) within 7000 ms of the stall filling the buffers (write_stall_ms 5000 + 2000 ms of slack), saw spine_slow_consumer_closes_total still 0 9000 ms after the buffers filled (last sample)")
+    };
+    stalled_readers_never_counted => {
+        let mut r = numeric();
+        r.expect.stalled_reader = Some(stalled_probe());
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 0.0), (ms(3000), 0.0)]);
+        Case::one(numeric_cfg(), r, "liveness.stalled-reader-freed", "[liveness.stalled-reader-freed] expected spine_active_streams at least 2 (baseline 0 + 2 stalled clients) before they are freed, saw spine_active_streams at most 0 in 1 sample(s) while they were stalled")
+    };
+
     // Issue 12, hole 6: the gauge must count the clients before it can fall.
     gauge_never_counts => {
         let mut r = numeric();
@@ -1013,6 +1042,24 @@ cases! {
         Case::one(opaque_cfg(), r, "resume.declared-answer", "[resume.declared-answer] client resumed#0 conn 0: expected profile claims garbage_id = live-only (resuming from garbage), saw error-status: the server answered status 400")
     };
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
+}
+
+/// A stalled-reader probe: two clients, buffers filled at 2 s, a 5 s bound, 500 ms
+/// heartbeats (so a 2 s slack): freed by 9 s.
+fn stalled_probe() -> harness_model::StalledReaderProbe {
+    harness_model::StalledReaderProbe {
+        gauge: "spine_active_streams".into(),
+        baseline: 0.0,
+        counter: Some("spine_slow_consumer_closes_total".into()),
+        counter_baseline: Some(0.0),
+        clients: 2,
+        stalled: 2,
+        fill_bytes: 1 << 20,
+        published_bytes: 1 << 20,
+        filled_us: Some(ms(2000)),
+        write_stall_ms: 5000,
+        heartbeat_ms: 500,
+    }
 }
 
 #[test]

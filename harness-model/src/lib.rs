@@ -33,6 +33,6 @@ pub use shortfall::Shortfall;
 pub use transcript::{
     Ack, Agent, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
     HttpProtocol, JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit,
-    Recording, ScenarioPlan, StreamKind, Transcript, WireIssue, WorkloadPlan,
+    Recording, ScenarioPlan, StalledReaderProbe, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };
 pub use vocab::{Capability, CloseReason, CutAim, Family, WireViolation};

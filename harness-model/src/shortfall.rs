@@ -101,6 +101,23 @@ pub enum Shortfall {
         /// Its connection (0-based).
         conn: u32,
     },
+    /// Fewer of a stalled-reader probe's connections were stalled by the proxy than
+    /// clients connected (a client that connected after the stall began never opened).
+    StallNotReached {
+        /// Connections the proxy stalled while open.
+        stalled: u32,
+        /// Clients the probe connected.
+        clients: u32,
+    },
+    /// A stalled-reader probe could not publish enough after the stall began to fill
+    /// the buffers between the server and its dead peers: nothing shows the server's
+    /// writes ever stalled.
+    StallNotFilled {
+        /// Bytes of event data acknowledged after the stall began.
+        published: u64,
+        /// Bytes the probe needed.
+        needed: u64,
+    },
 }
 
 impl fmt::Display for Shortfall {
@@ -171,6 +188,14 @@ impl fmt::Display for Shortfall {
             Shortfall::StallNotDetected { client, conn } => write!(
                 f,
                 "client {client} conn {conn} sat on a half-open stream without giving up on its silence"
+            ),
+            Shortfall::StallNotReached { stalled, clients } => write!(
+                f,
+                "the proxy stalled {stalled} of {clients} open streams (the others never opened before the stall)"
+            ),
+            Shortfall::StallNotFilled { published, needed } => write!(
+                f,
+                "only {published} of {needed} bytes were published after the stall began: the server's writes may never have stalled"
             ),
         }
     }

@@ -552,6 +552,9 @@ pub struct Expectations {
     /// reconnection): they are owed no data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub browser_loops: Vec<ClientId>,
+    /// A stalled-reader probe (subscribers behind a dead link), when the scenario made one.
+    #[serde(default)]
+    pub stalled_reader: Option<StalledReaderProbe>,
 }
 
 impl Expectations {
@@ -584,4 +587,39 @@ pub struct LivenessProbe {
     /// How many clients connected (0 in older recordings: the rise is not judged).
     #[serde(default)]
     pub clients: u32,
+}
+
+/// The facts a stalled-reader check needs: subscribers behind a dead link (the toxic
+/// proxy stopped reading their connections, no FIN, no RST), then enough published to
+/// fill every buffer between the server and them. The server must end those streams
+/// once their writes make no progress for its write-stall bound (spine §4.3): the
+/// active-streams gauge back to its baseline, the slow-consumer counter up by as many.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StalledReaderProbe {
+    /// The active-streams gauge (samples in `Recording::gauges` under this name).
+    pub gauge: String,
+    /// Its value before the clients connected.
+    pub baseline: f64,
+    /// The slow-consumer counter, when the profile names one (samples in
+    /// `Recording::gauges` under this name).
+    pub counter: Option<String>,
+    /// Its value before the clients connected.
+    pub counter_baseline: Option<f64>,
+    /// How many clients connected through the stalled path.
+    pub clients: u32,
+    /// How many of their connections the proxy stalled while they were open.
+    pub stalled: u32,
+    /// Bytes of event data the probe set out to publish after the stall began: more
+    /// than the buffers between the server and a dead peer hold.
+    pub fill_bytes: u64,
+    /// Bytes of event data acknowledged after the stall began.
+    pub published_bytes: u64,
+    /// Microseconds since the scenario started when `fill_bytes` had been acknowledged
+    /// (the writes stall from then on at the latest); `None`: never.
+    pub filled_us: Option<u64>,
+    /// The bound the server is judged at: its announced `write_stall_ms`, at most the
+    /// profile's `[write_stall] max_ms`.
+    pub write_stall_ms: u64,
+    /// The target's heartbeat interval (the sampling slack).
+    pub heartbeat_ms: u64,
 }

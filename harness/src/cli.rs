@@ -235,8 +235,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub token: String,
     /// Heartbeat interval.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = sse_harness::embedded::EMBEDDED_HEARTBEAT_MS)]
     pub heartbeat_ms: u64,
+    /// Longest a stream's writes may make no progress before it is cut as a slow consumer.
+    #[arg(long, default_value_t = sse_harness::embedded::EMBEDDED_WRITE_STALL_MS)]
+    pub write_stall_ms: u64,
     /// A deliberate fault to switch on (repeatable).
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,

@@ -67,6 +67,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     let mut cfg = reference_server::Config::new(a.data, a.token);
     cfg.addr = a.addr;
     cfg.heartbeat_ms = a.heartbeat_ms;
+    cfg.limits.write_stall_timeout = std::time::Duration::from_millis(a.write_stall_ms);
     cfg.faults = sse_harness::embedded::faults(&a.faults)?;
     cfg.variants = sse_harness::embedded::variants(&a.variants)?;
     cfg.allow_origins = a.allow_origins;

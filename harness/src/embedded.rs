@@ -13,6 +13,12 @@ use crate::error::{HarnessError, HarnessErrorKind};
 /// contracts are judged in seconds.
 pub const EMBEDDED_HEARTBEAT_MS: u64 = 500;
 
+/// The write-stall bound the embedded server uses (announced in `connection_open`):
+/// short, so the stalled-reader probe is judged in seconds, and still above the
+/// harness's slowest deliberate reader (`CT-11/fast-beside-stalled-readers` stops
+/// reading for 8 s, with its buffers filling during the first seconds of it).
+pub const EMBEDDED_WRITE_STALL_MS: u64 = 10_000;
+
 /// The fault set named on a command line (`--fault NAME`, repeatable); an unknown name
 /// is a usage error that lists the valid ones.
 pub fn faults(names: &[String]) -> Result<reference_server::faults::FaultSet, HarnessError> {
@@ -89,11 +95,12 @@ impl EmbeddedServer {
         EmbeddedServer::start_cfg(cfg).await
     }
 
-    /// Starts one with `cfg` (its heartbeat set to [`EMBEDDED_HEARTBEAT_MS`]); the
-    /// data folder is kept.
+    /// Starts one with `cfg` (its heartbeat set to [`EMBEDDED_HEARTBEAT_MS`], its write
+    /// stall to [`EMBEDDED_WRITE_STALL_MS`]); the data folder is kept.
     async fn start_cfg(mut cfg: Config) -> Result<EmbeddedServer, HarnessError> {
         cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
         cfg.allow_origins.push(browser_origin()?);
+        cfg.limits.write_stall_timeout = std::time::Duration::from_millis(EMBEDDED_WRITE_STALL_MS);
         let server = RunningServer::start(cfg).await.map_err(|e| {
             HarnessError::new(
                 HarnessErrorKind::Server,

@@ -66,6 +66,9 @@ pub struct Profile {
     pub version: Option<Version>,
     /// Server gauges (liveness).
     pub metrics: Option<Metrics>,
+    /// The write-stall bound (the stalled-reader probe).
+    #[serde(default)]
+    pub write_stall: WriteStall,
     /// What a durable target reports after crashes.
     pub durability: Option<Durability>,
     /// Gates on this target.
@@ -557,6 +560,23 @@ pub struct Metrics {
     pub path: String,
     /// Active-streams gauge name.
     pub active_streams: String,
+    /// Slow-consumer counter name: streams the server ended because their writes made
+    /// no progress (spine: `spine_slow_consumer_closes_total`); the stalled-reader
+    /// probe requires it to rise when it names one.
+    pub slow_consumer_closes: Option<String>,
+}
+
+/// The write-stall bound (spine §4.3): how long a stream's writes may make no progress
+/// before the server ends it as a slow consumer. Announced by the server in
+/// `connection_open` (`write_stall_ms`, spine v1.1) or declared here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteStall {
+    /// The bound, when the target does not announce it.
+    pub ms: Option<u64>,
+    /// The longest bound an announced `write_stall_ms` is taken at: a target that
+    /// announces more is judged at this bound.
+    pub max_ms: Option<u64>,
 }
 
 /// Gates.

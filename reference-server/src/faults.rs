@@ -247,6 +247,12 @@ faults! {
     /// (v1.1) `Idempotency-Key` on publish is checked and then ignored: a retried
     /// publish with the same key commits a second copy under new seqs (`201`).
     IdempotencyIgnored => "idempotency-ignored",
+    /// A stream whose writes make no progress is never cut: a subscriber behind a dead
+    /// link (a half-open connection that stops ACKing) holds its stream, and the
+    /// server's resources for it, for as long as the link stays dead; nothing counts it
+    /// in `spine_slow_consumer_closes_total`. `connection_open` still announces the
+    /// configured `write_stall_ms`.
+    StalledReaderKept => "stalled-reader-kept",
     /// A cursor above the head is read as no cursor: the stream replays the whole log
     /// (the job's) from the start, without `cursor_ahead`, so a client that sends a
     /// well-formed id the server never issued gets everything it had again.

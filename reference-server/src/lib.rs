@@ -39,6 +39,10 @@ use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, ErrorCode};
 
+/// The write-stall bound under [`faults::Fault::StalledReaderKept`]: a day, never in a
+/// scenario's time.
+const STALLED_READER_KEPT: Duration = Duration::from_secs(86_400);
+
 /// Largest request body (a batch of 1000 events of up to 64 KiB would not fit; a batch
 /// is limited by this size first).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -427,7 +431,10 @@ impl RunningServer {
         }
         let router = app(state.clone());
         let mut stop = shutdown_rx;
-        let limits = cfg.limits.clone();
+        let mut limits = cfg.limits.clone();
+        if state.faults.has(faults::Fault::StalledReaderKept) {
+            limits.write_stall_timeout = STALLED_READER_KEPT;
+        }
         let conn_metrics = state.metrics.clone();
         let serve = tokio::spawn(async move {
             net::serve_http(listener, router, limits, conn_metrics, async move {

@@ -720,6 +720,7 @@ impl Stream {
             "head_seq": head,
             "resume_from": resume_from,
             "heartbeat_ms": hb,
+            "write_stall_ms": self.state.limits.write_stall_timeout.as_millis() as u64,
         });
         if self.state.faults.has(Fault::OversizedOpen) && name == StreamName::Events {
             fields["pad"] = json!("x".repeat(OVERSIZED_PAD));

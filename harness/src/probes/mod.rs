@@ -1,7 +1,7 @@
 //! Probes: fixed exchanges that a workload cannot express — a task stream's lifecycle,
 //! an unknown job, an idle stream's heartbeats, version streams, malformed and
 //! too-high cursors, resumes from ids the server cannot place, correlation ids,
-//! vanished clients, crashes and graceful shutdowns. Each arranges its situation, records what the clients saw, and states
+//! vanished clients, subscribers behind a dead link, crashes and graceful shutdowns. Each arranges its situation, records what the clients saw, and states
 //! in `Recording::expect` what each client must see, for the checkers to judge.
 //!
 //! One file per probe kind, each implementing [`RunProbe`]; [`Probe`] is the registry
@@ -17,6 +17,7 @@ mod heartbeat_idle;
 mod invalid_cursor;
 mod liveness;
 mod resume_id;
+mod stalled_reader;
 mod task_lifecycle;
 mod task_not_found;
 mod version_pending;
@@ -49,6 +50,7 @@ pub use heartbeat_idle::{HeartbeatIdle, IdleStream};
 pub use invalid_cursor::InvalidCursor;
 pub use liveness::Liveness;
 pub use resume_id::ResumeId;
+pub use stalled_reader::StalledReader;
 pub use task_lifecycle::TaskLifecycle;
 pub use task_not_found::TaskNotFound;
 pub use version_pending::VersionPending;
@@ -83,6 +85,8 @@ pub enum Probe {
     /// Resume from an id the server cannot place (garbage, unknown, foreign, evicted,
     /// from before a restart).
     ResumeId(ResumeId),
+    /// Subscribers behind a dead link are freed (ended and counted) by the server.
+    StalledReader(StalledReader),
 }
 
 /// One probe kind.
@@ -112,6 +116,7 @@ macro_rules! each {
             Probe::CrashRestart($p) => $e,
             Probe::GracefulShutdown($p) => $e,
             Probe::ResumeId($p) => $e,
+            Probe::StalledReader($p) => $e,
         }
     };
 }
@@ -127,6 +132,7 @@ impl Probe {
     pub fn unmet(&self, profile: &crate::profile::Profile) -> Option<String> {
         match self {
             Probe::ResumeId(p) => p.unmet(profile),
+            Probe::StalledReader(p) => p.unmet(profile),
             _ => None,
         }
     }
