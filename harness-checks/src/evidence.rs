@@ -28,7 +28,7 @@
 //!   ([`ConnEnd::Silent`]).
 
 use harness_model::{
-    ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
+    Agent, ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
 };
 
 use crate::CheckConfig;
@@ -219,8 +219,18 @@ fn nothing_delivered(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
                 .flat_map(|c| &c.frames)
                 .any(|f| matches!(f.kind, FrameKind::Data(_)))
         })
+        .filter(|t| !rec.expect.browser_stops.contains(&t.client))
         .filter_map(|t| {
-            let owed = Subscription::of(t).owed(&rec.acks, cfg.ids).count() as u64;
+            // A browser that never opened is owed its channels' writes all the same:
+            // its page asked for them, and a pass needs it to have read some.
+            let owed = match t.agent {
+                Agent::Browser => rec
+                    .acks
+                    .iter()
+                    .filter(|a| t.jobs.is_empty() || t.jobs.contains(&a.job))
+                    .count() as u64,
+                Agent::Wire => Subscription::of(t).owed(&rec.acks, cfg.ids).count() as u64,
+            };
             (owed > 0).then(|| Shortfall::NothingDelivered {
                 client: t.client.clone(),
                 owed,

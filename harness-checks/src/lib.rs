@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use harness_model::{Contracts, Finding, Metric, Recording};
 
+mod browser;
 mod delivery;
 mod durability;
 mod evidence;
@@ -46,6 +47,7 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+pub use browser::{JUDGED_ON_BROWSERS, has_browsers, not_judged};
 pub use evidence::{BACKPRESSURE_BYTES, cuts_executed, evidence};
 pub use harness_model::IdMode;
 
@@ -99,7 +101,18 @@ pub struct CheckConfig {
 
 /// Judges one scenario's recording: every finding of every judged family, sorted by
 /// contract, client, connection, seq and byte offset.
+///
+/// Browser clients are judged only on the contracts a page can observe (see
+/// [`JUDGED_ON_BROWSERS`]; [`not_judged`] lists the others).
 pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Finding> {
+    if browser::has_browsers(rec) {
+        return browser::check(contracts, cfg, rec, check_all);
+    }
+    check_all(contracts, cfg, rec)
+}
+
+/// Every family on every transcript.
+fn check_all(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Finding> {
     let mut ctx = view::Ctx::new(contracts, cfg, rec);
     resume::check(&mut ctx);
     delivery::check(&mut ctx);
@@ -120,6 +133,7 @@ pub fn check(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<F
 pub fn facts(rec: &Recording) -> BTreeMap<String, serde_json::Value> {
     let mut out = facts::facts(rec);
     out.extend(resume_ids::facts(rec));
+    out.extend(browser::facts(rec));
     out
 }
 

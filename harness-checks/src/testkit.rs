@@ -264,6 +264,8 @@ pub fn client(
         initial_cursor: connections.first().and_then(|c| c.cursor.clone()),
         from_start: true,
         connections,
+        agent: Default::default(),
+        gave_up_us: None,
     }
 }
 

@@ -422,6 +422,33 @@ macro_rules! cases {
 
 cases! {
     clean_numeric => Case::clean(numeric_cfg(), numeric());
+    // A browser client is judged on what a page sees: a gap is a gap...
+    browser_gap_is_judged => {
+        let mut r = numeric_with(&[1, 2, 4, 5]);
+        tr(&mut r, "b#0").agent = harness_model::Agent::Browser;
+        Case::one(numeric_cfg(), r, "resume.no-gap", "[resume.no-gap] client b#0 conn 0 seq 4 marker m4 byte 162: expected seq 3 (acked, after seq 2), saw seq 4")
+    };
+    // ...but a page cannot tell a close from a reset, nor see connection_close's
+    // absence for what it is: delivery.slow-consumer-close is not judged on it.
+    browser_end_without_connection_close_is_not_judged => {
+        let mut r = numeric();
+        tr(&mut r, "b#0").agent = harness_model::Agent::Browser;
+        conn(&mut r, "b#0", 0).end = ConnEnd::ServerClosed;
+        Case::clean(numeric_cfg(), r)
+    };
+    browser_gave_up_for_good => {
+        let mut r = numeric();
+        let mut c = Conn::new(0, 0).end(ConnEnd::ConnectFailed { error: "blocked".into() }, 40);
+        c.retries.clear();
+        c.body_bytes = 0;
+        c.status = None;
+        let mut t = client("g#0", StreamKind::Events, &["j1"], vec![c]);
+        t.agent = harness_model::Agent::Browser;
+        t.gave_up_us = Some(40_000);
+        r.transcripts.push(t);
+        Case::one(numeric_cfg(), r, "wire.browser-stream", "[wire.browser-stream] client g#0 conn 0: expected the EventSource opens the stream and, when it ends or fails, reconnects by itself, saw the browser gave up for good (readyState CLOSED) at 40 ms after 0 opened connection(s): no CORS header for the page's origin, a 204, a refusal or a Content-Type other than text/event-stream")
+            .also(&["delivery.lost-ack"])
+    };
     clean_opaque => Case::clean(opaque_cfg(), opaque());
 
     gap_inside_a_connection => {

@@ -31,7 +31,7 @@ pub use owed::{Cursor, IdMode, Subscription};
 pub use resume_ids::{IdAnswer, IdCase, ResumeIdProbe};
 pub use shortfall::Shortfall;
 pub use transcript::{
-    Ack, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
+    Ack, Agent, Comment, ConnEnd, Connection, DataEvent, Expectations, Frame, FrameKind, GroupPlan,
     HttpProtocol, JobReadBack, LivenessProbe, PublishFailure, Published, ReceiptRead, RecordLimit,
     Recording, ScenarioPlan, StalledReaderProbe, StreamKind, Transcript, WireIssue, WorkloadPlan,
 };

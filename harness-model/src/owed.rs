@@ -286,6 +286,8 @@ mod tests {
             initial_cursor: connections.first().and_then(|c| c.cursor.clone()),
             from_start,
             connections,
+            agent: Default::default(),
+            gave_up_us: None,
         }
     }
 

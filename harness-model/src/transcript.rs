@@ -64,6 +64,36 @@ pub struct Transcript {
     pub from_start: bool,
     /// Its connections in order.
     pub connections: Vec<Connection>,
+    /// What read the stream: the harness's own byte-exact client (the default, and
+    /// what recordings without the field hold) or a real browser's `EventSource`.
+    #[serde(default, skip_serializing_if = "Agent::is_wire")]
+    pub agent: Agent,
+    /// When the client stopped for good on its own, in µs since the scenario started:
+    /// a browser whose `EventSource` the browser closed (`readyState` CLOSED: a
+    /// refusal, a wrong Content-Type, a 204, a CORS block), after which it never
+    /// reconnects. None for the harness's clients, which decide to stop themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up_us: Option<u64>,
+}
+
+/// What read a client's stream.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// The harness's byte-exact client: every byte, comment, `retry:` and offset seen.
+    #[default]
+    Wire,
+    /// An `EventSource` in headless Chromium: only what the page sees (dispatched
+    /// events with their `lastEventId`, `open` and `error`), no comments, no `retry:`,
+    /// no headers, no byte offsets. Contracts that need those are not judged on it.
+    Browser,
+}
+
+impl Agent {
+    /// Whether this is the harness's own client.
+    pub fn is_wire(&self) -> bool {
+        *self == Agent::Wire
+    }
 }
 
 /// Why a connection ended.
@@ -512,6 +542,16 @@ pub struct Expectations {
     /// Clients that resumed from an id the server cannot place (a resume probe).
     #[serde(default)]
     pub resume_ids: Vec<crate::ResumeIdProbe>,
+    /// Browser clients the scenario expects to stop for good (a 204, a wrong
+    /// Content-Type, no CORS): `wire.browser-stream` does not hold that against the
+    /// target, and their evidence is that they did stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub browser_stops: Vec<ClientId>,
+    /// Browser clients the server is expected to close again and again (a
+    /// `connection_close` an `EventSource` cannot act on, answered anew on each
+    /// reconnection): they are owed no data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub browser_loops: Vec<ClientId>,
     /// A stalled-reader probe (subscribers behind a dead link), when the scenario made one.
     #[serde(default)]
     pub stalled_reader: Option<StalledReaderProbe>,
@@ -519,7 +559,7 @@ pub struct Expectations {
 
 impl Expectations {
     /// Whether the scenario arranged a special shape for this client (a 400, a cursor
-    /// above the head, an unknown task, a version stream): such clients are judged by
+    /// above the head, an unknown task, a version stream, a browser refused on purpose): such clients are judged by
     /// their own shape contracts, not by the generic delivery rules.
     pub fn shapes(&self, id: &ClientId) -> bool {
         self.invalid_cursor.contains(id)
@@ -528,6 +568,8 @@ impl Expectations {
             || self.versions.contains_key(id)
             || self.replaced.contains(id)
             || self.resume_ids.iter().any(|r| &r.client == id)
+            || self.browser_stops.contains(id)
+            || self.browser_loops.contains(id)
     }
 }
 

@@ -246,6 +246,10 @@ pub struct ServeArgs {
     /// A legal variation to switch on (repeatable).
     #[arg(long = "variant", value_name = "NAME")]
     pub variants: Vec<String>,
+    /// An origin whose browsers get CORS headers (repeatable; the harness passes its
+    /// browser page origin).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
 }
 
 /// The config file's `[run]` table: defaults for the `run` flags of the same names.

@@ -70,6 +70,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     cfg.limits.write_stall_timeout = std::time::Duration::from_millis(a.write_stall_ms);
     cfg.faults = sse_harness::embedded::faults(&a.faults)?;
     cfg.variants = sse_harness::embedded::variants(&a.variants)?;
+    cfg.allow_origins = a.allow_origins;
     let server = reference_server::RunningServer::start(cfg).await?;
     println!("listening on {}", server.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

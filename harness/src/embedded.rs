@@ -43,6 +43,13 @@ pub fn variants(names: &[String]) -> Result<VariantSet, HarnessError> {
     Ok(VariantSet::new(out))
 }
 
+/// The origin of this process's browser pages ([`crate::browser::page_origin`]), which
+/// every reference server the harness starts allows (CORS, protocol v1.1).
+fn browser_origin() -> Result<String, HarnessError> {
+    crate::browser::page_origin(None)
+        .map_err(|e| HarnessError::new(HarnessErrorKind::Io, format!("browser page origin: {e}")))
+}
+
 /// A reference server running inside this process, with its temporary data folder.
 pub struct EmbeddedServer {
     /// The running server.
@@ -92,6 +99,7 @@ impl EmbeddedServer {
     /// stall to [`EMBEDDED_WRITE_STALL_MS`]); the data folder is kept.
     async fn start_cfg(mut cfg: Config) -> Result<EmbeddedServer, HarnessError> {
         cfg.heartbeat_ms = EMBEDDED_HEARTBEAT_MS;
+        cfg.allow_origins.push(browser_origin()?);
         cfg.limits.write_stall_timeout = std::time::Duration::from_millis(EMBEDDED_WRITE_STALL_MS);
         let server = RunningServer::start(cfg).await.map_err(|e| {
             HarnessError::new(
@@ -147,6 +155,7 @@ impl ReferenceProcess {
         for f in faults.iter() {
             command.push_str(&format!(" --fault {}", f.name()));
         }
+        command.push_str(&format!(" --allow-origin {}", browser_origin()?));
         Ok(ReferenceProcess {
             url: format!("http://127.0.0.1:{port}"),
             token,

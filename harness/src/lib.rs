@@ -12,6 +12,7 @@
 //! (`embedded`), and the `mutation` table plays its deliberate faults.
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod classify;
 pub mod client;
 pub mod control;

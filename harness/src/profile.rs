@@ -80,6 +80,40 @@ pub struct Profile {
     /// What the target does with ids it cannot place (the resume-id probes).
     #[serde(default)]
     pub resume: Resume,
+    /// What a browser's `EventSource` needs of the target (`[browser]`).
+    #[serde(default)]
+    pub browser: Browser,
+}
+
+/// What a browser's `EventSource` needs of the target: the page that opens the streams
+/// is served by the harness on a loopback origin of its own, so every stream is
+/// cross-origin and needs the target's CORS headers for that origin.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Browser {
+    /// Which origins the target serves CORS to (default `listed`).
+    #[serde(default)]
+    pub cors: Cors,
+    /// The origin the page is served from, when the target allows a fixed one (e.g.
+    /// `http://127.0.0.1:47100` for a target started with `--allow-origin` of it; the
+    /// harness binds that port). Absent: an ephemeral loopback port, which the
+    /// reference servers the harness starts are told to allow.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+/// Which origins a target serves CORS to (`[browser] cors`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cors {
+    /// Only the origins it is configured with (the harness's page origin among them):
+    /// a page on any other origin is blocked and its browser stops for good.
+    #[default]
+    Listed,
+    /// Every origin (its `Access-Control-Allow-Origin` echoes any `Origin`).
+    Any,
+    /// None: browser scenarios are skipped (a page cannot read its streams cross-origin).
+    None,
 }
 
 /// How `wire.*` is judged on this target.

@@ -60,6 +60,11 @@ impl Runner {
                 profile.name
             ));
         }
+        if sc.has_browsers()
+            && let Some(reason) = crate::browser::skip_reason(profile, sc)
+        {
+            return Some(reason);
+        }
         let probe = sc.probe.as_ref()?;
         if let Some(reason) = probe.unmet(profile) {
             return Some(reason);
@@ -162,6 +167,16 @@ impl Runner {
         let histograms = harness_checks::measure(&cfg, &rec);
         let mut facts = rec.facts.clone();
         facts.extend(harness_checks::facts(&rec));
+        let not_judged = harness_checks::not_judged(&self.contracts, &cfg, &rec);
+        if !not_judged.is_empty() {
+            facts.insert(
+                "browser_not_judged".into(),
+                serde_json::json!({
+                    "why": "a browser page sees dispatched events, open and error only: no bytes, comments, retry:, headers, nor a close told from a reset",
+                    "contracts": not_judged,
+                }),
+            );
+        }
         let shortfalls = harness_checks::evidence(&cfg, &rec);
         result(
             Verdict::judged(&findings, shortfalls),

@@ -191,6 +191,49 @@ pub struct ClientGroup {
     /// neither touching the streams beside it). Over HTTP/1.1 it changes nothing.
     #[serde(default)]
     pub h2_connection: H2Connections,
+    /// What reads the streams: `wire` (default: the harness's byte-exact client) or
+    /// `browser` (an `EventSource` each in one headless Chromium, see
+    /// [`crate::browser`]): the browser reconnects by itself, so cuts and read policies
+    /// are the server's and the network's, not the group's.
+    #[serde(default)]
+    pub kind: ClientKind,
+    /// What a browser group's pages do (`browser_case`): `reads` (default),
+    /// `wrong_token` (their stream URLs carry a token the target does not know: it
+    /// must refuse them, and the browser must stop for good, never retry) or
+    /// `foreign_origin` (their page is on an origin the target does not list).
+    #[serde(default)]
+    pub browser_case: BrowserCase,
+}
+
+/// What a browser group's pages do.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrowserCase {
+    /// Read the stream.
+    #[default]
+    Reads,
+    /// Ask with a wrong access token, and stop for good when refused.
+    WrongToken,
+    /// Open the stream from a page on an origin the target was not told to allow
+    /// (`localhost` instead of `127.0.0.1`, same port): with `[browser] cors =
+    /// "listed"` the browser is blocked and stops for good; with `"any"` it reads.
+    ForeignOrigin,
+    /// Open the stream with a cursor far above the head in the query (the profile's
+    /// `cursor_query`): a spine server answers 200, `error` and `connection_close`
+    /// `cursor_ahead`, and ends; the browser cannot act on `connection_close` and
+    /// reconnects after `retry:` with the same URL, again and again.
+    CursorAhead,
+}
+
+/// What a client group reads with (`kind`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// The harness's byte-exact client.
+    #[default]
+    Wire,
+    /// `EventSource` in headless Chromium.
+    Browser,
 }
 
 /// How a group's clients use HTTP/2 connections (`h2_connection`).
@@ -330,7 +373,35 @@ fn default_span_events() -> u64 {
     50
 }
 
+/// Why a browser group cannot be played as written: an `EventSource` sends no header
+/// the page chooses, so its first connection reads one channel from the start (no
+/// cursor), and it cannot be cut, paced or paused by the harness.
+fn browser_group_fits(g: &ClientGroup) -> Result<(), String> {
+    if g.stream != StreamChoice::Channel || g.from != From::Start {
+        return Err(
+            "a browser reads one channel from the start (stream = \"channel\", from = \"start\")"
+                .into(),
+        );
+    }
+    let c = &g.cuts;
+    let cuts = c.random_bytes + c.random_events + c.rapid_cycles > 0
+        || !c.aims.is_empty()
+        || c.burst_at_ms.is_some()
+        || c.reset;
+    let r = &g.read;
+    let paced = r.bytes_per_sec > 0 || r.rcvbuf > 0 || r.pause_ms > 0 || r.reconnect_on_silence;
+    if cuts || paced || g.cursor_in_query || g.h2_connection != H2Connections::Own {
+        return Err("a browser is not cut, paced or paused by the harness: chaos for browsers comes from the server and the network ([[toxics]])".into());
+    }
+    Ok(())
+}
+
 impl Scenario {
+    /// Whether any client group is a browser group.
+    pub fn has_browsers(&self) -> bool {
+        self.clients.iter().any(|g| g.kind == ClientKind::Browser)
+    }
+
     /// `<group>/<name>`.
     pub fn id(&self) -> String {
         format!("{}/{}", self.group, self.name)
@@ -366,6 +437,17 @@ impl Scenario {
                     g.name
                 ));
             }
+            if g.kind == ClientKind::Wire && g.browser_case != BrowserCase::Reads {
+                return bad(format!(
+                    "client group {}: browser_case is for kind = \"browser\" groups",
+                    g.name
+                ));
+            }
+            if g.kind == ClientKind::Browser
+                && let Err(m) = browser_group_fits(g)
+            {
+                return bad(format!("client group {}: {m}", g.name));
+            }
             if let Some(c) = g.channel
                 && c >= self.traffic.channels
             {
@@ -382,6 +464,18 @@ impl Scenario {
             if let Err(e) = sse_toxics::validate_set(&sse_toxics::for_path(&self.toxics, path)) {
                 return bad(format!("[[toxics]]: {e}"));
             }
+        }
+        let browsers: u32 = self
+            .clients
+            .iter()
+            .filter(|g| g.kind == ClientKind::Browser)
+            .map(|g| g.count)
+            .sum();
+        if browsers > crate::browser::MAX_BROWSER_CLIENTS {
+            return bad(format!(
+                "{browsers} browser clients: at most {} (Chromium opens at most 6 HTTP/1.1 connections per host, the page's own reports included)",
+                crate::browser::MAX_BROWSER_CLIENTS
+            ));
         }
         if self.traffic.batch == 0 || self.traffic.publishers == 0 {
             return bad("traffic.batch and traffic.publishers must be at least 1".into());
@@ -460,6 +554,24 @@ mod tests {
         assert!(err.contains("neither [[clients]] nor [probe]"), "{err}");
         assert!(parse("[probe]\nkind = \"cursor-ahead\"\n").is_ok());
         assert!(parse("[[clients]]\nname = \"c\"\n").is_ok());
+    }
+
+    #[test]
+    fn browser_groups_are_checked() {
+        let b = "[[clients]]\nname = \"b\"\nkind = \"browser\"\n";
+        let s = parse(b).unwrap();
+        assert!(s.has_browsers());
+        assert_eq!(s.clients[0].browser_case, BrowserCase::Reads);
+        let err = parse(&format!("{b}cuts = {{ random_events = 2 }}\n")).unwrap_err();
+        assert!(err.contains("not cut, paced or paused"), "{err}");
+        let err = parse(&format!("{b}from = \"now\"\n")).unwrap_err();
+        assert!(err.contains("from the start"), "{err}");
+        let err = parse(&format!("{b}count = 7\n")).unwrap_err();
+        assert!(err.contains("7 browser clients: at most 6"), "{err}");
+        let err = parse("[[clients]]\nname = \"w\"\nbrowser_case = \"wrong_token\"\n").unwrap_err();
+        assert!(err.contains("for kind = \"browser\" groups"), "{err}");
+        let err = parse(&format!("{b}browser_case = \"wrong\"\n")).unwrap_err();
+        assert!(err.contains("expected one of `reads`"), "{err}");
     }
 
     #[test]

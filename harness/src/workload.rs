@@ -20,7 +20,7 @@ use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::fill;
 use crate::publisher::{PublishPlan, publish};
-use crate::scenario::{ClientGroup, From, Scenario, StreamChoice, Traffic};
+use crate::scenario::{ClientGroup, ClientKind, From, Scenario, StreamChoice, Traffic};
 use crate::target::{Target, encode_segment};
 
 /// Runs the workload of `sc` against `target` and returns what was recorded.
@@ -72,7 +72,20 @@ pub async fn run(
         traffic: t,
         deadline,
     };
+    let mut browsers = Vec::new();
     for g in &sc.clients {
+        if g.kind == ClientKind::Browser {
+            for i in 0..g.count {
+                let plan = client_plan(&target, g, i, &placement, rng);
+                planned.clients.push(plan.id.clone());
+                browsers.push(crate::browser::BrowserPlan {
+                    client: plan,
+                    case: g.browser_case,
+                });
+                total += 1;
+            }
+            continue;
+        }
         let shared = (g.h2_connection == crate::scenario::H2Connections::Shared)
             .then(|| std::sync::Arc::new(crate::client::SharedH2::default()));
         let (burst_tx, burst_rx) = watch::channel(false);
@@ -101,6 +114,21 @@ pub async fn run(
             total += 1;
         }
     }
+    let browser_task = (!browsers.is_empty()).then(|| {
+        let sig = Signals {
+            published: published_rx.clone(),
+            burst: published_rx.clone(),
+            opened: Some(opened_tx.clone()),
+            stop: stop_rx.clone(),
+        };
+        crate::tasks::spawn(crate::browser::run(
+            target.clone(),
+            ledger.clone(),
+            browsers.clone(),
+            sig,
+            epoch,
+        ))
+    });
     drop(opened_tx);
     before_live(t, &mut opened_rx, total, deadline).await;
     let started = Instant::now();
@@ -126,7 +154,19 @@ pub async fn run(
             "nothing was published before the scenario's deadline (no write was sent)",
         ));
     }
-    let (transcripts, unfinished) = collect(tasks, deadline, &stop_tx).await;
+    // The browsers first: they stop by themselves (caught up, given up, stalled or at
+    // the deadline), and the wire clients' end tells every client to stop.
+    let mut from_browsers = Vec::new();
+    let mut browsers_unfinished = Vec::new();
+    if let Some(task) = browser_task {
+        match tokio::time::timeout_at(deadline + Duration::from_secs(15), task).await {
+            Ok(Ok(trs)) => from_browsers = trs,
+            _ => browsers_unfinished.extend(browsers.iter().map(|p| p.client.id.clone())),
+        }
+    }
+    let (mut transcripts, mut unfinished) = collect(tasks, deadline, &stop_tx).await;
+    transcripts.extend(from_browsers);
+    unfinished.extend(browsers_unfinished);
     let (acks, publish_failures) = ledger.take();
     let mut workload = workload_plan(sc, started.duration_since(epoch));
     workload.published_us = published_us;
@@ -139,6 +179,19 @@ pub async fn run(
         workload: Some(workload),
         unfinished,
         plan: planned,
+        expect: harness_model::Expectations {
+            browser_stops: browsers
+                .iter()
+                .filter(|b| b.must_stop(&target.profile))
+                .map(|b| b.client.id.clone())
+                .collect(),
+            browser_loops: browsers
+                .iter()
+                .filter(|b| b.case == crate::scenario::BrowserCase::CursorAhead)
+                .map(|b| b.client.id.clone())
+                .collect(),
+            ..Default::default()
+        },
         ..Recording::default()
     })
 }

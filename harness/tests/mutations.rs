@@ -29,9 +29,23 @@ fn main() {
         controls: mutation::Controls::default(),
         jobs: 1,
     });
+    // Rows whose scenarios need Chromium are ignored without it (a notice; under
+    // CI=true they run, and fail).
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let no_browser = sse_harness::browser::chromium().is_none() && !ci;
+    let needs_browser = |m: &mutation::Mutation| {
+        player
+            .all
+            .iter()
+            .any(|sc| sc.has_browsers() && m.scenarios.iter().any(|g| g == &sc.id()))
+    };
     let mut trials: Vec<Trial> = rows
         .into_iter()
         .map(|m| {
+            let ignored = no_browser && needs_browser(&m);
+            if ignored && !args.list {
+                eprintln!("NOTICE: no Chromium; fault/{} ignored", m.fault);
+            }
             let player = player.clone();
             Trial::test(format!("fault/{}", m.fault), move || {
                 let o = support::block_on(player.play(&m))?;
@@ -54,6 +68,7 @@ fn main() {
                 };
                 Err(Failed::from(msg))
             })
+            .with_ignored_flag(ignored)
         })
         .collect();
     trials.push(Trial::test("every-contract-has-a-mutation", || {

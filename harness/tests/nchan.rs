@@ -62,6 +62,33 @@ const SKIPPED: &[(&str, &str)] = &[
     ("RESUME-ID/restart-id", "durability"),
 ];
 
+/// Browser scenarios (Chromium's `EventSource`s beside a byte-exact client) nchan must
+/// pass; ignored without Chromium (BEHAVIOUR.md §14).
+/// With whether the scenario cuts the browsers' streams (they must then reconnect after
+/// Chromium's default 3 s: nchan sends no `retry:`).
+const BROWSER_APPLICABLE: &[(&str, bool)] = &[
+    ("BROWSER/resume-after-reset", true),
+    ("BROWSER/idle-frames-keep-the-cursor", true),
+    // nchan allows every origin ([browser] cors = "any"): the foreign page reads too.
+    ("BROWSER/cors-for-allowed-origins-only", false),
+];
+
+/// Browser scenarios nchan cannot run, and the start of the skip reason.
+const BROWSER_SKIPPED: &[(&str, &str)] = &[
+    (
+        "BROWSER/backlog-then-live",
+        "profile nchan does not claim capability replay-from-start",
+    ),
+    (
+        "BROWSER/wrong-token-stops-for-good",
+        "profile nchan has no stream token in the query",
+    ),
+    (
+        "BROWSER/connection-close-then-end",
+        "profile nchan does not claim capability cursor-errors",
+    ),
+];
+
 /// Resume-id scenarios where nchan breaks a rule that holds whatever a profile claims:
 /// the scenario, the findings (for client `resumed#0`) any of which it must report,
 /// the fact it must state, and why (BEHAVIOUR.md).
@@ -116,6 +143,48 @@ fn resume_breaks(url: &str, seed: u64, available: bool) -> Vec<Trial> {
             .with_ignored_flag(!available)
         })
         .collect()
+}
+
+/// The browser trials: [`BROWSER_APPLICABLE`] pass with the browsers reconnecting
+/// after Chromium's default 3 s (nchan sends no `retry:`), [`BROWSER_SKIPPED`] skip.
+fn browser_trials(url: &str, seed: u64, available: bool) -> Vec<Trial> {
+    let chromium = sse_harness::browser::chromium().is_some();
+    let mut trials = Vec::new();
+    for &(id, cut) in BROWSER_APPLICABLE {
+        let url = url.to_owned();
+        trials.push(
+            Trial::test(format!("nchan/{id}"), move || {
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                let waits = r.facts.get("browser_reconnects").cloned().unwrap_or_default();
+                let min = waits["min_ms"].as_u64().unwrap_or(0);
+                let max = waits["max_ms"].as_u64().unwrap_or(u64::MAX);
+                let reconnected = (2900..6000).contains(&min) && max < 6000;
+                match r.verdict {
+                    Verdict::Pass if reconnected || !cut => Ok(()),
+                    v => Err(format!(
+                        "{id} on nchan: {v:?} (seed {seed}); reconnects {waits}; MUST findings: {:?}",
+                        r.findings.iter().filter(|f| f.level == Level::Must).map(|f| f.message()).collect::<Vec<_>>()
+                    )
+                    .into()),
+                }
+            })
+            .with_ignored_flag(!available || !chromium),
+        );
+    }
+    for (id, want) in BROWSER_SKIPPED {
+        let url = url.to_owned();
+        trials.push(
+            Trial::test(format!("nchan-skips/{id}"), move || {
+                let r = support::block_on(run(&url, "nchan", None, id, seed))??;
+                match r.verdict {
+                    Verdict::Skipped { reason } if reason.starts_with(want) => Ok(()),
+                    v => Err(format!("{id}: expected skipped ({want}), got {v:?}").into()),
+                }
+            })
+            .with_ignored_flag(!available),
+        );
+    }
+    trials
 }
 
 fn repo() -> PathBuf {
@@ -238,6 +307,7 @@ fn main() {
             .with_ignored_flag(!available),
         );
     }
+    trials.extend(browser_trials(&url, seed, available));
     {
         let (id, url) = ("CT-10/cut-at-random-bytes", url.clone());
         trials.push(

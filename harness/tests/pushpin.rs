@@ -82,6 +82,12 @@ const NOT_RUN: &[&str] = &[
     "NETWORK/latency-jitter-heartbeats",
     "NETWORK/reset-storms",
     "NETWORK/slow-upstream",
+    "BROWSER/backlog-then-live",
+    "BROWSER/connection-close-then-end",
+    "BROWSER/cors-for-allowed-origins-only",
+    "BROWSER/idle-frames-keep-the-cursor",
+    "BROWSER/resume-after-reset",
+    "BROWSER/wrong-token-stops-for-good",
 ];
 
 // Not run: CT-11/fast-beside-stalled-readers and CT-11/one-byte-per-second. A reader
@@ -95,6 +101,9 @@ const NOT_RUN: &[&str] = &[
 // takes most of the scenario's deadline, and beside the other trials on two cores it
 // missed it once (BEHAVIOUR.md §10). Nor the NETWORK scenarios (issue 18): they put a
 // toxic proxy between the harness and the target and were not yet tried through Pushpin.
+// Nor the BROWSER scenarios (issue 20): the browsers' streams are cross-origin and need
+// CORS headers on Pushpin's answers for the harness's page origin; this suite's origin
+// server is not told that origin, and Pushpin's own CORS handling was not yet measured.
 
 /// Scenarios that must pass through Pushpin with a stack of their own: they read the
 /// whole log, where the other trials' events would be foreign to them.

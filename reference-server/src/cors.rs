@@ -34,7 +34,7 @@ pub struct BadOrigin(pub String);
 
 /// The allowed origins (empty: CORS off, no header ever added).
 #[derive(Debug, Clone, Default)]
-pub struct AllowedOrigins(Arc<Vec<HeaderValue>>);
+pub struct AllowedOrigins(Arc<Vec<HeaderValue>>, bool);
 
 impl AllowedOrigins {
     /// Checks each origin: `http://` or `https://`, a host, no path, no trailing slash,
@@ -56,7 +56,14 @@ impl AllowedOrigins {
             let value = host.and_then(|_| HeaderValue::from_str(o).ok());
             out.push(value.ok_or_else(|| BadOrigin(o.to_owned()))?);
         }
-        Ok(AllowedOrigins(Arc::new(out)))
+        Ok(AllowedOrigins(Arc::new(out), false))
+    }
+
+    /// These origins with event streams left without CORS headers (the fault
+    /// [`crate::faults::Fault::CorsOffOnStreams`]) when `off` is true.
+    pub fn off_on_streams(mut self, off: bool) -> AllowedOrigins {
+        self.1 = off;
+        self
     }
 
     /// Whether no origin is allowed.
@@ -95,6 +102,12 @@ pub async fn cors(State(origins): State<AllowedOrigins>, req: Request, next: Nex
         next.run(req).await
     };
     let h = resp.headers_mut();
+    let stream = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if origins.1 && stream {
+        return resp;
+    }
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     resp

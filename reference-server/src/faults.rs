@@ -264,6 +264,11 @@ faults! {
     /// A malformed cursor is not refused with `400 invalid_last_event_id`: the stream
     /// starts at the head, as if the client had everything (only new events).
     GarbageCursorLiveOnly => "garbage-cursor-live-only",
+    /// (v1.1) CORS headers are left off event streams (every response whose
+    /// `Content-Type` is `text/event-stream`), while preflights and every other `/v1/*`
+    /// answer keep them: a byte-exact client does not notice, a browser's `EventSource`
+    /// on an allowed origin is blocked and stops for good.
+    CorsOffOnStreams => "cors-off-on-streams",
 }
 
 /// Faults with no row in `contracts/mutations.toml`: no harness scenario can show them

@@ -356,7 +356,8 @@ impl RunningServer {
             Err(e) => tracing::warn!(error = %e, "file descriptor limit unknown"),
         }
         let cors = cors::AllowedOrigins::new(&cfg.allow_origins)
-            .map_err(|e| ServerError::new(ServerErrorKind::Config, e.to_string()))?;
+            .map_err(|e| ServerError::new(ServerErrorKind::Config, e.to_string()))?
+            .off_on_streams(cfg.faults.has(faults::Fault::CorsOffOnStreams));
         let data_dir = cfg.data_dir.clone();
         let prep_dir = data_dir.clone();
         let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {

@@ -228,3 +228,30 @@ async fn an_origin_that_no_browser_sends_is_refused_at_start() {
         assert!(e.detail.contains("--allow-origin"), "{e}");
     }
 }
+
+/// The fault `cors-off-on-streams`: streams lose their CORS headers (and still stream
+/// to a client that does not care), every other `/v1/*` answer keeps them.
+#[tokio::test]
+async fn the_cors_off_on_streams_fault_strips_streams_only() {
+    use reference_server::faults::{Fault, FaultSet};
+    let s = TestServer::start_with(|c| {
+        c.allow_origins = vec![APP.into()];
+        c.faults = FaultSet::new(vec![Fault::CorsOffOnStreams]);
+    })
+    .await;
+    let job = s.open_job().await;
+    let r = s
+        .get(&format!("/v1/jobs/{job}"))
+        .header("Origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert!(allows(r.headers(), APP), "{:?}", r.headers());
+    let mut r = s
+        .open(&format!("/v1/events?job_id={job}"), &[("Origin", APP)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(no_cors(&r.headers), "{:?}", r.headers);
+    r.until(|f| f.is("connection_open")).await;
+    s.stop().await;
+}

@@ -261,6 +261,8 @@ pub async fn run(
         initial_cursor: plan.initial_cursor.clone(),
         from_start: plan.from_start,
         connections,
+        agent: Default::default(),
+        gave_up_us: None,
     }
 }
 

@@ -1,0 +1,269 @@
+//! Real browsers as clients: every `BROWSER/*` scenario played against a fresh
+//! embedded reference server (which allows this process's browser page origin), its
+//! `EventSource`s in headless Chromium. A pass is not enough: each trial reads the
+//! scenario's recording back and requires evidence that the browsers did what the
+//! scenario is about:
+//!
+//! - every browser that reads opened its stream and received every write it was owed,
+//!   as many as the byte-exact client beside it;
+//! - in `resume-after-reset` and `idle-frames-keep-the-cursor`, every browser was cut and reconnected by itself, each
+//!   wait from a cut to the next `open` within the server's `retry:` (less a little,
+//!   more the time a loaded machine takes), and each reconnection carried the id of
+//!   the last data event before it;
+//! - in `idle-frames-keep-the-cursor`, id-less heartbeats followed a data event (and
+//!   the resume above still came from that data event's id);
+//! - a browser the server closes with `connection_close` and an end
+//!   (`connection-close-then-end`, a cursor above the head) comes back after `retry:`
+//!   each time, and is closed the same way each time, never given data;
+//! - a browser refused on purpose (`wrong-token-stops-for-good`) stopped for good
+//!   after one attempt;
+//! - the contracts browsers cannot be judged on are listed in the result's facts.
+//!
+//! Without Chromium (Debian `chromium-headless-shell`) the trials are ignored with a
+//! notice, except under `CI=true`, where that is a failure (`.ci/run` installs it).
+
+mod support;
+
+use harness_model::{Agent, FrameKind, Recording, Transcript, Verdict};
+use libtest_mimic::{Arguments, Failed, Trial};
+use sse_harness::scenario;
+use sse_harness::{RunConfig, TargetSpec};
+
+/// How much sooner than `retry:` a browser may reconnect (timer granularity).
+const EARLY_MS: u64 = 100;
+/// How much later than `retry:` a browser may reconnect on a loaded machine.
+const LATE_MS: u64 = 3000;
+
+fn data_frames(t: &Transcript) -> usize {
+    t.connections
+        .iter()
+        .flat_map(|c| &c.frames)
+        .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+        .count()
+}
+
+/// The evidence every browser scenario needs, then the scenario's own.
+fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
+    let wire = rec
+        .transcripts
+        .iter()
+        .find(|t| t.agent == Agent::Wire)
+        .ok_or("no byte-exact client beside the browsers")?;
+    let browsers: Vec<&Transcript> = rec
+        .transcripts
+        .iter()
+        .filter(|t| t.agent == Agent::Browser)
+        .collect();
+    if browsers.is_empty() {
+        return Err("no browser transcript".into());
+    }
+    for b in &browsers {
+        let opened = b.connections.iter().filter(|c| c.status.is_some()).count();
+        if rec.expect.browser_loops.contains(&b.client) {
+            closed_again_and_again(wire, b)?;
+            continue;
+        }
+        if rec.expect.browser_stops.contains(&b.client) {
+            if b.gave_up_us.is_none() || opened > 0 || b.connections.len() != 1 {
+                return Err(format!(
+                    "{}: expected one refused attempt and a stop for good, saw {} attempts, {opened} opened, gave up: {:?}",
+                    b.client,
+                    b.connections.len(),
+                    b.gave_up_us
+                ));
+            }
+            continue;
+        }
+        if opened == 0 || data_frames(b) < data_frames(wire).min(rec.acks.len()) {
+            return Err(format!(
+                "{}: {opened} connections opened, {} data events (the byte-exact client: {}, acks: {})",
+                b.client,
+                data_frames(b),
+                data_frames(wire),
+                rec.acks.len()
+            ));
+        }
+    }
+    if CUT.contains(&id) {
+        reconnections(wire, &browsers)?;
+    }
+    if id == "BROWSER/idle-frames-keep-the-cursor" {
+        idle_frames(&browsers)?;
+    }
+    Ok(())
+}
+
+/// A browser the server answers with `connection_close` and an end, each time: every
+/// connection opened, carried `connection_close` and no data, and the browser came
+/// back after `retry:` (the spine gives a browser no way to stop but the page's own
+/// `close()`; a 204 would stop it for good).
+fn closed_again_and_again(wire: &Transcript, b: &Transcript) -> Result<(), String> {
+    let retry = wire
+        .connections
+        .iter()
+        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
+        .ok_or("the byte-exact client saw no retry:")?;
+    if b.connections.len() < 3 || b.gave_up_us.is_some() {
+        return Err(format!(
+            "{}: expected at least 3 connections, each closed by the server, saw {} (gave up: {:?})",
+            b.client,
+            b.connections.len(),
+            b.gave_up_us
+        ));
+    }
+    let ended = b.connections.len() - 1;
+    for c in &b.connections[..ended] {
+        let closed = c.frames.iter().any(|f| {
+            matches!(&f.kind, FrameKind::Lifecycle { name, fields } if name == "connection_close" && fields["reason"] == "cursor_ahead")
+        });
+        let data = c
+            .frames
+            .iter()
+            .any(|f| matches!(f.kind, FrameKind::Data(_)));
+        if c.status.is_none() || !closed || data || c.cursor.is_some() {
+            return Err(format!(
+                "{} conn {}: expected open, connection_close cursor_ahead, no data, no Last-Event-ID; saw {:?}",
+                b.client,
+                c.index,
+                c.frames.iter().map(|f| &f.event).collect::<Vec<_>>()
+            ));
+        }
+    }
+    for w in b.connections.windows(2) {
+        let waited = w[1].opened_us.saturating_sub(w[0].ended_us) / 1000;
+        if waited + EARLY_MS < retry || waited > retry + LATE_MS {
+            return Err(format!(
+                "{} conn {}: came back {waited} ms after the end; retry: {retry}",
+                b.client, w[1].index
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scenarios whose browsers are cut by the network and must reconnect by themselves.
+const CUT: &[&str] = &[
+    "BROWSER/resume-after-reset",
+    "BROWSER/idle-frames-keep-the-cursor",
+];
+
+/// Every browser saw id-less frames (heartbeats) after a data event, its cursor not
+/// moved by them (a frame's id is recorded only where it moved the cursor); the
+/// resumes judged by [`reconnections`] came from the last data id all the same.
+fn idle_frames(browsers: &[&Transcript]) -> Result<(), String> {
+    for b in browsers {
+        let kept = b.connections.iter().any(|c| {
+            let first_data = c
+                .frames
+                .iter()
+                .position(|f| matches!(f.kind, FrameKind::Data(_)));
+            first_data.is_some_and(|i| {
+                c.frames[i + 1..]
+                    .iter()
+                    .any(|f| matches!(f.kind, FrameKind::Heartbeat { .. }) && f.id.is_none())
+            })
+        });
+        if !kept {
+            return Err(format!(
+                "{}: no id-less heartbeat after a data event on any connection",
+                b.client
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every browser reconnected by itself after `retry:`, with the last data id it saw.
+fn reconnections(wire: &Transcript, browsers: &[&Transcript]) -> Result<(), String> {
+    let retry = wire
+        .connections
+        .iter()
+        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
+        .ok_or("the byte-exact client saw no retry:")?;
+    for b in browsers {
+        let opened: Vec<_> = b
+            .connections
+            .iter()
+            .filter(|c| c.status.is_some())
+            .collect();
+        if opened.len() < 2 {
+            return Err(format!("{} was never cut and reconnected", b.client));
+        }
+        for w in b.connections.windows(2) {
+            let (before, after) = (&w[0], &w[1]);
+            if before.status.is_none() || after.status.is_none() {
+                continue;
+            }
+            let waited = after.opened_us.saturating_sub(before.ended_us) / 1000;
+            if waited + EARLY_MS < retry || waited > retry + LATE_MS {
+                return Err(format!(
+                    "{} conn {}: reconnected {waited} ms after the cut; retry: {retry}",
+                    b.client, after.index
+                ));
+            }
+            let last_data_id = b.connections[..=before.index as usize]
+                .iter()
+                .flat_map(|c| &c.frames)
+                .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+                .filter_map(|f| f.id.clone())
+                .next_back();
+            if after.cursor != last_data_id {
+                return Err(format!(
+                    "{} conn {}: resumed from {:?}, the last data id before it was {last_data_id:?}",
+                    b.client, after.index, after.cursor
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn play(id: String, seed: u64) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut cfg = RunConfig::new(TargetSpec::Embedded {
+        faults: Default::default(),
+    });
+    cfg.recordings = Some(dir.path().to_path_buf());
+    cfg.replay_prefix = Some(support::replay_prefix("browser", seed));
+    let r = support::play(cfg, &id, seed).await?;
+    if let Verdict::Skipped { reason } = &r.verdict {
+        return Err(format!("{id} skipped although Chromium is here: {reason}").into());
+    }
+    support::expect_pass(&r, seed, 20)?;
+    if !r.facts.contains_key("browser_not_judged") {
+        return Err(format!("{id}: the contracts not judged on browsers are not listed").into());
+    }
+    let file = dir.path().join(format!("{}.json", id.replace('/', "_")));
+    let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    judge_recording(&id, &rec).map_err(|e| format!("{id} (seed {seed}): {e}").into())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let seed = support::seed("browser", args.list);
+    let missing = sse_harness::browser::chromium().is_none();
+    if missing {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "no Chromium (chromium-headless-shell): under CI=true the browser tests must run"
+        );
+        eprintln!(
+            "NOTICE: no Chromium (Debian package chromium-headless-shell); browser tests ignored"
+        );
+    }
+    let trials = scenario::builtin()
+        .expect("the scenario files parse")
+        .into_iter()
+        .filter(|sc| sc.has_browsers())
+        .map(|sc| {
+            let id = sc.id();
+            Trial::test(format!("browser/{id}"), move || {
+                support::block_on(play(id, seed))?
+            })
+            .with_ignored_flag(missing)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
