@@ -60,6 +60,12 @@ impl Runner {
                 profile.name
             ));
         }
+        if sc.has_browsers() && self.target.private_tls {
+            return Some(
+                "the run trusts a private CA, skips certificate checks or presents a client certificate (--cacert, --insecure, --cert): browser clients trust the system's roots only"
+                    .to_owned(),
+            );
+        }
         if sc.has_browsers()
             && let Some(reason) = crate::browser::skip_reason(profile, sc)
         {

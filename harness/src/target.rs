@@ -26,6 +26,10 @@ pub struct Target {
     pub tls: Option<sse_wire::TlsConfig>,
     /// Whether server certificates go unverified (`--insecure`).
     pub insecure: bool,
+    /// Whether the run trusts or presents what a browser would not: `--cacert`,
+    /// `--insecure` or a client certificate on an `https` target (browser clients
+    /// trust the system's roots only and present no certificate).
+    pub private_tls: bool,
     /// The HTTP protocol streams ask for: the profile's `[subscribe] http`, or h2 with
     /// `--http2` (plain requests stay HTTP/1.1).
     pub protocol: harness_model::HttpProtocol,
@@ -125,6 +129,8 @@ impl Target {
             wire: url.target.clone(),
             url,
             insecure: tls.insecure && config.is_some(),
+            private_tls: config.is_some()
+                && (tls.insecure || tls.cacert.is_some() || tls.cert.is_some()),
             protocol: profile.subscribe.http,
             browser_headers: profile.subscribe.browser_headers,
             tls: config,

@@ -61,76 +61,23 @@ pub async fn run(
     let (published_tx, published_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
-    let mut bursts = Vec::new();
-    let mut tasks = Vec::new();
-    let mut planned = ScenarioPlan::default();
-    let mut total = 0usize;
     let placement = Placement {
         channels: &channels,
         head_before,
         head_now,
         traffic: t,
         deadline,
+        epoch,
     };
-    let mut browsers = Vec::new();
-    for g in &sc.clients {
-        if g.kind == ClientKind::Browser {
-            for i in 0..g.count {
-                let plan = client_plan(&target, g, i, &placement, rng);
-                planned.clients.push(plan.id.clone());
-                browsers.push(crate::browser::BrowserPlan {
-                    client: plan,
-                    case: g.browser_case,
-                });
-                total += 1;
-            }
-            continue;
-        }
-        let shared = (g.h2_connection == crate::scenario::H2Connections::Shared)
-            .then(|| std::sync::Arc::new(crate::client::SharedH2::default()));
-        let (burst_tx, burst_rx) = watch::channel(false);
-        if let Some(ms) = g.cuts.burst_at_ms {
-            bursts.push((ms, burst_tx));
-        }
-        for i in 0..g.count {
-            let mut plan = client_plan(&target, g, i, &placement, rng);
-            plan.h2_shared = shared.clone();
-            let sig = Signals {
-                published: published_rx.clone(),
-                burst: burst_rx.clone(),
-                opened: Some(opened_tx.clone()),
-                stop: stop_rx.clone(),
-            };
-            let (target, ledger) = (target.clone(), ledger.clone());
-            let id = plan.id.clone();
-            planned.clients.push(id.clone());
-            if !plan.cuts.is_empty() {
-                planned.cuts.insert(id.clone(), plan.cuts.len() as u64);
-            }
-            tasks.push((
-                id,
-                crate::tasks::spawn(client::run(target, ledger, plan, sig, epoch)),
-            ));
-            total += 1;
-        }
-    }
-    let browser_task = (!browsers.is_empty()).then(|| {
-        let sig = Signals {
-            published: published_rx.clone(),
-            burst: published_rx.clone(),
-            opened: Some(opened_tx.clone()),
-            stop: stop_rx.clone(),
-        };
-        crate::tasks::spawn(crate::browser::run(
-            target.clone(),
-            ledger.clone(),
-            browsers.clone(),
-            sig,
-            epoch,
-        ))
-    });
-    drop(opened_tx);
-    before_live(t, &mut opened_rx, total, deadline).await;
+    let sig = Signals {
+        published: published_rx.clone(),
+        burst: published_rx,
+        opened: Some(opened_tx),
+        stop: stop_rx,
+    };
+    let clients = start_clients(&target, &ledger, sc, &placement, rng, &sig);
+    drop(sig);
+    before_live(t, &mut opened_rx, clients.total, deadline).await;
     let started = Instant::now();
     let mut live_plan = plan(t.events, tag.to_owned());
     if let Some(et) = &t.event_type {
@@ -143,7 +90,7 @@ pub async fn run(
         epoch,
         deadline,
     ));
-    let _timers = burst_timers(bursts, started);
+    let _timers = burst_timers(clients.bursts, started);
     let _ = live.await;
     let published_us = epoch.elapsed().as_micros() as u64;
     let _ = published_tx.send(true);
@@ -156,15 +103,9 @@ pub async fn run(
     }
     // The browsers first: they stop by themselves (caught up, given up, stalled or at
     // the deadline), and the wire clients' end tells every client to stop.
-    let mut from_browsers = Vec::new();
-    let mut browsers_unfinished = Vec::new();
-    if let Some(task) = browser_task {
-        match tokio::time::timeout_at(deadline + Duration::from_secs(15), task).await {
-            Ok(Ok(trs)) => from_browsers = trs,
-            _ => browsers_unfinished.extend(browsers.iter().map(|p| p.client.id.clone())),
-        }
-    }
-    let (mut transcripts, mut unfinished) = collect(tasks, deadline, &stop_tx).await;
+    let (from_browsers, browsers_unfinished) =
+        join_browsers(clients.browser_task, &clients.browsers, deadline).await;
+    let (mut transcripts, mut unfinished) = collect(clients.tasks, deadline, &stop_tx).await;
     transcripts.extend(from_browsers);
     unfinished.extend(browsers_unfinished);
     let (acks, publish_failures) = ledger.take();
@@ -178,22 +119,128 @@ pub async fn run(
         published: ledger.published(&target.profile),
         workload: Some(workload),
         unfinished,
-        plan: planned,
-        expect: harness_model::Expectations {
-            browser_stops: browsers
-                .iter()
-                .filter(|b| b.must_stop(&target.profile))
-                .map(|b| b.client.id.clone())
-                .collect(),
-            browser_loops: browsers
-                .iter()
-                .filter(|b| b.case == crate::scenario::BrowserCase::CursorAhead)
-                .map(|b| b.client.id.clone())
-                .collect(),
-            ..Default::default()
-        },
+        plan: clients.planned,
+        expect: browser_expectations(&clients.browsers, &target.profile),
         ..Recording::default()
     })
+}
+
+/// A workload's clients, started: the wire clients' tasks, the browsers' plans and
+/// their one task, the groups' burst switches, and the plan the evidence counts.
+struct Clients {
+    tasks: Vec<(ClientId, crate::tasks::Scoped<Transcript>)>,
+    browsers: Vec<crate::browser::BrowserPlan>,
+    browser_task: Option<crate::tasks::Scoped<Vec<Transcript>>>,
+    bursts: Vec<(u64, watch::Sender<bool>)>,
+    planned: ScenarioPlan,
+    total: usize,
+}
+
+/// Starts every client of `sc`: each wire client as a task of its own (its group's
+/// burst switch in place of `sig.burst`), every browser in one task.
+fn start_clients(
+    target: &Arc<Target>,
+    ledger: &Arc<Ledger>,
+    sc: &Scenario,
+    placement: &Placement<'_>,
+    rng: &mut ChaCha8Rng,
+    sig: &Signals,
+) -> Clients {
+    let epoch = placement.epoch;
+    let mut c = Clients {
+        tasks: Vec::new(),
+        browsers: Vec::new(),
+        browser_task: None,
+        bursts: Vec::new(),
+        planned: ScenarioPlan::default(),
+        total: 0,
+    };
+    for g in &sc.clients {
+        if g.kind == ClientKind::Browser {
+            for i in 0..g.count {
+                let plan = client_plan(target, g, i, placement, rng);
+                c.planned.clients.push(plan.id.clone());
+                c.browsers.push(crate::browser::BrowserPlan {
+                    client: plan,
+                    case: g.browser_case,
+                });
+                c.total += 1;
+            }
+            continue;
+        }
+        let shared = (g.h2_connection == crate::scenario::H2Connections::Shared)
+            .then(|| std::sync::Arc::new(crate::client::SharedH2::default()));
+        let (burst_tx, burst_rx) = watch::channel(false);
+        if let Some(ms) = g.cuts.burst_at_ms {
+            c.bursts.push((ms, burst_tx));
+        }
+        for i in 0..g.count {
+            let mut plan = client_plan(target, g, i, placement, rng);
+            plan.h2_shared = shared.clone();
+            let sig = Signals {
+                burst: burst_rx.clone(),
+                ..sig.clone()
+            };
+            let id = plan.id.clone();
+            c.planned.clients.push(id.clone());
+            if !plan.cuts.is_empty() {
+                c.planned.cuts.insert(id.clone(), plan.cuts.len() as u64);
+            }
+            let run = client::run(target.clone(), ledger.clone(), plan, sig, epoch);
+            c.tasks.push((id, crate::tasks::spawn(run)));
+            c.total += 1;
+        }
+    }
+    c.browser_task = (!c.browsers.is_empty()).then(|| {
+        crate::tasks::spawn(crate::browser::run(
+            target.clone(),
+            ledger.clone(),
+            c.browsers.clone(),
+            sig.clone(),
+            epoch,
+        ))
+    });
+    c
+}
+
+/// The browsers' transcripts, waited for until shortly after the deadline, and the
+/// browsers left unfinished (all of them when their task did not end in time).
+async fn join_browsers(
+    task: Option<crate::tasks::Scoped<Vec<Transcript>>>,
+    browsers: &[crate::browser::BrowserPlan],
+    deadline: Instant,
+) -> (Vec<Transcript>, Vec<ClientId>) {
+    let Some(task) = task else {
+        return Default::default();
+    };
+    match tokio::time::timeout_at(deadline + Duration::from_secs(15), task).await {
+        Ok(Ok(trs)) => (trs, Vec::new()),
+        _ => (
+            Vec::new(),
+            browsers.iter().map(|p| p.client.id.clone()).collect(),
+        ),
+    }
+}
+
+/// What the browsers must show besides delivery: which must stop for good, which must
+/// come back and be closed the same way each time.
+fn browser_expectations(
+    browsers: &[crate::browser::BrowserPlan],
+    profile: &crate::profile::Profile,
+) -> harness_model::Expectations {
+    harness_model::Expectations {
+        browser_stops: browsers
+            .iter()
+            .filter(|b| b.must_stop(profile))
+            .map(|b| b.client.id.clone())
+            .collect(),
+        browser_loops: browsers
+            .iter()
+            .filter(|b| b.case == crate::scenario::BrowserCase::CursorAhead)
+            .map(|b| b.client.id.clone())
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// Waits until live publishing may start: every client open (when the traffic says
@@ -279,6 +326,8 @@ struct Placement<'a> {
     head_now: Option<u64>,
     traffic: &'a Traffic,
     deadline: Instant,
+    /// The scenario's clock origin (transcripts count from it).
+    epoch: Instant,
 }
 
 fn client_plan(
