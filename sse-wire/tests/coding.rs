@@ -3,7 +3,7 @@
 //! HTTP/1.1 and over HTTP/2; incremental decoding of a sync-flushed stream; offsets
 //! (decoded and wire); unsupported codings, corrupt and truncated data; `decode: false`.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io::Write as _;
 use std::task::Poll;
 use std::time::Duration;
@@ -13,14 +13,14 @@ use sse_wire::{
     ConnectOptions, ContentEncoding, HttpVersion, Protocol, RequestSpec, Response, Target,
     WireErrorKind, open,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// Every wait in these tests ends by this deadline.
-const DEADLINE: Duration = Duration::from_secs(10);
+mod support;
+use support::{DEADLINE, serve_once};
 
 /// An event stream with enough repetition to compress well.
 fn events(n: usize) -> Vec<u8> {
@@ -98,38 +98,6 @@ impl Coding {
             }
         }
     }
-}
-
-/// Accepts one connection, reads the request head, hands both to `f`.
-async fn serve_once<F, Fut, T>(f: F) -> (Target, JoinHandle<T>)
-where
-    F: FnOnce(TcpStream, Vec<u8>) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send,
-    T: Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let (mut stream, _) = timeout(DEADLINE, listener.accept()).await.unwrap().unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = timeout(DEADLINE, stream.read(&mut byte))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(n, 1, "client closed before the end of the request head");
-            head.push(byte[0]);
-        }
-        f(stream, head).await
-    });
-    let target = Target {
-        host: "127.0.0.1".into(),
-        port,
-        tls: false,
-    };
-    (target, task)
 }
 
 fn opts() -> ConnectOptions {

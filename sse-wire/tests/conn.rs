@@ -1,6 +1,5 @@
 //! The wire client against hand-made HTTP responses on 127.0.0.1.
 
-use std::future::Future;
 use std::time::Duration;
 
 use sse_wire::{
@@ -9,44 +8,10 @@ use sse_wire::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// Every wait in these tests ends by this deadline.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Accepts one connection, reads the request head, hands both to `f`.
-async fn serve_once<F, Fut, T>(f: F) -> (Target, JoinHandle<T>)
-where
-    F: FnOnce(TcpStream, Vec<u8>) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send,
-    T: Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let (mut stream, _) = timeout(DEADLINE, listener.accept()).await.unwrap().unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            let n = timeout(DEADLINE, stream.read(&mut byte))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(n, 1, "client closed before the end of the request head");
-            head.push(byte[0]);
-            assert!(head.len() < 65536);
-        }
-        f(stream, head).await
-    });
-    let target = Target {
-        host: "127.0.0.1".into(),
-        port,
-        tls: false,
-    };
-    (target, task)
-}
+mod support;
+use support::{DEADLINE, serve_once};
 
 /// Writes each segment separately (flushing), so reads see odd boundaries.
 async fn write_segments(stream: &mut TcpStream, segments: &[&[u8]]) {
