@@ -68,12 +68,6 @@ const APPLICABLE: &[&str] = &[
     "RESUME-ID/garbage-id",
     "RESUME-ID/unknown-id",
     "RESUME-ID/foreign-id",
-    "BROWSER/backlog-then-live",
-    "BROWSER/connection-close-then-end",
-    "BROWSER/cors-for-allowed-origins-only",
-    "BROWSER/idle-frames-keep-the-cursor",
-    "BROWSER/resume-after-reset",
-    "BROWSER/wrong-token-stops-for-good",
 ];
 
 /// Scenarios not run through Pushpin (the reasons below): every built-in scenario is in
@@ -88,6 +82,12 @@ const NOT_RUN: &[&str] = &[
     "NETWORK/latency-jitter-heartbeats",
     "NETWORK/reset-storms",
     "NETWORK/slow-upstream",
+    "BROWSER/backlog-then-live",
+    "BROWSER/connection-close-then-end",
+    "BROWSER/cors-for-allowed-origins-only",
+    "BROWSER/idle-frames-keep-the-cursor",
+    "BROWSER/resume-after-reset",
+    "BROWSER/wrong-token-stops-for-good",
 ];
 
 // Not run: CT-11/fast-beside-stalled-readers and CT-11/one-byte-per-second. A reader
@@ -101,8 +101,9 @@ const NOT_RUN: &[&str] = &[
 // takes most of the scenario's deadline, and beside the other trials on two cores it
 // missed it once (BEHAVIOUR.md §10). Nor the NETWORK scenarios (issue 18): they put a
 // toxic proxy between the harness and the target and were not yet tried through Pushpin.
-// The BROWSER scenarios run: the origin allows the harness's page origin, and Pushpin
-// passes the hold's CORS headers on to the browsers (BEHAVIOUR.md §13).
+// Nor the BROWSER scenarios (issue 20): the browsers' streams are cross-origin and need
+// CORS headers on Pushpin's answers for the harness's page origin; this suite's origin
+// server is not told that origin, and Pushpin's own CORS handling was not yet measured.
 
 /// Scenarios that must pass through Pushpin with a stack of their own: they read the
 /// whole log, where the other trials' events would be foreign to them.
@@ -242,10 +243,6 @@ impl Origin {
         // The keep-alive comment's interval (whole seconds), as the profile says.
         cfg.heartbeat_ms = 1000;
         cfg.grip = Some(GripConfig::new(publish_url));
-        // The harness's browser pages come from this origin (the BROWSER scenarios).
-        cfg.allow_origins.push(
-            sse_harness::browser::page_origin(None).map_err(|e| format!("page origin: {e}"))?,
-        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
