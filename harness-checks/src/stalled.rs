@@ -33,11 +33,11 @@ pub(crate) fn check(ctx: &mut Ctx) {
         return;
     };
     let slack_ms = p.heartbeat_ms.saturating_mul(2).max(MIN_SLACK_MS);
-    let deadline_us = filled_us.saturating_add((p.write_stall_ms + slack_ms) * 1_000);
+    let bound_ms = p.write_stall_ms.saturating_add(slack_ms);
+    let deadline_us = filled_us.saturating_add(bound_ms.saturating_mul(1_000));
     let expected = |what: String| {
         format!(
-            "{what} within {} ms of the stall filling the buffers (write_stall_ms {} + {slack_ms} ms of slack)",
-            p.write_stall_ms + slack_ms,
+            "{what} within {bound_ms} ms of the stall filling the buffers (write_stall_ms {} + {slack_ms} ms of slack)",
             p.write_stall_ms
         )
     };

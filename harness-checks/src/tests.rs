@@ -838,6 +838,14 @@ cases! {
         r.gauges.insert("spine_slow_consumer_closes_total".into(), vec![(ms(500), 0.0), (ms(2000), 0.0), (ms(11000), 0.0)]);
         Case::one(numeric_cfg(), r, "liveness.stalled-reader-freed", "[liveness.stalled-reader-freed] expected spine_slow_consumer_closes_total at least 2 (0 + 2 stalled streams counted as slow consumers) within 7000 ms of the stall filling the buffers (write_stall_ms 5000 + 2000 ms of slack), saw spine_slow_consumer_closes_total still 0 9000 ms after the buffers filled (last sample)")
     };
+    // A recording carrying absurd announced bounds (a hostile target's) is judged, not a panic.
+    stalled_readers_huge_bounds => {
+        let mut r = numeric();
+        r.expect.stalled_reader = Some(harness_model::StalledReaderProbe { write_stall_ms: u64::MAX, heartbeat_ms: u64::MAX, ..stalled_probe() });
+        r.gauges.insert("spine_active_streams".into(), vec![(ms(500), 2.0), (ms(2000), 2.0), (ms(9000), 0.0)]);
+        r.gauges.insert("spine_slow_consumer_closes_total".into(), vec![(ms(500), 0.0), (ms(2000), 0.0), (ms(9000), 2.0)]);
+        Case::clean(numeric_cfg(), r)
+    };
     stalled_readers_never_counted => {
         let mut r = numeric();
         r.expect.stalled_reader = Some(stalled_probe());

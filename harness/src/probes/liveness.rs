@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness_model::{FrameKind, LivenessProbe, Recording, StreamKind};
+use harness_model::{LivenessProbe, Recording, StreamKind};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -59,17 +59,8 @@ impl RunProbe for Liveness {
             ..Recording::default()
         };
         let disconnected_us = cx.us();
-        let heartbeat_ms = rec
-            .transcripts
-            .iter()
-            .flat_map(|t| &t.connections)
-            .flat_map(|c| &c.frames)
-            .find_map(|f| match &f.kind {
-                FrameKind::Lifecycle { name, fields } if name == "connection_open" => {
-                    harness_model::heartbeat::interval_ms(fields)
-                }
-                _ => None,
-            })
+        let heartbeat_ms = super::first_open_fields(&rec)
+            .and_then(harness_model::heartbeat::interval_ms)
             .or(target.profile.heartbeat.interval_ms)
             .unwrap_or(15_000);
         let until = Instant::now() + Duration::from_millis(heartbeat_ms.saturating_mul(3) + 1000);

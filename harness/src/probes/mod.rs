@@ -189,6 +189,19 @@ pub(crate) fn data_of(t: &Transcript) -> Vec<String> {
         .collect()
 }
 
+/// The fields of the first `connection_open` frame any client of `rec` received:
+/// where a probe reads what the target announced (`heartbeat_ms`, `write_stall_ms`).
+pub(crate) fn first_open_fields(rec: &Recording) -> Option<&serde_json::Value> {
+    rec.transcripts
+        .iter()
+        .flat_map(|t| &t.connections)
+        .flat_map(|c| &c.frames)
+        .find_map(|f| match &f.kind {
+            FrameKind::Lifecycle { name, fields } if name == "connection_open" => Some(fields),
+            _ => None,
+        })
+}
+
 /// What every probe works with: the target, the clock, the ledger and the signals its
 /// clients listen to.
 pub(crate) struct Ctx {

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use harness_model::{FrameKind, Recording, StalledReaderProbe, StreamKind};
+use harness_model::{Recording, StalledReaderProbe, StreamKind};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use sse_toxics::Action;
@@ -90,14 +90,14 @@ impl RunProbe for StalledReader {
             })?;
         let gauge = m.active_streams.clone();
         let counter = m.slow_consumer_closes.clone();
-        let baseline = metric(cx, &gauge).await?.ok_or_else(|| {
+        let baseline = cx.target.gauge(&gauge).await?.ok_or_else(|| {
             HarnessError::new(
                 HarnessErrorKind::Target,
                 format!("the target's metrics have no gauge {gauge}"),
             )
         })?;
         let counter_baseline = match &counter {
-            Some(c) => Some(metric(cx, c).await?.unwrap_or(0.0)),
+            Some(c) => Some(cx.target.gauge(c).await?.unwrap_or(0.0)),
             None => None,
         };
         let ch = target.channel(&cx.tag, 0).await?;
@@ -200,15 +200,22 @@ async fn wait_stalled(log: &sse_toxics::EventLog, n: u32, deadline: Instant) -> 
     }
 }
 
+/// The longest announced `write_stall_ms` taken when the profile sets no `max_ms`:
+/// one hour. The value comes from the target and is untrusted; like
+/// [`harness_model::heartbeat::MAX_MS`], this keeps a huge announcement from
+/// overflowing the deadlines computed from it or holding the probe for days.
+const WRITE_STALL_CEILING_MS: u64 = 3_600_000;
+
 /// The bound to judge at: the announced `write_stall_ms` (at most the profile's
-/// `max_ms`), else the profile's `ms`.
+/// `max_ms`, or [`WRITE_STALL_CEILING_MS`]), else the profile's `ms`.
 fn write_stall_ms(cx: &Ctx, rec: &Recording) -> Result<u64, HarnessError> {
     let p = &cx.target.profile.write_stall;
-    let announced = open_field(rec, "write_stall_ms");
-    match (announced, p.max_ms) {
-        (Some(a), Some(max)) => Ok(a.min(max)),
-        (Some(a), None) => Ok(a),
-        (None, _) => p.ms.ok_or_else(|| {
+    let announced = super::first_open_fields(rec)
+        .and_then(|f| f.get("write_stall_ms"))
+        .and_then(serde_json::Value::as_u64);
+    match announced {
+        Some(a) => Ok(a.min(p.max_ms.unwrap_or(WRITE_STALL_CEILING_MS))),
+        None => p.ms.ok_or_else(|| {
             HarnessError::new(
                 HarnessErrorKind::Profile,
                 format!(
@@ -220,30 +227,13 @@ fn write_stall_ms(cx: &Ctx, rec: &Recording) -> Result<u64, HarnessError> {
     }
 }
 
-/// The heartbeat interval: announced, else the profile's, else the spine's default.
+/// The heartbeat interval: announced (clamped like every reader of it does), else
+/// the profile's, else the spine's default.
 fn heartbeat_ms(cx: &Ctx, rec: &Recording) -> u64 {
-    open_field(rec, "heartbeat_ms")
+    super::first_open_fields(rec)
+        .and_then(harness_model::heartbeat::interval_ms)
         .or(cx.target.profile.heartbeat.interval_ms)
         .unwrap_or(15_000)
-}
-
-/// A numeric field of the first `connection_open` any client received.
-fn open_field(rec: &Recording, name: &str) -> Option<u64> {
-    rec.transcripts
-        .iter()
-        .flat_map(|t| &t.connections)
-        .flat_map(|c| &c.frames)
-        .find_map(|f| match &f.kind {
-            FrameKind::Lifecycle { name: n, fields } if n == "connection_open" => {
-                fields.get(name).and_then(serde_json::Value::as_u64)
-            }
-            _ => None,
-        })
-}
-
-/// One metric of the target (`None`: the target's metrics do not have it).
-async fn metric(cx: &Ctx, name: &str) -> Result<Option<f64>, HarnessError> {
-    cx.target.gauge(name).await
 }
 
 /// The gauge's and the counter's samples (µs since the start, value).
@@ -262,11 +252,11 @@ impl Samples {
 
     /// Reads both now; returns the values read.
     async fn take(&mut self, cx: &Ctx) -> Result<(f64, Option<f64>), HarnessError> {
-        let g = metric(cx, &self.gauge.0).await?.unwrap_or(f64::NAN);
+        let g = cx.target.gauge(&self.gauge.0).await?.unwrap_or(f64::NAN);
         self.gauge.1.push((cx.us(), g));
         let mut c = None;
         if let Some((name, s)) = &mut self.counter {
-            let v = metric(cx, name).await?.unwrap_or(0.0);
+            let v = cx.target.gauge(name).await?.unwrap_or(0.0);
             s.push((cx.us(), v));
             c = Some(v);
         }
