@@ -27,6 +27,8 @@ pub const JUDGED_ON_BROWSERS: &[KnownContract] = &[
     ids::DELIVERY_CONTENT_INTACT,
     ids::FRAMING_JSON_DATA,
     ids::WIRE_BROWSER_STREAM,
+    ids::LIFECYCLE_TASK_EVENTS,
+    ids::LIFECYCLE_TASK_RECEIPT,
 ];
 
 /// Whether the recording has browser clients.
@@ -112,7 +114,7 @@ fn gave_up(contracts: &Contracts, cfg: &CheckConfig, rec: &Recording) -> Vec<Fin
                 at,
             ),
             (None, true) => (
-                "a stream asked for with a wrong access token is refused, so the browser gives up for good".to_owned(),
+                "the target's answer stops an EventSource for good (a refusal such as a wrong access token, no CORS header for the page's origin, a 204, a Content-Type other than text/event-stream), so the browser gives up".to_owned(),
                 format!(
                     "the browser never gave up: {opened} connection(s) opened, {} attempt(s) in all",
                     t.connections.len()

@@ -27,7 +27,9 @@ pub(crate) fn check(ctx: &mut Ctx) {
     for c in &ctx.clients {
         let id = c.id();
         for conn in &c.t.connections {
-            if !conn.status.is_some_and(|s| (200..300).contains(&s)) {
+            if !conn.status.is_some_and(|s| (200..300).contains(&s))
+                || ctx.finished_task_204(c.t, conn)
+            {
                 continue;
             }
             found.extend(
@@ -382,6 +384,10 @@ fn terminal_close(ctx: &Ctx, client: &ClientId, want: CloseReason) -> Vec<Eviden
     let mut found = Vec::new();
     let mut closed = false;
     for conn in &c.t.connections {
+        if ctx.finished_task_204(c.t, conn) {
+            closed = true;
+            continue;
+        }
         let terminal = conn.frames.iter().position(|f| {
             matches!(&f.kind, FrameKind::Data(d)
                 if matches!(d.event_type.as_deref(), Some("task_completed" | "task_failed")))

@@ -816,6 +816,13 @@ cases! {
         Case::one(numeric_cfg(), r, "lifecycle.terminal-close", "[lifecycle.terminal-close] client t#0 conn 0 byte 12: expected connection_close{reason:task_completed} right after the terminal event, saw no terminal close; the stream ended by a socket failure (io: connection reset by peer)")
     };
 
+    // Spine v1.1 §4.1.2: a task stream resumed at its terminal event may be answered 204.
+    task_resumed_after_its_end_answered_204 => Case::clean(numeric_cfg(), task_resumed_204("9"));
+    task_resumed_before_its_end_answered_204 => {
+        Case::one(numeric_cfg(), task_resumed_204("8"), "lifecycle.terminal-close", "[lifecycle.terminal-close] client tr#0 conn 0: expected connection_close{reason:task_completed} right after the terminal event, saw no terminal close; the stream ended by the server ending the response")
+            .also(&["lifecycle.headers", "lifecycle.open-first"])
+    };
+
     // Issue 18: subscribers behind a dead link, freed by the server (or not).
     stalled_readers_freed => {
         let mut r = numeric();
@@ -1050,6 +1057,25 @@ cases! {
         Case::one(opaque_cfg(), r, "resume.declared-answer", "[resume.declared-answer] client resumed#0 conn 0: expected profile claims garbage_id = live-only (resuming from garbage), saw error-status: the server answered status 400")
     };
     fast_held_back_by_stalled_readers => Case::one(numeric_cfg(), beside_stalled_readers(3000), "delivery.fast-not-held-back", "[delivery.fast-not-held-back] expected fast readers' publish → deliver p99 while 2 slow readers stalled (305 ms to 705 ms) at most 1020 ms (4 × the baseline p99 5 ms over 40 deliveries + 1000 ms), saw p99 3000 ms over 80 deliveries");
+}
+
+/// The clean numeric scenario plus `tr#0`, resuming job j2's task stream (whose
+/// terminal event is seq 9) from `cursor`, answered `204 No Content`.
+fn task_resumed_204(cursor: &str) -> Recording {
+    let mut r = numeric();
+    let mut c = Conn::new(0, 2000)
+        .cursor(cursor)
+        .end(ConnEnd::ServerClosed, 2001);
+    c.status = Some(204);
+    c.retries.clear();
+    c.headers.clear();
+    c.body_bytes = 0;
+    r.transcripts
+        .push(client("tr#0", StreamKind::Task, &["j2"], vec![c]));
+    r.expect
+        .task_terminal
+        .insert(cid("tr#0"), harness_model::CloseReason::TaskCompleted);
+    r
 }
 
 /// A stalled-reader probe: two clients, buffers filled at 2 s, a 5 s bound, 500 ms

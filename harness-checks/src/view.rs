@@ -168,6 +168,39 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// Whether `conn` of `t` is a `204 No Content` answering a task stream resumed at
+    /// or after its job's terminal event: spine v1.1 §4.1.2 allows it there ("the task
+    /// is over", said the way that stops a bare `EventSource`). Only there: the cursor
+    /// sent must be at or above the id of a terminal event some client of the same job
+    /// received, so a 204 where events were still owed is judged like any answer that
+    /// is not a stream.
+    pub fn finished_task_204(&self, t: &Transcript, conn: &Connection) -> bool {
+        if t.stream != StreamKind::Task || conn.status != Some(204) {
+            return false;
+        }
+        let Some(cursor) = conn.cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) else {
+            return false;
+        };
+        self.rec
+            .transcripts
+            .iter()
+            .filter(|o| o.stream == StreamKind::Task && o.jobs == t.jobs)
+            .flat_map(|o| &o.connections)
+            .flat_map(|c| &c.frames)
+            .filter_map(|f| match &f.kind {
+                FrameKind::Data(d)
+                    if matches!(
+                        d.event_type.as_deref(),
+                        Some("task_completed" | "task_failed")
+                    ) =>
+                {
+                    f.id.as_deref().and_then(|id| id.parse::<u64>().ok())
+                }
+                _ => None,
+            })
+            .any(|terminal| cursor >= terminal)
+    }
+
     pub fn new(contracts: &'a Contracts, cfg: &'a CheckConfig, rec: &'a Recording) -> Self {
         let clients = rec.transcripts.iter().map(ClientView::new).collect();
         let mut ack_by_seq: BTreeMap<Seq, Vec<&Ack>> = BTreeMap::new();

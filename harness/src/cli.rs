@@ -111,8 +111,8 @@ pub struct RunArgs {
     pub faults: Vec<String>,
     /// Embedded server only: turn on a legal variation of its wire behaviour
     /// (repeatable): crlf, comments, split-writes, slow-consumer-close,
-    /// small-replay-pages, gzip-flushed, charset-utf8. A correct harness passes every
-    /// one.
+    /// small-replay-pages, gzip-flushed, charset-utf8, finished-task-204. A correct
+    /// harness passes every one.
     #[arg(long = "variant", value_name = "NAME", env = "SSE_HARNESS_VARIANT")]
     pub variants: Vec<String>,
     /// Also write every scenario's full recording (each frame of each client, with

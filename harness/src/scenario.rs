@@ -400,6 +400,7 @@ impl Scenario {
     /// Whether any client group is a browser group.
     pub fn has_browsers(&self) -> bool {
         self.clients.iter().any(|g| g.kind == ClientKind::Browser)
+            || self.probe.as_ref().is_some_and(|p| p.browsers() > 0)
     }
 
     /// `<group>/<name>`.
@@ -470,7 +471,14 @@ impl Scenario {
             .iter()
             .filter(|g| g.kind == ClientKind::Browser)
             .map(|g| g.count)
-            .sum();
+            .sum::<u32>()
+            .saturating_add(self.probe.as_ref().map_or(0, |p| p.browsers()));
+        if let Some(crate::probes::Probe::TaskLifecycle(p)) = &self.probe
+            && p.browsers > 0
+            && !p.after_end
+        {
+            return bad("[probe] browsers needs after_end = true (the browsers' reconnection after the end is judged against the byte-exact client's)".into());
+        }
         if browsers > crate::browser::MAX_BROWSER_CLIENTS {
             return bad(format!(
                 "{browsers} browser clients: at most {} (Chromium opens at most 6 HTTP/1.1 connections per host, the page's own reports included)",

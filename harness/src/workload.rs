@@ -163,6 +163,7 @@ fn start_clients(
                 c.browsers.push(crate::browser::BrowserPlan {
                     client: plan,
                     case: g.browser_case,
+                    loops: g.browser_case == crate::scenario::BrowserCase::CursorAhead,
                 });
                 c.total += 1;
             }
@@ -236,7 +237,7 @@ fn browser_expectations(
             .collect(),
         browser_loops: browsers
             .iter()
-            .filter(|b| b.case == crate::scenario::BrowserCase::CursorAhead)
+            .filter(|b| b.loops)
             .map(|b| b.client.id.clone())
             .collect(),
         ..Default::default()

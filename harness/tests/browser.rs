@@ -17,6 +17,11 @@
 //!   each time, and is closed the same way each time, never given data;
 //! - a browser refused on purpose (`wrong-token-stops-for-good`) stopped for good
 //!   after one attempt;
+//! - in `task-stream-to-its-end`, every browser read the job's events (as many as the
+//!   byte-exact reader) on its first connection, then reconnected by itself after
+//!   `retry:` with the terminal event's id: against the default server it is closed
+//!   again each time, never given data; against the `finished-task-204` variant (a
+//!   second trial) that reconnection is answered 204 and the browser stops for good;
 //! - the contracts browsers cannot be judged on are listed in the result's facts.
 //!
 //! Without Chromium (Debian `chromium-headless-shell`) the trials are ignored with a
@@ -26,6 +31,7 @@ mod support;
 
 use harness_model::{Agent, FrameKind, Recording, Transcript, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
+use reference_server::variants::{Variant, VariantSet};
 use sse_harness::scenario;
 use sse_harness::{RunConfig, TargetSpec};
 
@@ -42,8 +48,89 @@ fn data_frames(t: &Transcript) -> usize {
         .count()
 }
 
+/// The scenario whose browsers read a task stream to its end.
+const TASK_TO_ITS_END: &str = "BROWSER/task-stream-to-its-end";
+
+/// `task-stream-to-its-end`: each browser read the job on its first connection, then
+/// came back after `retry:` with the terminal id, and either stopped for good at a 204
+/// (`stops`) or was closed again and again without data.
+fn task_to_its_end(rec: &Recording, browsers: &[&Transcript], stops: bool) -> Result<(), String> {
+    let reader = rec
+        .transcripts
+        .iter()
+        .find(|t| t.agent == Agent::Wire)
+        .ok_or("no byte-exact reader")?;
+    let retry = reader
+        .connections
+        .iter()
+        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
+        .ok_or("the byte-exact reader saw no retry:")?;
+    for b in browsers {
+        let (first, rest) = b.connections.split_first().ok_or("no connection")?;
+        let read = first
+            .frames
+            .iter()
+            .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+            .count();
+        let terminal = first
+            .frames
+            .iter()
+            .filter(|f| matches!(f.kind, FrameKind::Data(_)))
+            .filter_map(|f| f.id.clone())
+            .next_back();
+        let later_data = rest
+            .iter()
+            .flat_map(|c| &c.frames)
+            .any(|f| matches!(f.kind, FrameKind::Data(_)));
+        if first.status.is_none() || read == 0 || read != data_frames(reader) || later_data {
+            return Err(format!(
+                "{}: expected the job's {} events on the first connection and none after, saw {read} then data later: {later_data}",
+                b.client,
+                data_frames(reader)
+            ));
+        }
+        let (want, ok) = if stops {
+            let ok = rest.len() == 1 && rest[0].status.is_none() && b.gave_up_us.is_some();
+            ("one more attempt, answered 204, and a stop for good", ok)
+        } else {
+            let ok = rest.len() >= 2
+                && rest.iter().all(|c| c.status.is_some())
+                && b.gave_up_us.is_none();
+            (
+                "at least two more connections, each opened and closed, and no stop",
+                ok,
+            )
+        };
+        if !ok {
+            return Err(format!(
+                "{}: expected {want}; saw {} attempts after the first ({} opened), gave up: {:?}",
+                b.client,
+                rest.len(),
+                rest.iter().filter(|c| c.status.is_some()).count(),
+                b.gave_up_us
+            ));
+        }
+        for w in b.connections.windows(2) {
+            let waited = w[1].opened_us.saturating_sub(w[0].ended_us) / 1000;
+            if waited + EARLY_MS < retry || waited > retry + LATE_MS {
+                return Err(format!(
+                    "{} conn {}: came back {waited} ms after the end; retry: {retry}",
+                    b.client, w[1].index
+                ));
+            }
+            if w[1].status.is_some() && w[1].cursor != terminal {
+                return Err(format!(
+                    "{} conn {}: resumed from {:?}, the terminal id was {terminal:?}",
+                    b.client, w[1].index, w[1].cursor
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The evidence every browser scenario needs, then the scenario's own.
-fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
+fn judge_recording(id: &str, rec: &Recording, stops: bool) -> Result<(), String> {
     let wire = rec
         .transcripts
         .iter()
@@ -56,6 +143,9 @@ fn judge_recording(id: &str, rec: &Recording) -> Result<(), String> {
         .collect();
     if browsers.is_empty() {
         return Err("no browser transcript".into());
+    }
+    if id == TASK_TO_ITS_END {
+        return task_to_its_end(rec, &browsers, stops);
     }
     for b in &browsers {
         let opened = b.connections.iter().filter(|c| c.status.is_some()).count();
@@ -218,11 +308,12 @@ fn reconnections(wire: &Transcript, browsers: &[&Transcript]) -> Result<(), Stri
     Ok(())
 }
 
-async fn play(id: String, seed: u64) -> Result<(), Failed> {
+async fn play(id: String, variant: Option<Variant>, seed: u64) -> Result<(), Failed> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut cfg = RunConfig::new(TargetSpec::Embedded {
         faults: Default::default(),
     });
+    cfg.variants = VariantSet::new(variant);
     cfg.recordings = Some(dir.path().to_path_buf());
     cfg.replay_prefix = Some(support::replay_prefix("browser", seed));
     let r = support::play(cfg, &id, seed).await?;
@@ -236,7 +327,8 @@ async fn play(id: String, seed: u64) -> Result<(), Failed> {
     let file = dir.path().join(format!("{}.json", id.replace('/', "_")));
     let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    judge_recording(&id, &rec).map_err(|e| format!("{id} (seed {seed}): {e}").into())
+    let stops = variant == Some(Variant::FinishedTask204);
+    judge_recording(&id, &rec, stops).map_err(|e| format!("{id} (seed {seed}): {e}").into())
 }
 
 fn main() {
@@ -253,16 +345,23 @@ fn main() {
             "NOTICE: no Chromium (Debian package chromium-headless-shell); browser tests ignored"
         );
     }
-    let trials = scenario::builtin()
+    let mut plays: Vec<(String, Option<Variant>)> = scenario::builtin()
         .expect("the scenario files parse")
         .into_iter()
         .filter(|sc| sc.has_browsers())
-        .map(|sc| {
-            let id = sc.id();
-            Trial::test(format!("browser/{id}"), move || {
-                support::block_on(play(id, seed))?
-            })
-            .with_ignored_flag(missing)
+        .map(|sc| (sc.id(), None))
+        .collect();
+    // The same task stream against a server that answers the resume after the end 204.
+    plays.push((TASK_TO_ITS_END.to_owned(), Some(Variant::FinishedTask204)));
+    let trials = plays
+        .into_iter()
+        .map(|(id, variant)| {
+            let name = match variant {
+                Some(v) => format!("browser/{id}/{v}"),
+                None => format!("browser/{id}"),
+            };
+            Trial::test(name, move || support::block_on(play(id, variant, seed))?)
+                .with_ignored_flag(missing)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

@@ -87,6 +87,10 @@ const BROWSER_SKIPPED: &[(&str, &str)] = &[
         "BROWSER/connection-close-then-end",
         "profile nchan does not claim capability cursor-errors",
     ),
+    (
+        "BROWSER/task-stream-to-its-end",
+        "profile nchan does not claim capability task-stream",
+    ),
 ];
 
 /// Resume-id scenarios where nchan breaks a rule that holds whatever a profile claims:

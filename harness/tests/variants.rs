@@ -88,6 +88,13 @@ fn scenarios_for(v: Variant) -> &'static [&'static str] {
             "LIFECYCLE/*",
             "HEARTBEAT/idle-events-stream",
         ],
+        // A task stream resumed after its end: the byte-exact client's, judged by the
+        // lifecycle contracts, and the browsers' own reconnection after the terminal
+        // close (they must stop for good at the 204).
+        Variant::FinishedTask204 => &[
+            "LIFECYCLE/task-resumed-after-the-end",
+            "BROWSER/task-stream-to-its-end",
+        ],
     }
 }
 

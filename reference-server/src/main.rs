@@ -44,7 +44,7 @@ enum Command {
         faults: Vec<Fault>,
         /// A legal variation of the wire behaviour to switch on (repeatable): crlf,
         /// comments, split-writes, slow-consumer-close, small-replay-pages, gzip-flushed,
-        /// charset-utf8.
+        /// charset-utf8, finished-task-204.
         #[arg(long = "variant", value_name = "NAME", value_parser = variant_parser())]
         variants: Vec<Variant>,
         #[command(flatten)]

@@ -903,6 +903,14 @@ pub async fn task_stream(
         None
     };
     let c = cursor.unwrap_or(0);
+    if state.variants.has(Variant::FinishedTask204)
+        && cursor.is_some()
+        && terminal.as_ref().is_some_and(|(seq, _)| *seq <= c)
+        && c <= head
+    {
+        // Variant FinishedTask204: nothing more will ever come; tell the client so.
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
     let mut s = Stream::new(
         state.clone(),
         &cid,

@@ -70,6 +70,11 @@ variants! {
     /// the event stream is always UTF-8, and naming that charset changes nothing (only
     /// another charset is wrong).
     CharsetUtf8 => "charset-utf8",
+    /// A task stream asked for with a cursor at or after its job's terminal event is
+    /// answered `204 No Content` instead of `connection_open` and the terminal
+    /// `connection_close` (spine v1.1 §4.1.2 allows either): HTML's way to tell an
+    /// `EventSource` to stop reconnecting, so a bare browser stops for good.
+    FinishedTask204 => "finished-task-204",
 }
 
 impl fmt::Display for Variant {

@@ -63,6 +63,10 @@ pub struct BrowserPlan {
     pub client: ClientPlan,
     /// What its page does.
     pub case: crate::scenario::BrowserCase,
+    /// Whether the server is expected to end its stream again and again (with an
+    /// answer an `EventSource` cannot act on): the client is done once it has shown
+    /// that loop for a few connections, or gave up, instead of when it has every write.
+    pub loops: bool,
 }
 
 impl BrowserPlan {
@@ -244,10 +248,7 @@ pub async fn run(
         .unwrap_or_else(Instant::now);
     let mut recs: Vec<Recorder> = plans
         .iter()
-        .map(|p| {
-            let loops = p.case == crate::scenario::BrowserCase::CursorAhead;
-            Recorder::new(&p.client, target.limits.frames_per_conn, loops)
-        })
+        .map(|p| Recorder::new(&p.client, target.limits.frames_per_conn, p.loops))
         .collect();
     let started = match launch(&target, &plans).await {
         Ok(s) => s,

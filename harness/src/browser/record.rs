@@ -27,6 +27,8 @@ use crate::profile::Profile;
 /// One browser client's recording in progress.
 pub(crate) struct Recorder {
     id: ClientId,
+    /// The stream it reads.
+    stream: StreamKind,
     /// The channels it reads.
     channels: Vec<String>,
     from_start: bool,
@@ -54,6 +56,7 @@ impl Recorder {
         let sub = Subscription::new(plan.channels.clone(), plan.from_start, None);
         Recorder {
             id: plan.id.clone(),
+            stream: plan.stream,
             channels: plan.channels.clone(),
             from_start: plan.from_start,
             connections: Vec::new(),
@@ -230,7 +233,7 @@ impl Recorder {
         }
         Transcript {
             client: self.id,
-            stream: StreamKind::Events,
+            stream: self.stream,
             jobs: self.channels,
             initial_cursor: None,
             from_start: self.from_start,
@@ -262,6 +265,7 @@ mod tests {
     fn recorder() -> Recorder {
         Recorder {
             id: ClientId("b#0".into()),
+            stream: StreamKind::Events,
             channels: vec!["j".into()],
             from_start: true,
             connections: Vec::new(),

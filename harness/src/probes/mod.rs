@@ -122,6 +122,14 @@ macro_rules! each {
 }
 
 impl Probe {
+    /// How many browser clients the probe runs (`browsers` of a `task-lifecycle`).
+    pub fn browsers(&self) -> u32 {
+        match self {
+            Probe::TaskLifecycle(p) => p.browsers,
+            _ => 0,
+        }
+    }
+
     /// Whether the probe must kill and restart the target.
     pub fn needs_control(&self) -> bool {
         each!(self, p => p.needs_control())
@@ -283,6 +291,26 @@ impl Ctx {
             self.target.clone(),
             self.ledger.clone(),
             plan,
+            self.signals(None),
+            self.epoch,
+        )
+        .await
+    }
+
+    /// Runs browser clients (one Chromium) until each caught up, gave up for good or
+    /// showed its loop; publishing counts as over.
+    pub(crate) async fn browsers(
+        &self,
+        plans: Vec<crate::browser::BrowserPlan>,
+    ) -> Vec<Transcript> {
+        for p in &plans {
+            self.planned(&p.client);
+        }
+        self.published_tx.send_replace(true);
+        crate::browser::run(
+            self.target.clone(),
+            self.ledger.clone(),
+            plans,
             self.signals(None),
             self.epoch,
         )

@@ -2,15 +2,25 @@
 //! terminal event, then the close with its reason; optionally resumed at the terminal
 //! event after the job ended (the stream must close at once with the same reason).
 //! The job is read back with its receipt, so its events and receipt are judged too.
+//!
+//! With `browsers`, that many `EventSource`s in headless Chromium then read the
+//! finished task's stream from its start: the job's events (judged against its receipt
+//! like the byte-exact reader's), the terminal close, and then their own reconnection
+//! with the terminal event's id. A browser does what the answer says: the `200` stream
+//! that closes again is reconnected after `retry:`, again and again (it cannot act on
+//! `connection_close`); a `204` (spine v1.1 §4.1.2) stops it for good. Which answer the
+//! target gives is read from the byte-exact resumed client's first connection.
 
 use harness_model::{CloseReason, FrameKind, Recording, StreamKind};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use super::{Ctx, RunProbe};
+use crate::browser::BrowserPlan;
 use crate::client::Until;
 use crate::error::HarnessError;
 use crate::profile::JobSpec;
+use crate::scenario::BrowserCase;
 
 /// The probe's parameters.
 #[derive(Clone, Debug, Deserialize)]
@@ -27,6 +37,9 @@ pub struct TaskLifecycle {
     pub after_end: bool,
     /// Artifact bytes for the job.
     pub artifact_bytes: Option<u64>,
+    /// Browser clients that read the finished task's stream (needs `after_end`).
+    #[serde(default)]
+    pub browsers: u32,
 }
 
 impl RunProbe for TaskLifecycle {
@@ -59,15 +72,66 @@ impl RunProbe for TaskLifecycle {
                 .filter(|f| matches!(f.kind, FrameKind::Data(_)))
                 .filter_map(|f| f.id.clone())
                 .next_back();
-            let mut again = cx.plan("task-resumed#0", StreamKind::Task, path, Until::ServerEnds);
+            let mut again = cx.plan(
+                "task-resumed#0",
+                StreamKind::Task,
+                path.clone(),
+                Until::ServerEnds,
+            );
             again.initial_cursor = last;
             again.from_start = false;
             again.channels = vec![job.clone()];
             let t1 = cx.client(again).await;
             rec.expect.task_terminal.insert(t1.client.clone(), reason);
+            let answered_204 = t1.connections.first().and_then(|c| c.status) == Some(204);
             rec.transcripts.push(t1);
+            if self.browsers > 0 {
+                self.read_by_browsers(cx, (&path, &job), spec, answered_204, &mut rec)
+                    .await?;
+            }
         }
         rec.transcripts.insert(0, t0);
         Ok(rec)
+    }
+}
+
+impl TaskLifecycle {
+    /// The browsers read the finished task's stream `path` of `job` (see the module
+    /// doc); each is a reader of the job, judged against its receipt, and must stop for
+    /// good when the target answers the resume `204`, else keep reconnecting.
+    async fn read_by_browsers(
+        &self,
+        cx: &Ctx,
+        (path, job): (&str, &str),
+        spec: JobSpec,
+        answered_204: bool,
+        rec: &mut Recording,
+    ) -> Result<(), HarnessError> {
+        let plans = (0..self.browsers)
+            .map(|i| {
+                let id = format!("browser#{i}");
+                let mut client = cx.plan(&id, StreamKind::Task, path.to_owned(), Until::ServerEnds);
+                client.channels = vec![job.to_owned()];
+                BrowserPlan {
+                    client,
+                    case: BrowserCase::Reads,
+                    loops: true,
+                }
+            })
+            .collect();
+        for t in cx.browsers(plans).await {
+            let events = super::data_of(&t);
+            rec.jobs.push(
+                cx.read_back(job, spec, Some(t.client.clone()), events)
+                    .await?,
+            );
+            if answered_204 {
+                rec.expect.browser_stops.push(t.client.clone());
+            } else {
+                rec.expect.browser_loops.push(t.client.clone());
+            }
+            rec.transcripts.push(t);
+        }
+        Ok(())
     }
 }
