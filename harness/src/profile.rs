@@ -112,7 +112,9 @@ pub enum Cors {
     Listed,
     /// Every origin (its `Access-Control-Allow-Origin` echoes any `Origin`).
     Any,
-    /// None: browser scenarios are skipped (a page cannot read its streams cross-origin).
+    /// None: a page cannot read its streams cross-origin, so browser pages read them
+    /// through the harness's same-origin relay (a foreign-origin page is then blocked,
+    /// and must stop for good).
     None,
 }
 

@@ -203,6 +203,12 @@ pub struct ClientGroup {
     /// `foreign_origin` (their page is on an origin the target does not list).
     #[serde(default)]
     pub browser_case: BrowserCase,
+    /// Browser groups: the page reads its streams from its own origin, through the
+    /// harness's relay (the target's response passed through byte for byte), so no
+    /// CORS is involved, as for a page served by the same site as its streams. Always
+    /// so against a target that serves no CORS (`[browser] cors = "none"`).
+    #[serde(default)]
+    pub same_origin: bool,
 }
 
 /// What a browser group's pages do.
@@ -438,9 +444,16 @@ impl Scenario {
                     g.name
                 ));
             }
-            if g.kind == ClientKind::Wire && g.browser_case != BrowserCase::Reads {
+            if g.kind == ClientKind::Wire && (g.browser_case != BrowserCase::Reads || g.same_origin)
+            {
                 return bad(format!(
-                    "client group {}: browser_case is for kind = \"browser\" groups",
+                    "client group {}: browser_case and same_origin are for kind = \"browser\" groups",
+                    g.name
+                ));
+            }
+            if g.same_origin && g.browser_case == BrowserCase::ForeignOrigin {
+                return bad(format!(
+                    "client group {}: a foreign_origin page reads cross-origin; same_origin contradicts it",
                     g.name
                 ));
             }

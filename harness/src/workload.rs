@@ -160,11 +160,12 @@ fn start_clients(
             for i in 0..g.count {
                 let plan = client_plan(target, g, i, placement, rng);
                 c.planned.clients.push(plan.id.clone());
-                c.browsers.push(crate::browser::BrowserPlan {
-                    client: plan,
-                    case: g.browser_case,
-                    loops: g.browser_case == crate::scenario::BrowserCase::CursorAhead,
-                });
+                c.browsers.push(crate::browser::BrowserPlan::new(
+                    plan,
+                    g.browser_case,
+                    g.same_origin,
+                    &target.profile,
+                ));
                 c.total += 1;
             }
             continue;

@@ -6,7 +6,8 @@
 //!
 //! - every browser that reads opened its stream and received every write it was owed,
 //!   as many as the byte-exact client beside it;
-//! - in `resume-after-reset` and `idle-frames-keep-the-cursor`, every browser was cut and reconnected by itself, each
+//! - in `resume-after-reset`, `idle-frames-keep-the-cursor` and
+//!   `same-origin-through-the-relay`, every browser was cut and reconnected by itself, each
 //!   wait from a cut to the next `open` within the server's `retry:` (less a little,
 //!   more the time a loaded machine takes), and each reconnection carried the id of
 //!   the last data event before it;
@@ -22,7 +23,11 @@
 //!   `retry:` with the terminal event's id: against the default server it is closed
 //!   again each time, never given data; against the `finished-task-204` variant (a
 //!   second trial) that reconnection is answered 204 and the browser stops for good;
-//! - the contracts browsers cannot be judged on are listed in the result's facts.
+//! - the contracts browsers cannot be judged on are listed in the result's facts;
+//! - against a reference server that serves no CORS at all (started without
+//!   `--allow-origin`, a profile with `[browser] cors = "none"`), the pages read
+//!   through the harness's same-origin relay and pass `resume-after-reset`, while the
+//!   foreign page of `cors-for-allowed-origins-only` is blocked and stops for good.
 //!
 //! Without Chromium (Debian `chromium-headless-shell`) the trials are ignored with a
 //! notice, except under `CI=true`, where that is a failure (`.ci/run` installs it).
@@ -32,6 +37,7 @@ mod support;
 use harness_model::{Agent, FrameKind, Recording, Transcript, Verdict};
 use libtest_mimic::{Arguments, Failed, Trial};
 use reference_server::variants::{Variant, VariantSet};
+use sse_harness::embedded::ReferenceProcess;
 use sse_harness::scenario;
 use sse_harness::{RunConfig, TargetSpec};
 
@@ -235,6 +241,7 @@ fn closed_again_and_again(wire: &Transcript, b: &Transcript) -> Result<(), Strin
 const CUT: &[&str] = &[
     "BROWSER/resume-after-reset",
     "BROWSER/idle-frames-keep-the-cursor",
+    "BROWSER/same-origin-through-the-relay",
 ];
 
 /// Every browser saw id-less frames (heartbeats) after a data event, its cursor not
@@ -331,6 +338,45 @@ async fn play(id: String, variant: Option<Variant>, seed: u64) -> Result<(), Fai
     judge_recording(&id, &rec, stops).map_err(|e| format!("{id} (seed {seed}): {e}").into())
 }
 
+/// The scenarios played against a server that serves no CORS.
+const NO_CORS: &[&str] = &[
+    "BROWSER/resume-after-reset",
+    "BROWSER/cors-for-allowed-origins-only",
+];
+
+/// `id` against a reference server started without `--allow-origin`, with the spine
+/// profile saying `[browser] cors = "none"`: the pages must read through the relay.
+async fn play_without_cors(id: String, seed: u64) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sse-harness"));
+    let mut server = ReferenceProcess::plan(bin, &Default::default()).map_err(|e| e.to_string())?;
+    let cut = server
+        .command
+        .find(" --allow-origin ")
+        .ok_or("no --allow-origin to take away")?;
+    server.command.truncate(cut);
+    let spine =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/profiles/spine.toml");
+    let profile = dir.path().join("spine-no-cors.toml");
+    let text = std::fs::read_to_string(&spine).map_err(|e| e.to_string())?;
+    std::fs::write(&profile, format!("{text}\n[browser]\ncors = \"none\"\n"))
+        .map_err(|e| e.to_string())?;
+    let mut cfg = RunConfig::against_process(&server);
+    cfg.profile = profile.display().to_string();
+    cfg.recordings = Some(dir.path().to_path_buf());
+    cfg.replay_prefix = Some(support::replay_prefix("browser", seed));
+    let r = support::play(cfg, &id, seed).await?;
+    if let Verdict::Skipped { reason } = &r.verdict {
+        return Err(format!("{id} skipped without CORS: {reason}").into());
+    }
+    support::expect_pass(&r, seed, 20)?;
+    let file = dir.path().join(format!("{}.json", id.replace('/', "_")));
+    let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    judge_recording(&id, &rec, false)
+        .map_err(|e| format!("{id} without CORS (seed {seed}): {e}").into())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let seed = support::seed("browser", args.list);
@@ -363,6 +409,13 @@ fn main() {
             Trial::test(name, move || support::block_on(play(id, variant, seed))?)
                 .with_ignored_flag(missing)
         })
+        .chain(NO_CORS.iter().map(|id| {
+            let id = id.to_string();
+            Trial::test(format!("browser-no-cors/{id}"), move || {
+                support::block_on(play_without_cors(id, seed))?
+            })
+            .with_ignored_flag(missing)
+        }))
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }

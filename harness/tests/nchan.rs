@@ -69,6 +69,7 @@ const SKIPPED: &[(&str, &str)] = &[
 const BROWSER_APPLICABLE: &[(&str, bool)] = &[
     ("BROWSER/resume-after-reset", true),
     ("BROWSER/idle-frames-keep-the-cursor", true),
+    ("BROWSER/same-origin-through-the-relay", true),
     // nchan allows every origin ([browser] cors = "any"): the foreign page reads too.
     ("BROWSER/cors-for-allowed-origins-only", false),
 ];

@@ -87,6 +87,7 @@ const NOT_RUN: &[&str] = &[
     "BROWSER/cors-for-allowed-origins-only",
     "BROWSER/idle-frames-keep-the-cursor",
     "BROWSER/resume-after-reset",
+    "BROWSER/same-origin-through-the-relay",
     "BROWSER/task-stream-to-its-end",
     "BROWSER/wrong-token-stops-for-good",
 ];

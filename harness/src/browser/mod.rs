@@ -67,16 +67,39 @@ pub struct BrowserPlan {
     /// answer an `EventSource` cannot act on): the client is done once it has shown
     /// that loop for a few connections, or gave up, instead of when it has every write.
     pub loops: bool,
+    /// Whether its page reads the stream from its own origin, through the harness's
+    /// relay (no CORS involved), instead of from the target's.
+    pub same_origin: bool,
 }
 
 impl BrowserPlan {
+    /// A browser client reading `client`'s stream as `case` says. Its page reads through
+    /// the same-origin relay when the scenario asks (`same_origin`) or when the target
+    /// serves no CORS (`[browser] cors = "none"`), except a foreign-origin page: its
+    /// point is the cross-origin request.
+    pub fn new(
+        client: ClientPlan,
+        case: crate::scenario::BrowserCase,
+        same_origin: bool,
+        profile: &crate::profile::Profile,
+    ) -> BrowserPlan {
+        use crate::scenario::BrowserCase;
+        let no_cors = profile.browser.cors == crate::profile::Cors::None;
+        BrowserPlan {
+            client,
+            case,
+            loops: case == BrowserCase::CursorAhead,
+            same_origin: (same_origin || no_cors) && case != BrowserCase::ForeignOrigin,
+        }
+    }
+
     /// Whether the scenario expects this browser to stop for good on `profile`'s target.
     pub fn must_stop(&self, profile: &crate::profile::Profile) -> bool {
         use crate::scenario::BrowserCase;
         match self.case {
             BrowserCase::Reads | BrowserCase::CursorAhead => false,
             BrowserCase::WrongToken => true,
-            BrowserCase::ForeignOrigin => profile.browser.cors == crate::profile::Cors::Listed,
+            BrowserCase::ForeignOrigin => profile.browser.cors != crate::profile::Cors::Any,
         }
     }
 }
@@ -98,7 +121,9 @@ pub fn chromium() -> Option<PathBuf> {
 }
 
 /// Why a scenario with browser clients is skipped here, if it is: no Chromium (except
-/// under `CI=true`, where the run then fails), or a profile whose target serves no CORS.
+/// under `CI=true`, where the run then fails), or a profile that cannot serve what the
+/// scenario's pages ask (a wrong token in the query, a cursor above the head). A
+/// target that serves no CORS is read through the same-origin relay instead.
 pub fn skip_reason(
     profile: &crate::profile::Profile,
     sc: &crate::scenario::Scenario,
@@ -122,12 +147,6 @@ pub fn skip_reason(
     if wrong_token && profile.auth.as_ref().is_none_or(|a| a.query.is_none()) {
         return Some(format!(
             "profile {} has no stream token in the query ([auth] query): a wrong one cannot be sent",
-            profile.name
-        ));
-    }
-    if profile.browser.cors == crate::profile::Cors::None {
-        return Some(format!(
-            "profile {} says its target serves no CORS ([browser] cors = \"none\"): a browser page cannot read its streams cross-origin",
             profile.name
         ));
     }
@@ -162,15 +181,24 @@ pub fn page_origin(profile_origin: Option<&str>) -> Result<String, String> {
 /// The stream URL a browser client opens: the target's (or its subscriber proxy's)
 /// address, the plan's path, the token in the query.
 fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
+    let to = relay_of(target, plan)?;
+    Ok(format!("http://{}{}", to.connect, to.path))
+}
+
+/// Where a browser client's stream is: the address to connect to (the target's, or
+/// its subscriber proxy's), the target's authority, and the path with the token in
+/// the query. The browser opens it itself, or through the page's relay.
+fn relay_of(target: &Target, plan: &BrowserPlan) -> Result<page::Relay, String> {
     if target.wire.tls {
         return Err(
             "browser clients need a plain-http target (the harness's CAs are not the browser's)"
                 .into(),
         );
     }
-    let host = match target.stream_connect_to() {
+    let authority = format!("{}:{}", target.wire.host, target.wire.port);
+    let connect = match target.stream_connect_to() {
         Some(addr) => addr.to_string(),
-        None => format!("{}:{}", target.wire.host, target.wire.port),
+        None => authority.clone(),
     };
     let mut path = target.path(&plan.client.path);
     let wrong = format!("wrong-{}", target.token.as_deref().unwrap_or("token"));
@@ -194,7 +222,11 @@ fn stream_url(target: &Target, plan: &BrowserPlan) -> Result<String, String> {
         let sep = if path.contains('?') { '&' } else { '?' };
         path = format!("{path}{sep}{q}={AHEAD_CURSOR}");
     }
-    Ok(format!("http://{host}{path}"))
+    Ok(page::Relay {
+        connect,
+        host: authority,
+        path,
+    })
 }
 
 /// A page for the clients `clients` (index, URL), listening for the profile's named
@@ -375,8 +407,14 @@ async fn launch(target: &Target, plans: &[BrowserPlan]) -> Result<Started, Strin
     let bin = chromium().ok_or("no Chromium found (Debian package chromium-headless-shell)")?;
     let mut main = Vec::new();
     let mut framed = Vec::new();
+    let mut relays = std::collections::HashMap::new();
     for (c, p) in plans.iter().enumerate() {
-        let url = stream_url(target, p)?;
+        let url = if p.same_origin {
+            relays.insert(c, relay_of(target, p)?);
+            format!("e/{c}")
+        } else {
+            stream_url(target, p)?
+        };
         match p.case {
             crate::scenario::BrowserCase::ForeignOrigin => framed.push((c, url)),
             _ => main.push((c, url)),
@@ -388,6 +426,7 @@ async fn launch(target: &Target, plans: &[BrowserPlan]) -> Result<Started, Strin
     let (session, rx) = server.register(
         page_html(target, &main, 0, frame_origin.as_deref()),
         (!framed.is_empty()).then(|| page_html(target, &framed, 1, None)),
+        relays,
     );
     let url = session.url.replacen(&server.origin, &origin, 1);
     let browser = Chromium::start(&bin, &url)?;

@@ -2,7 +2,12 @@
 //! process (its own thread and runtime, so the trials of a test binary, each on a
 //! runtime of its own, share it), serving each browser run's page at `/s/<session>/`
 //! and taking what the page saw, posted back in order, at `/s/<session>/r`.
-//! Every response closes its connection; nothing else is served.
+//! Every response closes its connection; nothing else is served, except the
+//! same-origin relay: `GET /s/<session>/e/<client>` is passed to the target (the
+//! client's stream request, with the browser's `Last-Event-ID`), and the target's
+//! response bytes are passed back untouched, so the page reads the stream from its
+//! own origin and no CORS is involved. A relay ends when either side closes or the
+//! session ends.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,11 +70,38 @@ pub(crate) enum ReportKind {
     Error,
 }
 
+/// How long the relay may take to connect to the target.
+const RELAY_CONNECT: Duration = Duration::from_secs(10);
+
+/// Where a same-origin client's stream really is.
+#[derive(Clone, Debug)]
+pub(crate) struct Relay {
+    /// The address to connect to, `host:port` (the target's, or its subscriber proxy's).
+    pub connect: String,
+    /// The `Host` header: the target's authority.
+    pub host: String,
+    /// The stream's path and query on the target.
+    pub path: String,
+}
+
 /// One browser run's page and where its reports go.
 struct Session {
     html: Arc<String>,
     frame: Option<Arc<String>>,
     tx: mpsc::UnboundedSender<Vec<Report>>,
+    /// The same-origin clients' streams, by client index.
+    relays: Arc<HashMap<usize, Relay>>,
+    /// Dropped with the session: every relay of it ends then.
+    ended: tokio::sync::watch::Sender<()>,
+}
+
+/// A request as the page server reads it.
+struct Request {
+    method: String,
+    path: String,
+    /// The `Last-Event-ID` header, when sent (a relayed reconnection).
+    last_event_id: Option<String>,
+    body: Vec<u8>,
 }
 
 /// The page server.
@@ -142,7 +174,7 @@ fn start(port: u16) -> Result<Arc<PageServer>, String> {
                 while let Ok((sock, _)) = listener.accept().await {
                     let s = serving.clone();
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(REQUEST_DEADLINE, s.serve(sock)).await;
+                        let _ = s.serve(sock).await;
                     });
                 }
             })
@@ -162,6 +194,7 @@ impl PageServer {
         self: &Arc<Self>,
         html: String,
         frame: Option<String>,
+        relays: HashMap<usize, Relay>,
     ) -> (SessionGuard, mpsc::UnboundedReceiver<Vec<Report>>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -171,6 +204,8 @@ impl PageServer {
                 html: Arc::new(html),
                 frame: frame.map(Arc::new),
                 tx,
+                relays: Arc::new(relays),
+                ended: tokio::sync::watch::channel(()).0,
             },
         );
         let url = format!("{}/s/{id}/", self.origin);
@@ -184,26 +219,34 @@ impl PageServer {
         )
     }
 
-    /// Answers one request on `sock`, then closes it.
+    /// Answers one request on `sock`, then closes it (a relayed stream when the target
+    /// ends it, the browser leaves, or the session ends).
     async fn serve(&self, mut sock: TcpStream) -> std::io::Result<()> {
-        let Some((method, path, body)) = read_request(&mut sock).await? else {
+        let read = tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut sock)).await;
+        let Ok(Ok(Some(req))) = read else {
             return respond(&mut sock, "400 Bad Request", "text/plain", b"bad request").await;
         };
-        let route = path
+        let route = req
+            .path
             .strip_prefix("/s/")
             .and_then(|p| p.split_once('/'))
             .and_then(|(id, rest)| Some((id.parse::<u64>().ok()?, rest)));
         let Some((id, rest)) = route else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"not found").await;
         };
-        let found = self
-            .lock()
-            .get(&id)
-            .map(|s| (s.html.clone(), s.frame.clone(), s.tx.clone()));
-        let Some((html, frame, tx)) = found else {
+        let found = self.lock().get(&id).map(|s| {
+            (
+                s.html.clone(),
+                s.frame.clone(),
+                s.tx.clone(),
+                s.relays.clone(),
+                s.ended.subscribe(),
+            )
+        });
+        let Some((html, frame, tx, relays, ended)) = found else {
             return respond(&mut sock, "404 Not Found", "text/plain", b"no such page").await;
         };
-        let page = match (method.as_str(), rest) {
+        let page = match (req.method.as_str(), rest) {
             ("GET", "") => Some(html),
             ("GET", "f") => frame,
             _ => None,
@@ -212,8 +255,13 @@ impl PageServer {
             let ctype = "text/html; charset=utf-8";
             return respond(&mut sock, "200 OK", ctype, html.as_bytes()).await;
         }
-        match (method.as_str(), rest) {
-            ("POST", "r") => match serde_json::from_slice::<Vec<Report>>(&body) {
+        let relayed = rest
+            .strip_prefix("e/")
+            .and_then(|c| c.parse::<usize>().ok())
+            .and_then(|c| relays.get(&c));
+        match (req.method.as_str(), rest, relayed) {
+            ("GET", _, Some(to)) => relay(sock, to, req.last_event_id.as_deref(), ended).await,
+            ("POST", "r", _) => match serde_json::from_slice::<Vec<Report>>(&req.body) {
                 Ok(reports) => {
                     let _ = tx.send(reports);
                     respond(&mut sock, "204 No Content", "text/plain", b"").await
@@ -228,9 +276,39 @@ impl PageServer {
     }
 }
 
-/// Reads one request: method, path and body (by `Content-Length`); None when it is
-/// not HTTP/1.1 or too large.
-async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
+/// Passes a same-origin client's stream request to the target (`to`) and the target's
+/// response back, byte for byte, until either side closes or the session `ended`. A
+/// target that cannot be reached is a `502`, which stops the browser as a refusal
+/// would.
+async fn relay(
+    mut sock: TcpStream,
+    to: &Relay,
+    last_event_id: Option<&str>,
+    mut ended: tokio::sync::watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let up = tokio::time::timeout(RELAY_CONNECT, TcpStream::connect(&to.connect)).await;
+    let Ok(Ok(mut up)) = up else {
+        let msg = format!("relay: {} cannot be reached", to.connect);
+        return respond(&mut sock, "502 Bad Gateway", "text/plain", msg.as_bytes()).await;
+    };
+    let mut head = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n",
+        to.path, to.host
+    );
+    if let Some(id) = last_event_id {
+        head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    head.push_str("\r\n");
+    up.write_all(head.as_bytes()).await?;
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut sock, &mut up) => r.map(|_| ()),
+        _ = ended.changed() => Ok(()),
+    }
+}
+
+/// Reads one request: method, path, `Last-Event-ID` and body (by `Content-Length`);
+/// None when it is not HTTP/1.1 or too large.
+async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
@@ -261,6 +339,12 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
         if length > MAX_REQUEST {
             return Ok(None);
         }
+        let last_event_id = req
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_owned);
         let (method, path) = (
             req.method.unwrap_or("").to_owned(),
             req.path.unwrap_or("").to_owned(),
@@ -274,7 +358,12 @@ async fn read_request(sock: &mut TcpStream) -> std::io::Result<Option<(String, S
             body.extend_from_slice(&chunk[..n]);
         }
         body.truncate(length);
-        return Ok(Some((method, path, body)));
+        return Ok(Some(Request {
+            method,
+            path,
+            last_event_id,
+            body,
+        }));
     }
 }
 

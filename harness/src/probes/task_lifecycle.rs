@@ -113,9 +113,8 @@ impl TaskLifecycle {
                 let mut client = cx.plan(&id, StreamKind::Task, path.to_owned(), Until::ServerEnds);
                 client.channels = vec![job.to_owned()];
                 BrowserPlan {
-                    client,
-                    case: BrowserCase::Reads,
                     loops: true,
+                    ..BrowserPlan::new(client, BrowserCase::Reads, false, &cx.target.profile)
                 }
             })
             .collect();
