@@ -269,6 +269,12 @@ faults! {
     /// answer keep them: a byte-exact client does not notice, a browser's `EventSource`
     /// on an allowed origin is blocked and stops for good.
     CorsOffOnStreams => "cors-off-on-streams",
+    /// (v1.1) A stream authenticated by its `access_token` query parameter (no
+    /// `Authorization` header: the way a browser's `EventSource` asks) ignores the
+    /// `Last-Event-ID` header and replays from the start, as an auth layer that rebuilds
+    /// such requests without their headers would: byte-exact clients, which send the
+    /// header, resume exactly; a browser's reconnection gets every event again.
+    QueryTokenDropsCursor => "query-token-drops-cursor",
 }
 
 /// Faults with no row in `contracts/mutations.toml`: no harness scenario can show them

@@ -793,6 +793,16 @@ fn request_cursor(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Option<u64>, ApiError> {
+    let header_less;
+    let headers = if state.faults.has(Fault::QueryTokenDropsCursor)
+        && !headers.contains_key(header::AUTHORIZATION)
+    {
+        // Fault QueryTokenDropsCursor: a query-authenticated request loses its headers.
+        header_less = HeaderMap::new();
+        &header_less
+    } else {
+        headers
+    };
     let cursor = match parse_cursor(headers, query) {
         Err(_) if state.faults.has(Fault::InvalidCursorAccepted) => None,
         Err(_) if state.faults.has(Fault::GarbageCursorLiveOnly) => Some(state.store.head()),
