@@ -11,7 +11,10 @@
 //! its marker carries them, the head before them and the scenario's clock origin),
 //! `backlog` (every shard's share of the backlog is acknowledged, so the head every
 //! shard reads next is the same), `opened` (every shard's clients have their stream
-//! open: the single-process order "clients open, then publish"), and `done` (every
+//! open: the single-process order "clients open, then publish"), `published` (every
+//! shard's live writes are answered; its marker carries its acks, which the other
+//! shards' clients are owed too, so that no client stops before it has caught up with
+//! every shard's writes), and `done` (every
 //! shard has collected its recording: shard 0 may delete the channels, and the next
 //! scenario starts on every shard from the same line).
 //!
@@ -41,6 +44,8 @@ pub enum Phase {
     Backlog,
     /// Every shard's clients have their streams open.
     Opened,
+    /// Every shard's live writes are answered; each marker carries its acks.
+    Published,
     /// Every shard has its recording.
     Done,
 }
@@ -52,6 +57,7 @@ impl Phase {
             Phase::Setup => "setup",
             Phase::Backlog => "backlog",
             Phase::Opened => "opened",
+            Phase::Published => "published",
             Phase::Done => "done",
         }
     }

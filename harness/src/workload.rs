@@ -186,6 +186,9 @@ async fn play(
     let _timers = burst_timers(clients.bursts, started);
     let _ = live.await;
     let published_us = epoch.elapsed().as_micros() as u64;
+    if !part.spec.is_whole() {
+        share_acks(part, &ledger, deadline).await?;
+    }
     let _ = published_tx.send(true);
     if owned > 0 && ledger.acked() == 0 && !ledger.any_failure() {
         // A pass needs evidence: nothing was published, so nothing could be judged.
@@ -216,6 +219,26 @@ async fn play(
         expect: browser_expectations(&clients.browsers, &target.profile),
         ..Recording::default()
     })
+}
+
+/// Passes the `published` barrier with this shard's acks and takes the other shards'
+/// as owed to its clients: a client is caught up once it has every shard's writes.
+async fn share_acks(part: &Part, ledger: &Ledger, deadline: Instant) -> Result<(), HarnessError> {
+    let mine = serde_json::to_value(ledger.acks()).unwrap_or_default();
+    let all = part.align(Phase::Published, mine, deadline).await?;
+    for (i, acks) in all.into_iter().enumerate() {
+        if i as u32 == part.spec.index() {
+            continue;
+        }
+        let acks: Vec<harness_model::Ack> = serde_json::from_value(acks).map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Target,
+                format!("shard {i}'s published marker: {e}"),
+            )
+        })?;
+        ledger.add_foreign(acks);
+    }
+    Ok(())
 }
 
 /// A workload's clients, started: the wire clients' tasks, the browsers' plans and
