@@ -82,7 +82,9 @@ pub enum BarrierError {
         path: PathBuf,
     },
     /// Not every shard arrived within the deadline.
-    #[error("shard barrier '{phase}' of {scenario}: {arrived} of {count} shards arrived within {waited:?} (missing: {missing})")]
+    #[error(
+        "shard barrier '{phase}' of {scenario}: {arrived} of {count} shards arrived within {waited:?} (missing: {missing})"
+    )]
     TimedOut {
         /// The phase.
         phase: &'static str,
@@ -279,16 +281,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let all = barriers(dir.path(), 3);
         let e = all[0]
-            .arrive("CT-1/x", Phase::Opened, &Value::Null, Duration::from_millis(50))
+            .arrive(
+                "CT-1/x",
+                Phase::Opened,
+                &Value::Null,
+                Duration::from_millis(50),
+            )
             .await
             .unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("1 of 3") && text.contains("missing: 1, 2"), "{text}");
+        assert!(
+            text.contains("1 of 3") && text.contains("missing: 1, 2"),
+            "{text}"
+        );
         all[2].abort("CT-1/y", "setup failed");
         let e = all[1]
-            .arrive("CT-1/y", Phase::Setup, &Value::Null, Duration::from_secs(30))
+            .arrive(
+                "CT-1/y",
+                Phase::Setup,
+                &Value::Null,
+                Duration::from_secs(30),
+            )
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("shard 2 gave CT-1/y up: setup failed"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("shard 2 gave CT-1/y up: setup failed"),
+            "{e}"
+        );
     }
 }

@@ -174,7 +174,12 @@ pub struct ShardArgs {
     pub barrier_dir: Option<PathBuf>,
     /// The longest a shard waits for the others at one phase, in seconds; then the
     /// scenario is an error naming the shards missing.
-    #[arg(long, value_name = "SECS", default_value_t = 120, env = "SSE_HARNESS_BARRIER_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 120,
+        env = "SSE_HARNESS_BARRIER_TIMEOUT"
+    )]
     pub barrier_timeout: u64,
     /// Start the scenarios at this time (RFC 3339, e.g. 2025-05-01T12:00:00Z), once
     /// the target answers: shards on several machines begin together.

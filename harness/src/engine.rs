@@ -244,17 +244,17 @@ pub async fn run(
     let replay = replay_command(&cfg, seed);
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let meta = RunMeta {
-            seed,
-            target: setup.target.base.clone(),
-            embedded: setup.is_embedded(),
-            insecure_tls: setup.target.insecure,
-            remote: !crate::proxy_env::is_loopback(&setup.target.wire.host),
-            protocol: setup.target.protocol,
-            profile: profile.name.clone(),
-            started_at,
-            harness_version: env!("CARGO_PKG_VERSION").into(),
-            replay_command: replay.run.clone(),
-            limits: cfg.limits,
+        seed,
+        target: setup.target.base.clone(),
+        embedded: setup.is_embedded(),
+        insecure_tls: setup.target.insecure,
+        remote: !crate::proxy_env::is_loopback(&setup.target.wire.host),
+        protocol: setup.target.protocol,
+        profile: profile.name.clone(),
+        started_at,
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        replay_command: replay.run.clone(),
+        limits: cfg.limits,
     };
     sink(&RunEvent::RunStarted {
         meta: meta.clone(),

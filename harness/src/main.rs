@@ -121,8 +121,9 @@ async fn run(mut a: RunArgs) -> Result<u8> {
 
 /// `--start-at`'s time.
 fn start_at(text: &str) -> Result<std::time::SystemTime> {
-    let t = chrono::DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("--start-at {text:?}: expected RFC 3339, e.g. 2025-05-01T12:00:00Z"))?;
+    let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("--start-at {text:?}: expected RFC 3339, e.g. 2025-05-01T12:00:00Z")
+    })?;
     Ok(std::time::SystemTime::from(t))
 }
 

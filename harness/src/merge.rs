@@ -123,7 +123,11 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<ShardRecord>, MergeError> {
         };
         let checks = [
             differ("seed", first.seed.to_string(), r.seed.to_string()),
-            differ("shard count", count.to_string(), r.shard.count().to_string()),
+            differ(
+                "shard count",
+                count.to_string(),
+                r.shard.count().to_string(),
+            ),
             differ("profile", first.profile.clone(), r.profile.clone()),
             differ("scenarios", ids(first), ids(r)),
         ];

@@ -222,10 +222,9 @@ impl Runner {
         if let Some(reason) = self.skip_reason(sc) {
             return Err(Verdict::Skipped { reason });
         }
-        let sc = crate::polite::apply(sc, &self.limits)
-            .map_err(|short| Verdict::Inconclusive {
-                reasons: vec![short],
-            })?;
+        let sc = crate::polite::apply(sc, &self.limits).map_err(|short| Verdict::Inconclusive {
+            reasons: vec![short],
+        })?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
         let tag = format!("{:08x}", rng.random::<u32>());
         let outcome = self.play(&sc, &mut rng, &tag, part).await;

@@ -313,6 +313,9 @@ mod tests {
         let before = tokio::time::Instant::now();
         let at = instant_at(unix_us_now());
         let after = tokio::time::Instant::now();
-        assert!(at + std::time::Duration::from_millis(5) >= before && at <= after + std::time::Duration::from_millis(5));
+        assert!(
+            at + std::time::Duration::from_millis(5) >= before
+                && at <= after + std::time::Duration::from_millis(5)
+        );
     }
 }

@@ -15,14 +15,14 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::barrier::Phase;
 use crate::client::{self, ClientPlan, Cut, Signals, Until};
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::fill;
-use crate::barrier::Phase;
 use crate::publisher::{PublishPlan, owned_writes, publish};
-use crate::shard::Part;
 use crate::scenario::{ClientGroup, ClientKind, From, Scenario, StreamChoice, Traffic};
+use crate::shard::Part;
 use crate::target::{Target, encode_segment};
 
 /// Runs the workload of `sc` against `target` and returns what was recorded: the whole
