@@ -349,7 +349,7 @@ pub fn union(parts: Vec<Recording>) -> Recording {
     out.acks.sort_by_key(|a| (a.acked_us, a.publisher));
     out.indeterminate.sort_by_key(|w| (w.sent_us, w.publisher));
     for v in out.gauges.values_mut() {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|s| s.0);
     }
     out
 }
@@ -436,7 +436,7 @@ mod tests {
                 .map(|c| Transcript {
                     client: c.clone(),
                     ..serde_json::from_value(serde_json::json!({
-                        "client": "x", "stream": "events", "jobs": [], "initial_cursor": null,
+                        "client": "x", "stream": "events", "jobs": [], "initial_cursor": null, "from_start": false,
                         "connections": []
                     }))
                     .expect("a transcript")
