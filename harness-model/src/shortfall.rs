@@ -118,6 +118,13 @@ pub enum Shortfall {
         /// Bytes the probe needed.
         needed: u64,
     },
+    /// A shard recorded its part of a split scenario (`run --shard I/N`): whether
+    /// the contracts held across every shard's clients and publishers is for
+    /// `sse-harness merge` to judge, so this shard claims nothing.
+    JudgedByMerge {
+        /// The shard, `I/N`.
+        shard: String,
+    },
 }
 
 impl fmt::Display for Shortfall {
@@ -192,6 +199,10 @@ impl fmt::Display for Shortfall {
             Shortfall::StallNotReached { stalled, clients } => write!(
                 f,
                 "the proxy stalled {stalled} of {clients} open streams (the others never opened before the stall)"
+            ),
+            Shortfall::JudgedByMerge { shard } => write!(
+                f,
+                "shard {shard} recorded its part; the contracts span every shard: judged by `sse-harness merge`"
             ),
             Shortfall::StallNotFilled { published, needed } => write!(
                 f,

@@ -35,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Run scenarios against a target and write a report directory.
     Run(Box<RunArgs>),
+    /// Merge the shard records of one split run (`run --shard I/N`) into one report,
+    /// judged across every shard; exits as `run` would.
+    Merge(MergeArgs),
     /// List the scenarios (and whether the profile can run them).
     List(ListArgs),
     /// Play the mutation table: each deliberate server fault against the scenarios that
@@ -151,6 +154,54 @@ pub struct RunArgs {
     /// TLS (an `https` target): trust, and who the harness is.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Running across machines: `--shard`, `--barrier-dir`, `--start-at`.
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+/// `run` as one shard of a split run (README "Running across machines").
+#[derive(Args, Clone, Debug, Default)]
+pub struct ShardArgs {
+    /// Play shard I of N (from 0): the I-th part of every split scenario's clients and
+    /// publish requests, planned from the seed as the whole run plans them; probes,
+    /// browser and toxics scenarios run whole on shard 0. Writes `shard.json` into the
+    /// report directory for `sse-harness merge`. Needs --barrier-dir when N > 1.
+    #[arg(long, value_name = "I/N", env = "SSE_HARNESS_SHARD")]
+    pub shard: Option<sse_harness::shard::ShardSpec>,
+    /// A directory every shard can read and write (a fresh one per run): the shards
+    /// wait for each other there at every phase of a split scenario.
+    #[arg(long, value_name = "DIR", env = "SSE_HARNESS_BARRIER_DIR")]
+    pub barrier_dir: Option<PathBuf>,
+    /// The longest a shard waits for the others at one phase, in seconds; then the
+    /// scenario is an error naming the shards missing.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 120,
+        env = "SSE_HARNESS_BARRIER_TIMEOUT"
+    )]
+    pub barrier_timeout: u64,
+    /// Start the scenarios at this time (RFC 3339, e.g. 2025-05-01T12:00:00Z), once
+    /// the target answers: shards on several machines begin together.
+    #[arg(long, value_name = "TIME", env = "SSE_HARNESS_START_AT")]
+    pub start_at: Option<String>,
+}
+
+/// `sse-harness merge`.
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The report directories of every shard of one run (each holds `shard.json`).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged report.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: PathBuf,
+    /// A gate such as `publish_to_deliver.p99 < 50ms`; repeatable (adds to the profile's).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<Threshold>,
+    /// `human` (default) or `json`: also stream every run event as a JSON line on stdout.
+    #[arg(long, value_enum)]
+    pub message_format: Option<MessageFormat>,
 }
 
 /// TLS flags of `run`, for an `https` target: streams and plain requests alike.

@@ -5,7 +5,7 @@ use harness_model::Capability;
 use sse_harness::engine::Selection;
 use sse_harness::{mutation, profile::Profile};
 
-use crate::cli::{ListArgs, MutationArgs, ServeArgs};
+use crate::cli::{ListArgs, MergeArgs, MutationArgs, ServeArgs};
 
 /// `sse-harness list`: every selected scenario and whether the profile can run it.
 pub fn list(a: ListArgs) -> Result<()> {
@@ -108,6 +108,13 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
         .into_iter()
         .filter(|m| a.faults.is_empty() || a.faults.contains(&m.fault))
     {
+        if m.across_shards {
+            eprintln!(
+                "fault {}: shows only across client addresses (a split run's merge); proven by harness/tests/shards.rs, not played here",
+                m.fault
+            );
+            continue;
+        }
         eprintln!(
             "fault {} → expecting {} ({} run(s))",
             m.fault, m.catches, m.runs
@@ -142,4 +149,39 @@ pub async fn mutations(a: MutationArgs) -> Result<u8> {
     } else {
         1
     })
+}
+
+/// `sse-harness merge`: reads every shard's record, checks they are one run, judges
+/// the united recordings and writes the merged report; the exit status is `run`'s.
+pub fn merge(a: MergeArgs) -> Result<u8> {
+    let contracts = harness_model::Contracts::builtin();
+    let records = sse_harness::merge::load(&a.dirs)?;
+    let merged = sse_harness::merge::merge(records, &contracts)?;
+    let mut reporters = harness_report::file_reporters(&a.report_dir);
+    let style = harness_report::TerminalStyle {
+        color: false,
+        progress: false,
+    };
+    reporters.push(Box::new(harness_report::TerminalReporter::new(
+        Box::new(std::io::stderr()),
+        style,
+    )));
+    if a.message_format == Some(crate::cli::MessageFormat::Json) {
+        reporters.push(Box::new(harness_report::JsonLinesReporter::new(Box::new(
+            std::io::stdout(),
+        ))));
+    }
+    let mut report_error = None;
+    let summary = sse_harness::merge::emit(&merged, &a.thresholds, &contracts, &mut |ev| {
+        for r in reporters.iter_mut() {
+            if let Err(e) = r.on_event(ev) {
+                report_error.get_or_insert(e.to_string());
+            }
+        }
+    });
+    if let Some(e) = report_error {
+        anyhow::bail!("writing the merged report: {e}");
+    }
+    eprintln!("report: {}", a.report_dir.display());
+    Ok(summary.outcome.exit_code())
 }

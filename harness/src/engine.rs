@@ -135,6 +135,24 @@ pub struct RunConfig {
     /// Headers sent on every request to the target, streams and publishes
     /// (`--header`); their values are never printed.
     pub headers: Vec<(String, String)>,
+    /// Start the scenarios at this wall-clock time (`--start-at`), after the target is
+    /// set up: shards on several machines begin together.
+    pub start_at: Option<std::time::SystemTime>,
+    /// Play one shard of a split run (`--shard I/N`, [`crate::shard`]).
+    pub shard: Option<ShardRun>,
+}
+
+/// How this process plays one shard of a split run.
+#[derive(Clone, Debug)]
+pub struct ShardRun {
+    /// Which shard (`I/N`).
+    pub spec: crate::shard::ShardSpec,
+    /// The directory the shards align through (`--barrier-dir`; [`crate::barrier`]).
+    pub barrier_dir: PathBuf,
+    /// The longest a shard waits for the others at one phase (`--barrier-timeout`).
+    pub barrier_timeout: Duration,
+    /// Where to write the shard record (`shard.json`) merge reads.
+    pub record_dir: PathBuf,
 }
 
 impl RunConfig {
@@ -170,6 +188,8 @@ impl RunConfig {
             interrupt: Interrupt::default(),
             limits: RunLimits::default(),
             headers: Vec::new(),
+            start_at: None,
+            shard: None,
         }
     }
 }
@@ -220,23 +240,29 @@ pub async fn run(
         }
         s = Setup::start(&cfg, profile.clone()) => s?,
     };
+    wait_for_start(cfg.start_at, &cfg.interrupt).await?;
     let replay = replay_command(&cfg, seed);
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let meta = RunMeta {
+        seed,
+        target: setup.target.base.clone(),
+        embedded: setup.is_embedded(),
+        insecure_tls: setup.target.insecure,
+        remote: !crate::proxy_env::is_loopback(&setup.target.wire.host),
+        protocol: setup.target.protocol,
+        profile: profile.name.clone(),
+        started_at,
+        harness_version: env!("CARGO_PKG_VERSION").into(),
+        replay_command: replay.run.clone(),
+        limits: cfg.limits,
+    };
     sink(&RunEvent::RunStarted {
-        meta: RunMeta {
-            seed,
-            target: setup.target.base.clone(),
-            embedded: setup.is_embedded(),
-            insecure_tls: setup.target.insecure,
-            remote: !crate::proxy_env::is_loopback(&setup.target.wire.host),
-            protocol: setup.target.protocol,
-            profile: profile.name.clone(),
-            started_at,
-            harness_version: env!("CARGO_PKG_VERSION").into(),
-            replay_command: replay.run.clone(),
-            limits: cfg.limits,
-        },
+        meta: meta.clone(),
         scenarios: scenarios.iter().map(Runner::info).collect(),
+    });
+    let sharding = cfg.shard.as_ref().map(|s| {
+        let barrier = crate::barrier::Barrier::new(&s.barrier_dir, seed, s.spec, s.barrier_timeout);
+        Arc::new(crate::shard_record::Sharding::new(s.spec, barrier))
     });
     let runner = Runner {
         target: setup.target.clone(),
@@ -246,9 +272,14 @@ pub async fn run(
         control: setup.control.clone(),
         recordings: cfg.recordings.clone(),
         limits: cfg.limits,
+        shard: sharding.clone(),
     };
     let started = Instant::now();
     let results = runner.run_all(&scenarios, &cfg.interrupt, sink).await;
+    let mut record_error = None;
+    if let (Some(s), Some(sh)) = (&cfg.shard, &sharding) {
+        record_error = write_shard_record(s, sh, seed, &cfg.profile, meta).err();
+    }
     let interrupted = cfg.interrupt.fired();
     let checks = gate::check_thresholds(&thresholds, &results);
     let mut gate_findings = gate::threshold_findings(&checks, &contracts);
@@ -275,6 +306,9 @@ pub async fn run(
         summary: summary.clone(),
     });
     setup.stop().await;
+    if let Some(e) = record_error {
+        return Err(e);
+    }
     Ok(RunOutcome {
         seed,
         results,
@@ -282,6 +316,50 @@ pub async fn run(
         summary,
         replay_command: replay.run,
     })
+}
+
+/// Waits until `start_at` (if any, and in the future); a signal stops the wait.
+async fn wait_for_start(
+    start_at: Option<std::time::SystemTime>,
+    interrupt: &Interrupt,
+) -> Result<(), HarnessError> {
+    let Some(at) = start_at else {
+        return Ok(());
+    };
+    let Ok(wait) = at.duration_since(std::time::SystemTime::now()) else {
+        return Ok(());
+    };
+    tokio::select! {
+        biased;
+        signal = interrupt.wait() => Err(HarnessError::new(
+            HarnessErrorKind::Interrupted,
+            format!("interrupted by {signal} while waiting for --start-at"),
+        )),
+        _ = tokio::time::sleep(wait) => Ok(()),
+    }
+}
+
+/// Writes the shard record merge reads (`shard.json`, [`crate::shard_record`]).
+fn write_shard_record(
+    s: &ShardRun,
+    sh: &crate::shard_record::Sharding,
+    seed: u64,
+    profile: &str,
+    meta: RunMeta,
+) -> Result<(), HarnessError> {
+    let record = crate::shard_record::ShardRecord {
+        format: crate::shard_record::FORMAT.to_owned(),
+        version: crate::shard_record::VERSION,
+        seed,
+        shard: s.spec,
+        profile: profile.to_owned(),
+        meta,
+        scenarios: sh.take(),
+    };
+    record
+        .write(&s.record_dir)
+        .map(|_| ())
+        .map_err(|e| HarnessError::new(HarnessErrorKind::Report, e.to_string()).with_source(e))
 }
 
 fn load_baseline(p: &Path) -> Result<Baseline, HarnessError> {

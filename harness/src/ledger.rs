@@ -20,6 +20,9 @@ pub struct Ledger {
     contents: Mutex<BTreeMap<String, String>>,
     /// The bytes the scenario's clients recorded, against `Limits::scenario_bytes`.
     pub budget: Budget,
+    /// The other shards' acks of a split scenario ([`crate::shard`]): owed to this
+    /// shard's clients like its own, but theirs to record.
+    foreign: Mutex<Vec<Ack>>,
 }
 
 impl Ledger {
@@ -80,10 +83,25 @@ impl Ledger {
     }
 
     /// The markers of the acks so far that `sub` is owed (the one rule of
-    /// [`harness_model::owed`], which the checkers judge by too).
+    /// [`harness_model::owed`], which the checkers judge by too), the other shards'
+    /// included.
     pub fn owed(&self, sub: &Subscription, ids: IdMode) -> Vec<String> {
         let acks = self.acks.lock().expect("ledger lock");
-        sub.owed(&acks, ids).map(|a| a.marker.clone()).collect()
+        let foreign = self.foreign.lock().expect("ledger lock");
+        sub.owed(&acks, ids)
+            .chain(sub.owed(&foreign, ids))
+            .map(|a| a.marker.clone())
+            .collect()
+    }
+
+    /// A copy of the acks so far (what this shard tells the others it published).
+    pub fn acks(&self) -> Vec<Ack> {
+        self.acks.lock().expect("ledger lock").clone()
+    }
+
+    /// Adds the other shards' acks: owed to the clients, never taken for the recording.
+    pub fn add_foreign(&self, acks: Vec<Ack>) {
+        self.foreign.lock().expect("ledger lock").extend(acks);
     }
 
     /// Everything recorded, for the checkers.

@@ -12,6 +12,7 @@
 //! (`embedded`), and the `mutation` table plays its deliberate faults.
 #![deny(missing_docs)]
 
+pub mod barrier;
 pub mod browser;
 pub mod classify;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod fate;
 pub mod interrupt;
 pub mod ledger;
 pub mod limits;
+pub mod merge;
 #[cfg(feature = "embedded")]
 pub mod mutation;
 pub mod network;
@@ -35,6 +37,8 @@ pub mod proxy_env;
 pub mod publisher;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
+pub mod shard_record;
 pub mod target;
 pub mod tasks;
 pub mod workload;

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Run(a) => run(*a).await,
+            Command::Merge(a) => commands::merge(a),
             Command::List(a) => commands::list(a).map(|_| 0),
             Command::Mutations(a) => commands::mutations(a).await,
             Command::ServeReference(a) => commands::serve(a).await.map(|_| 0),
@@ -88,6 +89,8 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.limits = a.polite.limits();
     cfg.headers = a.auth.pairs();
     cfg.interrupt = on_signals()?;
+    cfg.start_at = a.shard.start_at.as_deref().map(start_at).transpose()?;
+    cfg.shard = shard_run(&a.shard, &dir)?;
     let mut reporters = reporters(&a, &dir);
     let mut report_error = None;
     let outcome = engine::run(cfg, &mut |ev: &RunEvent| {
@@ -114,6 +117,38 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     }
     eprintln!("report: {}", dir.display());
     Ok(outcome.exit_code())
+}
+
+/// `--start-at`'s time.
+fn start_at(text: &str) -> Result<std::time::SystemTime> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("--start-at {text:?}: expected RFC 3339, e.g. 2025-05-01T12:00:00Z")
+    })?;
+    Ok(std::time::SystemTime::from(t))
+}
+
+/// The shard this run plays, when `--shard I/N` splits it (N > 1): a barrier directory
+/// is then required. `--shard 0/1` is the whole run, with its shard record all the same.
+fn shard_run(a: &cli::ShardArgs, dir: &std::path::Path) -> Result<Option<engine::ShardRun>> {
+    let Some(spec) = a.shard else {
+        if a.barrier_dir.is_some() {
+            bail!("--barrier-dir needs --shard I/N");
+        }
+        return Ok(None);
+    };
+    let barrier_dir = match (&a.barrier_dir, spec.is_whole()) {
+        (Some(d), _) => d.clone(),
+        (None, true) => dir.join("barrier"),
+        (None, false) => bail!(
+            "--shard {spec} needs --barrier-dir DIR: a directory every shard can write (a fresh one per run), where they wait for each other"
+        ),
+    };
+    Ok(Some(engine::ShardRun {
+        spec,
+        barrier_dir,
+        barrier_timeout: std::time::Duration::from_secs(a.barrier_timeout),
+        record_dir: dir.to_owned(),
+    }))
 }
 
 /// The exit status of a run a signal stopped (128 + SIGINT, as shells report Ctrl-C).

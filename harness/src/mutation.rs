@@ -43,6 +43,11 @@ pub struct Mutation {
     pub runs: u32,
     /// What the fault does, in one line.
     pub why: String,
+    /// The fault shows only across client addresses: caught by merging the shards of
+    /// a split run (harness/tests/shards.rs), never by one process, so the
+    /// single-process players skip it.
+    #[serde(default)]
+    pub across_shards: bool,
 }
 
 fn one() -> u32 {

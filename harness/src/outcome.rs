@@ -11,6 +11,12 @@
 //! 3. else some scenario could not be judged → `CouldNotRun` (2);
 //! 4. else a threshold did not hold → `ThresholdFail` (3);
 //! 5. else `Pass` (0).
+//!
+//! A shard of a split run (`run --shard I/N`, N > 1) judges none of its split
+//! scenarios: each is `Inconclusive` with the one reason `JudgedByMerge`. Such a
+//! scenario does not fail the shard's run under rule 2 (it recorded what it set out to
+//! record; `sse-harness merge` judges it), and a shard whose run then passes says so
+//! in its reason ("… recorded for merge, judged by none"), never as a silent pass.
 
 use harness_model::{
     Interruption, Outcome, RunSummary, ScenarioResult, ThresholdCheck, Totals, Verdict,
@@ -59,7 +65,7 @@ pub fn decide(
             )),
         )
     } else {
-        (Outcome::Pass, None)
+        (Outcome::Pass, recorded_for_merge(results))
     };
     RunSummary {
         outcome,
@@ -69,11 +75,38 @@ pub fn decide(
     }
 }
 
-/// Why the run fails for want of evidence, if it does: the first inconclusive scenario.
+/// Whether the scenario is a shard's recorded part of a split scenario, which only
+/// `sse-harness merge` judges.
+fn judged_by_merge(r: &ScenarioResult) -> bool {
+    match &r.verdict {
+        Verdict::Inconclusive { reasons } => {
+            !reasons.is_empty()
+                && reasons
+                    .iter()
+                    .all(|s| matches!(s, harness_model::Shortfall::JudgedByMerge { .. }))
+        }
+        _ => false,
+    }
+}
+
+/// The reason a shard's passing run gives: how many of its scenarios only merge judges.
+fn recorded_for_merge(results: &[ScenarioResult]) -> Option<String> {
+    let n = results.iter().filter(|r| judged_by_merge(r)).count();
+    (n > 0).then(|| {
+        format!(
+            "{n} scenario(s) recorded for `sse-harness merge`, judged by none here; the run's verdict is the merge's"
+        )
+    })
+}
+
+/// Why the run fails for want of evidence, if it does: the first inconclusive scenario
+/// (a shard's part that only merge judges does not count).
 fn inconclusive(results: &[ScenarioResult], n: u64) -> Option<String> {
     let first = results
         .iter()
+        .filter(|r| !judged_by_merge(r))
         .find(|r| matches!(r.verdict, Verdict::Inconclusive { .. }))?;
+    let n = n - results.iter().filter(|r| judged_by_merge(r)).count() as u64;
     Some(format!(
         "{n} scenario(s) inconclusive; first: {}: {}",
         first.info.id,

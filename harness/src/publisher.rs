@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::fate::{self, Fate};
 use crate::ledger::Ledger;
 use crate::profile::{Publish, fill};
+use crate::shard::ShardSpec;
 use crate::target::{Answer, Target, encode_segment};
 
 /// What to publish.
@@ -37,6 +38,9 @@ pub struct PublishPlan {
     pub event_type: String,
     /// Marker tag: markers are `hm-<tag>-<publisher>-<n>`.
     pub tag: String,
+    /// Which requests this process sends ([`ShardSpec::owns_request`]); the others
+    /// are other shards' ([`ShardSpec::WHOLE`]: every one).
+    pub shard: ShardSpec,
 }
 
 /// The event type of the harness's writes, unless a scenario chooses one.
@@ -69,6 +73,22 @@ pub async fn publish(
 pub fn share(count: u64, publishers: u32, p: u32) -> u64 {
     let n = u64::from(publishers.max(1));
     count / n + u64::from(u64::from(p) < count % n)
+}
+
+/// How many of the plan's writes this process sends: the writes of the requests its
+/// shard owns (all of them in a whole run), with `batch` writes a request.
+pub fn owned_writes(plan: &PublishPlan, batch: u64) -> u64 {
+    let publishers = plan.publishers.max(1);
+    let batch = batch.max(1);
+    (0..publishers)
+        .map(|p| {
+            let share = share(plan.count, publishers, p);
+            (0..share.div_ceil(batch))
+                .filter(|r| plan.shard.owns_request(publishers, p, *r))
+                .map(|r| batch.min(share - r * batch))
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// The channel of publisher `p`'s request number `request`: round-robin over the
@@ -465,10 +485,16 @@ async fn publisher(
     let clock = Clock { epoch, deadline };
     let (mut sent, mut request) = (0u64, 0u64);
     while sent < share && Instant::now() < deadline {
+        let n = me.batch.min(share - sent);
+        if !me.plan.shard.owns_request(me.plan.publishers, p, request) {
+            // Another shard's request: it keeps its number, markers and time there.
+            sent += n;
+            request += 1;
+            continue;
+        }
         if let Some(iv) = interval {
             tokio::time::sleep_until((start + iv.mul_f64(request as f64)).min(deadline)).await;
         }
-        let n = me.batch.min(share - sent);
         let channels = &me.plan.channels;
         let channel = channels[channel_of(channels.len(), me.plan.publishers, p, request)].clone();
         let markers = me.markers(sent, n);
@@ -540,6 +566,7 @@ mod tests {
             pad: String::new(),
             event_type: DEFAULT_EVENT_TYPE.to_owned(),
             tag: "same".to_owned(),
+            shard: ShardSpec::WHOLE,
         };
         let mut out = Vec::new();
         for _ in 0..2 {
@@ -625,6 +652,7 @@ mod tests {
             pad: String::new(),
             event_type: DEFAULT_EVENT_TYPE.to_owned(),
             tag: "lost".to_owned(),
+            shard: ShardSpec::WHOLE,
         };
         let ledger = Arc::new(Ledger::default());
         let epoch = Instant::now();

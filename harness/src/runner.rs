@@ -14,10 +14,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use crate::barrier::Phase;
 use crate::control::ServerControl;
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::interrupt::Interrupt;
 use crate::scenario::Scenario;
+use crate::shard::Part;
+use crate::shard_record::{EntryPart, Histograms, ShardEntry, Sharding, StoredResult};
 use crate::target::Target;
 
 /// Runs scenarios against one target.
@@ -36,6 +39,9 @@ pub struct Runner {
     pub recordings: Option<std::path::PathBuf>,
     /// The polite limits every workload is scaled and capped to ([`crate::polite`]).
     pub limits: RunLimits,
+    /// When this process is one shard of a split run (`--shard I/N`, N > 1): which,
+    /// its barrier, and the record it keeps for merge.
+    pub shard: Option<Arc<Sharding>>,
 }
 
 impl Runner {
@@ -80,117 +86,160 @@ impl Runner {
         })
     }
 
-    /// Runs one scenario to its verdict.
+    /// Runs one scenario to its verdict: the whole of it; or, in a shard of a split
+    /// run, this shard's part (recorded for `sse-harness merge`, judged by none), or
+    /// the whole on shard 0 where the scenario is not split ([`crate::shard`]).
     pub async fn run_scenario(&self, sc: &Scenario) -> ScenarioResult {
-        let info = Runner::info(sc);
-        let replay_command = format!("{} --scenario '{}'", self.replay_prefix, sc.id());
-        let started = Instant::now();
-        let result = |verdict, findings, stats, histograms, facts| ScenarioResult {
-            info: info.clone(),
-            verdict,
-            findings,
-            duration: started.elapsed(),
-            stats,
-            histograms,
-            replay_command: replay_command.clone(),
-            facts,
+        let Some(sh) = &self.shard else {
+            return self.run_whole(sc).await;
         };
-        if let Some(reason) = self.skip_reason(sc) {
-            return result(
-                Verdict::Skipped { reason },
-                Vec::new(),
-                ScenarioStats::default(),
-                Default::default(),
-                Default::default(),
-            );
+        let started = Instant::now();
+        let (result, part) = match crate::shard::runs_whole(sc) {
+            Some(_) if !sh.spec.is_leader() => {
+                let reason = crate::shard::RUN_WHOLE_BY_SHARD_0.to_owned();
+                let r = self.result_of(sc, started, Verdict::Skipped { reason });
+                let part = EntryPart::Final {
+                    result: StoredResult::of(&r),
+                };
+                (r, part)
+            }
+            Some(_) => {
+                let r = self.run_whole(sc).await;
+                let part = EntryPart::Final {
+                    result: StoredResult::of(&r),
+                };
+                (r, part)
+            }
+            None => self.run_part(sc, sh, started).await,
+        };
+        self.finish_part(sc, sh).await;
+        sh.push(ShardEntry {
+            info: result.info.clone(),
+            families: sc.families.clone(),
+            replay_command: result.replay_command.clone(),
+            part,
+        });
+        result
+    }
+
+    /// Waits until every shard is done with `sc` (bounded: its deadline, the grace and
+    /// the barrier's timeout), then, on shard 0, deletes the channels it made.
+    async fn finish_part(&self, sc: &Scenario, sh: &Sharding) {
+        let deadline = Duration::from_secs(sc.deadline_s);
+        let bound = deadline + crate::limits::grace(deadline) + sh.barrier.timeout;
+        let done = sh
+            .barrier
+            .arrive(&sc.id(), Phase::Done, &serde_json::Value::Null, bound)
+            .await;
+        if let Err(e) = done {
+            tracing::warn!("{}: {e}", sc.id());
         }
-        let sc = match crate::polite::apply(sc, &self.limits) {
-            Ok(sc) => sc,
-            Err(short) => {
-                return result(
-                    Verdict::Inconclusive {
-                        reasons: vec![short],
-                    },
-                    Vec::new(),
-                    ScenarioStats::default(),
-                    Default::default(),
-                    Default::default(),
-                );
+        if sh.spec.is_leader() {
+            self.clean_up(sc).await;
+        }
+    }
+
+    /// This shard's part of a split scenario: its recording, kept for merge, and a
+    /// result that claims nothing (`JudgedByMerge`) but counts what it did.
+    async fn run_part(
+        &self,
+        sc: &Scenario,
+        sh: &Sharding,
+        started: Instant,
+    ) -> (ScenarioResult, EntryPart) {
+        let part = Part::new(sh.spec, sh.barrier.clone(), &sc.id());
+        let (sc, rec) = match self.record(sc, &part).await {
+            Ok(played) => played,
+            Err(verdict) => {
+                let r = self.result_of(sc, started, verdict);
+                let part = EntryPart::Final {
+                    result: StoredResult::of(&r),
+                };
+                return (r, part);
             }
         };
-        let sc = &sc;
+        let cfg = self.target.profile.check_config(sc.families.clone());
+        let histograms: std::collections::BTreeMap<_, _> = harness_checks::measure(&cfg, &rec)
+            .into_iter()
+            .filter(|(m, _)| crate::shard_record::shard_local(*m))
+            .collect();
+        let shard = sh.spec.to_string();
+        let mut r = self.result_of(
+            &sc,
+            started,
+            Verdict::Inconclusive {
+                reasons: vec![harness_model::Shortfall::JudgedByMerge { shard }],
+            },
+        );
+        r.stats = stats(&rec);
+        r.histograms = histograms.clone();
+        let part = EntryPart::Recorded {
+            duration_us: r.duration.as_micros() as u64,
+            recording: Box::new(rec),
+            histograms: Histograms(histograms),
+        };
+        (r, part)
+    }
+
+    /// A result with `verdict` and nothing measured.
+    fn result_of(&self, sc: &Scenario, started: Instant, verdict: Verdict) -> ScenarioResult {
+        ScenarioResult {
+            info: Runner::info(sc),
+            verdict,
+            findings: Vec::new(),
+            duration: started.elapsed(),
+            stats: ScenarioStats::default(),
+            histograms: Default::default(),
+            replay_command: format!("{} --scenario '{}'", self.replay_prefix, sc.id()),
+            facts: Default::default(),
+        }
+    }
+
+    /// Runs the whole scenario in this process and judges it.
+    async fn run_whole(&self, sc: &Scenario) -> ScenarioResult {
+        let started = Instant::now();
+        let (sc, rec) = match self.record(sc, &Part::whole()).await {
+            Ok(played) => played,
+            Err(verdict) => return self.result_of(sc, started, verdict),
+        };
+        let cfg = self.target.profile.check_config(sc.families.clone());
+        let j = judge(&self.contracts, &cfg, &rec, &self.target.base);
+        ScenarioResult {
+            verdict: j.verdict,
+            findings: j.findings,
+            stats: j.stats,
+            histograms: j.histograms,
+            facts: j.facts,
+            ..self.result_of(&sc, started, Verdict::Pass)
+        }
+    }
+
+    /// Plays `part` of the scenario (scaled to the polite limits) and returns the scaled
+    /// scenario and its recording, or the verdict of a scenario that could not be
+    /// played: skipped, short of the limits, an error. The whole run deletes the
+    /// channels right away (a shard's shard 0 once every shard is done).
+    async fn record(&self, sc: &Scenario, part: &Part) -> Result<(Scenario, Recording), Verdict> {
+        if let Some(reason) = self.skip_reason(sc) {
+            return Err(Verdict::Skipped { reason });
+        }
+        let sc = crate::polite::apply(sc, &self.limits).map_err(|short| Verdict::Inconclusive {
+            reasons: vec![short],
+        })?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ fnv1a(sc.id().as_bytes()));
         let tag = format!("{:08x}", rng.random::<u32>());
-        let outcome = self.play(sc, &mut rng, &tag).await;
-        let cleaned = self.clean_up(sc).await;
-        let rec = match outcome {
-            Ok(mut r) => {
-                if let Some(fact) = cleaned {
-                    r.facts.insert("channels_deleted".into(), fact);
-                }
-                r
-            }
-            Err(e) => {
-                return result(
-                    Verdict::Error {
-                        reason: e.to_string(),
-                    },
-                    Vec::new(),
-                    ScenarioStats::default(),
-                    Default::default(),
-                    Default::default(),
-                );
-            }
+        let outcome = self.play(&sc, &mut rng, &tag, part).await;
+        let cleaned = match part.spec.is_whole() {
+            true => self.clean_up(&sc).await,
+            false => None,
         };
-        self.save_recording(sc, &rec);
-        let cfg = self.target.profile.check_config(sc.families.clone());
-        let mut findings = harness_checks::check(&self.contracts, &cfg, &rec);
-        if rec
-            .transcripts
-            .iter()
-            .all(|t| t.connections.iter().all(|c| c.status.is_none()))
-            && !rec.transcripts.is_empty()
-        {
-            let first = rec.transcripts[0]
-                .connections
-                .first()
-                .map(|c| format!("{:?}", c.end))
-                .unwrap_or_default();
-            return result(
-                Verdict::Error {
-                    reason: format!("no client could connect to {}: {first}", self.target.base),
-                },
-                findings,
-                stats(&rec),
-                Default::default(),
-                Default::default(),
-            );
+        let mut rec = outcome.map_err(|e| Verdict::Error {
+            reason: e.to_string(),
+        })?;
+        if let Some(fact) = cleaned {
+            rec.facts.insert("channels_deleted".into(), fact);
         }
-        findings.sort_by(|a, b| {
-            (&a.contract, a.evidence.client.as_ref())
-                .cmp(&(&b.contract, b.evidence.client.as_ref()))
-        });
-        let histograms = harness_checks::measure(&cfg, &rec);
-        let mut facts = rec.facts.clone();
-        facts.extend(harness_checks::facts(&rec));
-        let not_judged = harness_checks::not_judged(&self.contracts, &cfg, &rec);
-        if !not_judged.is_empty() {
-            facts.insert(
-                "browser_not_judged".into(),
-                serde_json::json!({
-                    "why": "a browser page sees dispatched events, open and error only: no bytes, comments, retry:, headers, nor a close told from a reset",
-                    "contracts": not_judged,
-                }),
-            );
-        }
-        let shortfalls = harness_checks::evidence(&cfg, &rec);
-        result(
-            Verdict::judged(&findings, shortfalls),
-            findings,
-            stats(&rec),
-            histograms,
-            facts,
-        )
+        self.save_recording(&sc, &rec);
+        Ok((sc, rec))
     }
 
     /// Plays the scenario's probe or workload within its wall-clock bound (the deadline
@@ -202,6 +251,7 @@ impl Runner {
         sc: &Scenario,
         rng: &mut ChaCha8Rng,
         tag: &str,
+        part: &Part,
     ) -> Result<Recording, HarnessError> {
         let (target, proxies) = self.route(sc).await?;
         let play = async {
@@ -211,7 +261,7 @@ impl Runner {
                     let control = self.control.clone();
                     crate::probes::run(target.clone(), control, deadline, p, rng, tag).await
                 }
-                None => crate::workload::run(target.clone(), sc, rng, tag).await,
+                None => crate::workload::run(target.clone(), sc, rng, tag, part).await,
             }
         };
         let deadline = Duration::from_secs(sc.deadline_s);
@@ -313,20 +363,95 @@ impl Runner {
 
     /// The result of a scenario the run's interruption cut short or never reached.
     fn unfinished(&self, sc: &Scenario, verdict: Verdict, duration: Duration) -> ScenarioResult {
-        ScenarioResult {
-            info: Runner::info(sc),
-            verdict,
-            findings: Vec::new(),
-            duration,
-            stats: ScenarioStats::default(),
-            histograms: Default::default(),
-            replay_command: format!("{} --scenario '{}'", self.replay_prefix, sc.id()),
-            facts: Default::default(),
+        let mut r = self.result_of(sc, Instant::now(), verdict);
+        r.duration = duration;
+        if let Some(sh) = &self.shard {
+            sh.push(ShardEntry {
+                info: r.info.clone(),
+                families: sc.families.clone(),
+                replay_command: r.replay_command.clone(),
+                part: EntryPart::Final {
+                    result: StoredResult::of(&r),
+                },
+            });
         }
+        r
     }
 }
 
-fn stats(rec: &Recording) -> ScenarioStats {
+/// A recording judged: what the single-process run and `sse-harness merge` both
+/// report for a scenario that was played.
+pub struct Judged {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The findings, sorted by contract and client.
+    pub findings: Vec<harness_model::Finding>,
+    /// Counters.
+    pub stats: ScenarioStats,
+    /// Latency and rate histograms.
+    pub histograms: std::collections::BTreeMap<harness_model::Metric, hdrhistogram::Histogram<u64>>,
+    /// Facts.
+    pub facts: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Judges a recording with the contract checkers, measures it and gathers its facts;
+/// a recording in which no client ever connected (to `base`) is an error.
+pub fn judge(
+    contracts: &Contracts,
+    cfg: &harness_checks::CheckConfig,
+    rec: &Recording,
+    base: &str,
+) -> Judged {
+    let mut findings = harness_checks::check(contracts, cfg, rec);
+    if rec
+        .transcripts
+        .iter()
+        .all(|t| t.connections.iter().all(|c| c.status.is_none()))
+        && !rec.transcripts.is_empty()
+    {
+        let first = rec.transcripts[0]
+            .connections
+            .first()
+            .map(|c| format!("{:?}", c.end))
+            .unwrap_or_default();
+        return Judged {
+            verdict: Verdict::Error {
+                reason: format!("no client could connect to {base}: {first}"),
+            },
+            findings,
+            stats: stats(rec),
+            histograms: Default::default(),
+            facts: Default::default(),
+        };
+    }
+    findings.sort_by(|a, b| {
+        (&a.contract, a.evidence.client.as_ref()).cmp(&(&b.contract, b.evidence.client.as_ref()))
+    });
+    let histograms = harness_checks::measure(cfg, rec);
+    let mut facts = rec.facts.clone();
+    facts.extend(harness_checks::facts(rec));
+    let not_judged = harness_checks::not_judged(contracts, cfg, rec);
+    if !not_judged.is_empty() {
+        facts.insert(
+            "browser_not_judged".into(),
+            serde_json::json!({
+                "why": "a browser page sees dispatched events, open and error only: no bytes, comments, retry:, headers, nor a close told from a reset",
+                "contracts": not_judged,
+            }),
+        );
+    }
+    let shortfalls = harness_checks::evidence(cfg, rec);
+    Judged {
+        verdict: Verdict::judged(&findings, shortfalls),
+        findings,
+        stats: stats(rec),
+        histograms,
+        facts,
+    }
+}
+
+/// The counters of a recording.
+pub fn stats(rec: &Recording) -> ScenarioStats {
     let mut s = ScenarioStats {
         clients: rec.transcripts.len() as u64,
         events_published: rec.acks.len() as u64,

@@ -15,29 +15,112 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::barrier::Phase;
 use crate::client::{self, ClientPlan, Cut, Signals, Until};
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::ledger::Ledger;
 use crate::profile::fill;
-use crate::publisher::{PublishPlan, publish};
+use crate::publisher::{PublishPlan, owned_writes, publish};
 use crate::scenario::{ClientGroup, ClientKind, From, Scenario, StreamChoice, Traffic};
+use crate::shard::Part;
 use crate::target::{Target, encode_segment};
 
-/// Runs the workload of `sc` against `target` and returns what was recorded.
+/// Runs the workload of `sc` against `target` and returns what was recorded: the whole
+/// of it, or, with a shard's `part`, that shard's clients and publish requests, aligned
+/// with the other shards at each phase ([`crate::barrier::Phase`]).
 pub async fn run(
     target: Arc<Target>,
     sc: &Scenario,
     rng: &mut ChaCha8Rng,
     tag: &str,
+    part: &Part,
 ) -> Result<Recording, HarnessError> {
+    let given = set_up(&target, sc, tag, part).await;
+    let set = match given {
+        Ok(set) => set,
+        Err(e) => {
+            part.abort(&e.to_string());
+            return Err(e);
+        }
+    };
+    let played = play(target, sc, rng, tag, part, set).await;
+    if let Err(e) = &played {
+        part.abort(&e.to_string());
+    }
+    played
+}
+
+/// What every shard's clients and publishers share, set up by shard 0 (or the whole
+/// run) and handed to the others through the `setup` barrier.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SetUp {
+    /// The scenario's channels, in creation order.
+    channels: Vec<String>,
+    /// The head before they existed.
+    head_before: Option<u64>,
+    /// The scenario's clock origin, in µs since the Unix epoch.
+    epoch_unix_us: u64,
+}
+
+/// Makes the scenario's channels and reads the head before them (shard 0, or the whole
+/// run), then passes the `setup` barrier: every shard gets them, and the clock origin.
+async fn set_up(
+    target: &Target,
+    sc: &Scenario,
+    tag: &str,
+    part: &Part,
+) -> Result<(SetUp, Instant), HarnessError> {
     let epoch = target.epoch();
+    let until = epoch + Duration::from_secs(sc.deadline_s);
+    let mine = if part.spec.is_leader() {
+        let head_before = target.head_seq().await?;
+        let mut channels = Vec::new();
+        for i in 0..sc.traffic.channels {
+            channels.push(target.channel(tag, i).await?);
+        }
+        let ago = epoch.elapsed().as_micros() as u64;
+        let epoch_unix_us = crate::shard::unix_us_now().saturating_sub(ago);
+        let set = SetUp {
+            channels,
+            head_before,
+            epoch_unix_us,
+        };
+        serde_json::to_value(&set).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
+    let all = part.align(Phase::Setup, mine, until).await?;
+    let leader = all.into_iter().next().unwrap_or_default();
+    let set: SetUp = serde_json::from_value(leader).map_err(|e| {
+        HarnessError::new(
+            HarnessErrorKind::Target,
+            format!("shard 0's setup marker: {e}"),
+        )
+    })?;
+    let epoch = if part.spec.is_whole() {
+        epoch
+    } else {
+        crate::shard::instant_at(set.epoch_unix_us)
+    };
+    Ok((set, epoch))
+}
+
+/// Plays the set-up workload: the backlog, the clients, the live writes.
+async fn play(
+    target: Arc<Target>,
+    sc: &Scenario,
+    rng: &mut ChaCha8Rng,
+    tag: &str,
+    part: &Part,
+    (set, epoch): (SetUp, Instant),
+) -> Result<Recording, HarnessError> {
     let deadline = epoch + Duration::from_secs(sc.deadline_s);
     let ledger = Arc::new(Ledger::default());
-    let head_before = target.head_seq().await?;
-    let mut channels = Vec::new();
-    for i in 0..sc.traffic.channels {
-        channels.push(target.channel(tag, i).await?);
-    }
+    let SetUp {
+        channels,
+        head_before,
+        ..
+    } = set;
     let t = &sc.traffic;
     let pad = pad_of(t);
     let plan = |count: u64, tag: String| PublishPlan {
@@ -50,11 +133,16 @@ pub async fn run(
         batch: t.batch,
         pad: pad.clone(),
         tag,
+        shard: part.spec,
     };
     if t.backlog > 0 {
         let mut backlog = plan(t.backlog, format!("{tag}bl"));
         backlog.rate = t.backlog_rate;
         publish(target.clone(), ledger.clone(), backlog, epoch, deadline).await;
+    }
+    if !part.spec.is_whole() {
+        part.align(Phase::Backlog, serde_json::Value::Null, deadline)
+            .await?;
     }
     let head_now = target.head_seq().await?;
 
@@ -75,14 +163,19 @@ pub async fn run(
         opened: Some(opened_tx),
         stop: stop_rx,
     };
-    let clients = start_clients(&target, &ledger, sc, &placement, rng, &sig);
+    let clients = start_clients(&target, &ledger, sc, &placement, rng, &sig, part);
     drop(sig);
     before_live(t, &mut opened_rx, clients.total, deadline).await;
+    if t.after_clients_open && !part.spec.is_whole() {
+        part.align(Phase::Opened, serde_json::Value::Null, deadline)
+            .await?;
+    }
     let started = Instant::now();
     let mut live_plan = plan(t.events, tag.to_owned());
     if let Some(et) = &t.event_type {
         live_plan.event_type = et.clone();
     }
+    let owned = owned_writes(&live_plan, u64::from(t.batch));
     let live = crate::tasks::spawn(publish(
         target.clone(),
         ledger.clone(),
@@ -93,8 +186,11 @@ pub async fn run(
     let _timers = burst_timers(clients.bursts, started);
     let _ = live.await;
     let published_us = epoch.elapsed().as_micros() as u64;
+    if !part.spec.is_whole() {
+        share_acks(part, &ledger, deadline).await?;
+    }
     let _ = published_tx.send(true);
-    if t.events > 0 && ledger.acked() == 0 && !ledger.any_failure() {
+    if owned > 0 && ledger.acked() == 0 && !ledger.any_failure() {
         // A pass needs evidence: nothing was published, so nothing could be judged.
         return Err(HarnessError::new(
             HarnessErrorKind::Target,
@@ -125,6 +221,26 @@ pub async fn run(
     })
 }
 
+/// Passes the `published` barrier with this shard's acks and takes the other shards'
+/// as owed to its clients: a client is caught up once it has every shard's writes.
+async fn share_acks(part: &Part, ledger: &Ledger, deadline: Instant) -> Result<(), HarnessError> {
+    let mine = serde_json::to_value(ledger.acks()).unwrap_or_default();
+    let all = part.align(Phase::Published, mine, deadline).await?;
+    for (i, acks) in all.into_iter().enumerate() {
+        if i as u32 == part.spec.index() {
+            continue;
+        }
+        let acks: Vec<harness_model::Ack> = serde_json::from_value(acks).map_err(|e| {
+            HarnessError::new(
+                HarnessErrorKind::Target,
+                format!("shard {i}'s published marker: {e}"),
+            )
+        })?;
+        ledger.add_foreign(acks);
+    }
+    Ok(())
+}
+
 /// A workload's clients, started: the wire clients' tasks, the browsers' plans and
 /// their one task, the groups' burst switches, and the plan the evidence counts.
 struct Clients {
@@ -145,6 +261,7 @@ fn start_clients(
     placement: &Placement<'_>,
     rng: &mut ChaCha8Rng,
     sig: &Signals,
+    part: &Part,
 ) -> Clients {
     let epoch = placement.epoch;
     let mut c = Clients {
@@ -155,10 +272,20 @@ fn start_clients(
         planned: ScenarioPlan::default(),
         total: 0,
     };
+    // Every client is planned (the draws stay in the single-process order); a shard
+    // starts its own only (client k of the flat list is shard k mod N's).
+    let mut k = 0usize;
+    let mut mine = move || {
+        k += 1;
+        part.spec.owns_client(k - 1)
+    };
     for g in &sc.clients {
         if g.kind == ClientKind::Browser {
             for i in 0..g.count {
                 let plan = client_plan(target, g, i, placement, rng);
+                if !mine() {
+                    continue;
+                }
                 c.planned.clients.push(plan.id.clone());
                 c.browsers.push(crate::browser::BrowserPlan::new(
                     plan,
@@ -178,6 +305,9 @@ fn start_clients(
         }
         for i in 0..g.count {
             let mut plan = client_plan(target, g, i, placement, rng);
+            if !mine() {
+                continue;
+            }
             plan.h2_shared = shared.clone();
             let sig = Signals {
                 burst: burst_rx.clone(),

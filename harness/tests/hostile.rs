@@ -359,6 +359,7 @@ fn runner(url: &str, profile: Profile) -> Runner {
         control: None,
         recordings: None,
         limits: Default::default(),
+        shard: None,
     }
 }
 

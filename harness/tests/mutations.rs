@@ -42,9 +42,14 @@ fn main() {
     let mut trials: Vec<Trial> = rows
         .into_iter()
         .map(|m| {
-            let ignored = no_browser && needs_browser(&m);
+            let ignored = (no_browser && needs_browser(&m)) || m.across_shards;
             if ignored && !args.list {
-                eprintln!("NOTICE: no Chromium; fault/{} ignored", m.fault);
+                let why = if m.across_shards {
+                    "it shows only across client addresses: tests/shards.rs proves it"
+                } else {
+                    "no Chromium"
+                };
+                eprintln!("NOTICE: fault/{} ignored: {why}", m.fault);
             }
             let player = player.clone();
             Trial::test(format!("fault/{}", m.fault), move || {

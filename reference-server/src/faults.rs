@@ -275,6 +275,12 @@ faults! {
     /// such requests without their headers would: byte-exact clients, which send the
     /// header, resume exactly; a browser's reconnection gets every event again.
     QueryTokenDropsCursor => "query-token-drops-cursor",
+    /// An events stream whose client address (IP) differs from the first one an
+    /// events stream came from gets every event with its `ts` written in another form
+    /// (`+00:00` for `Z`: the same instant, other bytes): a different event under the
+    /// same seq than the first address's streams get. One client machine never sees
+    /// it; only clients from two addresses compared together do (a split run's merge).
+    ForkByPeer => "fork-by-peer",
 }
 
 /// Faults with no row in `contracts/mutations.toml`: no harness scenario can show them
@@ -358,6 +364,8 @@ pub(crate) struct FaultCounters {
     leaked: Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     /// [`Fault::GlobalWriteLock`]: the one lock every stream's write takes.
     pub(crate) write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// [`Fault::ForkByPeer`]: the address of the first events stream's client.
+    first_peer: std::sync::OnceLock<std::net::IpAddr>,
 }
 
 impl fmt::Debug for FaultCounters {
@@ -383,6 +391,12 @@ impl FaultCounters {
     }
 
     /// The 1-based ordinal of a new well-formed publish request.
+    /// [`Fault::ForkByPeer`]: whether a stream from `peer` is forked (its address is
+    /// not the first one seen).
+    pub(crate) fn forked(&self, peer: std::net::IpAddr) -> bool {
+        *self.first_peer.get_or_init(|| peer) != peer
+    }
+
     pub(crate) fn next_publish(&self) -> u64 {
         self.publishes.fetch_add(1, Ordering::Relaxed) + 1
     }

@@ -228,6 +228,11 @@ fn refuse(sock: TcpStream, metrics: &Metrics) {
 /// completes, then lets every connection finish for [`Limits::shutdown_grace`]
 /// (streams end on the same signal) and cuts those still open.
 ///
+/// The address of the client a request came from (a request extension every handler
+/// may read; fault [`crate::faults::Fault::ForkByPeer`] does).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Our own accept loop rather than `axum::serve` for the guards above and two
 /// per-connection savings measured on idle streams: the router is served as one
 /// shared service (`axum::serve` on a `Router` re-builds its route tables per
@@ -251,9 +256,9 @@ pub(crate) async fn serve_http(
     let mut stop = std::pin::pin!(stop);
     loop {
         while conns.try_join_next().is_some() {}
-        let sock = tokio::select! {
+        let (sock, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((sock, _)) => sock,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "accept failed; backing off");
@@ -279,8 +284,13 @@ pub(crate) async fn serve_http(
             stalled: None,
             metrics: metrics.clone(),
         };
+        let svc = svc.clone();
+        let with_peer = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(Peer(peer.ip()));
+            hyper::service::Service::call(&svc, req)
+        });
         let conn =
-            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(io), svc.clone()));
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(io), with_peer));
         conns.spawn(async move {
             let _guard = guard;
             if let Err(e) = conn.await {

@@ -146,6 +146,8 @@ struct FaultState {
     /// The 1-based ordinal of this log stream ([`Fault::DropForSomeClients`],
     /// [`Fault::PerClientPayload`]); 0 when neither is on.
     conn: u64,
+    /// [`Fault::ForkByPeer`]: this stream's client is not at the first address seen.
+    forked: bool,
     /// [`Fault::Reorder`]: an event frame held back to be written after the next one.
     held: Option<Bytes>,
     /// [`Fault::LiveBoundaryRace`]: the head when the stream opened (where its replay
@@ -616,6 +618,12 @@ impl Stream {
                 let raw = format!("\"{}\"", ev.event_type);
                 buf.put_slice(ev.wire_prefix.replacen(&escaped, &raw, 1).as_bytes());
             }
+            None if self.fault.forked => {
+                // Fault ForkByPeer: the same instant, written `+00:00` for `Z`.
+                let ts = json_str(&ev.ts);
+                let other = json_str(&format!("{}+00:00", ev.ts.trim_end_matches('Z')));
+                buf.put_slice(ev.wire_prefix.replacen(&ts, &other, 1).as_bytes());
+            }
             None => buf.put_slice(ev.wire_prefix.as_bytes()),
         }
         buf.put_slice(b",\"correlation_id\":");
@@ -827,6 +835,7 @@ fn replay_after(state: &AppState, cursor: Option<u64>) -> u64 {
 /// `GET /v1/events[?job_id=]`: the whole log (or one job's), then live.
 pub async fn events_stream(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::net::Peer>>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -849,6 +858,9 @@ pub async fn events_stream(
             head: head_rx,
         },
     );
+    if state.faults.has(Fault::ForkByPeer) {
+        s.fault.forked = peer.is_some_and(|p| state.fault_counters.forked(p.0.0));
+    }
     s.open(StreamName::Events, head, cursor);
     // Fault CursorAheadNearHead: a cursor close below the head counts as above it.
     let near = state.faults.has(Fault::CursorAheadNearHead);

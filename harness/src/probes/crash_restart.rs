@@ -52,6 +52,7 @@ impl RunProbe for CrashRestart {
                 batch: 10,
                 pad: String::new(),
                 tag: format!("{}c{cycle}", cx.tag),
+                shard: crate::shard::ShardSpec::WHOLE,
             };
             if target.profile.task.is_some() {
                 // A short job with an artifact each cycle, so receipts are written while

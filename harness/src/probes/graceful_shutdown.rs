@@ -41,6 +41,7 @@ impl RunProbe for GracefulShutdown {
             batch: 10,
             pad: String::new(),
             tag: t,
+            shard: crate::shard::ShardSpec::WHOLE,
         };
         let (ledger, epoch) = (cx.ledger.clone(), cx.epoch);
         let before = plan(format!("{}a", cx.tag));

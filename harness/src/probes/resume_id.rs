@@ -223,6 +223,7 @@ async fn publish_n(cx: &Ctx, target: &Arc<Target>, ch: &str, part: &str, n: u64)
         pad: String::new(),
         event_type: crate::publisher::DEFAULT_EVENT_TYPE.to_owned(),
         tag: format!("{}{part}", cx.tag),
+        shard: crate::shard::ShardSpec::WHOLE,
     };
     let from = cx.ledger.acked();
     publish(

@@ -169,6 +169,7 @@ impl StalledReader {
             pad: "x".repeat(PAD),
             event_type: crate::publisher::DEFAULT_EVENT_TYPE.to_owned(),
             tag: format!("{}f", cx.tag),
+            shard: crate::shard::ShardSpec::WHOLE,
         };
         let from = cx.ledger.acked();
         publish(

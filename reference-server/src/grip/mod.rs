@@ -363,7 +363,7 @@ pub async fn events_stream(
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     if !via_proxy(&state, &headers) {
-        return stream::events_stream(state, headers, query).await;
+        return stream::events_stream(state, None, headers, query).await;
     }
     let Query(q) = query?;
     let kind = if q.job_id.is_some() {
