@@ -226,7 +226,20 @@ fn merge_scenario(
                 histograms,
             } => {
                 duration = duration.max(Duration::from_micros(duration_us));
-                add_all(&mut local, histograms.0);
+                if let Err(e) = add_all(&mut local, histograms.0) {
+                    return ScenarioResult {
+                        info,
+                        verdict: Verdict::Error {
+                            reason: format!("shard {i}'s histograms cannot be added: {e}"),
+                        },
+                        findings: Vec::new(),
+                        duration,
+                        stats: Default::default(),
+                        histograms: BTreeMap::new(),
+                        replay_command: replay,
+                        facts: BTreeMap::new(),
+                    };
+                }
                 parts.push(*recording);
             }
             EntryPart::Final { result } => {
@@ -270,26 +283,26 @@ fn shard_failed(i: usize, v: Verdict) -> Verdict {
     }
 }
 
-/// Adds `more`'s histograms into `into`, metric by metric (exact: counts add up).
+/// Adds `more`'s histograms into `into`, metric by metric (exact: counts add up); the
+/// metric whose counts cannot be added (a record beyond what a histogram can hold).
 pub fn add_all(
     into: &mut BTreeMap<Metric, Histogram<u64>>,
     more: BTreeMap<Metric, Histogram<u64>>,
-) {
+) -> Result<(), String> {
     for (m, h) in more {
         match into.get_mut(&m) {
             Some(sum) => {
-                if sum.add(&h).is_err() {
-                    // Out of range for the first one's bounds: take the wider one's.
-                    let mut wide = h.clone();
-                    let _ = wide.add(&*sum);
-                    *sum = wide;
-                }
+                // A deserialized histogram has fixed bounds: let it grow, so that no
+                // count is ever dropped (the sum stays exact).
+                sum.auto(true);
+                sum.add(&h).map_err(|e| format!("{}: {e:?}", m.name()))?;
             }
             None => {
                 into.insert(m, h);
             }
         }
     }
+    Ok(())
 }
 
 /// One recording from every shard's part of a scenario (by shard): every shard's
@@ -485,7 +498,7 @@ mod tests {
         b.record(7).unwrap();
         b.record(9_000_000).unwrap();
         let mut sum = BTreeMap::from([(Metric::ConnectToOpen, a)]);
-        add_all(&mut sum, BTreeMap::from([(Metric::ConnectToOpen, b)]));
+        add_all(&mut sum, BTreeMap::from([(Metric::ConnectToOpen, b)])).unwrap();
         let h = &sum[&Metric::ConnectToOpen];
         assert_eq!(h.len(), 3);
         assert_eq!(h.max(), h.highest_equivalent(9_000_000));
