@@ -551,6 +551,28 @@ pub fn shell_quote(s: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn start_at_waits_until_then_and_a_past_time_not_at_all() {
+        let (trigger, interrupt) = crate::interrupt::pair();
+        let t0 = tokio::time::Instant::now();
+        let at = std::time::SystemTime::now() + Duration::from_secs(60);
+        wait_for_start(Some(at), &interrupt).await.unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_secs(59),
+            "{:?}",
+            t0.elapsed()
+        );
+        let t1 = tokio::time::Instant::now();
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        wait_for_start(Some(past), &interrupt).await.unwrap();
+        wait_for_start(None, &interrupt).await.unwrap();
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+        trigger.fire(harness_model::Interruption::Sigint);
+        let far = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let e = wait_for_start(Some(far), &interrupt).await.unwrap_err();
+        assert!(e.to_string().contains("--start-at"), "{e}");
+    }
+
     #[test]
     fn shell_quote_leaves_words_and_quotes_the_rest() {
         assert_eq!(

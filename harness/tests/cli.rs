@@ -88,6 +88,12 @@ fn could_not_run_exits_2_in_one_line() {
     assert!(stderr(&o).contains("no scenario matches"));
     let o = harness(&["run", "--threshold", "publish_to_deliver.p99 <"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = harness(&["run", "--start-at", "tomorrow", "--scenario", QUICK]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("RFC 3339"), "{}", stderr(&o));
+    let o = harness(&["run", "--shard", "4/4", "--scenario", QUICK]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("I must be below N"), "{}", stderr(&o));
     let o = harness(&[
         "run",
         "--target",
