@@ -137,7 +137,10 @@ fn names_set() -> Result<Vec<(String, String)>, String> {
             .flatten()
         {
             for e in c["env"].as_array().into_iter().flatten() {
-                out.push((m.display().to_string(), e["name"].as_str().unwrap_or("").to_owned()));
+                out.push((
+                    m.display().to_string(),
+                    e["name"].as_str().unwrap_or("").to_owned(),
+                ));
             }
         }
     }
@@ -205,7 +208,13 @@ fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// The environment of shard `index` as Kubernetes would give it, with the ConfigMap's
 /// target, token and scenario replaced by this machine's, and `/reports` under `root`.
-fn shard_env(job: &ShardJob, index: u32, url: &str, token: &str, root: &Path) -> BTreeMap<String, String> {
+fn shard_env(
+    job: &ShardJob,
+    index: u32,
+    url: &str,
+    token: &str,
+    root: &Path,
+) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     vars.insert("SSE_HARNESS_TARGET".to_owned(), url.to_owned());
     vars.insert("SSE_HARNESS_PROFILE".to_owned(), "spine".to_owned());
@@ -274,7 +283,13 @@ fn kubernetes_recipe_runs() -> Result<(), Failed> {
     let token = "deploy-test-token";
     let server = Killed(
         Command::new(BIN)
-            .args(["serve-reference", "--addr", &format!("127.0.0.1:{port}"), "--token", token])
+            .args([
+                "serve-reference",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--token",
+                token,
+            ])
             .arg("--data")
             .arg(root.path().join("server-data"))
             .stdout(Stdio::null())
@@ -315,7 +330,10 @@ fn kubernetes_recipe_runs() -> Result<(), Failed> {
         .into_iter()
         .map(|a| a.replace("/reports", &root.path().display().to_string()))
         .collect();
-    let out = Command::new(BIN).args(&args).output().map_err(|e| e.to_string())?;
+    let out = Command::new(BIN)
+        .args(&args)
+        .output()
+        .map_err(|e| e.to_string())?;
     drop(server);
     if !out.status.success() {
         return Err(format!(
@@ -346,17 +364,29 @@ fn main() {
     let tools = [
         ("kubernetes-validate", have("kubernetes-validate")),
         ("check-jsonschema", have("check-jsonschema")),
-        ("python3 with yaml", run_ok(Command::new("python3").args(["-c", "import yaml"])).is_ok()),
+        (
+            "python3 with yaml",
+            run_ok(Command::new("python3").args(["-c", "import yaml"])).is_ok(),
+        ),
     ];
     for (tool, here) in tools {
-        assert!(here || !ci, "{tool} is missing: under CI=true the deploy tests must run (.ci/run installs it)");
+        assert!(
+            here || !ci,
+            "{tool} is missing: under CI=true the deploy tests must run (.ci/run installs it)"
+        );
         if !here {
-            eprintln!("NOTICE: {tool} is missing (pip install kubernetes-validate check-jsonschema); the trials needing it are ignored");
+            eprintln!(
+                "NOTICE: {tool} is missing (pip install kubernetes-validate check-jsonschema); the trials needing it are ignored"
+            );
         }
     }
     let trials = vec![
         Trial::test("deploy/kubernetes-schemas", || {
-            run_ok(Command::new("kubernetes-validate").arg("--strict").args(manifests()))
+            run_ok(
+                Command::new("kubernetes-validate")
+                    .arg("--strict")
+                    .args(manifests()),
+            )
         })
         .with_ignored_flag(!tools[0].1),
         Trial::test("deploy/actions-schema", || {
