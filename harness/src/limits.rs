@@ -145,6 +145,23 @@ pub fn admit(item: &Item, held: Held, limits: &Limits, budget: &Budget) -> Resul
     Ok(())
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; the soft limit now in force.
+/// Every client's stream is a descriptor: the usual soft default (1024) is far below
+/// the ~28k streams one process can hold towards one target address and port (its
+/// ephemeral ports), so a run of many clients would fail on `EMFILE` first.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    // An unlimited hard limit cannot be the soft one for descriptors (Linux caps it at
+    // fs.nr_open); ask for a large finite number instead.
+    let want = if hard == RLIM_INFINITY { 1 << 20 } else { hard };
+    if soft >= want {
+        return Ok(soft);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).map_err(std::io::Error::from)?;
+    Ok(want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

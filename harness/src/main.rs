@@ -51,6 +51,9 @@ fn main() -> ExitCode {
 
 async fn run(mut a: RunArgs) -> Result<u8> {
     a.with_config(&std::env::current_dir()?)?;
+    if let Err(e) = sse_harness::limits::raise_fd_limit() {
+        eprintln!("sse-harness: could not raise the file descriptor limit: {e}");
+    }
     let faults = sse_harness::embedded::faults(&a.faults)?;
     let variants = sse_harness::embedded::variants(&a.variants)?;
     let target = match a.target.clone() {

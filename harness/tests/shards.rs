@@ -19,17 +19,17 @@
 //! Needs root and `ip` (iproute2): without them it is skipped with the reason printed,
 //! except under `CI=true`, where that is a failure.
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harness_model::{Contracts, Metric};
+use netns::{BIN, Killed, Netns, skip_or_fail, unable};
 use sse_harness::shard_record::{EntryPart, ShardRecord, shard_local};
-use wait_timeout::ChildExt;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sse-harness");
 const TOKEN: &str = "shards-test-token";
 const SEED: u64 = 20_250_501;
 const SHARDS: u32 = 4;
@@ -44,141 +44,10 @@ const SCENARIOS: &[&str] = &[
 /// The longest one harness process may take.
 const PROCESS_BOUND: Duration = Duration::from_secs(120);
 
-/// Namespaces made by this test, deleted on drop (their veths go with them).
-struct Netns {
-    prefix: String,
-    subnet: String,
-    made: Vec<String>,
-}
-
-impl Netns {
-    /// The hub with its bridge, and `members` namespaces on it: member `i` has the
-    /// address of `host(i)`.
-    fn create(members: &[(&str, u8)]) -> Result<Netns, String> {
-        let pid = std::process::id();
-        let mut net = Netns {
-            prefix: format!("sseh{pid}"),
-            subnet: format!("10.231.{}", pid % 250 + 1),
-            made: Vec::new(),
-        };
-        let hub = net.name("hub");
-        net.add(&hub)?;
-        net.exec(&hub, &["ip", "link", "add", "br0", "type", "bridge"])?;
-        net.exec(&hub, &["ip", "link", "set", "br0", "up"])?;
-        for (i, (member, host)) in members.iter().enumerate() {
-            let ns = net.name(member);
-            net.add(&ns)?;
-            let hub_end = format!("h{i}");
-            let link = [
-                "ip", "link", "add", &hub_end, "type", "veth", "peer", "name",
-            ];
-            let mut link: Vec<&str> = link.to_vec();
-            link.extend(["eth0", "netns", &ns]);
-            net.exec(&hub, &link)?;
-            net.exec(&hub, &["ip", "link", "set", &hub_end, "master", "br0"])?;
-            net.exec(&hub, &["ip", "link", "set", &hub_end, "up"])?;
-            let addr = format!("{}.{host}/24", net.subnet);
-            net.exec(&ns, &["ip", "addr", "add", &addr, "dev", "eth0"])?;
-            net.exec(&ns, &["ip", "link", "set", "eth0", "up"])?;
-            net.exec(&ns, &["ip", "link", "set", "lo", "up"])?;
-        }
-        Ok(net)
-    }
-
-    fn name(&self, member: &str) -> String {
-        format!("{}-{member}", self.prefix)
-    }
-
-    fn ip(&self, host: u8) -> String {
-        format!("{}.{host}", self.subnet)
-    }
-
-    fn add(&mut self, ns: &str) -> Result<(), String> {
-        run(&["ip", "netns", "add", ns])?;
-        self.made.push(ns.to_owned());
-        Ok(())
-    }
-
-    fn exec(&self, ns: &str, cmd: &[&str]) -> Result<(), String> {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(cmd);
-        run(&full)
-    }
-
-    /// A command run inside namespace `member`.
-    fn command(&self, member: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name(member), program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in self.made.iter().rev() {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
-    }
-}
-
-/// Runs a command to its end; an error with its stderr when it fails.
-fn run(cmd: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", cmd.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The reference server in the target namespace, with `faults`, once it listens.
 fn serve(net: &Netns, data: &Path, faults: &[&str]) -> (Killed, String) {
     let addr = format!("{}:8080", net.ip(1));
-    let mut c = net.command("tgt", BIN);
-    c.args([
-        "serve-reference",
-        "--addr",
-        &addr,
-        "--token",
-        TOKEN,
-        "--data",
-    ])
-    .arg(data)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    for f in faults {
-        c.args(["--fault", f]);
-    }
-    let mut child = Killed(c.spawn().expect("serve-reference starts"));
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server says it listens within 30 s");
-    assert!(line.starts_with("listening on"), "{line}");
-    (child, format!("http://{addr}"))
+    netns::serve(net, "tgt", &addr, TOKEN, data, faults)
 }
 
 /// `sse-harness run` in namespace `member` against `url`, with `extra` flags; its
@@ -195,19 +64,8 @@ fn start_run(net: &Netns, member: &str, url: &str, report: &Path, extra: &[Strin
 }
 
 /// Waits for a process within [`PROCESS_BOUND`]; its exit code and stderr.
-fn finish(mut k: Killed, what: &str) -> (i32, String) {
-    let mut stderr = k.0.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let status =
-        k.0.wait_timeout(PROCESS_BOUND)
-            .expect("wait")
-            .unwrap_or_else(|| panic!("{what} did not end within {PROCESS_BOUND:?}"));
-    let text = reader.join().unwrap_or_default();
-    (status.code().unwrap_or(-1), text)
+fn finish(k: Killed, what: &str) -> (i32, String) {
+    netns::finish(k, what, PROCESS_BOUND)
 }
 
 fn scenario_flags(scenarios: &[&str]) -> Vec<String> {
@@ -272,29 +130,10 @@ fn verdicts(report: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Whether namespaces can be made here; why not, if not.
-fn unable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
-    if uid.ok().as_deref().map(|u| u.trim_ascii()) != Some(b"0".as_slice()) {
-        return Some("not root: `ip netns add` needs CAP_SYS_ADMIN".into());
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("no `ip` (iproute2) on PATH".into());
-    }
-    None
-}
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and network namespaces cannot be made: {reason}");
-    }
-    eprintln!("SKIPPED shards: {reason}");
-}
-
 #[test]
 fn a_merge_of_four_shards_judges_as_one_process_and_sees_what_no_shard_sees() {
-    if let Some(reason) = unable() {
-        return skip_or_fail(&reason);
+    if let Some(reason) = unable(&[]) {
+        return skip_or_fail("shards", &reason);
     }
     let members: Vec<(String, u8)> = [("tgt".to_owned(), 1), ("single".to_owned(), 20)]
         .into_iter()
@@ -303,7 +142,7 @@ fn a_merge_of_four_shards_judges_as_one_process_and_sees_what_no_shard_sees() {
     let members: Vec<(&str, u8)> = members.iter().map(|(m, h)| (m.as_str(), *h)).collect();
     let net = match Netns::create(&members) {
         Ok(net) => net,
-        Err(e) => return skip_or_fail(&e),
+        Err(e) => return skip_or_fail("shards", &e),
     };
     let dir = tempfile::tempdir().expect("tempdir");
     correct_server(&net, dir.path());
