@@ -316,16 +316,29 @@ fn reconnections(wire: &Transcript, browsers: &[&Transcript]) -> Result<(), Stri
 }
 
 async fn play(id: String, variant: Option<Variant>, seed: u64) -> Result<(), Failed> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut cfg = RunConfig::new(TargetSpec::Embedded {
         faults: Default::default(),
     });
     cfg.variants = VariantSet::new(variant);
+    let stops = variant == Some(Variant::FinishedTask204);
+    play_with(cfg, &id, seed, stops, "").await
+}
+
+/// Plays `id` with `cfg`, requires a pass with the browsers' evidence (`stops`: the
+/// task stream's browsers must stop for good); `how` says how the target was set up.
+async fn play_with(
+    mut cfg: RunConfig,
+    id: &str,
+    seed: u64,
+    stops: bool,
+    how: &str,
+) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     cfg.recordings = Some(dir.path().to_path_buf());
     cfg.replay_prefix = Some(support::replay_prefix("browser", seed));
-    let r = support::play(cfg, &id, seed).await?;
+    let r = support::play(cfg, id, seed).await?;
     if let Verdict::Skipped { reason } = &r.verdict {
-        return Err(format!("{id} skipped although Chromium is here: {reason}").into());
+        return Err(format!("{id}{how} skipped although Chromium is here: {reason}").into());
     }
     support::expect_pass(&r, seed, 20)?;
     if !r.facts.contains_key("browser_not_judged") {
@@ -334,8 +347,7 @@ async fn play(id: String, variant: Option<Variant>, seed: u64) -> Result<(), Fai
     let file = dir.path().join(format!("{}.json", id.replace('/', "_")));
     let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    let stops = variant == Some(Variant::FinishedTask204);
-    judge_recording(&id, &rec, stops).map_err(|e| format!("{id} (seed {seed}): {e}").into())
+    judge_recording(id, &rec, stops).map_err(|e| format!("{id}{how} (seed {seed}): {e}").into())
 }
 
 /// The scenarios played against a server that serves no CORS.
@@ -363,18 +375,7 @@ async fn play_without_cors(id: String, seed: u64) -> Result<(), Failed> {
         .map_err(|e| e.to_string())?;
     let mut cfg = RunConfig::against_process(&server);
     cfg.profile = profile.display().to_string();
-    cfg.recordings = Some(dir.path().to_path_buf());
-    cfg.replay_prefix = Some(support::replay_prefix("browser", seed));
-    let r = support::play(cfg, &id, seed).await?;
-    if let Verdict::Skipped { reason } = &r.verdict {
-        return Err(format!("{id} skipped without CORS: {reason}").into());
-    }
-    support::expect_pass(&r, seed, 20)?;
-    let file = dir.path().join(format!("{}.json", id.replace('/', "_")));
-    let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    judge_recording(&id, &rec, false)
-        .map_err(|e| format!("{id} without CORS (seed {seed}): {e}").into())
+    play_with(cfg, &id, seed, false, " without CORS").await
 }
 
 fn main() {
