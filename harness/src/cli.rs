@@ -164,7 +164,7 @@ pub struct RunArgs {
 pub struct ShardArgs {
     /// Play shard I of N (from 0): the I-th part of every split scenario's clients and
     /// publish requests, planned from the seed as the whole run plans them; probes,
-    /// browser and toxics scenarios run whole on shard 0. Writes `shard.json` into the
+    /// browser and toxics scenarios run whole on shard 0. Writes `shard.json.gz` into the
     /// report directory for `sse-harness merge`. Needs --barrier-dir when N > 1.
     #[arg(long, value_name = "I/N", env = "SSE_HARNESS_SHARD")]
     pub shard: Option<sse_harness::shard::ShardSpec>,
@@ -190,7 +190,7 @@ pub struct ShardArgs {
 /// `sse-harness merge`.
 #[derive(Args)]
 pub struct MergeArgs {
-    /// The report directories of every shard of one run (each holds `shard.json`).
+    /// The report directories of every shard of one run (each holds `shard.json.gz`).
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
     /// Where to write the merged report.

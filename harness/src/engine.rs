@@ -151,7 +151,7 @@ pub struct ShardRun {
     pub barrier_dir: PathBuf,
     /// The longest a shard waits for the others at one phase (`--barrier-timeout`).
     pub barrier_timeout: Duration,
-    /// Where to write the shard record (`shard.json`) merge reads.
+    /// Where to write the shard record (`shard.json.gz`) merge reads.
     pub record_dir: PathBuf,
 }
 
@@ -339,7 +339,7 @@ async fn wait_for_start(
     }
 }
 
-/// Writes the shard record merge reads (`shard.json`, [`crate::shard_record`]).
+/// Writes the shard record merge reads (`shard.json.gz`, [`crate::shard_record`]).
 fn write_shard_record(
     s: &ShardRun,
     sh: &crate::shard_record::Sharding,

@@ -174,9 +174,9 @@ fn kept_recording(report: &Path) -> Recording {
     serde_json::from_slice(&bytes).expect("the recording parses")
 }
 
-/// The one scenario's recording in a shard's `shard.json`.
+/// The one scenario's recording in a shard's `shard.json.gz`.
 fn shard_recording(report: &Path) -> Recording {
-    let rec = ShardRecord::read(report).expect("shard.json");
+    let rec = ShardRecord::read(report).expect("shard.json.gz");
     match rec.scenarios.into_iter().next().map(|e| e.part) {
         Some(EntryPart::Recorded { recording, .. }) => *recording,
         _ => panic!("shard {} recorded its part", rec.shard),

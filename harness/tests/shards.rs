@@ -167,7 +167,7 @@ fn correct_server(net: &Netns, dir: &Path) {
     // The histograms the shards measure alone add up exactly.
     let records: Vec<ShardRecord> = shard_dirs
         .iter()
-        .map(|d| ShardRecord::read(d).expect("shard.json"))
+        .map(|d| ShardRecord::read(d).expect("shard.json.gz"))
         .collect();
     let contracts = Contracts::builtin();
     let loaded = sse_harness::merge::load(&shard_dirs).expect("the records are one run");
@@ -209,7 +209,7 @@ fn forking_server(net: &Netns, dir: &Path) {
     let contracts = Contracts::builtin();
     let profile = sse_harness::profile::Profile::load("spine").expect("spine");
     for d in &shard_dirs {
-        let rec = ShardRecord::read(d).expect("shard.json");
+        let rec = ShardRecord::read(d).expect("shard.json.gz");
         let entry = &rec.scenarios[0];
         let EntryPart::Recorded { recording, .. } = &entry.part else {
             panic!("shard {} recorded its part", rec.shard);
