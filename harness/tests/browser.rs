@@ -66,11 +66,7 @@ fn task_to_its_end(rec: &Recording, browsers: &[&Transcript], stops: bool) -> Re
         .iter()
         .find(|t| t.agent == Agent::Wire)
         .ok_or("no byte-exact reader")?;
-    let retry = reader
-        .connections
-        .iter()
-        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
-        .ok_or("the byte-exact reader saw no retry:")?;
+    let retry = server_retry(reader)?;
     for b in browsers {
         let (first, rest) = b.connections.split_first().ok_or("no connection")?;
         let read = first
@@ -135,6 +131,14 @@ fn task_to_its_end(rec: &Recording, browsers: &[&Transcript], stops: bool) -> Re
     Ok(())
 }
 
+/// The server's `retry:` as the byte-exact client `wire` saw it first.
+fn server_retry(wire: &Transcript) -> Result<u64, String> {
+    wire.connections
+        .iter()
+        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
+        .ok_or_else(|| format!("the byte-exact client {} saw no retry:", wire.client))
+}
+
 /// The evidence every browser scenario needs, then the scenario's own.
 fn judge_recording(id: &str, rec: &Recording, stops: bool) -> Result<(), String> {
     let wire = rec
@@ -194,11 +198,7 @@ fn judge_recording(id: &str, rec: &Recording, stops: bool) -> Result<(), String>
 /// back after `retry:` (the spine gives a browser no way to stop but the page's own
 /// `close()`; a 204 would stop it for good).
 fn closed_again_and_again(wire: &Transcript, b: &Transcript) -> Result<(), String> {
-    let retry = wire
-        .connections
-        .iter()
-        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
-        .ok_or("the byte-exact client saw no retry:")?;
+    let retry = server_retry(wire)?;
     if b.connections.len() < 3 || b.gave_up_us.is_some() {
         return Err(format!(
             "{}: expected at least 3 connections, each closed by the server, saw {} (gave up: {:?})",
@@ -272,11 +272,7 @@ fn idle_frames(browsers: &[&Transcript]) -> Result<(), String> {
 
 /// Every browser reconnected by itself after `retry:`, with the last data id it saw.
 fn reconnections(wire: &Transcript, browsers: &[&Transcript]) -> Result<(), String> {
-    let retry = wire
-        .connections
-        .iter()
-        .find_map(|c| c.retries.first().map(|(_, ms)| *ms))
-        .ok_or("the byte-exact client saw no retry:")?;
+    let retry = server_retry(wire)?;
     for b in browsers {
         let opened: Vec<_> = b
             .connections
