@@ -3,14 +3,13 @@
 //! time; per (event, subscriber) latency = receive time − send time, throughput =
 //! deliveries / wall time from the first publish to the last delivery.
 //!
-//! The offered load is "as fast as acknowledgements allow" on both servers: the spine
-//! gets one publisher posting batches of 100 (each ack means the batch is committed
-//! with fsync), nchan has no batch publish and gets [`NCHAN_PUBLISHERS`] concurrent
-//! publishers posting one message each (keep-alive connections). All events of one
-//! spine batch carry the same send time (the moment the request is sent).
+//! Two offered loads ([`Load`]): the like-for-like one, the same for every server
+//! (one event per POST at a fixed offered rate over a fixed number of connections,
+//! see [`crate::paced`]), and the spine's own batch publishing as fast as its
+//! acknowledgements allow (nchan has no batch publish, so that row is the reference
+//! server's only). All events of one spine batch carry the same send time (the moment
+//! the request is sent).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -19,12 +18,26 @@ use sse_wire::{Item, Parser, ParserConfig};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::wire::{Flavor, NchanHttp, Spine, extract_t, now_ns, open_stream, payload};
+use super::paced::{self, Schedule, Sink};
+use super::wire::{Flavor, Spine, extract_t, now_ns, open_stream, payload};
 
-/// Events per spine publish request.
+/// Events per spine publish request in [`Load::Batch`].
 pub const SPINE_BATCH: usize = 100;
-/// Concurrent publishers for nchan (one message per POST).
-pub const NCHAN_PUBLISHERS: usize = 8;
+
+/// How the events of a fan-out run are offered.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// One publisher posting batches of [`SPINE_BATCH`], each after the previous ack
+    /// (the spine only).
+    Batch,
+    /// One event per POST at `rate` events/s over `connections` keep-alive connections.
+    Paced {
+        /// Events per second offered.
+        rate: f64,
+        /// Keep-alive publishing connections.
+        connections: usize,
+    },
+}
 
 /// One fan-out run's shape.
 #[derive(Debug, Clone)]
@@ -37,6 +50,8 @@ pub struct FanoutSpec {
     pub payload: usize,
     /// Deadline of the whole run.
     pub limit: Duration,
+    /// How the events are offered.
+    pub load: Load,
 }
 
 /// What one fan-out run measured.
@@ -47,8 +62,8 @@ pub struct FanoutOutcome {
     pub expected: u64,
     /// Seconds from the first publish to the last delivery.
     pub secs: f64,
-    /// Seconds the publishing side took to get every ack.
-    pub publish_secs: f64,
+    /// Events acknowledged per second on the publishing side.
+    pub acked_rate: f64,
     /// Publish → deliver latency in microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -56,16 +71,29 @@ pub struct FanoutOutcome {
 /// Runs one fan-out measurement against the server at `base`.
 pub async fn run(flavor: Flavor, base: &str, spec: &FanoutSpec) -> anyhow::Result<FanoutOutcome> {
     let deadline = Instant::now() + spec.limit;
-    let (path, publisher) = match flavor {
-        Flavor::Spine => {
+    let (path, publisher) = match (flavor, spec.load) {
+        (Flavor::Spine, load) => {
             let spine = Spine::new(base)?;
             let job = spine.create_job().await?;
-            (format!("/v1/events?job_id={job}"), Pub::Spine(spine, job))
+            let path = format!("/v1/events?job_id={job}");
+            let publisher = match load {
+                Load::Batch => Pub::Batch(spine, job),
+                Load::Paced { .. } => Pub::Paced(Sink::Spine {
+                    base: base.to_owned(),
+                    job,
+                }),
+            };
+            (path, publisher)
         }
-        Flavor::Nchan => {
-            let ch = format!("bench-{}", now_ns());
-            (format!("/sub/{ch}"), Pub::Nchan(NchanHttp::new(base)?, ch))
+        (Flavor::Nchan, Load::Paced { .. }) => {
+            let channel = format!("bench-{}", now_ns());
+            let sink = Sink::Nchan {
+                base: base.to_owned(),
+                channel: channel.clone(),
+            };
+            (format!("/sub/{channel}"), Pub::Paced(sink))
         }
+        (Flavor::Nchan, Load::Batch) => bail!("nchan has no batch publish"),
     };
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(spec.subscribers);
     let mut subs = Vec::new();
@@ -88,7 +116,7 @@ pub async fn run(flavor: Flavor, base: &str, spec: &FanoutSpec) -> anyhow::Resul
         }
     }
     let start_ns = now_ns();
-    let publish_secs = tokio::time::timeout_at(deadline, publisher.publish_all(spec))
+    let acked_rate = tokio::time::timeout_at(deadline, publisher.publish_all(spec, deadline))
         .await
         .context("publishing did not finish before the deadline")??;
     let mut delivered = 0;
@@ -104,7 +132,7 @@ pub async fn run(flavor: Flavor, base: &str, spec: &FanoutSpec) -> anyhow::Resul
         delivered,
         expected: spec.events * spec.subscribers as u64,
         secs: (last_ns - start_ns) as f64 / 1e9,
-        publish_secs,
+        acked_rate,
         latency_us,
     })
 }
@@ -115,16 +143,16 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 enum Pub {
-    Spine(Spine, String),
-    Nchan(NchanHttp, String),
+    Batch(Spine, String),
+    Paced(Sink),
 }
 
 impl Pub {
-    /// Publishes `spec.events` events; returns the seconds until the last ack.
-    async fn publish_all(&self, spec: &FanoutSpec) -> anyhow::Result<f64> {
-        let t0 = std::time::Instant::now();
-        match self {
-            Pub::Spine(spine, job) => {
+    /// Publishes `spec.events` events; returns the acknowledged events per second.
+    async fn publish_all(&self, spec: &FanoutSpec, deadline: Instant) -> anyhow::Result<f64> {
+        match (self, spec.load) {
+            (Pub::Batch(spine, job), _) => {
+                let t0 = std::time::Instant::now();
                 let mut sent = 0;
                 while sent < spec.events {
                     let n = (spec.events - sent).min(SPINE_BATCH as u64) as usize;
@@ -132,26 +160,19 @@ impl Pub {
                     let batch: Vec<String> = (0..n).map(|_| payload(t, spec.payload)).collect();
                     sent += spine.publish(job, &batch).await?;
                 }
+                Ok(spec.events as f64 / t0.elapsed().as_secs_f64().max(1e-9))
             }
-            Pub::Nchan(http, ch) => {
-                let next = Arc::new(AtomicU64::new(0));
-                let mut tasks = Vec::new();
-                for _ in 0..NCHAN_PUBLISHERS {
-                    let (http, ch, next) = (http.clone(), ch.clone(), next.clone());
-                    let (events, size) = (spec.events, spec.payload);
-                    tasks.push(tokio::spawn(async move {
-                        while next.fetch_add(1, Ordering::Relaxed) < events {
-                            http.publish(&ch, payload(now_ns(), size)).await?;
-                        }
-                        anyhow::Ok(())
-                    }));
-                }
-                for t in tasks {
-                    t.await??;
-                }
+            (Pub::Paced(sink), Load::Paced { rate, connections }) => {
+                let schedule = Schedule {
+                    rate,
+                    events: spec.events,
+                    connections,
+                    payload: spec.payload,
+                };
+                Ok(paced::publish(sink, schedule, deadline).await?.acked_rate)
             }
+            (Pub::Paced(_), Load::Batch) => bail!("a paced publisher given a batch load"),
         }
-        Ok(t0.elapsed().as_secs_f64())
     }
 }
 

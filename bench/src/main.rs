@@ -1,22 +1,30 @@
 //! `sse-bench`: measures the reference server, nchan and the harness client side by
-//! side in one run (fan-out, publish, replay, idle-stream memory, harness drain),
-//! prints the tables and rewrites the results section of `BENCHMARKS.md`.
+//! side in one run (like-for-like fan-out, batch fan-out, publish, replay, idle-stream
+//! memory, harness drain, toxic proxy relay; with `--full` also the curves of cost
+//! against work, drawn as SVG plots), prints the tables and rewrites the results
+//! section of `BENCHMARKS.md`.
 //!
-//! `cargo run --release -p sse-bench -- [--runs 5] [--quick] [--out BENCHMARKS.md]`,
+//! `cargo run --release -p sse-bench -- [--runs 5] [--quick] [--full] [--out BENCHMARKS.md]`,
 //! or `cargo bench -p sse-bench` (the same run, with the defaults).
 //!
-//! A measurement, never a test: this crate has no `#[test]` and asserts no timing.
+//! A measurement, never a test: nothing here asserts a timing (the unit tests check
+//! only how plots are drawn).
 //! Every load is bounded in count and in time, on 127.0.0.1 only. The servers run as
 //! separate processes so each one's memory is its own.
 #![deny(missing_docs)]
 
+mod curves;
 mod fanout;
 mod idle;
+mod ladder;
 mod machine;
+mod paced;
+mod plot;
 mod procs;
 mod publish;
 mod relay;
 mod replay;
+mod scale;
 mod stats;
 mod wire;
 
@@ -51,6 +59,10 @@ struct Cli {
     /// The reference-server binary (default: next to this executable, rebuilt under cargo run).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Also measure the curves (cost against work: subscribers, log size, idle
+    /// streams, harness events per run) and draw their plots; long.
+    #[arg(long)]
+    full: bool,
     /// Only these parts (repeatable; default all).
     #[arg(long, value_enum)]
     only: Vec<Part>,
@@ -75,6 +87,13 @@ enum Cmd {
         #[arg(long)]
         n: u64,
     },
+    /// Internal: runs a command and prints its peak RSS and CPU time.
+    #[command(hide = true)]
+    Rusage {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +103,8 @@ enum Part {
     Replay,
     Idle,
     Relay,
+    /// The harness's own cost per judged event (a curve: `--full` only).
+    Harness,
 }
 
 /// The sizes of one invocation.
@@ -97,10 +118,31 @@ struct Sizes {
     log_events: u64,
     idle: Vec<u64>,
     relay_bytes: u64,
+    ladder: ladder::LadderSizes,
+    curves: Option<scale::CurveSizes>,
 }
 
 impl Sizes {
     fn new(cli: &Cli) -> Sizes {
+        let curves = cli.full.then(|| {
+            if cli.quick {
+                scale::CurveSizes {
+                    subscribers: vec![50, 200],
+                    log_events: vec![10_000, 50_000],
+                    idle: vec![100, 1_000],
+                    harness_events: vec![10_000, 50_000],
+                    connections: LADDER_CONNECTIONS,
+                }
+            } else {
+                scale::CurveSizes {
+                    subscribers: vec![50, 500, 5_000, 10_000],
+                    log_events: vec![10_000, 100_000, 1_000_000, 10_000_000],
+                    idle: vec![1_000, 10_000, 50_000],
+                    harness_events: vec![10_000, 100_000, 250_000, 1_000_000],
+                    connections: LADDER_CONNECTIONS,
+                }
+            }
+        });
         if cli.quick {
             Sizes {
                 runs: cli.runs.unwrap_or(2).max(1),
@@ -112,6 +154,15 @@ impl Sizes {
                 log_events: 50_000,
                 idle: vec![100, 1_000],
                 relay_bytes: 64 << 20,
+                ladder: ladder::LadderSizes {
+                    subscribers: 50,
+                    payload: 64,
+                    connections: LADDER_CONNECTIONS,
+                    rates: vec![1_000.0, 5_000.0],
+                    table: vec![1_000.0, 5_000.0],
+                    step: Duration::from_millis(500),
+                },
+                curves,
             }
         } else {
             Sizes {
@@ -124,6 +175,17 @@ impl Sizes {
                 log_events: 1_000_000,
                 idle: vec![1_000, 10_000],
                 relay_bytes: 1 << 30,
+                ladder: ladder::LadderSizes {
+                    subscribers: 50,
+                    payload: 64,
+                    connections: LADDER_CONNECTIONS,
+                    rates: [1, 2, 3, 5, 7, 10, 14, 20, 28, 40]
+                        .map(|k| f64::from(k) * 1000.0)
+                        .to_vec(),
+                    table: vec![1_000.0, 5_000.0, 20_000.0],
+                    step: Duration::from_millis(1500),
+                },
+                curves,
             }
         }
     }
@@ -131,6 +193,12 @@ impl Sizes {
 
 /// nchan's `worker_connections` in targets/nchan/nginx.conf.template.
 const NCHAN_MAX_CONNECTIONS: u64 = 16384;
+
+/// Keep-alive publishing connections of the like-for-like ladder, for both servers.
+const LADDER_CONNECTIONS: usize = 32;
+
+/// The table of the reference server's batch fan-out rows.
+const BATCH_SECTION: &str = "Fan-out, reference only: batches of 100";
 
 const NCHAN_MISSING: &str = "nchan: not installed (targets/nchan/install.sh)";
 
@@ -154,6 +222,9 @@ pub fn main() -> anyhow::Result<()> {
         };
         return rt.block_on(idle::clients_main(flavor, url, path, *n));
     }
+    if let Some(Cmd::Rusage { cmd }) = &cli.cmd {
+        return scale::rusage_main(cmd);
+    }
     rt.block_on(bench(cli))
 }
 
@@ -163,9 +234,15 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let machine = Machine::detect();
     let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
     // The relay part starts no server, so `--only relay` needs no reference-server build.
-    let needs_server = [Part::Fanout, Part::Publish, Part::Replay, Part::Idle]
-        .into_iter()
-        .any(wants);
+    let needs_server = [
+        Part::Fanout,
+        Part::Publish,
+        Part::Replay,
+        Part::Idle,
+        Part::Harness,
+    ]
+    .into_iter()
+    .any(wants);
     let bin = if needs_server {
         procs::reference_server_bin(cli.server_bin.as_deref())?
     } else {
@@ -175,22 +252,17 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let mut res = Results::default();
     let mut notes: Vec<String> = Vec::new();
 
+    if wants(Part::Fanout) {
+        ladder_runs(&bin, &sizes, &mut res).await?;
+    }
     if wants(Part::Fanout) || wants(Part::Publish) {
         for run in 0..sizes.runs {
-            let order = if run % 2 == 0 {
-                [Flavor::Spine, Flavor::Nchan]
-            } else {
-                [Flavor::Nchan, Flavor::Spine]
-            };
-            for flavor in order {
-                eprintln!(
-                    "run {}/{}: {} fan-out/publish",
-                    run + 1,
-                    sizes.runs,
-                    flavor.name()
-                );
-                server_runs(&bin, flavor, &sizes, &cli, &mut res).await?;
-            }
+            eprintln!(
+                "run {}/{}: reference batch fan-out/publish",
+                run + 1,
+                sizes.runs
+            );
+            spine_runs(&bin, &sizes, &cli, &mut res).await?;
         }
     }
     if wants(Part::Replay) {
@@ -202,16 +274,23 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if wants(Part::Relay) {
         relay_runs(&sizes, &mut res, &mut notes).await?;
     }
+    let curves = match &sizes.curves {
+        Some(c) => Some(curve_runs(&bin, c, sizes.runs, nofile, &wants).await?),
+        None => None,
+    };
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = format!("cargo run --release -p sse-bench --{}", prefixed(&args));
-    let section = render(&machine, &command, &sizes, &res, &notes, started.elapsed());
-    println!("{section}");
+    let mut section = render(&machine, &command, &sizes, &res, &notes, started.elapsed());
     let out = match (&cli.out, cli.quick) {
         (Some(p), _) => Some(p.clone()),
         (None, false) => Some(procs::workspace_root().join("BENCHMARKS.md")),
         (None, true) => None,
     };
+    if let Some(curves) = &curves {
+        section.push_str(&curves_markdown(curves, out.as_deref())?);
+    }
+    println!("{section}");
     if let Some(path) = out {
         write_section(&path, &section)?;
         eprintln!("wrote the results section of {}", path.display());
@@ -219,78 +298,159 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--full` curves of the wanted parts.
+async fn curve_runs(
+    bin: &Path,
+    sizes: &scale::CurveSizes,
+    runs: usize,
+    nofile: u64,
+    wants: &impl Fn(Part) -> bool,
+) -> anyhow::Result<scale::Curves> {
+    let mut curves = scale::Curves::new();
+    let harness = if wants(Part::Harness) {
+        procs::workspace_bin("sse-harness", "sse-harness")?
+    } else {
+        PathBuf::new()
+    };
+    for run in 0..runs {
+        let order = if run % 2 == 0 {
+            [Flavor::Spine, Flavor::Nchan]
+        } else {
+            [Flavor::Nchan, Flavor::Spine]
+        };
+        if wants(Part::Fanout) {
+            for flavor in order {
+                eprintln!("run {}/{runs}: {} subscriber curve", run + 1, flavor.name());
+                scale::subscribers(bin, flavor, sizes, &mut curves).await?;
+            }
+        }
+        if wants(Part::Idle) {
+            eprintln!("run {}/{runs}: idle curve", run + 1);
+            scale::idles(bin, sizes, nofile, &mut curves).await?;
+        }
+        if wants(Part::Harness) {
+            eprintln!("run {}/{runs}: harness cost curve", run + 1);
+            scale::harness_runs(bin, &harness, sizes, &mut curves).await?;
+        }
+    }
+    if wants(Part::Replay) {
+        scale::replays(bin, sizes, runs, &mut curves).await?;
+    }
+    Ok(curves)
+}
+
+/// The curves' Markdown; writes each plot to `bench/plots/<id>.svg` beside `out`.
+fn curves_markdown(curves: &scale::Curves, out: Option<&Path>) -> anyhow::Result<String> {
+    let mut s = String::from(
+        "### Curves\n\nEach cell: the median (min – max; runs). The plots draw the medians \
+         as lines and min – max as bars.\n\n",
+    );
+    let dir = out.map(|o| o.parent().unwrap_or(Path::new(".")).join("bench/plots"));
+    for c in curves.all() {
+        if c.series
+            .iter()
+            .all(|s| s.points.is_empty() && s.notes.is_empty())
+        {
+            continue;
+        }
+        let rel = format!("bench/plots/{}.svg", c.id);
+        if let (Some(dir), Some(svg)) = (&dir, plot::svg(c)) {
+            std::fs::create_dir_all(dir)?;
+            let file = dir.join(format!("{}.svg", c.id));
+            std::fs::write(&file, svg).with_context(|| format!("writing {}", file.display()))?;
+        }
+        s.push_str(&c.markdown(&rel));
+    }
+    Ok(s)
+}
+
 fn prefixed(args: &[String]) -> String {
     args.iter().map(|a| format!(" {a}")).collect()
 }
 
-async fn server_runs(
-    bin: &Path,
-    flavor: Flavor,
-    sizes: &Sizes,
-    cli: &Cli,
-    res: &mut Results,
-) -> anyhow::Result<()> {
-    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
-    let section = "Fan-out";
-    match flavor {
-        Flavor::Spine => {
-            let server = RefServer::start(bin).await?;
-            let result = async {
-                if wants(Part::Fanout) {
-                    for &p in &sizes.payloads {
-                        fanout_one(flavor, &server.url, p, sizes, res).await?;
-                    }
+/// The like-for-like fan-out ladder, both servers in every run, alternating which
+/// goes first.
+async fn ladder_runs(bin: &Path, sizes: &Sizes, res: &mut Results) -> anyhow::Result<()> {
+    ladder::declare(&sizes.ladder, res);
+    for run in 0..sizes.runs {
+        let order = if run % 2 == 0 {
+            [Flavor::Spine, Flavor::Nchan]
+        } else {
+            [Flavor::Nchan, Flavor::Spine]
+        };
+        let (mut ours, mut theirs) = (ladder::Climb::default(), None);
+        for flavor in order {
+            eprintln!(
+                "run {}/{}: {} like-for-like ladder",
+                run + 1,
+                sizes.runs,
+                flavor.name()
+            );
+            match flavor {
+                Flavor::Spine => {
+                    let server = RefServer::start(bin).await?;
+                    ours = ladder::climb(flavor, &server.url, &sizes.ladder, res).await;
+                    server.stop().await?;
                 }
-                if wants(Part::Publish) {
-                    let spine = Spine::new(&server.url)?;
-                    for (pubs, batch) in [(1, 1), (1, 100), (8, 1), (8, 100)] {
-                        let rate = publish::run(&spine, pubs, batch, sizes.publish_for).await?;
-                        let name = format!(
-                            "reference: {pubs} publisher{} × batch {batch}",
-                            if pubs == 1 { "" } else { "s" }
-                        );
-                        res.add(
-                            "Publish (acked events/s, fsync on)",
-                            &name,
-                            Unit::PerSec,
-                            rate,
-                        );
+                Flavor::Nchan => match Nchan::start().await {
+                    Ok(nchan) => {
+                        theirs = Some(ladder::climb(flavor, &nchan.url, &sizes.ladder, res).await);
+                        nchan.stop().await?;
                     }
-                }
-                anyhow::Ok(())
-            }
-            .await;
-            server.stop().await?;
-            result
-        }
-        Flavor::Nchan => {
-            if !wants(Part::Fanout) {
-                return Ok(());
-            }
-            for &p in &sizes.payloads {
-                let nchan = match Nchan::start().await {
-                    Ok(n) => n,
                     Err(e) => {
-                        let why = match e {
-                            NchanUnavailable::NotInstalled => NCHAN_MISSING.to_owned(),
-                            NchanUnavailable::Failed(s) => format!("nchan did not start: {s}"),
-                        };
-                        res.note(
-                            section,
-                            &fanout_name(flavor, p, "deliveries/s"),
-                            Unit::PerSec,
-                            &why,
-                        );
-                        continue;
+                        let why = nchan_unavailable(e);
+                        let name = "nchan: max sustainable deliveries/s";
+                        res.note(ladder::SECTION, name, Unit::PerSec, &why);
                     }
-                };
-                let r = fanout_one(flavor, &nchan.url, p, sizes, res).await;
-                nchan.stop().await?;
-                r?;
+                },
             }
-            Ok(())
+        }
+        if let Some(theirs) = &theirs {
+            ladder::ratios(&ours, theirs, res);
         }
     }
+    Ok(())
+}
+
+fn nchan_unavailable(e: NchanUnavailable) -> String {
+    match e {
+        NchanUnavailable::NotInstalled => NCHAN_MISSING.to_owned(),
+        NchanUnavailable::Failed(s) => format!("nchan did not start: {s}"),
+    }
+}
+
+/// The reference server's own rows: batch fan-out (nchan has no batch publish) and
+/// the publish rates.
+async fn spine_runs(bin: &Path, sizes: &Sizes, cli: &Cli, res: &mut Results) -> anyhow::Result<()> {
+    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    let server = RefServer::start(bin).await?;
+    let result = async {
+        if wants(Part::Fanout) {
+            for &p in &sizes.payloads {
+                fanout_one(Flavor::Spine, &server.url, p, sizes, res).await?;
+            }
+        }
+        if wants(Part::Publish) {
+            let spine = Spine::new(&server.url)?;
+            for (pubs, batch) in [(1, 1), (1, 100), (8, 1), (8, 100)] {
+                let rate = publish::run(&spine, pubs, batch, sizes.publish_for).await?;
+                let name = format!(
+                    "reference: {pubs} publisher{} × batch {batch}",
+                    if pubs == 1 { "" } else { "s" }
+                );
+                res.add(
+                    "Publish (acked events/s, fsync on)",
+                    &name,
+                    Unit::PerSec,
+                    rate,
+                );
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    server.stop().await?;
+    result
 }
 
 fn fanout_name(flavor: Flavor, payload: usize, what: &str) -> String {
@@ -314,9 +474,10 @@ async fn fanout_one(
         events: sizes.fanout_events,
         payload,
         limit: sizes.fanout_limit,
+        load: fanout::Load::Batch,
     };
     let o = fanout::run(flavor, base, &spec).await?;
-    let s = "Fan-out";
+    let s = BATCH_SECTION;
     let rate = o.delivered as f64 / o.secs.max(1e-9);
     res.add(
         s,
@@ -328,7 +489,7 @@ async fn fanout_one(
         s,
         &fanout_name(flavor, payload, "publish side events/s"),
         Unit::PerSec,
-        spec.events as f64 / o.publish_secs.max(1e-9),
+        o.acked_rate,
     );
     for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
         let v = o.latency_us.value_at_quantile(q) as f64;
@@ -515,14 +676,32 @@ fn render(
         "Machine: {} × {}, {} MiB memory, Linux {}.\n\n",
         m.cores, m.cpu, m.mem_mib, m.kernel
     ));
+    let l = &sizes.ladder;
     s.push_str(&format!(
-        "Fan-out: {} subscribers, {} events per run; reference: 1 publisher × batch {} \
-         (every event committed with fsync before delivery); nchan: {} concurrent \
-         publishers × 1 message per POST. Latency = receive − send time per (event, subscriber).\n\n",
+        "Fan-out, like for like: {} subscribers on one channel; both servers get one {} B event \
+         per POST over {} keep-alive connections at each offered rate ({} events/s), {:.1} s per \
+         rate; latency = receive time − the event's *scheduled* send time per (event, \
+         subscriber). The reference commits every event with fsync before it is acked or \
+         delivered; nchan keeps messages in memory. A rate is sustained when every event \
+         reached every subscriber and p99 ≤ {} ms; the ladder stops at the first rate not \
+         sustained above the tabled ones. Runs alternate which server goes first.\n\n",
+        l.subscribers,
+        l.payload,
+        l.connections,
+        l.rates
+            .iter()
+            .map(|r| ladder::rate_label(*r))
+            .collect::<Vec<_>>()
+            .join(", "),
+        l.step.as_secs_f64(),
+        ladder::P99_BOUND_US / 1000,
+    ));
+    s.push_str(&format!(
+        "Fan-out, reference only: {} subscribers, {} events per run, 1 publisher × batch {} \
+         (every event committed with fsync before delivery).\n\n",
         sizes.subscribers,
         sizes.fanout_events,
         fanout::SPINE_BATCH,
-        fanout::NCHAN_PUBLISHERS
     ));
     for n in notes {
         s.push_str(n);

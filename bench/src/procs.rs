@@ -101,6 +101,13 @@ pub fn reference_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> 
     if let Some(p) = explicit {
         return Ok(p.to_owned());
     }
+    workspace_bin("reference-server", "reference-server")
+}
+
+/// Finds the workspace binary `bin` of `package` next to this executable
+/// (target/<profile>, also under `cargo bench`, whose executable is in `deps`), built
+/// first under cargo.
+pub fn workspace_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -117,25 +124,25 @@ pub fn reference_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> 
         } else {
             vec![]
         };
-        eprintln!("building reference-server ({cargo} build -p reference-server {profile:?})");
+        eprintln!("building {package} ({cargo} build -p {package} {profile:?})");
         let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "reference-server"])
+            .args(["build", "--quiet", "-p", package])
             .args(profile)
             .current_dir(workspace_root())
             .status()
-            .context("running cargo build -p reference-server")?;
+            .with_context(|| format!("running cargo build -p {package}"))?;
         if !status.success() {
-            bail!("cargo build -p reference-server failed");
+            bail!("cargo build -p {package} failed");
         }
     }
-    let bin = dir.join("reference-server");
-    if !bin.exists() {
+    let path = dir.join(bin);
+    if !path.exists() {
         bail!(
-            "{} not found: run `cargo build --release -p reference-server` first, or pass --server-bin",
-            bin.display()
+            "{} not found: run `cargo build --release -p {package}` first",
+            path.display()
         );
     }
-    Ok(bin)
+    Ok(path)
 }
 
 /// The workspace root (the parent of this crate's folder).
@@ -292,11 +299,21 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-/// Raises this process's open-file limit to its hard limit (inherited by servers
-/// spawned afterwards); returns the new soft limit.
+/// Raises this process's open-file limit (inherited by servers spawned afterwards)
+/// to [`WANT_NOFILE`] where it may raise the hard limit, else to the hard limit;
+/// returns the new soft limit.
 pub fn raise_nofile() -> anyhow::Result<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // A privileged process (root in CI) may raise the hard limit itself; the servers
+    // the bench starts inherit it. Otherwise the hard limit is the ceiling.
+    if setrlimit(Resource::RLIMIT_NOFILE, WANT_NOFILE, WANT_NOFILE).is_ok() {
+        return Ok(WANT_NOFILE);
+    }
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
 }
+
+/// The open-file limit the bench asks for: room for 50,000 idle streams on each side
+/// of a loopback connection in one process tree.
+const WANT_NOFILE: u64 = 131_072;

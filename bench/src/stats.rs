@@ -19,7 +19,8 @@ pub enum Unit {
 }
 
 impl Unit {
-    fn format(self, v: f64) -> String {
+    /// `v` in this unit, compact (`1.2 M/s`, `13.5 KiB`).
+    pub fn format(self, v: f64) -> String {
         match self {
             Unit::PerSec => {
                 if v >= 1e6 {
@@ -93,6 +94,12 @@ impl Results {
             }
         };
         &mut self.rows[i]
+    }
+
+    /// Creates a measurement's row (without samples) so that rows appear in this
+    /// order rather than in the order the runs reported them.
+    pub fn declare(&mut self, section: &'static str, name: &str, unit: Unit) {
+        self.row(section, name, unit);
     }
 
     /// Adds one run's value of a measurement.

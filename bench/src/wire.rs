@@ -231,20 +231,6 @@ impl NchanHttp {
         })
     }
 
-    /// `POST /pub/<channel>` with `body`; nchan acknowledges a stored message with 201/202.
-    pub async fn publish(&self, channel: &str, body: String) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .post(format!("{}/pub/{channel}", self.base))
-            .body(body)
-            .send()
-            .await?;
-        if !matches!(r.status().as_u16(), 201 | 202) {
-            bail!("POST /pub/{channel}: HTTP {}", r.status());
-        }
-        Ok(())
-    }
-
     /// The `subscribers:` count of `/nchan_status`.
     pub async fn subscribers(&self) -> anyhow::Result<u64> {
         let text = self
