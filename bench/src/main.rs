@@ -313,20 +313,15 @@ async fn curve_runs(
         PathBuf::new()
     };
     for run in 0..runs {
-        let order = if run % 2 == 0 {
-            [Flavor::Spine, Flavor::Nchan]
-        } else {
-            [Flavor::Nchan, Flavor::Spine]
-        };
         if wants(Part::Fanout) {
-            for flavor in order {
+            for flavor in scale::order(run) {
                 eprintln!("run {}/{runs}: {} subscriber curve", run + 1, flavor.name());
                 scale::subscribers(bin, flavor, sizes, &mut curves).await?;
             }
         }
         if wants(Part::Idle) {
             eprintln!("run {}/{runs}: idle curve", run + 1);
-            scale::idles(bin, sizes, nofile, &mut curves).await?;
+            scale::idles(bin, sizes, nofile, run, &mut curves).await?;
         }
         if wants(Part::Harness) {
             eprintln!("run {}/{runs}: harness cost curve", run + 1);
@@ -373,13 +368,8 @@ fn prefixed(args: &[String]) -> String {
 async fn ladder_runs(bin: &Path, sizes: &Sizes, res: &mut Results) -> anyhow::Result<()> {
     ladder::declare(&sizes.ladder, res);
     for run in 0..sizes.runs {
-        let order = if run % 2 == 0 {
-            [Flavor::Spine, Flavor::Nchan]
-        } else {
-            [Flavor::Nchan, Flavor::Spine]
-        };
         let (mut ours, mut theirs) = (ladder::Climb::default(), None);
-        for flavor in order {
+        for flavor in scale::order(run) {
             eprintln!(
                 "run {}/{}: {} like-for-like ladder",
                 run + 1,
@@ -565,56 +555,36 @@ async fn idle_runs(
     res: &mut Results,
 ) -> anyhow::Result<()> {
     let s = "Idle streams (resident memory per stream)";
+    for &n in &sizes.idle {
+        res.declare(s, &format!("reference server, {n} streams"), Unit::Bytes);
+        res.declare(s, &client_row(n), Unit::Bytes);
+        res.declare(s, &format!("nchan worker, {n} streams"), Unit::Bytes);
+    }
     for run in 0..sizes.runs {
         for &n in &sizes.idle {
             eprintln!("run {}/{}: {n} idle streams", run + 1, sizes.runs);
-            if n + 64 > nofile {
-                res.note(
-                    s,
-                    &format!("reference server, {n} streams"),
-                    Unit::Bytes,
-                    &format!("skipped: open-file limit {nofile}"),
-                );
-                continue;
-            }
-            let o = idle::spine(bin, n).await?;
-            res.add(
-                s,
-                &format!("reference server, {n} streams"),
-                Unit::Bytes,
-                o.server,
-            );
-            res.add(
-                s,
-                &format!("harness client (sse-wire + parser), {n} streams"),
-                Unit::Bytes,
-                o.client,
-            );
-            let name = format!("nchan worker, {n} streams");
-            if n > NCHAN_MAX_CONNECTIONS - 16 {
-                res.note(
-                    s,
-                    &name,
-                    Unit::Bytes,
-                    "not measured: above worker_connections in nginx.conf.template",
-                );
-                continue;
-            }
-            match Nchan::start().await {
-                Ok(nchan) => {
-                    let o = idle::nchan(nchan, n).await?;
-                    res.add(s, &name, Unit::Bytes, o.server);
-                }
-                Err(NchanUnavailable::NotInstalled) => {
-                    res.note(s, &name, Unit::Bytes, NCHAN_MISSING)
-                }
-                Err(NchanUnavailable::Failed(e)) => {
-                    res.note(s, &name, Unit::Bytes, &format!("nchan did not start: {e}"))
+            for flavor in scale::order(run) {
+                let name = match flavor {
+                    Flavor::Spine => format!("reference server, {n} streams"),
+                    Flavor::Nchan => format!("nchan worker, {n} streams"),
+                };
+                match scale::idle_one(bin, flavor, n, nofile).await {
+                    Ok(o) => {
+                        res.add(s, &name, Unit::Bytes, o.server);
+                        if flavor == Flavor::Spine {
+                            res.add(s, &client_row(n), Unit::Bytes, o.client);
+                        }
+                    }
+                    Err(why) => res.note(s, &name, Unit::Bytes, &why),
                 }
             }
         }
     }
     Ok(())
+}
+
+fn client_row(n: u64) -> String {
+    format!("harness client (sse-wire + parser), {n} streams")
 }
 
 async fn relay_runs(

@@ -306,38 +306,60 @@ async fn nchan_replay(base: &str, channel: &str, n: u64) -> anyhow::Result<f64> 
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-/// One run's idle curve for both servers.
+/// One idle measurement of `flavor` with `n` streams, or why there is none.
+pub async fn idle_one(
+    bin: &Path,
+    flavor: Flavor,
+    n: u64,
+    nofile: u64,
+) -> Result<idle::IdleOutcome, String> {
+    if n + 64 > nofile {
+        return Err(format!("{n} streams: skipped, open-file limit {nofile}"));
+    }
+    match flavor {
+        Flavor::Spine => idle::spine(bin, n)
+            .await
+            .map_err(|e| format!("{n} streams: {e}")),
+        Flavor::Nchan => {
+            if n > super::NCHAN_MAX_CONNECTIONS - 16 {
+                return Err(format!(
+                    "{n} streams: above worker_connections in nginx.conf.template"
+                ));
+            }
+            let nchan = Nchan::start().await.map_err(super::nchan_unavailable)?;
+            idle::nchan(nchan, n)
+                .await
+                .map_err(|e| format!("{n} streams: {e}"))
+        }
+    }
+}
+
+/// One run's idle curve for both servers (`run` decides which goes first).
 pub async fn idles(
     bin: &Path,
     sizes: &CurveSizes,
     nofile: u64,
+    run: usize,
     curves: &mut Curves,
 ) -> anyhow::Result<()> {
     for &n in &sizes.idle {
-        if n + 64 > nofile {
-            let why = format!("{n} streams: skipped, open-file limit {nofile}");
-            curves.idle.note("reference", &why);
-            curves.idle.note("nchan", &why);
-            continue;
-        }
-        match idle::spine(bin, n).await {
-            Ok(o) => curves.idle.add("reference", n as f64, o.server),
-            Err(e) => curves.idle.note("reference", &format!("{n} streams: {e}")),
-        }
-        if n > super::NCHAN_MAX_CONNECTIONS - 16 {
-            let why = format!("{n} streams: above worker_connections in nginx.conf.template");
-            curves.idle.note("nchan", &why);
-            continue;
-        }
-        match Nchan::start().await {
-            Ok(nchan) => match idle::nchan(nchan, n).await {
-                Ok(o) => curves.idle.add("nchan", n as f64, o.server),
-                Err(e) => curves.idle.note("nchan", &format!("{n} streams: {e}")),
-            },
-            Err(_) => curves.idle.note("nchan", "nchan not available"),
+        for flavor in order(run) {
+            match idle_one(bin, flavor, n, nofile).await {
+                Ok(o) => curves.idle.add(flavor.name(), n as f64, o.server),
+                Err(why) => curves.idle.note(flavor.name(), &why),
+            }
         }
     }
     Ok(())
+}
+
+/// Which server goes first in run `run`: they alternate.
+pub fn order(run: usize) -> [Flavor; 2] {
+    if run.is_multiple_of(2) {
+        [Flavor::Spine, Flavor::Nchan]
+    } else {
+        [Flavor::Nchan, Flavor::Spine]
+    }
 }
 
 /// What the `rusage` wrapper reports of its one child.
