@@ -505,7 +505,7 @@ fn read_frames(
         };
         let complete = match r.get_ref(2)? {
             ValueRef::Blob(frame) | ValueRef::Text(frame) => fb.push(seq, event_type, frame),
-            // Not migrated yet (written by an older server while this one reads).
+            // No frame: the open's migration fills every row, so only defensively.
             _ => {
                 let ev = conn
                     .prepare_cached(
