@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use bytes::{BufMut as _, Bytes, BytesMut};
 use chrono::{SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,9 +25,13 @@ use crate::faults::{COMMIT_LAG, Fault, FaultSet};
 
 /// The store's schema (fixed: the integrity report reads it too). Every statement is
 /// `CREATE … IF NOT EXISTS`, so opening a data folder made by an older server adds what
-/// it lacks (the v1.1 `idempotency_keys` table) and touches nothing else: that is the
-/// store's migration, with no schema version to keep.
+/// it lacks (the v1.1 `idempotency_keys` table) and touches nothing else. The one
+/// change to an existing table, the `events.frame` column, is [`migrate_frames`]'s:
+/// together they are the store's migration, with no schema version to keep.
 pub const SCHEMA: &str = include_str!("schema.sql");
+
+/// Rows whose frame the migration fills per transaction.
+const MIGRATE_BATCH: usize = 10_000;
 
 /// Most commands folded into one transaction.
 const MAX_GROUP_COMMANDS: usize = 4096;
@@ -40,6 +45,9 @@ const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 const RING_EVENTS: usize = 16_384;
 /// Most payload bytes kept in the ring.
 const RING_BYTES: usize = 32 * 1024 * 1024;
+/// Most bytes of the database a read-only connection maps into memory (address
+/// space, not resident memory: the pages are the kernel's page cache).
+const READ_MMAP_BYTES: i64 = 1 << 30;
 /// Idle read-only connections kept open.
 const READ_POOL_IDLE: usize = 8;
 
@@ -101,33 +109,60 @@ pub struct StoredEvent {
     pub ts: String,
     /// Compact JSON object.
     pub payload: String,
-    /// `{"seq":..,"job_id":..,"event_type":..,"ts":..,"payload":..` without the closing
-    /// brace, so a stream only appends its correlation id.
-    pub wire_prefix: String,
+    /// The event's frame as written on a stream, up to its correlation id: see
+    /// [`write_frame`]. It is the log row's `frame` column.
+    pub frame: Bytes,
+    /// Where the frame's `data:` value (the wire prefix) starts.
+    data_at: usize,
+}
+
+/// Writes the row-invariant part of an event's frame into `w`:
+/// `id: <seq>\nevent: task_event\ndata: {"seq":..,"job_id":..,"event_type":..,"ts":..,"payload":..`
+/// without the closing brace, so a stream only appends `,"correlation_id":<cid>}\n\n`.
+/// This is what the log row's `frame` column holds (written at commit, or by the
+/// migration of an older data folder); returns where the `data:` value starts.
+pub fn write_frame(
+    w: &mut Vec<u8>,
+    seq: u64,
+    job_id: &str,
+    event_type: &str,
+    ts: &str,
+    payload: &str,
+) -> usize {
+    let _ = write!(w, "id: {seq}\nevent: task_event\ndata: ");
+    let data_at = w.len();
+    let _ = write!(w, "{{\"seq\":{seq},\"job_id\":");
+    let _ = serde_json::to_writer(&mut *w, job_id);
+    w.extend_from_slice(b",\"event_type\":");
+    let _ = serde_json::to_writer(&mut *w, event_type);
+    w.extend_from_slice(b",\"ts\":");
+    let _ = serde_json::to_writer(&mut *w, ts);
+    w.extend_from_slice(b",\"payload\":");
+    w.extend_from_slice(payload.as_bytes());
+    data_at
 }
 
 impl StoredEvent {
     fn new(seq: u64, job_id: String, event_type: String, ts: String, payload: String) -> Self {
-        // One allocation per event: replay builds this for every row it pages.
         let mut w =
-            Vec::with_capacity(64 + job_id.len() + event_type.len() + ts.len() + payload.len());
-        let _ = write!(w, "{{\"seq\":{seq},\"job_id\":");
-        let _ = serde_json::to_writer(&mut w, &job_id);
-        w.extend_from_slice(b",\"event_type\":");
-        let _ = serde_json::to_writer(&mut w, &event_type);
-        w.extend_from_slice(b",\"ts\":");
-        let _ = serde_json::to_writer(&mut w, &ts);
-        w.extend_from_slice(b",\"payload\":");
-        w.extend_from_slice(payload.as_bytes());
-        let wire_prefix = String::from_utf8(w).unwrap_or_default();
+            Vec::with_capacity(96 + job_id.len() + event_type.len() + ts.len() + payload.len());
+        let data_at = write_frame(&mut w, seq, &job_id, &event_type, &ts, &payload);
         StoredEvent {
             seq,
             job_id,
             event_type,
             ts,
             payload,
-            wire_prefix,
+            frame: Bytes::from(w),
+            data_at,
         }
+    }
+
+    /// `{"seq":..,"job_id":..,"event_type":..,"ts":..,"payload":..` without the closing
+    /// brace: the frame's `data:` value before the correlation id.
+    pub fn wire_prefix(&self) -> &str {
+        // Built from `&str`s, so UTF-8.
+        std::str::from_utf8(&self.frame[self.data_at..]).unwrap_or_default()
     }
 
     /// Reads a row of `SELECT seq, job_id, event_type, ts, payload FROM events`.
@@ -341,13 +376,13 @@ struct Ring {
 
 impl Ring {
     fn push(&mut self, ev: Arc<StoredEvent>) {
-        self.bytes += ev.wire_prefix.len();
+        self.bytes += ev.frame.len();
         self.events.push_back(ev);
         while self.events.len() > RING_EVENTS || self.bytes > RING_BYTES {
             let Some(old) = self.events.pop_front() else {
                 break;
             };
-            self.bytes -= old.wire_prefix.len();
+            self.bytes -= old.frame.len();
             self.floor = old.seq;
         }
     }
@@ -360,6 +395,131 @@ pub struct Page {
     pub events: Vec<Arc<StoredEvent>>,
     /// Everything up to this seq has been scanned.
     pub scanned_to: u64,
+}
+
+/// A page read as ready frames (see [`Store::page_frames`]).
+#[derive(Debug)]
+pub struct FramePage {
+    /// The events' frames, each its row's `frame` then the stream's suffix.
+    pub bytes: Bytes,
+    /// How many events.
+    pub events: u64,
+    /// Everything up to this seq has been scanned.
+    pub scanned_to: u64,
+    /// The type of the terminal event the page ends with, when it was read to stop there.
+    pub terminal: Option<String>,
+}
+
+/// How [`Store::page_frames`] writes a page.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    /// What follows each event's stored frame: the stream's
+    /// `,"correlation_id":<cid>}\n\n`.
+    pub suffix: Bytes,
+    /// End the page after the first `task_completed` or `task_failed` (a task stream),
+    /// and say which.
+    pub until_terminal: bool,
+}
+
+/// The frames of a page as they are read: one buffer for the page, no allocation per
+/// row.
+struct FrameBuf {
+    buf: BytesMut,
+    suffix: Bytes,
+    events: u64,
+    last: u64,
+    limit: usize,
+    max_bytes: usize,
+    until_terminal: bool,
+    terminal: Option<String>,
+}
+
+impl FrameBuf {
+    /// About the bytes of one event's frame and suffix, to size the page's buffer.
+    const FRAME_GUESS: usize = 320;
+
+    fn new(spec: FrameSpec, limit: usize, max_bytes: usize) -> FrameBuf {
+        let FrameSpec {
+            suffix,
+            until_terminal,
+        } = spec;
+        FrameBuf {
+            buf: BytesMut::new(),
+            suffix,
+            events: 0,
+            last: 0,
+            limit,
+            max_bytes,
+            until_terminal,
+            terminal: None,
+        }
+    }
+
+    /// Sizes the buffer for a read of at most `rows` rows (a live stream's page of one
+    /// event must not hold a replay page's worth of memory).
+    fn reserve_for(&mut self, rows: u64) {
+        let rows = (rows as usize).min(self.limit);
+        let cap = rows
+            .saturating_mul(Self::FRAME_GUESS)
+            .min(self.max_bytes + 4096);
+        self.buf.reserve(cap);
+    }
+
+    /// Adds one event; returns whether the page is complete (full, or its terminal).
+    fn push(&mut self, seq: u64, event_type: &[u8], frame: &[u8]) -> bool {
+        self.buf.put_slice(frame);
+        self.buf.put_slice(&self.suffix);
+        self.events += 1;
+        self.last = seq;
+        if self.until_terminal && matches!(event_type, b"task_completed" | b"task_failed") {
+            self.terminal = Some(String::from_utf8_lossy(event_type).into_owned());
+            return true;
+        }
+        self.events as usize >= self.limit || self.buf.len() >= self.max_bytes
+    }
+
+    /// The page; `scanned_to` is the read's bound when the page is not complete.
+    fn finish(self, complete: bool, upto: u64) -> FramePage {
+        FramePage {
+            bytes: self.buf.freeze(),
+            events: self.events,
+            scanned_to: if complete { self.last } else { upto },
+            terminal: self.terminal,
+        }
+    }
+}
+
+/// Reads rows of `SELECT seq, event_type, frame` into `fb`; returns whether the page
+/// is complete.
+fn read_frames(
+    conn: &Connection,
+    rows: &mut rusqlite::Rows<'_>,
+    fb: &mut FrameBuf,
+) -> rusqlite::Result<bool> {
+    use rusqlite::types::ValueRef;
+    while let Some(r) = rows.next()? {
+        let seq = r.get::<_, i64>(0)? as u64;
+        let event_type = match r.get_ref(1)? {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b,
+            _ => &[],
+        };
+        let complete = match r.get_ref(2)? {
+            ValueRef::Blob(frame) | ValueRef::Text(frame) => fb.push(seq, event_type, frame),
+            // No frame: the open's migration fills every row, so only defensively.
+            _ => {
+                let ev = conn
+                    .prepare_cached(
+                        "SELECT seq, job_id, event_type, ts, payload FROM events WHERE seq = ?1",
+                    )?
+                    .query_row([seq as i64], StoredEvent::from_row)?;
+                fb.push(seq, event_type, &ev.frame)
+            }
+        };
+        if complete {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What a receipt says about a job's events.
@@ -478,8 +638,73 @@ fn open_write(path: &Path) -> Result<Connection, StoreError> {
         .map_err(StoreError::sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(StoreError::sql)?;
+    add_frame_column(&conn).map_err(StoreError::sql)?;
     conn.execute_batch(SCHEMA).map_err(StoreError::sql)?;
+    migrate_frames(&conn).map_err(StoreError::sql)?;
     Ok(conn)
+}
+
+/// Adds the `frame` column to the `events` table of a data folder made before it
+/// existed (before [`SCHEMA`] runs: its `events_unframed` index needs the column).
+fn add_frame_column(conn: &Connection) -> rusqlite::Result<()> {
+    let columns: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('events')",
+        [],
+        |r| r.get(0),
+    )?;
+    let has_frame: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('events') WHERE name = 'frame')",
+        [],
+        |r| r.get(0),
+    )?;
+    if columns > 0 && !has_frame {
+        tracing::info!("migrating the event log: adding events.frame");
+        conn.execute_batch("ALTER TABLE events ADD COLUMN frame BLOB")?;
+    }
+    Ok(())
+}
+
+/// Fills the `frame` of every row without one (found through the partial index
+/// `events_unframed`, so a folder with none costs one index probe): the rows of a
+/// folder made before the column existed, or written by an older server since. The
+/// frame is built from the row's columns exactly as it is at commit, so replay serves
+/// the bytes the older server served. Batches of [`MIGRATE_BATCH`] rows, each its own
+/// transaction: an interrupted migration carries on at the next open.
+pub fn migrate_frames(conn: &Connection) -> rusqlite::Result<u64> {
+    let mut filled = 0u64;
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = {
+            let mut st = conn.prepare_cached(
+                "SELECT seq, job_id, event_type, ts, payload FROM events \
+                 WHERE frame IS NULL ORDER BY seq LIMIT ?1",
+            )?;
+            st.query_map([MIGRATE_BATCH as i64], |r| {
+                let ev = StoredEvent::from_row(r)?;
+                Ok((ev.seq as i64, ev.frame.to_vec()))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        if rows.is_empty() {
+            break;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = (|| {
+            let mut up = conn.prepare_cached("UPDATE events SET frame = ?2 WHERE seq = ?1")?;
+            for (seq, frame) in &rows {
+                up.execute(params![seq, frame])?;
+            }
+            conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = done {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        filled += rows.len() as u64;
+    }
+    if filled > 0 {
+        tracing::info!(rows = filled, "event log migrated: frames filled");
+    }
+    Ok(filled)
 }
 
 fn open_read(path: &Path) -> Result<Connection, StoreError> {
@@ -489,6 +714,10 @@ fn open_read(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(|e| StoreError::new(StoreErrorKind::Open, format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(StoreError::sql)?;
+    // Replay reads the log's pages through a memory map instead of a `pread` and a
+    // copy per page (a quarter of the server's time in a replay's profile).
+    conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)
         .map_err(StoreError::sql)?;
     Ok(conn)
 }
@@ -675,7 +904,7 @@ impl Store {
             // Returns whether the page is full.
             let mut push = |ev: StoredEvent| -> bool {
                 last = ev.seq;
-                bytes += ev.wire_prefix.len();
+                bytes += ev.frame.len();
                 events.push(Arc::new(ev));
                 events.len() >= limit || bytes >= max_bytes
             };
@@ -714,6 +943,66 @@ impl Store {
         .await
     }
 
+    /// [`Store::page`] as ready frames, as `spec` says: one buffer for the page, each
+    /// event's stored frame then the stream's suffix, so a row read is one BLOB column
+    /// and a copy.
+    pub async fn page_frames(
+        &self,
+        after: u64,
+        upto: u64,
+        job: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+        spec: FrameSpec,
+    ) -> Result<FramePage, StoreError> {
+        let mut fb = FrameBuf::new(spec, limit, max_bytes);
+        if after >= upto {
+            return Ok(fb.finish(false, after));
+        }
+        fb.reserve_for(upto - after);
+        if let Ok(ring) = self.ring.lock()
+            && after >= ring.floor
+        {
+            let start = ring.events.partition_point(|e| e.seq <= after);
+            let mut complete = false;
+            for ev in ring.events.iter().skip(start) {
+                if ev.seq > upto {
+                    break;
+                }
+                if job.is_none_or(|j| j == ev.job_id)
+                    && fb.push(ev.seq, ev.event_type.as_bytes(), &ev.frame)
+                {
+                    complete = true;
+                    break;
+                }
+            }
+            return Ok(fb.finish(complete, upto));
+        }
+        let job = job.map(str::to_owned);
+        self.read(move |conn| {
+            let complete = match &job {
+                Some(j) => {
+                    let mut st = conn.prepare_cached(
+                        "SELECT seq, event_type, frame FROM events \
+                         WHERE job_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+                    )?;
+                    let mut rows = st.query(params![j, after as i64, upto as i64, limit as i64])?;
+                    read_frames(conn, &mut rows, &mut fb)?
+                }
+                None => {
+                    let mut st = conn.prepare_cached(
+                        "SELECT seq, event_type, frame FROM events \
+                         WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+                    )?;
+                    let mut rows = st.query(params![after as i64, upto as i64, limit as i64])?;
+                    read_frames(conn, &mut rows, &mut fb)?
+                }
+            };
+            Ok(fb.finish(complete, upto))
+        })
+        .await
+    }
+
     fn page_from_ring(
         &self,
         after: u64,
@@ -735,7 +1024,7 @@ impl Store {
                 break;
             }
             if job.is_none_or(|j| j == ev.job_id) {
-                bytes += ev.wire_prefix.len();
+                bytes += ev.frame.len();
                 events.push(ev.clone());
                 if events.len() >= limit || bytes >= max_bytes {
                     scanned_to = ev.seq;
@@ -903,44 +1192,67 @@ struct WriterFaults {
     seq_counter: Option<u64>,
 }
 
+/// The seq the next `AUTOINCREMENT` insert into `events` would get: above every seq
+/// ever given (`sqlite_sequence`) and every row. The writer is the only writer and
+/// asks inside its transaction, so the row inserted with it gets exactly that seq; a
+/// rolled-back savepoint rolls `sqlite_sequence` back too, as it would the insert.
+fn next_seq(tx: &Connection) -> rusqlite::Result<u64> {
+    tx.prepare_cached(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
+                    COALESCE((SELECT MAX(seq) FROM events), 0)) + 1",
+    )?
+    .query_row([], |r| r.get::<_, i64>(0))
+    .map(|s| s as u64)
+}
+
 fn insert_event(
     tx: &Connection,
     ev: &NewEvent,
     ts: &str,
     out: &mut Vec<StoredEvent>,
     seq_counter: &mut Option<u64>,
+    next: &mut Option<u64>,
 ) -> rusqlite::Result<u64> {
-    let seq = if let Some(next) = seq_counter.as_mut() {
+    // The seq is known before the insert, so the row is written with its frame.
+    let (seq, sql) = if let Some(next) = seq_counter.as_mut() {
         // Fault SeqFromCounter: the seq is the in-memory counter's, whatever the
         // table holds under it.
         let seq = *next;
         *next += 1;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO events (seq, job_id, event_type, ts, payload) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            seq as i64,
-            ev.job_id,
-            ev.event_type,
-            ts,
-            ev.payload
-        ])?;
-        seq
+        (
+            seq,
+            "INSERT OR REPLACE INTO events (seq, job_id, event_type, ts, payload, frame) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
     } else {
-        tx.prepare_cached(
-            "INSERT INTO events (job_id, event_type, ts, payload) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![ev.job_id, ev.event_type, ts, ev.payload])?;
-        tx.last_insert_rowid() as u64
+        // Asked once per op, then counted: nothing else writes inside the op.
+        let seq = match *next {
+            Some(n) => n,
+            None => next_seq(tx)?,
+        };
+        *next = Some(seq + 1);
+        (
+            seq,
+            "INSERT INTO events (seq, job_id, event_type, ts, payload, frame) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
     };
-    out.push(StoredEvent::new(
+    let stored = StoredEvent::new(
         seq,
         ev.job_id.clone(),
         ev.event_type.clone(),
         ts.to_owned(),
         ev.payload.clone(),
-    ));
+    );
+    tx.prepare_cached(sql)?.execute(params![
+        seq as i64,
+        ev.job_id,
+        ev.event_type,
+        ts,
+        ev.payload,
+        &stored.frame[..]
+    ])?;
+    out.push(stored);
     Ok(seq)
 }
 
@@ -952,11 +1264,13 @@ fn apply(
     seq_counter: &mut Option<u64>,
 ) -> rusqlite::Result<Applied> {
     let committed = |seqs: rusqlite::Result<Vec<u64>>| seqs.map(Applied::Committed);
+    // The op's next seq, once asked (see [`insert_event`]).
+    let mut next = None;
     match op {
         WriteOp::Append(events) => committed(
             events
                 .iter()
-                .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
+                .map(|ev| insert_event(tx, ev, ts, out, seq_counter, &mut next))
                 .collect(),
         ),
         WriteOp::AppendKeyed {
@@ -973,7 +1287,7 @@ fn apply(
             }
             let seqs = events
                 .iter()
-                .map(|ev| insert_event(tx, ev, ts, out, seq_counter))
+                .map(|ev| insert_event(tx, ev, ts, out, seq_counter, &mut next))
                 .collect::<rusqlite::Result<Vec<u64>>>()?;
             let list = serde_json::to_string(&seqs)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
@@ -989,7 +1303,7 @@ fn apply(
             let mut gone = Vec::new();
             let seqs = events
                 .iter()
-                .map(|ev| insert_event(tx, ev, ts, &mut gone, seq_counter))
+                .map(|ev| insert_event(tx, ev, ts, &mut gone, seq_counter, &mut next))
                 .collect::<rusqlite::Result<Vec<u64>>>()?;
             let mut del = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
             for s in &seqs {
@@ -1006,14 +1320,28 @@ fn apply(
                 "INSERT INTO jobs (job_id, spec, state, created_at) VALUES (?1, ?2, 'running', ?3)",
                 params![job_id, spec, ts],
             )?;
-            committed(Ok(vec![insert_event(tx, first, ts, out, seq_counter)?]))
+            committed(Ok(vec![insert_event(
+                tx,
+                first,
+                ts,
+                out,
+                seq_counter,
+                &mut next,
+            )?]))
         }
         WriteOp::AddArtifact { job_id, row, event } => {
             tx.execute(
                 "INSERT OR REPLACE INTO artifacts (job_id, name, sha256, bytes) VALUES (?1, ?2, ?3, ?4)",
                 params![job_id, row.name, row.sha256, row.bytes as i64],
             )?;
-            committed(Ok(vec![insert_event(tx, event, ts, out, seq_counter)?]))
+            committed(Ok(vec![insert_event(
+                tx,
+                event,
+                ts,
+                out,
+                seq_counter,
+                &mut next,
+            )?]))
         }
         WriteOp::Finish {
             job_id,
@@ -1026,7 +1354,14 @@ fn apply(
                 "UPDATE jobs SET state = ?2, receipt_hash = ?3, completed_at = ?4 WHERE job_id = ?1",
                 params![job_id, state.as_str(), receipt_hash, completed_at],
             )?;
-            committed(Ok(vec![insert_event(tx, event, ts, out, seq_counter)?]))
+            committed(Ok(vec![insert_event(
+                tx,
+                event,
+                ts,
+                out,
+                seq_counter,
+                &mut next,
+            )?]))
         }
     }
 }

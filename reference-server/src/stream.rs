@@ -33,12 +33,12 @@ use crate::faults::{
     LEAK_EVERY_SEQ, OVERSIZED_PAD, SLOW_CUT_LAG, SLOW_DROP_KEEP, SLOW_DROP_LAG, STALE_HEAD_BY,
 };
 use crate::metrics::ActiveStream;
-use crate::store::{StoredEvent, json_str, now_ts};
+use crate::store::{FramePage, FrameSpec, StoredEvent, json_str, now_ts};
 use crate::variants::{SLOW_CLOSE_LAG, SMALL_PAGE_ROWS, Variant};
 use crate::version::{VersionMsg, VersionSubscription};
 
 /// Rows per page read from the store.
-const PAGE_ROWS: usize = 500;
+const PAGE_ROWS: usize = 2000;
 /// About this many bytes per page (and so per chunk written).
 const PAGE_BYTES: usize = 256 * 1024;
 
@@ -175,6 +175,8 @@ struct FaultState {
 struct Stream {
     state: AppState,
     cid_json: String,
+    /// What follows an event's stored frame: `,"correlation_id":<cid>}\n\n`.
+    frame_end: Bytes,
     out: VecDeque<Bytes>,
     done: bool,
     source: Source,
@@ -231,9 +233,12 @@ impl Stream {
                 fault.replay_end = *head.borrow();
             }
         }
+        let cid_json = json_str(cid);
+        let frame_end = Bytes::from(format!(",\"correlation_id\":{cid_json}}}\n\n"));
         Stream {
             state,
-            cid_json: json_str(cid),
+            cid_json,
+            frame_end,
             out,
             done: false,
             source,
@@ -447,10 +452,7 @@ impl Stream {
         };
         match &mut self.source {
             Source::Log {
-                job,
-                task,
-                cursor,
-                head,
+                task, cursor, head, ..
             } => {
                 let mut seen = *head.borrow_and_update();
                 let faults = &self.state.faults;
@@ -477,31 +479,7 @@ impl Stream {
                     seen = seen.min(self.fault.replay_end);
                 }
                 if *cursor < seen {
-                    // Fault FilterLeaksOtherJobs: read every job, keep some of the others.
-                    let leak = faults.has(Fault::FilterLeaksOtherJobs) && !*task;
-                    let filter = if leak { None } else { job.as_deref() };
-                    let rows = page_rows(&self.state.variants);
-                    let page = self
-                        .state
-                        .store
-                        .page(*cursor, seen, filter, rows, PAGE_BYTES)
-                        .await;
-                    match page {
-                        Ok(mut page) => {
-                            *cursor = page.scanned_to;
-                            if leak && let Some(j) = job.as_deref() {
-                                page.events.retain(|e| {
-                                    e.job_id == j || e.seq.is_multiple_of(LEAK_EVERY_SEQ)
-                                });
-                            }
-                            let task = *task;
-                            self.push_events(&page.events, task);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "stream page read failed");
-                            self.fail("internal", "store read failed");
-                        }
-                    }
+                    self.read_page(seen).await;
                     return;
                 }
                 self.caught_up = self.state.variants.has(Variant::SlowConsumerClose);
@@ -571,6 +549,80 @@ impl Stream {
         }
     }
 
+    /// Reads the log stream's next page (`cursor < seq <= seen`) and queues its frames.
+    async fn read_page(&mut self, seen: u64) {
+        let Source::Log {
+            job, task, cursor, ..
+        } = &self.source
+        else {
+            return;
+        };
+        let (after, task, job) = (*cursor, *task, job.clone());
+        let faults = &self.state.faults;
+        // Fault FilterLeaksOtherJobs: read every job, keep some of the others.
+        let leak = faults.has(Fault::FilterLeaksOtherJobs) && !task;
+        let filter = if leak { None } else { job.as_deref() };
+        let rows = page_rows(&self.state.variants);
+        let store = &self.state.store;
+        let scanned_to = if faults.is_empty() {
+            // No fault bends an event frame: the stored frames as they are.
+            let page = store
+                .page_frames(
+                    after,
+                    seen,
+                    filter,
+                    rows,
+                    PAGE_BYTES,
+                    FrameSpec {
+                        suffix: self.frame_end.clone(),
+                        until_terminal: task,
+                    },
+                )
+                .await;
+            page.map(|p| {
+                let to = p.scanned_to;
+                self.push_frames(p);
+                to
+            })
+        } else {
+            let page = store.page(after, seen, filter, rows, PAGE_BYTES).await;
+            page.map(|mut page| {
+                if leak && let Some(j) = job.as_deref() {
+                    page.events
+                        .retain(|e| e.job_id == j || e.seq.is_multiple_of(LEAK_EVERY_SEQ));
+                }
+                self.push_events(&page.events, task);
+                page.scanned_to
+            })
+        };
+        match scanned_to {
+            Ok(to) => {
+                if let Source::Log { cursor, .. } = &mut self.source {
+                    *cursor = to;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "stream page read failed");
+                self.fail("internal", "store read failed");
+            }
+        }
+    }
+
+    /// Queues a page of ready frames (no fault on: see [`Stream::read_page`]).
+    fn push_frames(&mut self, p: FramePage) {
+        self.state
+            .metrics
+            .events_delivered
+            .fetch_add(p.events, Ordering::Relaxed);
+        if !p.bytes.is_empty() {
+            self.fault.data_queued = true;
+            self.out.push_back(p.bytes);
+        }
+        if let Some(reason) = p.terminal {
+            self.close(&reason);
+        }
+    }
+
     /// Writes one event frame into `buf`.
     fn write_event(&self, buf: &mut BytesMut, ev: &StoredEvent) {
         let faults = &self.state.faults;
@@ -596,7 +648,7 @@ impl Stream {
         };
         match extra {
             Some(extra) => {
-                let prefix = ev.wire_prefix.as_bytes();
+                let prefix = ev.wire_prefix().as_bytes();
                 buf.put_slice(&prefix[..prefix.len() - 1]);
                 if ev.payload != "{}" {
                     buf.put_u8(b',');
@@ -606,7 +658,7 @@ impl Stream {
             }
             None if faults.has(Fault::ReencodeAscii) => {
                 let ascii: String = ev
-                    .wire_prefix
+                    .wire_prefix()
                     .chars()
                     .map(|c| if c.is_ascii() { c } else { '?' })
                     .collect();
@@ -616,15 +668,15 @@ impl Stream {
                 // A hand-rolled formatter: the event type as published, unescaped.
                 let escaped = serde_json::Value::from(ev.event_type.as_str()).to_string();
                 let raw = format!("\"{}\"", ev.event_type);
-                buf.put_slice(ev.wire_prefix.replacen(&escaped, &raw, 1).as_bytes());
+                buf.put_slice(ev.wire_prefix().replacen(&escaped, &raw, 1).as_bytes());
             }
             None if self.fault.forked => {
                 // Fault ForkByPeer: the same instant, written `+00:00` for `Z`.
                 let ts = json_str(&ev.ts);
                 let other = json_str(&format!("{}+00:00", ev.ts.trim_end_matches('Z')));
-                buf.put_slice(ev.wire_prefix.replacen(&ts, &other, 1).as_bytes());
+                buf.put_slice(ev.wire_prefix().replacen(&ts, &other, 1).as_bytes());
             }
-            None => buf.put_slice(ev.wire_prefix.as_bytes()),
+            None => buf.put_slice(ev.wire_prefix().as_bytes()),
         }
         buf.put_slice(b",\"correlation_id\":");
         buf.put_slice(self.cid().as_bytes());

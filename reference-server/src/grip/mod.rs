@@ -145,7 +145,8 @@ fn is_terminal(event_type: &str) -> bool {
 fn event_frame(ev: &StoredEvent, cid: &str) -> String {
     format!(
         "id: {}\nevent: task_event\ndata: {},\"correlation_id\":{cid}}}\n\n",
-        ev.seq, ev.wire_prefix
+        ev.seq,
+        ev.wire_prefix()
     )
 }
 
