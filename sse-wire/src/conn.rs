@@ -83,6 +83,9 @@ pub enum WireErrorKind {
     /// towards this target address and port are all in use. More source addresses
     /// ([`ConnectOptions::source`]) give more ports.
     NoLocalPort,
+    /// No file descriptor for the socket: the process (`EMFILE`, its `RLIMIT_NOFILE`)
+    /// or the system (`ENFILE`, `fs.file-max`) has none left.
+    NoDescriptor,
     /// The body's `Content-Encoding` cannot be decoded: a coding this client does not
     /// support (the detail names it) or corrupt compressed data (the decoder's message).
     Encoding,
@@ -106,6 +109,7 @@ impl WireErrorKind {
             WireErrorKind::Encoding => "encoding",
             WireErrorKind::SourceAddress => "source-address",
             WireErrorKind::NoLocalPort => "no-local-port",
+            WireErrorKind::NoDescriptor => "no-descriptor",
         }
     }
 }
@@ -889,7 +893,14 @@ async fn connect_addr(
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(connect_err)?;
+    .map_err(|e| match e.raw_os_error() {
+        Some(code) if code == EMFILE || code == ENFILE => WireError::io(
+            WireErrorKind::NoDescriptor,
+            &format!("a socket for {addr}: no file descriptor left (RLIMIT_NOFILE)"),
+            e,
+        ),
+        _ => connect_err(e),
+    })?;
     if let Some(size) = rcvbuf {
         socket
             .set_recv_buffer_size(u32::try_from(size).unwrap_or(u32::MAX))
@@ -923,6 +934,10 @@ towards {addr}, net.ipv4.ip_local_port_range, are all in use; more source addres
 /// `EADDRNOTAVAIL` on Linux: bind to an address that is not local, or connect without
 /// a free ephemeral port.
 const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
+/// `EMFILE`: the process has no descriptor left (its `RLIMIT_NOFILE`).
+const EMFILE: i32 = nix::errno::Errno::EMFILE as i32;
+/// `ENFILE`: the system has no file left (`fs.file-max`).
+const ENFILE: i32 = nix::errno::Errno::ENFILE as i32;
 
 /// Binds `socket` to `src`, port 0, with `IP_BIND_ADDRESS_NO_PORT`: the port is chosen
 /// at connect time, so each (source, target) pair has the whole ephemeral range (a bind
