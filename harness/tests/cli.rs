@@ -429,3 +429,33 @@ fn streams_are_spread_over_the_source_addresses() {
         "the replay command keeps them"
     );
 }
+
+#[test]
+fn a_scenario_with_more_streams_than_descriptors_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    // Above fs.nr_open's largest value (2^20): no RLIMIT_NOFILE can hold it.
+    std::fs::write(
+        scenarios.join("huge.toml"),
+        "group = \"SOURCE\"\nname = \"huge\"\ntitle = \"Two million clients\"\n\
+         families = [\"delivery\"]\nrequires = [\"publish\"]\ndeadline_s = 30\n\n\
+         [traffic]\nevents = 1\n\n[[clients]]\nname = \"crowd\"\ncount = 2000000\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r");
+    let o = harness(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:9",
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("SOURCE/huge holds 2000000 streams"), "{err}");
+    assert!(err.contains("RLIMIT_NOFILE allows"), "{err}");
+    assert!(err.contains("ulimit -Hn"), "{err}");
+}

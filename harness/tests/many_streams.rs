@@ -7,7 +7,7 @@
 //! 32768–60999: 28,232 ports) per source address, target address and port, so one
 //! source address reaches one target through at most ~28k connections. The test gives
 //! ⌈N / (0.9 · ports)⌉ addresses, at least 2. Every process also needs more than N
-//! descriptors: the test raises its own `RLIMIT_NOFILE` (hard and soft) to N + 4,096
+//! descriptors: the test raises its own `RLIMIT_NOFILE` (hard and soft) to N + 1,000
 //! before starting both, which they inherit (above the hard limit it needs
 //! `CAP_SYS_RESOURCE`, e.g. root; fs.nr_open bounds it); the harness then checks the
 //! scenario fits (`source::check_descriptors`).
@@ -16,7 +16,8 @@
 //! published for 20 s after all are open, then 3 events arrive at 1/s, which every
 //! client must receive. The server's heartbeat is 15 s, so the idle streams are quiet.
 //! Measured while all N are open and idle: the harness's `VmRSS` (from
-//! `/proc/PID/status`, sampled every 500 ms) against its first sample right after start;
+//! `/proc/PID/status`, sampled every 200 ms) against its last sample before the server
+//! counted any stream;
 //! (idle − first) / N is the harness's resident memory per idle stream. The server's
 //! `spine_active_streams` gauge (sampled from `/metrics`) says when all are open. The
 //! figures are printed; `README.md` ("Many streams from one process") quotes them.
@@ -24,22 +25,33 @@
 //! Opt-in (`#[ignore]`): `cargo test -p sse-harness --test many_streams -- --ignored
 //! --nocapture` (`SSE_SCALE_STREAMS=N` for another N). Minutes of a two-core machine
 //! and 2·N loopback sockets; without the descriptors it needs it fails naming the limit.
+//!
+//! The second test shows the port limit itself at a small scale, inside a network
+//! namespace of its own whose `ip_local_port_range` is narrowed to 300 ports (nothing
+//! in the root namespace changes): 400 clients from one source address cannot all
+//! connect, and the run ends in seconds with the scenario an error naming the cause
+//! (`no-local-port`) and the fix (`--source-addr`); the same run with two source
+//! addresses (played first) passes. Needs root, `ip` and `sysctl`; skipped with the reason otherwise
+//! (except under `CI=true`).
+
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use netns::{BIN, Killed, Netns, finish, skip_or_fail, unable};
 use wait_timeout::ChildExt as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sse-harness");
 const TOKEN: &str = "many-streams-token-0123456789";
 /// The longest the harness run may take.
 const RUN_BOUND: Duration = Duration::from_secs(900);
 /// Descriptors each process gets beyond N.
-const FD_SLACK: u64 = 4096;
+const FD_SLACK: u64 = 1000;
 
 /// N: `SSE_SCALE_STREAMS`, else 50,000.
 fn streams() -> u64 {
@@ -48,16 +60,6 @@ fn streams() -> u64 {
         .and_then(|s| s.parse().ok())
         .filter(|&n| (10..=500_000).contains(&n))
         .unwrap_or(50_000)
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Raises this process's `RLIMIT_NOFILE` (hard and soft) to at least `want`; the
@@ -123,7 +125,8 @@ fn active_streams(addr: &str) -> Option<u64> {
 /// What the sampler saw.
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
-    /// The harness's first `VmRSS` sample, right after it started.
+    /// The harness's `VmRSS` in the last sample before the server counted a stream
+    /// (started, target set up, no stream yet).
     first_rss: u64,
     /// The most streams the server counted.
     peak_streams: u64,
@@ -134,7 +137,7 @@ struct Seen {
     peak_rss: u64,
 }
 
-/// Samples the harness's memory and the server's gauge every 500 ms until `stop`.
+/// Samples the harness's memory and the server's gauge every 200 ms until `stop`.
 fn sample(
     pid: u32,
     server: String,
@@ -147,11 +150,11 @@ fn sample(
         let mut open_at = None;
         while !stop.load(Ordering::Relaxed) {
             let mem = rss(pid).unwrap_or(0);
-            if seen.first_rss == 0 {
-                seen.first_rss = mem;
-            }
             seen.peak_rss = seen.peak_rss.max(mem);
             let streams = active_streams(&server).unwrap_or(0);
+            if seen.peak_streams == 0 && streams == 0 {
+                seen.first_rss = mem;
+            }
             seen.peak_streams = seen.peak_streams.max(streams);
             if streams >= n && open_at.is_none() {
                 open_at = Some(Instant::now());
@@ -163,7 +166,7 @@ fn sample(
             {
                 seen.idle_rss = mem;
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(200));
         }
         seen
     })
@@ -277,13 +280,13 @@ fn one_harness_process_holds_fifty_thousand_streams() {
         seen.peak_streams, seen.all_open_after
     );
     println!(
-        "harness VmRSS: first {:.1} MiB, idle with all open {:.1} MiB, peak {:.1} MiB",
+        "harness VmRSS: before any stream {:.1} MiB, idle with all open {:.1} MiB, peak {:.1} MiB",
         seen.first_rss as f64 / 1048576.0,
         seen.idle_rss as f64 / 1048576.0,
         seen.peak_rss as f64 / 1048576.0
     );
     println!(
-        "harness resident memory per idle stream: {:.2} KiB ((idle − first) / N); {:.2} KiB (idle / N)",
+        "harness resident memory per idle stream: {:.2} KiB ((idle − before) / N); {:.2} KiB (idle / N)",
         per_stream / 1024.0,
         seen.idle_rss as f64 / n as f64 / 1024.0
     );
@@ -294,4 +297,94 @@ fn one_harness_process_holds_fifty_thousand_streams() {
         "the server held {} of {n} streams at once",
         seen.peak_streams
     );
+}
+
+/// `run` of the scenario in `scenarios` inside namespace `one` against `url`, with
+/// `extra` flags: exit code, stderr, the scenario's verdict and its reason.
+fn run_in(
+    net: &Netns,
+    url: &str,
+    scenarios: &Path,
+    report: &Path,
+    extra: &[&str],
+) -> (i32, String, String, String) {
+    let mut c = net.command("one", BIN);
+    c.args(["run", "--target", url, "--token", TOKEN, "--color", "never"])
+        .arg("--scenarios-dir")
+        .arg(scenarios)
+        .arg("--report-dir")
+        .arg(report)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let (code, err) = finish(
+        Killed(c.spawn().expect("run starts")),
+        "the run",
+        Duration::from_secs(180),
+    );
+    let summary = std::fs::read_to_string(report.join("summary.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+    let sc = &v["scenarios"][0];
+    let verdict = sc["verdict"].as_str().unwrap_or("?").to_owned();
+    let reason = sc["reason"].as_str().unwrap_or("").to_owned();
+    (code, err, verdict, reason)
+}
+
+#[test]
+#[ignore = "opt-in: makes a network namespace (root, ip, sysctl); run with --ignored --nocapture"]
+fn exhausted_ports_are_an_error_naming_the_fix_and_source_addresses_lift_the_limit() {
+    if let Some(reason) = unable(&["sysctl"]) {
+        return skip_or_fail("many_streams", &reason);
+    }
+    let net = match Netns::create(&[("one", 1)]) {
+        Ok(net) => net,
+        Err(e) => return skip_or_fail("many_streams", &e),
+    };
+    net.exec(
+        &net.name("one"),
+        &[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_local_port_range=40000 40299",
+        ],
+    )
+    .expect("narrowing the namespace's port range");
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = netns::serve(
+        &net,
+        "one",
+        "127.0.0.1:8080",
+        TOKEN,
+        &dir.path().join("data"),
+        &[],
+    );
+    let d = dir.path().join("scenarios");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("four-hundred.toml"),
+        "group = \"SCALE\"\nname = \"four-hundred\"\ntitle = \"400 clients\"\n\
+         families = [\"delivery\"]\nrequires = [\"publish\"]\ndeadline_s = 60\n\n\
+         [traffic]\nevents = 3\nrate = 10\n\n[[clients]]\nname = \"crowd\"\ncount = 400\n",
+    )
+    .unwrap();
+    // Two source addresses first: the one-address run leaves its ports in TIME_WAIT
+    // (60 s), which plain requests from that address would then lack.
+    let (code, err, verdict, _) = run_in(
+        &net,
+        &url,
+        &d,
+        &dir.path().join("two-sources"),
+        &["--source-addr", "127.0.0.2", "--source-addr", "127.0.0.3"],
+    );
+    println!("two source addresses: exit {code}, verdict {verdict}");
+    assert_eq!((code, verdict.as_str()), (0, "pass"), "{err}");
+    let started = Instant::now();
+    let (code, err, verdict, reason) = run_in(&net, &url, &d, &dir.path().join("one-source"), &[]);
+    let took = started.elapsed();
+    println!("one source address: exit {code}, verdict {verdict}, {took:.1?}\n  reason: {reason}");
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(verdict, "error", "{err}");
+    assert!(reason.contains("no-local-port"), "{reason}");
+    assert!(reason.contains("--source-addr"), "{reason}");
 }
