@@ -728,8 +728,7 @@ async fn a_source_address_not_of_this_machine_is_an_error_naming_it() {
     let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &o))
         .await
         .unwrap()
-        .err()
-        .expect("a non-local source address cannot connect");
+        .expect_err("a non-local source address cannot connect");
     assert_eq!(e.kind, WireErrorKind::SourceAddress, "{e}");
     assert!(e.to_string().contains("192.0.2.7"), "{e}");
     assert!(
