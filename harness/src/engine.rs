@@ -407,7 +407,9 @@ impl Setup {
         };
         match &cfg.target {
             TargetSpec::Url { url, token } => {
-                let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?
+                let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?;
+                sources.check_reach(&target.wire.host)?;
+                let target = target
                     .with_sources(sources)
                     .with_headers(cfg.headers.clone())
                     .with_http2(cfg.http2)

@@ -60,6 +60,23 @@ impl SourceAddrs {
     pub fn addrs(&self) -> &[IpAddr] {
         &self.addrs
     }
+
+    /// Checks the addresses can reach a target at `host`: a loopback source cannot
+    /// reach a target off this machine (the kernel refuses the connect), so that is a
+    /// usage error naming both. Host names other than `localhost` are not resolved here.
+    pub fn check_reach(&self, host: &str) -> Result<(), HarnessError> {
+        let remote = host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| !ip.is_loopback());
+        match self.addrs.iter().find(|a| a.is_loopback()) {
+            Some(a) if remote => Err(usage(format!(
+                "--source-addr {a} is a loopback address and cannot reach the target {host}: \
+                 give addresses of an interface that routes to it"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A usage error.
@@ -226,6 +243,11 @@ mod tests {
         assert_eq!(e.kind, HarnessErrorKind::Usage);
         assert!(e.message.contains("192.0.2.9"), "{e}");
         assert!(e.message.contains("not an address of this machine"), "{e}");
+        let lo = SourceAddrs::new(vec!["127.0.0.2".parse().unwrap()]).unwrap();
+        assert!(lo.check_reach("127.0.0.1").is_ok());
+        assert!(lo.check_reach("localhost").is_ok());
+        let e = lo.check_reach("203.0.113.5").unwrap_err();
+        assert!(e.message.contains("127.0.0.2 is a loopback address"), "{e}");
         let twice = vec!["127.0.0.2".parse().unwrap(); 2];
         let e = SourceAddrs::new(twice).unwrap_err();
         assert!(e.message.contains("twice"), "{e}");
