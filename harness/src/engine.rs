@@ -240,7 +240,13 @@ pub async fn run(
     let embedded = matches!(cfg.target, TargetSpec::Embedded { .. });
     #[cfg(not(feature = "embedded"))]
     let embedded = false;
-    crate::source::check_descriptors(&scenarios, shards, embedded)?;
+    // As played: scaled and capped by the polite limits (one that cannot be is skipped
+    // at its turn, and holds nothing).
+    let played: Vec<Scenario> = scenarios
+        .iter()
+        .filter_map(|sc| crate::polite::apply(sc, &cfg.limits).ok())
+        .collect();
+    crate::source::check_descriptors(&played, shards, embedded)?;
     let setup = tokio::select! {
         biased;
         signal = cfg.interrupt.wait() => {

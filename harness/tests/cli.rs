@@ -458,4 +458,19 @@ fn a_scenario_with_more_streams_than_descriptors_is_refused_naming_the_limit() {
     assert!(err.contains("SOURCE/huge holds 2000000 streams"), "{err}");
     assert!(err.contains("RLIMIT_NOFILE allows"), "{err}");
     assert!(err.contains("ulimit -Hn"), "{err}");
+    // Capped by polite mode, it fits: the run goes on to the (unreachable) target.
+    let o = harness(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:9",
+        "--max-clients",
+        "10",
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(!err.contains("RLIMIT_NOFILE"), "{err}");
 }
