@@ -133,6 +133,18 @@ pub struct RunArgs {
     /// text/event-stream` alone, as the profile's `[subscribe] browser_headers = false`.
     #[arg(long, env = "SSE_HARNESS_NO_BROWSER_HEADERS")]
     pub no_browser_headers: bool,
+    /// A local address streams connect from (repeatable: taken in turn, one per
+    /// connection). Linux gives each source address about 28,000 ephemeral ports
+    /// towards one target address and port, so 50,000 streams to one target need two or
+    /// more. On loopback any 127.0.0.x is local; elsewhere add the address to an
+    /// interface. An address that is not this machine's is an error.
+    #[arg(
+        long = "source-addr",
+        value_name = "ADDR",
+        env = "SSE_HARNESS_SOURCE_ADDR",
+        value_delimiter = ','
+    )]
+    pub source_addrs: Vec<std::net::IpAddr>,
     /// Colour: auto, always or never [default: auto].
     #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
     pub color: Option<Color>,
@@ -301,6 +313,10 @@ pub struct ServeArgs {
     /// browser page origin).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
+    /// Most connections served at once (streams and requests); past it a connection
+    /// waits to be accepted.
+    #[arg(long, default_value_t = reference_server::net::Limits::default().max_connections)]
+    pub max_connections: usize,
 }
 
 /// The config file's `[run]` table: defaults for the `run` flags of the same names.
@@ -333,6 +349,8 @@ struct RunDefaults {
     scale: Option<f64>,
     max_rate: Option<u64>,
     max_clients: Option<u32>,
+    #[serde(default)]
+    source_addr: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +412,9 @@ impl RunArgs {
         }
         if self.variants.is_empty() {
             self.variants = d.variant;
+        }
+        if self.source_addrs.is_empty() {
+            self.source_addrs = d.source_addr;
         }
         self.keep_recordings |= d.keep_recordings.unwrap_or(false);
         fill(&mut self.tls.cacert, d.cacert);

@@ -71,6 +71,7 @@ pub async fn serve(a: ServeArgs) -> Result<()> {
     cfg.faults = sse_harness::embedded::faults(&a.faults)?;
     cfg.variants = sse_harness::embedded::variants(&a.variants)?;
     cfg.allow_origins = a.allow_origins;
+    cfg.limits.max_connections = a.max_connections;
     let server = reference_server::RunningServer::start(cfg).await?;
     println!("listening on {}", server.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

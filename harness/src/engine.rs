@@ -140,6 +140,9 @@ pub struct RunConfig {
     pub start_at: Option<std::time::SystemTime>,
     /// Play one shard of a split run (`--shard I/N`, [`crate::shard`]).
     pub shard: Option<ShardRun>,
+    /// The local addresses streams connect from, in turn (`--source-addr`,
+    /// [`crate::source`]); empty: the kernel's choice.
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 /// How this process plays one shard of a split run.
@@ -190,6 +193,7 @@ impl RunConfig {
             headers: Vec::new(),
             start_at: None,
             shard: None,
+            source_addrs: Vec::new(),
         }
     }
 }
@@ -230,6 +234,19 @@ pub async fn run(
     thresholds.extend(cfg.thresholds.iter().copied());
     let baseline = cfg.baseline.as_deref().map(load_baseline).transpose()?;
     let seed = cfg.seed.unwrap_or_else(rand::random);
+    let sources = Arc::new(crate::source::SourceAddrs::new(cfg.source_addrs.clone())?);
+    let shards = cfg.shard.as_ref().map_or(1, |s| s.spec.count());
+    #[cfg(feature = "embedded")]
+    let embedded = matches!(cfg.target, TargetSpec::Embedded { .. });
+    #[cfg(not(feature = "embedded"))]
+    let embedded = false;
+    // As played: scaled and capped by the polite limits (one that cannot be is skipped
+    // at its turn, and holds nothing).
+    let played: Vec<Scenario> = scenarios
+        .iter()
+        .filter_map(|sc| crate::polite::apply(sc, &cfg.limits).ok())
+        .collect();
+    crate::source::check_descriptors(&played, shards, embedded)?;
     let setup = tokio::select! {
         biased;
         signal = cfg.interrupt.wait() => {
@@ -238,7 +255,7 @@ pub async fn run(
                 format!("interrupted by {signal} while setting the target up"),
             ));
         }
-        s = Setup::start(&cfg, profile.clone()) => s?,
+        s = Setup::start(&cfg, profile.clone(), sources) => s?,
     };
     wait_for_start(cfg.start_at, &cfg.interrupt).await?;
     let replay = replay_command(&cfg, seed);
@@ -381,7 +398,11 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start(cfg: &RunConfig, profile: Profile) -> Result<Setup, HarnessError> {
+    async fn start(
+        cfg: &RunConfig,
+        profile: Profile,
+        sources: Arc<crate::source::SourceAddrs>,
+    ) -> Result<Setup, HarnessError> {
         let control: Option<Arc<dyn ServerControl>> = match &cfg.server_cmd {
             Some(cmd) => {
                 let c = CommandControl::new(cmd.clone());
@@ -392,7 +413,10 @@ impl Setup {
         };
         match &cfg.target {
             TargetSpec::Url { url, token } => {
-                let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?
+                let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?;
+                sources.check_reach(&target.wire.host)?;
+                let target = target
+                    .with_sources(sources)
                     .with_headers(cfg.headers.clone())
                     .with_http2(cfg.http2)
                     .with_browser_headers(cfg.browser_headers);
@@ -420,6 +444,7 @@ impl Setup {
                 let token = Some(e.server.token().to_owned());
                 let target = Arc::new(
                     Target::new(&e.server.url(), profile, token)?
+                        .with_sources(sources)
                         .with_headers(cfg.headers.clone())
                         .with_http2(cfg.http2)
                         .with_browser_headers(cfg.browser_headers),
@@ -486,6 +511,9 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
             }
             if cfg.http2 {
                 s.push_str(" --http2");
+            }
+            for a in &cfg.source_addrs {
+                s.push_str(&format!(" --source-addr {a}"));
             }
             if !cfg.browser_headers {
                 s.push_str(" --no-browser-headers");

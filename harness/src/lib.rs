@@ -39,6 +39,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shard;
 pub mod shard_record;
+pub mod source;
 pub mod target;
 pub mod tasks;
 pub mod workload;

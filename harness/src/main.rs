@@ -51,8 +51,10 @@ fn main() -> ExitCode {
 
 async fn run(mut a: RunArgs) -> Result<u8> {
     a.with_config(&std::env::current_dir()?)?;
+    // Every stream is a descriptor: the soft limit goes up to the hard one (the run
+    // checks its largest scenario fits, see `sse_harness::source::check_descriptors`).
     if let Err(e) = sse_harness::limits::raise_fd_limit() {
-        eprintln!("sse-harness: could not raise the file descriptor limit: {e}");
+        eprintln!("sse-harness: could not raise RLIMIT_NOFILE to its hard limit: {e}");
     }
     let faults = sse_harness::embedded::faults(&a.faults)?;
     let variants = sse_harness::embedded::variants(&a.variants)?;
@@ -84,6 +86,7 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.tls = a.tls.options();
     cfg.http2 = a.http2;
     cfg.browser_headers = !a.no_browser_headers;
+    cfg.source_addrs = a.source_addrs.clone();
     if cfg.tls.insecure {
         eprintln!("sse-harness: WARNING: --insecure: the target's TLS certificate is NOT verified");
     }

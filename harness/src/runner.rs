@@ -395,7 +395,9 @@ pub struct Judged {
 }
 
 /// Judges a recording with the contract checkers, measures it and gathers its facts;
-/// a recording in which no client ever connected (to `base`) is an error.
+/// a recording in which no client ever connected (to `base`), or in which connections
+/// failed for want of a local port or descriptor ([`crate::source::shortage_of`]), is
+/// an error.
 pub fn judge(
     contracts: &Contracts,
     cfg: &harness_checks::CheckConfig,
@@ -403,6 +405,17 @@ pub fn judge(
     base: &str,
 ) -> Judged {
     let mut findings = harness_checks::check(contracts, cfg, rec);
+    if let Some(reason) = crate::source::shortage_of(rec) {
+        // The harness's machine fell short (ports, descriptors): nothing here is the
+        // target's doing, and what the findings say is not evidence against it.
+        return Judged {
+            verdict: Verdict::Error { reason },
+            findings,
+            stats: stats(rec),
+            histograms: Default::default(),
+            facts: Default::default(),
+        };
+    }
     if rec
         .transcripts
         .iter()

@@ -54,6 +54,9 @@ pub struct Target {
     /// Where plain requests go when the publisher path has a proxy: the target's URL
     /// with the proxy's port (and, for an IP literal, its address).
     http_url: Option<sse_wire::BaseUrl>,
+    /// The local addresses streams connect from, in turn (`--source-addr`; shared by
+    /// the clones of this target). Plain requests keep the kernel's choice.
+    pub sources: std::sync::Arc<crate::source::SourceAddrs>,
 }
 
 /// A plain HTTP answer.
@@ -142,6 +145,7 @@ impl Target {
             headers: Vec::new(),
             route: None,
             http_url: None,
+            sources: Default::default(),
         })
     }
 
@@ -516,6 +520,12 @@ impl Target {
     /// The same target with `headers` sent on every request, streams and publishes.
     pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Target {
         self.headers = headers;
+        self
+    }
+
+    /// Streams connect from `sources`, in turn (`--source-addr`).
+    pub fn with_sources(mut self, sources: std::sync::Arc<crate::source::SourceAddrs>) -> Target {
+        self.sources = sources;
         self
     }
 

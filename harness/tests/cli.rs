@@ -314,3 +314,163 @@ fn a_proxy_variable_that_applies_to_the_target_is_refused_before_any_connection(
         "{err}"
     );
 }
+
+#[test]
+fn a_source_addr_not_of_this_machine_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r");
+    // TEST-NET-1 (RFC 5737): never an address of this machine.
+    let o = harness(&[
+        "run",
+        "--scenario",
+        QUICK,
+        "--source-addr",
+        "192.0.2.7",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("--source-addr 192.0.2.7"), "{err}");
+    assert!(err.contains("not an address of this machine"), "{err}");
+}
+
+/// A relay on 127.0.0.1 in front of `upstream` (`ip:port`) that notes every peer
+/// address it accepts: its port and the addresses seen.
+fn peer_noting_relay(
+    upstream: String,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>) {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = seen.clone();
+    std::thread::spawn(move || {
+        for down in listener.incoming() {
+            let Ok(down) = down else { continue };
+            noted.lock().unwrap().push(down.peer_addr().unwrap().ip());
+            let Ok(up) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            };
+            pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
+            pipe(up, down);
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn streams_are_spread_over_the_source_addresses() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "source-addr-token-0123456789";
+    let mut server = command()
+        .args(["serve-reference", "--token", token, "--data"])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve-reference starts");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let upstream = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let (port, seen) = peer_noting_relay(upstream);
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(
+        scenarios.join("spread.toml"),
+        "group = \"SOURCE\"\nname = \"spread\"\ntitle = \"Three clients from two source addresses\"\n\
+         families = [\"delivery\"]\nrequires = [\"publish\"]\ndeadline_s = 30\n\n\
+         [traffic]\nevents = 5\nrate = 50\n\n[[clients]]\nname = \"three\"\ncount = 3\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r");
+    let o = harness(&[
+        "run",
+        "--target",
+        &format!("http://127.0.0.1:{port}"),
+        "--token",
+        token,
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--source-addr",
+        "127.0.0.2",
+        "--source-addr",
+        "127.0.0.3",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let seen = seen.lock().unwrap().clone();
+    for src in ["127.0.0.2", "127.0.0.3"] {
+        let ip: std::net::IpAddr = src.parse().unwrap();
+        assert!(
+            seen.contains(&ip),
+            "the target saw a stream from {src}: {seen:?}"
+        );
+    }
+    let summary = std::fs::read_to_string(report.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("--source-addr 127.0.0.2 --source-addr 127.0.0.3"),
+        "the replay command keeps them"
+    );
+}
+
+#[test]
+fn a_scenario_with_more_streams_than_descriptors_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    // Above fs.nr_open's largest value (2^20): no RLIMIT_NOFILE can hold it.
+    std::fs::write(
+        scenarios.join("huge.toml"),
+        "group = \"SOURCE\"\nname = \"huge\"\ntitle = \"Two million clients\"\n\
+         families = [\"delivery\"]\nrequires = [\"publish\"]\ndeadline_s = 30\n\n\
+         [traffic]\nevents = 1\n\n[[clients]]\nname = \"crowd\"\ncount = 2000000\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r");
+    let o = harness(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:9",
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("SOURCE/huge holds 2000000 streams"), "{err}");
+    assert!(err.contains("RLIMIT_NOFILE allows"), "{err}");
+    assert!(err.contains("ulimit -Hn"), "{err}");
+    // Capped by polite mode, it fits: the run goes on to the (unreachable) target.
+    let o = harness(&[
+        "run",
+        "--target",
+        "http://127.0.0.1:9",
+        "--max-clients",
+        "10",
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(!err.contains("RLIMIT_NOFILE"), "{err}");
+}

@@ -23,7 +23,7 @@
 //! most that plus a little framing slack. Only bytes read together with the
 //! response head can be buffered ahead (up to one head read, 4 KiB).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::BufMut as _;
@@ -75,6 +75,17 @@ pub enum WireErrorKind {
     /// An HTTP/2 failure: the connection preface or settings exchange failed, the
     /// server reset the stream or ended the connection with an error (GOAWAY).
     Http2,
+    /// The source address ([`ConnectOptions::source`]) cannot be bound: it is not an
+    /// address of this machine (`EADDRNOTAVAIL`), or of another family than the target.
+    SourceAddress,
+    /// No free local port: the connect failed with `EADDRNOTAVAIL`, the ephemeral ports
+    /// (`net.ipv4.ip_local_port_range`, about 28,000 by default) from this source address
+    /// towards this target address and port are all in use. More source addresses
+    /// ([`ConnectOptions::source`]) give more ports.
+    NoLocalPort,
+    /// No file descriptor for the socket: the process (`EMFILE`, its `RLIMIT_NOFILE`)
+    /// or the system (`ENFILE`, `fs.file-max`) has none left.
+    NoDescriptor,
     /// The body's `Content-Encoding` cannot be decoded: a coding this client does not
     /// support (the detail names it) or corrupt compressed data (the decoder's message).
     Encoding,
@@ -96,6 +107,9 @@ impl WireErrorKind {
             WireErrorKind::BadRequest => "bad-request",
             WireErrorKind::Http2 => "http2",
             WireErrorKind::Encoding => "encoding",
+            WireErrorKind::SourceAddress => "source-address",
+            WireErrorKind::NoLocalPort => "no-local-port",
+            WireErrorKind::NoDescriptor => "no-descriptor",
         }
     }
 }
@@ -346,6 +360,11 @@ pub struct ConnectOptions {
     /// (a relay such as a toxic proxy in front of the target); TLS (SNI, certificate
     /// check) and the `Host`/`:authority` still name the target. Default `None`.
     pub connect_to: Option<SocketAddr>,
+    /// The local address to connect from, bound before connecting with
+    /// `IP_BIND_ADDRESS_NO_PORT` so the kernel still picks the port at connect time
+    /// (per source, target address and port: each source address has its own
+    /// ephemeral ports towards a target). `None` (default): the kernel's choice.
+    pub source: Option<IpAddr>,
 }
 
 impl Default for ConnectOptions {
@@ -359,6 +378,7 @@ impl Default for ConnectOptions {
             h2_cut: H2Cut::RstStream,
             decode: true,
             connect_to: None,
+            source: None,
         }
     }
 }
@@ -650,10 +670,8 @@ pub(crate) async fn dial(
 ) -> Result<(Transport, bool), WireError> {
     let transport = tokio::time::timeout(opts.connect_timeout, async {
         let tcp = match opts.connect_to {
-            Some(addr) => connect_addr(addr, opts.rcvbuf).await.map_err(|e| {
-                WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e)
-            })?,
-            None => connect(target, opts.rcvbuf).await?,
+            Some(addr) => connect_addr(addr, opts.rcvbuf, opts.source).await?,
+            None => connect(target, opts.rcvbuf, opts.source).await?,
         };
         if !target.tls {
             return Ok(Transport::Plain(tcp));
@@ -820,41 +838,135 @@ async fn exchange(
         })?
 }
 
-async fn connect(target: &Target, rcvbuf: Option<usize>) -> Result<TcpStream, WireError> {
+/// Resolves the target and connects to the first address that takes the connection
+/// (of the source address's family, when there is one); the last failure otherwise.
+async fn connect(
+    target: &Target,
+    rcvbuf: Option<usize>,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, WireError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
         .map_err(|e| WireError::io(WireErrorKind::Connect, "resolving the host", e))?
         .collect();
+    let family = |a: &SocketAddr| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
+    if let Some(src) = source
+        && !addrs.is_empty()
+        && !addrs.iter().any(family)
+    {
+        return Err(WireError::new(
+            WireErrorKind::SourceAddress,
+            format!(
+                "source address {src}: {} resolves to no address of its family",
+                target.host
+            ),
+        ));
+    }
     let mut last = None;
-    for addr in addrs {
-        match connect_addr(addr, rcvbuf).await {
+    for addr in addrs.into_iter().filter(family) {
+        match connect_addr(addr, rcvbuf, source).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = Some((addr, e)),
+            Err(e) => last = Some(e),
         }
     }
-    Err(match last {
-        Some((addr, e)) => {
-            WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e)
-        }
-        None => WireError::new(
+    Err(last.unwrap_or_else(|| {
+        WireError::new(
             WireErrorKind::Connect,
             format!("{} resolves to no address", target.host),
-        ),
-    })
+        )
+    }))
 }
 
-async fn connect_addr(addr: SocketAddr, rcvbuf: Option<usize>) -> std::io::Result<TcpStream> {
+/// Connects one socket to `addr` (from `source`, when given; `SO_RCVBUF` first, when
+/// given), with `TCP_NODELAY`. A source that cannot be bound is a
+/// [`WireErrorKind::SourceAddress`] error, a connect without a free local port a
+/// [`WireErrorKind::NoLocalPort`] one, naming the addresses.
+async fn connect_addr(
+    addr: SocketAddr,
+    rcvbuf: Option<usize>,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, WireError> {
+    let connect_err =
+        |e| WireError::io(WireErrorKind::Connect, &format!("connecting to {addr}"), e);
     let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
+        TcpSocket::new_v4()
     } else {
-        TcpSocket::new_v6()?
-    };
-    if let Some(size) = rcvbuf {
-        socket.set_recv_buffer_size(u32::try_from(size).unwrap_or(u32::MAX))?;
+        TcpSocket::new_v6()
     }
-    let stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
+    .map_err(|e| match e.raw_os_error() {
+        Some(code) if code == EMFILE || code == ENFILE => WireError::io(
+            WireErrorKind::NoDescriptor,
+            &format!("a socket for {addr}: no file descriptor left (RLIMIT_NOFILE)"),
+            e,
+        ),
+        _ => connect_err(e),
+    })?;
+    if let Some(size) = rcvbuf {
+        socket
+            .set_recv_buffer_size(u32::try_from(size).unwrap_or(u32::MAX))
+            .map_err(connect_err)?;
+    }
+    if let Some(src) = source {
+        bind_source(&socket, src)?;
+    }
+    let stream = match socket.connect(addr).await {
+        Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(EADDRNOTAVAIL) => {
+            let from = source.map_or_else(
+                || "the default source address".to_owned(),
+                |s| s.to_string(),
+            );
+            return Err(WireError::io(
+                WireErrorKind::NoLocalPort,
+                &format!(
+                    "connecting to {addr} from {from}: no free local port (the ephemeral ports \
+towards {addr}, net.ipv4.ip_local_port_range, are all in use; more source addresses give more)"
+                ),
+                e,
+            ));
+        }
+        Err(e) => return Err(connect_err(e)),
+    };
+    stream.set_nodelay(true).map_err(connect_err)?;
     Ok(stream)
+}
+
+/// `EADDRNOTAVAIL` on Linux: bind to an address that is not local, or connect without
+/// a free ephemeral port.
+const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
+/// `EMFILE`: the process has no descriptor left (its `RLIMIT_NOFILE`).
+const EMFILE: i32 = nix::errno::Errno::EMFILE as i32;
+/// `ENFILE`: the system has no file left (`fs.file-max`).
+const ENFILE: i32 = nix::errno::Errno::ENFILE as i32;
+
+/// Binds `socket` to `src`, port 0, with `IP_BIND_ADDRESS_NO_PORT`: the port is chosen
+/// at connect time, so each (source, target) pair has the whole ephemeral range (a bind
+/// to port 0 without it reserves a port for every target at once).
+fn bind_source(socket: &TcpSocket, src: IpAddr) -> Result<(), WireError> {
+    let err = |what: &str, e: std::io::Error| {
+        let why = if e.raw_os_error() == Some(EADDRNOTAVAIL) {
+            " (not an address of this machine)"
+        } else {
+            ""
+        };
+        WireError::io(
+            WireErrorKind::SourceAddress,
+            &format!("{what} source address {src}{why}"),
+            e,
+        )
+    };
+    // Best effort on IPv6 (the option is IPv4-level); required on IPv4.
+    if let Err(e) = nix::sys::socket::setsockopt(
+        socket,
+        nix::sys::socket::sockopt::IpBindAddressNoPort,
+        &true,
+    ) && src.is_ipv4()
+    {
+        return Err(err("IP_BIND_ADDRESS_NO_PORT for", std::io::Error::from(e)));
+    }
+    socket
+        .bind(SocketAddr::new(src, 0))
+        .map_err(|e| err("binding", e))
 }
 
 fn encode_request(target: &Target, req: &RequestSpec) -> Result<Vec<u8>, WireError> {

@@ -668,3 +668,71 @@ async fn a_cancelled_read_leaves_no_phantom_bytes() {
         server.await.unwrap();
     }
 }
+
+/// A listener on 127.0.0.1 that answers every connection with an empty 204 and sends
+/// each peer address to the returned channel.
+async fn peer_reporter() -> (
+    Target,
+    tokio::sync::mpsc::UnboundedReceiver<std::net::SocketAddr>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, peer)) = listener.accept().await {
+            let _ = tx.send(peer);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let (target, _) = parse_url(&format!("http://127.0.0.1:{port}/")).unwrap();
+    (target, rx)
+}
+
+#[tokio::test]
+async fn streams_connect_from_the_source_address_they_are_given() {
+    let (target, mut peers) = peer_reporter().await;
+    for src in ["127.0.0.2", "127.0.0.3"] {
+        let o = ConnectOptions {
+            source: Some(src.parse().unwrap()),
+            ..opts()
+        };
+        let resp = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &o))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status, 204);
+        assert_eq!(resp.local_addr().unwrap().ip().to_string(), src);
+        let peer = timeout(DEADLINE, peers.recv()).await.unwrap().unwrap();
+        assert_eq!(
+            peer.ip().to_string(),
+            src,
+            "the server sees the source address"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_source_address_not_of_this_machine_is_an_error_naming_it() {
+    let (target, _peers) = peer_reporter().await;
+    // TEST-NET-1 (RFC 5737): never assigned to a real interface.
+    let o = ConnectOptions {
+        source: Some("192.0.2.7".parse().unwrap()),
+        ..opts()
+    };
+    let e = timeout(DEADLINE, open(&target, &RequestSpec::get("/"), &o))
+        .await
+        .unwrap()
+        .expect_err("a non-local source address cannot connect");
+    assert_eq!(e.kind, WireErrorKind::SourceAddress, "{e}");
+    assert!(e.to_string().contains("192.0.2.7"), "{e}");
+    assert!(
+        e.to_string().contains("not an address of this machine"),
+        "{e}"
+    );
+}

@@ -194,6 +194,7 @@ pub async fn run(
         last_cut_us: None,
         heartbeat_ms: target.profile.heartbeat.interval_ms,
         cuts: plan.cuts.clone(),
+        local_failure: false,
     };
     let mut connections = Vec::new();
     let mut paused = plan.pause_after_events == 0;
@@ -233,7 +234,7 @@ pub async fn run(
             | ConnEnd::ConnectFailed { .. }
             | ConnEnd::Silent { .. } => !plan.reconnect || matches!(plan.until, Until::ServerEnds),
         };
-        if done || Instant::now() >= plan.deadline || *sig.stop.borrow() {
+        if done || st.local_failure || Instant::now() >= plan.deadline || *sig.stop.borrow() {
             break;
         }
         if gives_up(
@@ -306,6 +307,10 @@ struct State {
     /// The heartbeat interval: the profile's, else the last one a `connection_open`
     /// announced (a reconnect's watchdog needs it before its own `connection_open`).
     heartbeat_ms: Option<u64>,
+    /// The last connect failed for want of something on the harness's machine (a local
+    /// port, a descriptor, its source address: [`crate::source::is_local`]): the client
+    /// stops, and the scenario is an error naming the cause.
+    local_failure: bool,
 }
 
 impl State {
@@ -442,6 +447,7 @@ impl Attempt<'_> {
             h2_cut: plan.h2_cut,
             decode: true,
             connect_to: target.stream_connect_to(),
+            source: target.sources.next(),
         };
         let req = request(target, plan, conn.cursor.as_deref());
         conn.protocol = target.protocol;
@@ -454,6 +460,8 @@ impl Attempt<'_> {
         let mut resp = match opened {
             Ok(r) => r,
             Err(e) => {
+                // The harness machine's own shortage: retrying cannot help.
+                st.local_failure = crate::source::is_local(e.kind);
                 conn.end = ConnEnd::ConnectFailed {
                     error: e.to_string(),
                 };
