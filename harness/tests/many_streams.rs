@@ -74,7 +74,8 @@ fn raise_nofile(want: u64) -> Result<u64, String> {
     setrlimit(Resource::RLIMIT_NOFILE, want, hard_wanted).map_err(|e| {
         format!(
             "RLIMIT_NOFILE: {want} descriptors needed, hard limit {hard}, raising it failed \
-             ({e}): run as root (CAP_SYS_RESOURCE) or raise `ulimit -Hn` first"
+             ({e}): raising a hard limit needs CAP_SYS_RESOURCE (root in a container may lack \
+             it); raise `ulimit -Hn` before the test, or run fewer with SSE_SCALE_STREAMS"
         )
     })?;
     Ok(want)
