@@ -96,7 +96,7 @@ fn classify_json(profile: &Profile, id: Option<&str>, data: &str) -> FrameKind {
 /// [`classify_json`] once the data's top-level object is read.
 fn classify_fields(profile: &Profile, id: Option<&str>, fields: &Object<'_>) -> FrameKind {
     let ev = &profile.events;
-    let get_str = |p: Option<&str>| p.and_then(|p| fields.lookup::<String>(p));
+    let get_str = |p: Option<&str>| p.and_then(|p| fields.lookup_str(p));
     let job = get_str(ev.job_pointer.as_deref());
     let event_type = get_str(ev.event_type_pointer.as_deref());
     let marker = get_str(ev.marker_pointer.as_deref());
@@ -221,55 +221,98 @@ impl<'a> Object<'a> {
         T::deserialize(self.value(i).pointer(rest)?).ok()
     }
 
+    /// The string a JSON pointer reaches ([`Object::lookup`] for a `String`, without
+    /// `serde_json` where the text is plain).
+    fn lookup_str(&self, pointer: &str) -> Option<String> {
+        let (tok, rest) = first_token(pointer)?;
+        let i = self
+            .fields
+            .binary_search_by(|f| f.key.as_ref().cmp(&tok))
+            .ok()?;
+        let field = &self.fields[i];
+        if rest.is_empty() {
+            return string_from_text(field.raw);
+        }
+        if field.simple {
+            return string_from_text(scan::pointer(field.raw, rest)?);
+        }
+        String::deserialize(self.value(i).pointer(rest)?).ok()
+    }
+
     /// The digest of the data as a `Value` would compare it: volatile fields removed,
     /// keys sorted, nested values and escaped strings canonicalised; plain scalars are
     /// hashed as sent (their text is already canonical).
     fn digest(&self, volatile: &[String]) -> String {
-        let volatile: Vec<(Cow<str>, &str)> =
-            volatile.iter().filter_map(|p| first_token(p)).collect();
-        let mut buf = Vec::with_capacity(256);
+        DIGEST_SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            self.canonical(volatile, buf);
+            digest(buf)
+        })
+    }
+
+    /// Writes the canonical form [`Object::digest`] hashes to `buf`.
+    fn canonical(&self, volatile: &[String], buf: &mut Vec<u8>) {
         buf.push(b'{');
         let mut first = true;
         for (i, field) in self.fields.iter().enumerate() {
             let key = &field.key;
-            let mut nested = volatile
+            let nested = volatile
                 .iter()
+                .filter_map(|p| first_token(p))
                 .filter(|(t, _)| t == key)
-                .map(|(_, rest)| *rest)
-                .peekable();
-            let has_nested = nested.peek().is_some();
-            if nested.clone().any(|rest| rest.is_empty()) {
+                .map(|(_, rest)| rest);
+            let mut has_nested = false;
+            let mut whole = false;
+            for rest in nested.clone() {
+                has_nested = true;
+                whole |= rest.is_empty();
+            }
+            if whole {
                 continue; // the whole field is volatile
             }
             if !first {
                 buf.push(b',');
             }
             first = false;
-            write_key(&mut buf, key);
+            write_key(buf, key);
             buf.push(b':');
             let text = field.raw;
             if !has_nested && !text.starts_with(['{', '[']) && !text.contains('\\') {
                 buf.extend_from_slice(text.as_bytes());
             } else if !has_nested && field.simple {
-                scan::canonical(text, &mut buf);
+                scan::canonical(text, buf);
             } else if !has_nested {
-                let _ = serde_json::to_writer(&mut buf, self.value(i));
+                let _ = serde_json::to_writer(&mut *buf, self.value(i));
             } else {
                 let mut v = self.value(i).clone();
                 for rest in nested {
                     remove_pointer(&mut v, rest);
                 }
-                let _ = serde_json::to_writer(&mut buf, &v);
+                let _ = serde_json::to_writer(&mut *buf, &v);
             }
         }
         buf.push(b'}');
-        digest(&buf)
     }
+}
+
+thread_local! {
+    /// The buffer canonical forms are written to before hashing (one per thread, so
+    /// a digest allocates nothing but its hex).
+    static DIGEST_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `T` read from a value's JSON text (`None` when it is another type).
 fn from_text<T: DeserializeOwned>(text: &str) -> Option<T> {
     serde_json::from_str(text).ok()
+}
+
+/// A string value's text read as a `String`: a string without escapes is its text
+/// between the quotes (what `serde_json` would give), anything else `serde_json` reads.
+fn string_from_text(text: &str) -> Option<String> {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains(['\\', '"']) => Some(inner.to_owned()),
+        _ => from_text(text),
+    }
 }
 
 /// Writes `key` as a JSON string, as `serde_json` would.
@@ -376,7 +419,14 @@ pub fn find_marker(data: &str) -> Option<String> {
 
 /// A short content digest (hex of the first 8 bytes of SHA-256).
 pub fn digest(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let sum = Sha256::digest(bytes);
+    let mut out = String::with_capacity(16);
+    for b in &sum[..8] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]

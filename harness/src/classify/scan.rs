@@ -81,8 +81,26 @@ pub fn canonical(raw: &str, out: &mut Vec<u8>) {
     let mut s = Scan::new(raw);
     match s.peek() {
         Some(b'{') => {
-            let mut entries: Vec<(&str, &str)> = Vec::new();
-            s.for_each_member(|k, v| entries.push((k, v)));
+            // Up to 8 members sorted on the stack (the common case), more in a Vec.
+            let mut small = [("", ""); 8];
+            let mut n = 0;
+            let mut spill: Vec<(&str, &str)> = Vec::new();
+            s.for_each_member(|k, v| {
+                if n < small.len() && spill.is_empty() {
+                    small[n] = (k, v);
+                    n += 1;
+                } else {
+                    if spill.is_empty() {
+                        spill.extend_from_slice(&small[..n]);
+                    }
+                    spill.push((k, v));
+                }
+            });
+            let entries = if spill.is_empty() {
+                &mut small[..n]
+            } else {
+                &mut spill[..]
+            };
             // Stable: the last of equal keys is last in its run, and wins.
             entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');

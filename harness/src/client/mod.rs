@@ -541,8 +541,9 @@ async fn connect_once(
 /// The read buffer's size when a connection starts, and after it idled: an idle stream
 /// holds this much (BENCHMARKS.md, "Idle streams").
 const READ_MIN: usize = 1024;
-/// The read buffer's largest size, reached by doubling while reads fill it (a drain).
-const READ_MAX: usize = 16 * 1024;
+/// The read buffer's largest size, reached by doubling while reads fill it (a drain:
+/// 64 KiB per read, as many system calls as a raw socket reader with 64 KiB reads).
+const READ_MAX: usize = 64 * 1024;
 /// Small reads in a row (each under an eighth of the buffer) after which the buffer
 /// goes back to [`READ_MIN`].
 const SHRINK_AFTER: u32 = 16;
