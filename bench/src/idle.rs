@@ -2,12 +2,15 @@
 //!
 //! The clients run in a child process (this binary's hidden `idle-clients`
 //! subcommand) so that their memory is measured in a process that did nothing else:
-//! the child notes its `VmRSS`, opens N streams (sse-wire connection + parser + the
-//! 16 KiB read buffer the harness client keeps per connection, one task each), waits
-//! until every stream has its first bytes, notes `VmRSS` again and prints both. The
-//! parent then waits until the server counts N streams, reads the server's `VmRSS`
-//! (before: after start-up and one request), and closes the child's stdin, which
-//! makes it reset every connection (RST, so no TIME_WAIT piles up) and exit.
+//! the child notes its `VmRSS`, opens N streams, waits until every stream has its
+//! first bytes, notes `VmRSS` again and prints both. On the reference server each
+//! stream is the harness's own client (`sse_harness::client::run` with the spine
+//! profile, one task each: its connection, parser, read buffer, recorder and
+//! transcript, exactly what a scenario's subscriber holds); on nchan, which has no
+//! harness profile wired into the bench, an sse-wire connection + parser + a 16 KiB
+//! read buffer. The parent then waits until the server counts N streams, reads the
+//! server's `VmRSS` (before: after start-up and one request), and closes the child's
+//! stdin, which makes it close every connection and exit.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -15,12 +18,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use sse_harness::client::{self, Signals, Until};
+use sse_harness::ledger::Ledger;
 use sse_wire::{Parser, ParserConfig};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::procs::{Nchan, RefServer, rss_bytes};
-use super::wire::{Flavor, NchanHttp, Spine, open_stream, wait_until};
+use super::wire::{
+    Flavor, NchanHttp, Spine, harness_plan, harness_target, open_stream, wait_until,
+};
 
 /// Longest wait for N streams to open (and for the server to count them).
 const OPEN_LIMIT: Duration = Duration::from_secs(120);
@@ -140,6 +147,9 @@ impl Clients {
 /// The child's side: opens `n` streams, prints `rss_before rss_after`, holds them
 /// until stdin closes (at most 10 minutes), then resets them.
 pub async fn clients_main(flavor: Flavor, url: &str, path: &str, n: u64) -> anyhow::Result<()> {
+    if flavor == Flavor::Spine {
+        return harness_clients_main(url, path, n).await;
+    }
     let before = rss_bytes(std::process::id())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let opened = Arc::new(AtomicU64::new(0));
@@ -197,6 +207,87 @@ pub async fn clients_main(flavor: Flavor, url: &str, path: &str, n: u64) -> anyh
     let _ = stop_tx.send(true);
     for t in tasks {
         t.await??;
+    }
+    Ok(())
+}
+
+/// [`clients_main`] on the reference server: `n` harness clients
+/// (`sse_harness::client::run`), each reading `path` until told to stop; at most
+/// [`OPEN_CONCURRENCY`] of them waiting for their first bytes at a time.
+async fn harness_clients_main(url: &str, path: &str, n: u64) -> anyhow::Result<()> {
+    let target = Arc::new(harness_target(url)?);
+    let ledger = Arc::new(Ledger::default());
+    let epoch = tokio::time::Instant::now();
+    let deadline = epoch + Duration::from_secs(660);
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    let (_published_tx, published) = watch::channel(true);
+    let (_burst_tx, burst) = watch::channel(false);
+    let before = rss_bytes(std::process::id())?;
+    let mut tasks = Vec::with_capacity(n as usize);
+    let mut opened = 0u64;
+    let open_wait = async {
+        for i in 0..n {
+            while i - opened >= OPEN_CONCURRENCY as u64 {
+                opened_rx
+                    .recv()
+                    .await
+                    .ok_or_else(|| anyhow!("clients gone"))?;
+                opened += 1;
+            }
+            let plan = harness_plan(
+                &format!("idle-{i}"),
+                path.to_owned(),
+                None,
+                Until::For(Duration::from_secs(600)),
+                deadline,
+            );
+            let sig = Signals {
+                published: published.clone(),
+                burst: burst.clone(),
+                opened: Some(opened_tx.clone()),
+                stop: stop.clone(),
+            };
+            tasks.push(tokio::spawn(client::run(
+                target.clone(),
+                ledger.clone(),
+                plan,
+                sig,
+                epoch,
+            )));
+        }
+        while opened < n {
+            opened_rx
+                .recv()
+                .await
+                .ok_or_else(|| anyhow!("clients gone"))?;
+            opened += 1;
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(OPEN_LIMIT, open_wait)
+        .await
+        .context("idle streams not open in time")??;
+    let after = rss_bytes(std::process::id())?;
+    println!("{before} {after}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(600),
+        tokio::io::stdin().read_to_end(&mut sink),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let transcript = t.await?;
+        if let Some(c) = transcript
+            .connections
+            .iter()
+            .find(|c| c.status != Some(200))
+        {
+            bail!("an idle stream was not served: {:?}", c.end);
+        }
     }
     Ok(())
 }

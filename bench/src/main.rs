@@ -537,7 +537,7 @@ async fn replay_runs(
                 (replay::raw(&server.url, &log).await?, h)
             };
             res.add(s2, "raw socket reader (counts bytes)", Unit::PerSec, raw);
-            res.add(s2, "harness client (sse-wire + parser + classify)", Unit::PerSec, harness);
+            res.add(s2, "harness client (client::run: sse-wire, parser, classify, record)", Unit::PerSec, harness);
             res.add(s2, "ratio harness / raw", Unit::Ratio, harness / raw);
             eprintln!("  replay {r:.0}/s, raw {raw:.0}/s, harness {harness:.0}/s");
         }
@@ -584,7 +584,7 @@ async fn idle_runs(
 }
 
 fn client_row(n: u64) -> String {
-    format!("harness client (sse-wire + parser), {n} streams")
+    format!("harness client (client::run), {n} streams")
 }
 
 async fn relay_runs(

@@ -39,7 +39,15 @@ impl RefServer {
         let log = std::fs::File::create(data.path().join("server.log"))?;
         let mut child = Command::new(bin)
             .args(["serve", "--addr", "127.0.0.1:0", "--token", TOKEN])
-            .args(["--heartbeat-ms", "15000", "--data"])
+            // Room for the 10,000 idle streams of the idle part and the bench's own
+            // requests beside them (the server's default cap is 10,000 connections).
+            .args([
+                "--heartbeat-ms",
+                "15000",
+                "--max-connections",
+                "20000",
+                "--data",
+            ])
             .arg(data.path().join("data"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

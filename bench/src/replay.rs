@@ -2,10 +2,13 @@
 //!
 //! - Replay: a client resumes from 0 (`Last-Event-ID: 0`) on `/v1/events?job_id=<id>`
 //!   and counts events (sse-wire + parser) until it has all of them.
-//! - Harness drain: the same stream read three ways: (a) a raw tokio `TcpStream` that
-//!   only counts bytes up to the known total, (b) what the harness client does per
-//!   frame: sse-wire `read_body`, `Parser::feed`, `classify` with the spine profile,
-//!   and the seq-order check.
+//! - Harness drain: the same stream read two ways: (a) a raw tokio `TcpStream` that
+//!   only counts bytes up to the known total, (b) the harness's own client
+//!   (`sse_harness::client::run`, the code every scenario's subscribers run) with the
+//!   spine profile, until it has recorded every data event: sse-wire `read_body`, the
+//!   parser, the caps, `classify` (seq, job, marker, the content-fidelity digest) and
+//!   the recorded frame of each event. The seq order of what it recorded is checked
+//!   afterwards, untimed (the harness checks it after the run too).
 //!
 //! The raw reader's byte total is learnt once, untimed, by a calibration read that
 //! looks for the last event's `id:` line; the stream's bytes are the same on every
@@ -17,14 +20,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use harness_model::{FrameKind, Seq};
-use sse_harness::classify::classify;
-use sse_harness::profile::Profile;
+use sse_harness::client::{self, Counted, Signals, Until};
+use sse_harness::ledger::Ledger;
 use sse_wire::{Item, Parser, ParserConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use super::procs::TOKEN;
-use super::wire::{CORRELATION, Flavor, Spine, open_stream, payload};
+use super::wire::{CORRELATION, Flavor, Spine, harness_plan, harness_target, open_stream, payload};
 
 /// Events per build request.
 const BUILD_BATCH: usize = 1000;
@@ -34,7 +38,7 @@ const BUILD_PUBLISHERS: usize = 4;
 const PAYLOAD: usize = 64;
 /// Deadline of one pass over the log.
 const PASS_LIMIT: Duration = Duration::from_secs(180);
-/// Read buffer of every reader (the harness client uses 16 KiB; the same here for (b)).
+/// Read buffer of the replay reader (the harness client's largest read).
 const HARNESS_BUF: usize = 16 * 1024;
 /// Read buffer of the raw reader.
 const RAW_BUF: usize = 64 * 1024;
@@ -96,16 +100,6 @@ fn path(log: &Log) -> String {
 
 /// Replay: events/s of a client that resumes from 0 and parses (no classification).
 pub async fn replay(base: &str, log: &Log) -> anyhow::Result<f64> {
-    drain(base, log, false).await
-}
-
-/// Harness drain: events/s of the harness client's per-frame work.
-pub async fn harness(base: &str, log: &Log) -> anyhow::Result<f64> {
-    drain(base, log, true).await
-}
-
-async fn drain(base: &str, log: &Log, check: bool) -> anyhow::Result<f64> {
-    let profile = Profile::load("spine")?;
     let start = Instant::now();
     let fut = async {
         let mut resp = open_stream(Flavor::Spine, base, &path(log), Some("0")).await?;
@@ -113,7 +107,6 @@ async fn drain(base: &str, log: &Log, check: bool) -> anyhow::Result<f64> {
         let mut items = Vec::new();
         let mut buf = vec![0u8; HARNESS_BUF];
         let mut count = 0u64;
-        let mut last = 0u64;
         while count < log.events {
             let n = resp.read_body(&mut buf).await?;
             if n == 0 {
@@ -121,20 +114,9 @@ async fn drain(base: &str, log: &Log, check: bool) -> anyhow::Result<f64> {
             }
             parser.feed(&buf[..n], &mut items);
             for it in items.drain(..) {
-                let Item::Event(ev) = it else { continue };
-                if ev.id.is_none() {
-                    continue; // lifecycle frames
+                if matches!(&it, Item::Event(ev) if ev.id.is_some()) {
+                    count += 1; // not the lifecycle frames
                 }
-                if check {
-                    match classify(&profile, &ev.event_type, ev.id.as_deref(), &ev.data) {
-                        FrameKind::Data(d) => match d.seq {
-                            Some(Seq(s)) if s > last => last = s,
-                            other => bail!("seq {other:?} after {last}"),
-                        },
-                        other => bail!("not a data frame: {other:?}"),
-                    }
-                }
-                count += 1;
             }
         }
         resp.reset();
@@ -144,6 +126,64 @@ async fn drain(base: &str, log: &Log, check: bool) -> anyhow::Result<f64> {
         .await
         .context("replay pass over its deadline")??;
     Ok(log.events as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Harness drain: events/s of the harness client (`client::run`) recording the log.
+pub async fn harness(base: &str, log: &Log) -> anyhow::Result<f64> {
+    let mut target = harness_target(base)?;
+    // The caps bound what one scenario records; this pass records the whole log.
+    target.limits.frames_per_conn = target.limits.frames_per_conn.max(log.events as usize + 16);
+    target.limits.scenario_bytes = u64::MAX;
+    let until = Until::Frames {
+        kind: Counted::Data,
+        count: log.events,
+    };
+    let deadline = tokio::time::Instant::now() + PASS_LIMIT;
+    let plan = harness_plan("drain", path(log), Some("0"), until, deadline);
+    let (_published_tx, published) = watch::channel(true);
+    let (_burst_tx, burst) = watch::channel(false);
+    let (_stop_tx, stop) = watch::channel(false);
+    let sig = Signals {
+        published,
+        burst,
+        opened: None,
+        stop,
+    };
+    let start = Instant::now();
+    let epoch = tokio::time::Instant::now();
+    let transcript = client::run(
+        Arc::new(target),
+        Arc::new(Ledger::default()),
+        plan,
+        sig,
+        epoch,
+    )
+    .await;
+    let rate = log.events as f64 / start.elapsed().as_secs_f64();
+    // Untimed: every data event arrived, in seq order.
+    let mut last = 0u64;
+    let mut count = 0u64;
+    for conn in &transcript.connections {
+        for f in &conn.frames {
+            match &f.kind {
+                FrameKind::Data(d) => match d.seq {
+                    Some(Seq(s)) if s > last => last = s,
+                    other => bail!("seq {other:?} after {last}"),
+                },
+                FrameKind::Lifecycle { .. } | FrameKind::Heartbeat { .. } => continue,
+                other => bail!("not a data frame: {other:?}"),
+            }
+            count += 1;
+        }
+    }
+    if count != log.events {
+        let ends: Vec<_> = transcript.connections.iter().map(|c| &c.end).collect();
+        bail!(
+            "the harness client recorded {count} of {} events ({ends:?})",
+            log.events
+        );
+    }
+    Ok(rate)
 }
 
 async fn raw_connect(base: &str, log: &Log) -> anyhow::Result<TcpStream> {

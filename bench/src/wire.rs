@@ -96,6 +96,54 @@ pub async fn open_stream(
     Ok(resp)
 }
 
+/// The harness's view of the reference server at `base`: the spine profile and the
+/// bench's token, for running the harness's own client (`sse_harness::client::run`).
+pub fn harness_target(base: &str) -> anyhow::Result<sse_harness::target::Target> {
+    let profile = sse_harness::profile::Profile::load("spine")?;
+    Ok(sse_harness::target::Target::new(
+        base,
+        profile,
+        Some(TOKEN.to_owned()),
+    )?)
+}
+
+/// A harness client plan that reads `path` once, from `cursor`, until `until` (or
+/// `deadline`), sending the bench's correlation id: no cuts, no pacing, no reconnect.
+pub fn harness_plan(
+    id: &str,
+    path: String,
+    cursor: Option<&str>,
+    until: sse_harness::client::Until,
+    deadline: tokio::time::Instant,
+) -> sse_harness::client::ClientPlan {
+    sse_harness::client::ClientPlan {
+        id: harness_model::ClientId(id.to_owned()),
+        stream: harness_model::StreamKind::Events,
+        path,
+        channels: Vec::new(),
+        initial_cursor: cursor.map(str::to_owned),
+        from_start: true,
+        cursor_query: None,
+        correlation: Some(CORRELATION.to_owned()),
+        bytes_per_sec: 0,
+        slow_for: Duration::ZERO,
+        rcvbuf: None,
+        pause_after_events: 0,
+        pause: Duration::ZERO,
+        cuts: std::collections::VecDeque::new(),
+        cut_gap: Duration::ZERO,
+        reset: false,
+        h2_cut: sse_wire::H2Cut::default(),
+        h2_shared: None,
+        until,
+        reconnect: false,
+        through_restarts: false,
+        deadline,
+        strict: false,
+        reconnect_on_silence: false,
+    }
+}
+
 /// A small HTTP client for the spine's publish and job endpoints.
 #[derive(Clone)]
 pub struct Spine {

@@ -546,12 +546,26 @@ async fn connect_once(
     conn
 }
 
+/// The read buffer's size when a connection starts, and after it idled: an idle stream
+/// holds this much (BENCHMARKS.md, "Idle streams").
+const READ_MIN: usize = 1024;
+/// The read buffer's largest size, reached by doubling while reads fill it (a drain:
+/// 64 KiB per read, as many system calls as a raw socket reader with 64 KiB reads).
+const READ_MAX: usize = 64 * 1024;
+/// Small reads in a row (each under an eighth of the buffer) after which the buffer
+/// goes back to [`READ_MIN`].
+const SHRINK_AFTER: u32 = 16;
+
 /// The state of one connection's read loop.
 struct Reader {
     mode: Mode,
     parser: Parser,
     items: Vec<Item>,
+    /// The read buffer: [`READ_MIN`] bytes, doubled (up to [`READ_MAX`]) by each read
+    /// that fills it, back to [`READ_MIN`] after [`SHRINK_AFTER`] small reads in a row.
     buf: Vec<u8>,
+    /// Reads in a row that took less than an eighth of `buf`.
+    small_reads: u32,
     data_events: u64,
     cuts: CutState,
     pacing: Pacing,
@@ -592,7 +606,8 @@ impl Reader {
             mode,
             parser,
             items: Vec::new(),
-            buf: vec![0u8; 16 * 1024],
+            buf: vec![0u8; READ_MIN],
+            small_reads: 0,
             data_events: 0,
             cuts: CutState::new(cut),
             pacing: Pacing::new(plan.bytes_per_sec, plan.slow_for),
@@ -731,6 +746,7 @@ impl Reader {
             if let Some(end) = self.take(a, conn, sig, st, n) {
                 return end;
             }
+            self.size_buf(n);
             if !*paused && a.index == 0 && self.data_events >= a.plan.pause_after_events {
                 *paused = true;
                 let left = a.plan.deadline.saturating_duration_since(Instant::now());
@@ -741,6 +757,24 @@ impl Reader {
                 let left = a.plan.deadline.saturating_duration_since(Instant::now());
                 tokio::time::sleep(budget.min(left)).await;
             }
+        }
+    }
+
+    /// Sizes the read buffer after a read of `n` bytes: a stream that keeps filling it
+    /// is read in ever larger reads (drain speed), an idle one holds [`READ_MIN`] bytes.
+    fn size_buf(&mut self, n: usize) {
+        let len = self.buf.len();
+        if n == len && len < READ_MAX {
+            self.buf.resize((2 * len).min(READ_MAX), 0);
+            self.small_reads = 0;
+        } else if n < len / 8 && len > READ_MIN {
+            self.small_reads += 1;
+            if self.small_reads >= SHRINK_AFTER {
+                self.buf = vec![0u8; READ_MIN];
+                self.small_reads = 0;
+            }
+        } else {
+            self.small_reads = 0;
         }
     }
 

@@ -11,6 +11,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+mod scan;
+
+#[cfg(test)]
+mod equivalence;
+#[cfg(test)]
+mod reference;
+
 use crate::profile::{Format, HeartbeatKind, Ids, Profile};
 
 /// The prefix of every marker the harness publishes.
@@ -73,17 +80,23 @@ fn numeric_id(profile: &Profile, id: Option<&str>) -> Result<Option<Seq>, String
 
 /// Reads a JSON data event in one borrowed pass over its top-level object: each
 /// field's raw text is kept as sent, and only what a pointer reaches into, or what
-/// must be canonicalised for the digest (nested objects and arrays, strings with
-/// escapes), is parsed further. Found with a profile of the harness drain benchmark
-/// (BENCHMARKS.md): parsing every event into a `Value`, re-serialising it and
-/// freeing it cost more than the SSE parsing itself.
+/// must be canonicalised for the digest, is read further. Found with a profile of the
+/// harness drain benchmark (BENCHMARKS.md): parsing every event into a `Value`,
+/// re-serialising it and freeing it cost more than the SSE parsing itself. The pass is
+/// the hand-written [`scan`] where the data is plain (the common case: no escapes, no
+/// floats inside nested values), else `serde_json` with `RawValue`s, the exact
+/// reference both paths agree with (see the tests).
 fn classify_json(profile: &Profile, id: Option<&str>, data: &str) -> FrameKind {
-    let fields = match serde_json::from_str::<Fields>(data) {
-        Ok(f) => Object::new(f),
-        Err(_) => return not_an_object(data),
+    let Some(fields) = Object::scanned(data).or_else(|| Object::parsed(data)) else {
+        return not_an_object(data);
     };
+    classify_fields(profile, id, &fields)
+}
+
+/// [`classify_json`] once the data's top-level object is read.
+fn classify_fields(profile: &Profile, id: Option<&str>, fields: &Object<'_>) -> FrameKind {
     let ev = &profile.events;
-    let get_str = |p: Option<&str>| p.and_then(|p| fields.lookup::<String>(p));
+    let get_str = |p: Option<&str>| p.and_then(|p| fields.lookup_str(p));
     let job = get_str(ev.job_pointer.as_deref());
     let event_type = get_str(ev.event_type_pointer.as_deref());
     let marker = get_str(ev.marker_pointer.as_deref());
@@ -122,89 +135,194 @@ fn classify_json(profile: &Profile, id: Option<&str>, data: &str) -> FrameKind {
     })
 }
 
+/// One top-level field of a data object.
+struct Field<'a> {
+    /// The key, unescaped.
+    key: Cow<'a, str>,
+    /// The value's text as sent.
+    raw: &'a str,
+    /// The value is simple in the sense of [`scan`]: its canonical form and what a
+    /// pointer reaches in it are read from its text.
+    simple: bool,
+}
+
 /// A data object as the classifier reads it: its top-level fields sorted by key
 /// (the last of duplicate keys wins, as in a `Value`), each with its raw text and,
 /// once something needed it, its parsed value (parsed at most once).
 struct Object<'a> {
-    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
-    parsed: Vec<OnceCell<Value>>,
+    fields: Vec<Field<'a>>,
+    parsed: OnceCell<Vec<OnceCell<Value>>>,
 }
 
 impl<'a> Object<'a> {
-    fn new(Fields(mut fields): Fields<'a>) -> Object<'a> {
+    /// The object read by [`scan`], when the data is for its fast path.
+    fn scanned(data: &'a str) -> Option<Object<'a>> {
+        let mut members = Vec::with_capacity(8);
+        scan::members(data, &mut members)?;
+        let fields = members
+            .into_iter()
+            .map(|m| Field {
+                key: Cow::Borrowed(m.key),
+                raw: m.raw,
+                simple: m.simple,
+            })
+            .collect();
+        Some(Object::new(fields))
+    }
+
+    /// The object read by `serde_json` (any valid object; `None` when `data` is not one).
+    fn parsed(data: &'a str) -> Option<Object<'a>> {
+        let Fields(fields) = serde_json::from_str::<Fields>(data).ok()?;
+        let fields = fields
+            .into_iter()
+            .map(|(key, raw)| Field {
+                key,
+                raw: raw.get(),
+                simple: false,
+            })
+            .collect();
+        Some(Object::new(fields))
+    }
+
+    fn new(mut fields: Vec<Field<'a>>) -> Object<'a> {
         fields.reverse();
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
-        fields.dedup_by(|later, kept| later.0 == kept.0);
-        let parsed = fields.iter().map(|_| OnceCell::new()).collect();
-        Object { fields, parsed }
+        fields.sort_by(|a, b| a.key.cmp(&b.key));
+        fields.dedup_by(|later, kept| later.key == kept.key);
+        Object {
+            fields,
+            parsed: OnceCell::new(),
+        }
     }
 
     /// The field `i` as a `Value`.
     fn value(&self, i: usize) -> &Value {
-        self.parsed[i]
-            .get_or_init(|| serde_json::from_str(self.fields[i].1.get()).unwrap_or(Value::Null))
+        let parsed = self
+            .parsed
+            .get_or_init(|| self.fields.iter().map(|_| OnceCell::new()).collect());
+        parsed[i].get_or_init(|| serde_json::from_str(self.fields[i].raw).unwrap_or(Value::Null))
     }
 
     /// The value a JSON pointer reaches, read as `T` (a value of another type is
-    /// `None`); a top-level field is read straight from its text.
+    /// `None`); a top-level field, and anything inside a simple one, is read straight
+    /// from its text.
     fn lookup<T: DeserializeOwned>(&self, pointer: &str) -> Option<T> {
         let (tok, rest) = first_token(pointer)?;
         let i = self
             .fields
-            .binary_search_by(|f| f.0.as_ref().cmp(&tok))
+            .binary_search_by(|f| f.key.as_ref().cmp(&tok))
             .ok()?;
+        let field = &self.fields[i];
         if rest.is_empty() {
-            return serde_json::from_str(self.fields[i].1.get()).ok();
+            return from_text(field.raw);
+        }
+        if field.simple {
+            return from_text(scan::pointer(field.raw, rest)?);
         }
         T::deserialize(self.value(i).pointer(rest)?).ok()
+    }
+
+    /// The string a JSON pointer reaches ([`Object::lookup`] for a `String`, without
+    /// `serde_json` where the text is plain).
+    fn lookup_str(&self, pointer: &str) -> Option<String> {
+        let (tok, rest) = first_token(pointer)?;
+        let i = self
+            .fields
+            .binary_search_by(|f| f.key.as_ref().cmp(&tok))
+            .ok()?;
+        let field = &self.fields[i];
+        if rest.is_empty() {
+            return string_from_text(field.raw);
+        }
+        if field.simple {
+            return string_from_text(scan::pointer(field.raw, rest)?);
+        }
+        String::deserialize(self.value(i).pointer(rest)?).ok()
     }
 
     /// The digest of the data as a `Value` would compare it: volatile fields removed,
     /// keys sorted, nested values and escaped strings canonicalised; plain scalars are
     /// hashed as sent (their text is already canonical).
     fn digest(&self, volatile: &[String]) -> String {
-        let volatile: Vec<(Cow<str>, &str)> =
-            volatile.iter().filter_map(|p| first_token(p)).collect();
-        let mut h = Sha256::new();
-        let mut buf = Vec::new();
-        h.update(b"{");
+        DIGEST_SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            self.canonical(volatile, buf);
+            digest(buf)
+        })
+    }
+
+    /// Writes the canonical form [`Object::digest`] hashes to `buf`.
+    fn canonical(&self, volatile: &[String], buf: &mut Vec<u8>) {
+        buf.push(b'{');
         let mut first = true;
-        for (i, (key, raw)) in self.fields.iter().enumerate() {
-            let nested: Vec<&str> = volatile
+        for (i, field) in self.fields.iter().enumerate() {
+            let key = &field.key;
+            let nested = volatile
                 .iter()
+                .filter_map(|p| first_token(p))
                 .filter(|(t, _)| t == key)
-                .map(|(_, rest)| *rest)
-                .collect();
-            if nested.contains(&"") {
+                .map(|(_, rest)| rest);
+            let mut has_nested = false;
+            let mut whole = false;
+            for rest in nested.clone() {
+                has_nested = true;
+                whole |= rest.is_empty();
+            }
+            if whole {
                 continue; // the whole field is volatile
             }
             if !first {
-                h.update(b",");
+                buf.push(b',');
             }
             first = false;
-            buf.clear();
-            let _ = serde_json::to_writer(&mut buf, key.as_ref());
-            h.update(&buf);
-            h.update(b":");
-            let text = raw.get();
-            if nested.is_empty() && !text.starts_with(['{', '[']) && !text.contains('\\') {
-                h.update(text.as_bytes());
-                continue;
-            }
-            buf.clear();
-            if nested.is_empty() {
-                let _ = serde_json::to_writer(&mut buf, self.value(i));
+            write_key(buf, key);
+            buf.push(b':');
+            let text = field.raw;
+            if !has_nested && !text.starts_with(['{', '[']) && !text.contains('\\') {
+                buf.extend_from_slice(text.as_bytes());
+            } else if !has_nested && field.simple {
+                scan::canonical(text, buf);
+            } else if !has_nested {
+                let _ = serde_json::to_writer(&mut *buf, self.value(i));
             } else {
                 let mut v = self.value(i).clone();
                 for rest in nested {
                     remove_pointer(&mut v, rest);
                 }
-                let _ = serde_json::to_writer(&mut buf, &v);
+                let _ = serde_json::to_writer(&mut *buf, &v);
             }
-            h.update(&buf);
         }
-        h.update(b"}");
-        hex::encode(&h.finalize()[..8])
+        buf.push(b'}');
+    }
+}
+
+thread_local! {
+    /// The buffer canonical forms are written to before hashing (one per thread, so
+    /// a digest allocates nothing but its hex).
+    static DIGEST_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `T` read from a value's JSON text (`None` when it is another type).
+fn from_text<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text).ok()
+}
+
+/// A string value's text read as a `String`: a string without escapes is its text
+/// between the quotes (what `serde_json` would give), anything else `serde_json` reads.
+fn string_from_text(text: &str) -> Option<String> {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains(['\\', '"']) => Some(inner.to_owned()),
+        _ => from_text(text),
+    }
+}
+
+/// Writes `key` as a JSON string, as `serde_json` would.
+fn write_key(buf: &mut Vec<u8>, key: &str) {
+    if key.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        let _ = serde_json::to_writer(&mut *buf, key);
+    } else {
+        buf.push(b'"');
+        buf.extend_from_slice(key.as_bytes());
+        buf.push(b'"');
     }
 }
 
@@ -301,7 +419,14 @@ pub fn find_marker(data: &str) -> Option<String> {
 
 /// A short content digest (hex of the first 8 bytes of SHA-256).
 pub fn digest(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let sum = Sha256::digest(bytes);
+    let mut out = String::with_capacity(16);
+    for b in &sum[..8] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]
