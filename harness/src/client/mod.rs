@@ -548,7 +548,7 @@ async fn connect_once(
 
 /// The read buffer's size when a connection starts, and after it idled: an idle stream
 /// holds this much (BENCHMARKS.md, "Idle streams").
-const READ_MIN: usize = 1024;
+const READ_MIN: usize = 512;
 /// The read buffer's largest size, reached by doubling while reads fill it (a drain:
 /// 64 KiB per read, as many system calls as a raw socket reader with 64 KiB reads).
 const READ_MAX: usize = 64 * 1024;
