@@ -298,7 +298,8 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--full` curves of the wanted parts.
+/// The `--full` curves of the wanted parts. A curve's failure is noted on it rather
+/// than ending the run, so that an hour of measurements is not lost to one point.
 async fn curve_runs(
     bin: &Path,
     sizes: &scale::CurveSizes,
@@ -316,20 +317,34 @@ async fn curve_runs(
         if wants(Part::Fanout) {
             for flavor in scale::order(run) {
                 eprintln!("run {}/{runs}: {} subscriber curve", run + 1, flavor.name());
-                scale::subscribers(bin, flavor, sizes, &mut curves).await?;
+                if let Err(e) = scale::subscribers(bin, flavor, sizes, &mut curves).await {
+                    curves
+                        .fanout_rate
+                        .note(flavor.name(), &format!("a run failed: {e:#}"));
+                }
             }
         }
         if wants(Part::Idle) {
             eprintln!("run {}/{runs}: idle curve", run + 1);
-            scale::idles(bin, sizes, nofile, run, &mut curves).await?;
+            if let Err(e) = scale::idles(bin, sizes, nofile, run, &mut curves).await {
+                curves
+                    .idle
+                    .note("reference", &format!("a run failed: {e:#}"));
+            }
         }
         if wants(Part::Harness) {
             eprintln!("run {}/{runs}: harness cost curve", run + 1);
-            scale::harness_runs(bin, &harness, sizes, &mut curves).await?;
+            if let Err(e) = scale::harness_runs(bin, &harness, sizes, &mut curves).await {
+                curves
+                    .harness_rss
+                    .note("harness", &format!("a run failed: {e:#}"));
+            }
         }
     }
-    if wants(Part::Replay) {
-        scale::replays(bin, sizes, runs, &mut curves).await?;
+    if wants(Part::Replay)
+        && let Err(e) = scale::replays(bin, sizes, runs, &mut curves).await
+    {
+        curves.replay.note("reference", &format!("failed: {e:#}"));
     }
     Ok(curves)
 }

@@ -224,23 +224,18 @@ pub async fn replays(
             }
         }
         for run in 0..runs {
-            for (i, (n, log)) in logs.iter().enumerate() {
-                let theirs = channels.iter().find(|(m, _)| m == n);
+            for (n, log) in &logs {
                 let nchan_first = run % 2 == 1;
-                if let (true, Some((_, ch)), Some(nc)) = (nchan_first, theirs, &nchan) {
-                    curves
-                        .replay
-                        .add("nchan", *n as f64, nchan_replay(&nc.url, ch, *n).await?);
+                if nchan_first {
+                    nchan_point(nchan.as_ref(), &mut channels, *n, curves).await;
                 }
                 let r = replay::replay(&server.url, log).await?;
                 curves.replay.add("reference", *n as f64, r);
-                if let (false, Some((_, ch)), Some(nc)) = (nchan_first, theirs, &nchan) {
-                    curves
-                        .replay
-                        .add("nchan", *n as f64, nchan_replay(&nc.url, ch, *n).await?);
+                if !nchan_first {
+                    nchan_point(nchan.as_ref(), &mut channels, *n, curves).await;
                 }
                 eprintln!(
-                    "  run {}: replay of {n} ({i}): reference {r:.0} events/s",
+                    "  run {}: replay of {n}: reference {r:.0} events/s",
                     run + 1
                 );
             }
@@ -253,6 +248,26 @@ pub async fn replays(
         nc.stop().await?;
     }
     result
+}
+
+/// One run's nchan replay of the channel holding `n` messages, if there is one; a
+/// failure is noted on the curve and that channel is not read again.
+async fn nchan_point(
+    nchan: Option<&Nchan>,
+    channels: &mut Vec<(u64, String)>,
+    n: u64,
+    curves: &mut Curves,
+) {
+    let (Some(nc), Some(i)) = (nchan, channels.iter().position(|(m, _)| *m == n)) else {
+        return;
+    };
+    match nchan_replay(&nc.url, &channels[i].1, n).await {
+        Ok(r) => curves.replay.add("nchan", n as f64, r),
+        Err(e) => {
+            curves.replay.note("nchan", &format!("{n} events: {e:#}"));
+            channels.remove(i);
+        }
+    }
 }
 
 /// nchan's `nchan_message_buffer_length` of `/pub/` in nginx.conf.template.
@@ -277,6 +292,11 @@ async fn fill_channel(nchan: &Nchan, n: u64) -> anyhow::Result<String> {
     Ok(channel)
 }
 
+/// How long an nchan replay may go without a byte before it counts as stalled (nchan
+/// logs "Missed message for eventsource subscriber" and stops sending when a long
+/// buffer is read from the oldest message).
+const NCHAN_STALL: Duration = Duration::from_secs(10);
+
 /// Events/s of a client reading a channel's `n` buffered messages from the oldest.
 async fn nchan_replay(base: &str, channel: &str, n: u64) -> anyhow::Result<f64> {
     let start = std::time::Instant::now();
@@ -286,7 +306,14 @@ async fn nchan_replay(base: &str, channel: &str, n: u64) -> anyhow::Result<f64> 
     let (mut items, mut buf, mut count) = (Vec::new(), vec![0u8; 64 * 1024], 0u64);
     let read = async {
         while count < n {
-            let got = resp.read_body(&mut buf).await?;
+            let got = tokio::time::timeout(NCHAN_STALL, resp.read_body(&mut buf))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "nchan stopped sending after {count} of {n} messages (nothing for {} s)",
+                        NCHAN_STALL.as_secs()
+                    )
+                })??;
             if got == 0 {
                 bail!("nchan's stream ended after {count} of {n} messages");
             }
