@@ -664,7 +664,7 @@ fn render(
     let l = &sizes.ladder;
     s.push_str(&format!(
         "Fan-out, like for like: {} subscribers on one channel; both servers get one {} B event \
-         per POST over {} keep-alive connections at each offered rate ({} events/s), {:.1} s per \
+         per POST over {} keep-alive connections at each offered rate ({}), {:.1} s per \
          rate; latency = receive time − the event's *scheduled* send time per (event, \
          subscriber). The reference commits every event with fsync before it is acked or \
          delivered; nchan keeps messages in memory. A rate is sustained when every event \
