@@ -378,40 +378,44 @@ fn prefixed(args: &[String]) -> String {
     args.iter().map(|a| format!(" {a}")).collect()
 }
 
-/// The like-for-like fan-out ladder, both servers in every run, alternating which
+/// The like-for-like fan-out ladder, every server in every run, alternating which
 /// goes first.
 async fn ladder_runs(bin: &Path, sizes: &Sizes, res: &mut Results) -> anyhow::Result<()> {
+    use ladder::Contender;
     ladder::declare(&sizes.ladder, res);
     for run in 0..sizes.runs {
-        let (mut ours, mut theirs) = (ladder::Climb::default(), None);
-        for flavor in scale::order(run) {
+        let mut order = Contender::ALL;
+        if run % 2 == 1 {
+            order.reverse();
+        }
+        let mut climbs: Vec<(Contender, ladder::Climb)> = Vec::new();
+        for c in order {
             eprintln!(
                 "run {}/{}: {} like-for-like ladder",
                 run + 1,
                 sizes.runs,
-                flavor.name()
+                c.name()
             );
-            match flavor {
+            match c.flavor {
                 Flavor::Spine => {
                     let server = RefServer::start(bin).await?;
-                    ours = ladder::climb(flavor, &server.url, &sizes.ladder, res).await;
+                    climbs.push((c, ladder::climb(c, &server.url, &sizes.ladder, res).await));
                     server.stop().await?;
                 }
-                Flavor::Nchan => match Nchan::start().await {
+                Flavor::Nchan => match Nchan::start_with(c.workers).await {
                     Ok(nchan) => {
-                        theirs = Some(ladder::climb(flavor, &nchan.url, &sizes.ladder, res).await);
+                        climbs.push((c, ladder::climb(c, &nchan.url, &sizes.ladder, res).await));
                         nchan.stop().await?;
                     }
-                    Err(e) => {
-                        let why = nchan_unavailable(e);
-                        let name = "nchan: max sustainable deliveries/s";
-                        res.note(ladder::SECTION, name, Unit::PerSec, &why);
-                    }
+                    Err(e) => ladder::unavailable(c, &nchan_unavailable(e), res),
                 },
             }
         }
-        if let Some(theirs) = &theirs {
-            ladder::ratios(&ours, theirs, res);
+        let ours = climbs.iter().find(|(c, _)| *c == Contender::REFERENCE);
+        for (c, theirs) in climbs.iter().filter(|(c, _)| *c != Contender::REFERENCE) {
+            if let Some((_, ours)) = ours {
+                ladder::ratios(ours, *c, theirs, res);
+            }
         }
     }
     Ok(())

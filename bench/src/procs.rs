@@ -179,13 +179,18 @@ pub struct Nchan {
 }
 
 impl Nchan {
-    /// `nchan.sh start DIR` in a fresh folder.
+    /// `nchan.sh start DIR` in a fresh folder, one worker process.
     pub async fn start() -> Result<Nchan, NchanUnavailable> {
+        Nchan::start_with(1).await
+    }
+
+    /// `nchan.sh start DIR` in a fresh folder with `workers` nginx worker processes.
+    pub async fn start_with(workers: u32) -> Result<Nchan, NchanUnavailable> {
         let dir = tempfile::Builder::new()
             .prefix("sse-bench-nchan-")
             .tempdir()
             .map_err(|e| NchanUnavailable::Failed(e.to_string()))?;
-        let out = run_script("start", dir.path())
+        let out = run_script("start", dir.path(), workers)
             .await
             .map_err(|e| NchanUnavailable::Failed(format!("{e:#}")))?;
         if !out.status.success() {
@@ -227,7 +232,7 @@ impl Nchan {
     /// `nchan.sh stop DIR`.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stopped = true;
-        let out = run_script("stop", self.dir.path()).await?;
+        let out = run_script("stop", self.dir.path(), 1).await?;
         if !out.status.success() {
             bail!(
                 "nchan.sh stop: {}",
@@ -253,12 +258,13 @@ impl Drop for Nchan {
     }
 }
 
-async fn run_script(verb: &str, dir: &Path) -> anyhow::Result<std::process::Output> {
+async fn run_script(verb: &str, dir: &Path, workers: u32) -> anyhow::Result<std::process::Output> {
     let script = workspace_root().join("targets/nchan/nchan.sh");
     let fut = Command::new("bash")
         .arg(&script)
         .arg(verb)
         .arg(dir)
+        .env("NCHAN_WORKERS", workers.to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();

@@ -7,6 +7,7 @@
 #   nchan.sh stop DIR    SIGTERM to the pid in DIR/nginx.pid, waits for it to exit.
 #
 # NCHAN_PORT=N pins the port (one attempt, no retry): a restart on the same address.
+# NCHAN_WORKERS=N runs N nginx worker processes (default 1).
 #
 # Everything lives in DIR (config, pid file, logs/, tmp/): several instances run at
 # once with different DIRs, and the system nginx service and /etc/nginx are never
@@ -67,7 +68,10 @@ start() {
         else
             port="$(free_port)" || die "python3 could not find a free port"
         fi
-        sed -e "s/@PORT@/$port/g" -e "s/@USER@/$(id -un)/g" "$TEMPLATE" > "$dir/nginx.conf"
+        workers="${NCHAN_WORKERS:-1}"
+        [[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "NCHAN_WORKERS must be a positive number, not '$workers'"
+        sed -e "s/@PORT@/$port/g" -e "s/@USER@/$(id -un)/g" -e "s/@WORKERS@/$workers/g" \
+            "$TEMPLATE" > "$dir/nginx.conf"
         # daemon on: nginx returns once bound (or fails with the bind error).
         if "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log" \
                 2>> "$dir/logs/start.log"; then
