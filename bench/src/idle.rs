@@ -194,17 +194,7 @@ pub async fn clients_main(flavor: Flavor, url: &str, path: &str, n: u64) -> anyh
         Ok(opened.load(Ordering::Relaxed) >= n)
     })
     .await?;
-    let after = rss_bytes(std::process::id())?;
-    println!("{before} {after}");
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    let mut sink = Vec::new();
-    let _ = tokio::time::timeout(
-        Duration::from_secs(600),
-        tokio::io::stdin().read_to_end(&mut sink),
-    )
-    .await;
-    let _ = stop_tx.send(true);
+    report_then_hold(before, &stop_tx).await?;
     for t in tasks {
         t.await??;
     }
@@ -268,6 +258,23 @@ async fn harness_clients_main(url: &str, path: &str, n: u64) -> anyhow::Result<(
     tokio::time::timeout(OPEN_LIMIT, open_wait)
         .await
         .context("idle streams not open in time")??;
+    report_then_hold(before, &stop_tx).await?;
+    for t in tasks {
+        let transcript = t.await?;
+        if let Some(c) = transcript
+            .connections
+            .iter()
+            .find(|c| c.status != Some(200))
+        {
+            bail!("an idle stream was not served: {:?}", c.end);
+        }
+    }
+    Ok(())
+}
+
+/// Prints the child's RSS before and after opening its streams, then holds them until
+/// the parent closes stdin (at most 10 minutes) and tells every stream to stop.
+async fn report_then_hold(before: u64, stop_tx: &watch::Sender<bool>) -> anyhow::Result<()> {
     let after = rss_bytes(std::process::id())?;
     println!("{before} {after}");
     use std::io::Write as _;
@@ -279,15 +286,5 @@ async fn harness_clients_main(url: &str, path: &str, n: u64) -> anyhow::Result<(
     )
     .await;
     let _ = stop_tx.send(true);
-    for t in tasks {
-        let transcript = t.await?;
-        if let Some(c) = transcript
-            .connections
-            .iter()
-            .find(|c| c.status != Some(200))
-        {
-            bail!("an idle stream was not served: {:?}", c.end);
-        }
-    }
     Ok(())
 }
