@@ -138,7 +138,7 @@ impl Sizes {
                     subscribers: vec![50, 500, 5_000, 10_000],
                     log_events: vec![10_000, 100_000, 1_000_000, 10_000_000],
                     idle: vec![1_000, 10_000, 50_000],
-                    harness_events: vec![10_000, 100_000, 250_000, 1_000_000],
+                    harness_events: vec![10_000, 100_000, 1_000_000, 10_000_000],
                     connections: LADDER_CONNECTIONS,
                 }
             }

@@ -457,6 +457,12 @@ fn long_read(events: u64) -> String {
     )
 }
 
+/// The recording budget of a run over `events`: 2 KiB per event estimated (the
+/// harness's estimate of a spine event is about 1 KiB), at least the default 256 MiB.
+fn recorded_mib(events: u64) -> u64 {
+    (events * 2048).div_ceil(1 << 20).max(256)
+}
+
 async fn harness_once(harness: &Path, url: &str, events: u64) -> anyhow::Result<Usage> {
     let dir = tempfile::Builder::new()
         .prefix("sse-bench-harness-")
@@ -478,6 +484,10 @@ async fn harness_once(harness: &Path, url: &str, events: u64) -> anyhow::Result<
             "--seed",
             "1",
         ])
+        // A budget for the whole backlog (the default 256 MiB stops a reader at about
+        // 260,000 spine events): the curve measures what a long run costs.
+        .arg("--max-recorded-mib")
+        .arg(recorded_mib(events).to_string())
         .arg("--scenarios-dir")
         .arg(&scenarios)
         .arg("--report-dir")

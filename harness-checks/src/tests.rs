@@ -532,6 +532,13 @@ cases! {
         cfg.families = vec![harness_model::Family::Delivery];
         Case::one(cfg, r, "gate.record-limit", "[gate.record-limit] client b#0 conn 0 byte 312: expected a stream the harness can record within its caps, saw stopped at the cap comments-per-connection after 6 frames, 0 comments, 1 retries, 0 violations and 312 body bytes")
     };
+    // What came after the harness's own recording cap was not recorded: not a loss,
+    // only the cap itself (which fails the scenario).
+    nothing_past_a_recording_cap_is_called_lost => {
+        let mut r = numeric_with(&[1, 2]);
+        conn(&mut r, "b#0", 0).end = ConnEnd::RecordLimit { limit: RecordLimit::ScenarioBytes };
+        Case::one(numeric_cfg(), r, "gate.record-limit", "[gate.record-limit] client b#0 conn 0 byte 162: expected a stream the harness can record within its caps, saw stopped at the cap recorded-bytes-per-scenario after 3 frames, 0 comments, 1 retries, 0 violations and 162 body bytes")
+    };
     lost_at_tail => Case::one(numeric_cfg(), numeric_with(&[1, 2, 3, 4]), "delivery.lost-ack", "[delivery.lost-ack] client b#0 conn 0 seq 5 marker m5: expected seq 5 (acked at 151 ms, job j1) delivered, saw last delivered seq 4; stream ended by the scenario's end at 1500 ms");
     // Regression: the harness once resumed with the id of an event a cut interrupted,
     // so seq 3 was never delivered, lay below the next cursor, and nobody reported it.

@@ -118,11 +118,13 @@ impl<'a> ClientView<'a> {
     }
 
     /// Whether a missing ack after the client's last delivery is a loss: the client was
-    /// owed it and did not get it, whatever ended its last connection, except a cut of
-    /// the harness's own that it did not follow with a reconnect. The target refused
-    /// the reconnect (or its body never came), the harness read until the end, a
-    /// deadline or a recording cap well after the ack, or the target closed or reset
-    /// the stream after acknowledging the write and the client did not come back.
+    /// owed it and did not get it, whatever ended its last connection, except where the
+    /// harness itself stopped reading: a cut of its own that it did not follow with a
+    /// reconnect, or a recording cap (what came after the cap was not recorded, so it
+    /// cannot be judged; `gate.record-limit` fails the scenario). The target refused
+    /// the reconnect (or its body never came), the harness read until the end or a
+    /// deadline well after the ack, or the target closed or reset the stream after
+    /// acknowledging the write and the client did not come back.
     pub fn tail_owed(&self, ack: &Ack, ids: IdMode) -> bool {
         if !self.owed(ack, ids) {
             return false;
@@ -132,15 +134,14 @@ impl<'a> ClientView<'a> {
         };
         match last.end {
             ConnEnd::Refused | ConnEnd::ConnectFailed { .. } => true,
-            ConnEnd::Finished
-            | ConnEnd::Deadline
-            | ConnEnd::RecordLimit { .. }
-            | ConnEnd::Silent { .. } => ack.acked_us.saturating_add(TAIL_GRACE_US) <= last.ended_us,
+            ConnEnd::Finished | ConnEnd::Deadline | ConnEnd::Silent { .. } => {
+                ack.acked_us.saturating_add(TAIL_GRACE_US) <= last.ended_us
+            }
             // Acked while the stream was still open: a correct target had it to send.
             ConnEnd::ServerClosed | ConnEnd::Failed { .. } | ConnEnd::ParserLimit => {
                 ack.acked_us <= last.ended_us
             }
-            ConnEnd::Cut { .. } => false,
+            ConnEnd::Cut { .. } | ConnEnd::RecordLimit { .. } => false,
         }
     }
 }

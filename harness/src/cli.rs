@@ -145,6 +145,20 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// What all the clients of one scenario may record together, in MiB (estimated)
+    /// [default: 256]. A stream that would pass it stops with `gate.record-limit`, so a
+    /// target that floods the harness fails the run instead of exhausting memory. Every
+    /// event is kept until the scenario is judged (about 1.4 KiB of memory per event on
+    /// a spine stream: BENCHMARKS.md, "Harness memory per event"), so a long soak run of
+    /// millions of events needs more; the per-connection caps of frames and comments
+    /// (1,000,000) grow in proportion.
+    #[arg(
+        long,
+        value_name = "MIB",
+        env = "SSE_HARNESS_MAX_RECORDED_MIB",
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
+    pub max_recorded_mib: Option<u64>,
     /// Colour: auto, always or never [default: auto].
     #[arg(long, value_enum, env = "SSE_HARNESS_COLOR")]
     pub color: Option<Color>,
@@ -351,6 +365,7 @@ struct RunDefaults {
     max_clients: Option<u32>,
     #[serde(default)]
     source_addr: Vec<std::net::IpAddr>,
+    max_recorded_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +392,15 @@ impl RunArgs {
             self.polite
                 .check()
                 .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?;
+            if self
+                .max_recorded_mib
+                .is_some_and(|m| !(1..=1 << 20).contains(&m))
+            {
+                anyhow::bail!(
+                    "config file {}: max-recorded-mib must be from 1 to 1048576",
+                    p.display()
+                );
+            }
             if self.tls.cert.is_some() != self.tls.key.is_some() {
                 anyhow::bail!(
                     "config file {}: cert and key go together (a client certificate needs its key)",
@@ -401,6 +425,7 @@ impl RunArgs {
         fill(&mut self.server_cmd, d.server_cmd);
         fill(&mut self.color, d.color);
         fill(&mut self.message_format, d.message_format);
+        fill(&mut self.max_recorded_mib, d.max_recorded_mib);
         if self.scenarios.is_empty() {
             self.scenarios = d.scenario;
         }
@@ -503,7 +528,7 @@ mod tests {
         std::fs::write(
             &p,
             "[run]\ncacert = \"ca.pem\"\ninsecure = true\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
-             scale = 0.5\nmax-rate = 100\nmax-clients = 4\n",
+             scale = 0.5\nmax-rate = 100\nmax-clients = 4\nmax-recorded-mib = 1024\n",
         )
         .unwrap();
         let mut a = RunArgs {
@@ -518,7 +543,12 @@ mod tests {
         assert_eq!(a.polite.scale, Some(0.5));
         assert_eq!(a.polite.max_rate, Some(7), "the flag wins");
         assert_eq!(a.polite.max_clients, Some(4));
+        assert_eq!(a.max_recorded_mib, Some(1024));
         for (bad, says) in [
+            (
+                "max-recorded-mib = 0",
+                "max-recorded-mib must be from 1 to 1048576",
+            ),
             ("scale = 2.0", "scale: 2 is not in (0, 1]"),
             ("cert = \"c.pem\"", "cert and key go together"),
             ("header = [\"K: V\"]", "unknown field `header`"),

@@ -143,6 +143,10 @@ pub struct RunConfig {
     /// The local addresses streams connect from, in turn (`--source-addr`,
     /// [`crate::source`]); empty: the kernel's choice.
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// What all the clients of one scenario may record together, in MiB
+    /// (`--max-recorded-mib`, [`crate::limits::Limits::with_recorded_mib`]); None: the
+    /// default 256 MiB.
+    pub max_recorded_mib: Option<u64>,
 }
 
 /// How this process plays one shard of a split run.
@@ -194,6 +198,16 @@ impl RunConfig {
             start_at: None,
             shard: None,
             source_addrs: Vec::new(),
+            max_recorded_mib: None,
+        }
+    }
+
+    /// The recording caps of this run.
+    fn record_limits(&self) -> crate::limits::Limits {
+        let d = crate::limits::Limits::default();
+        match self.max_recorded_mib {
+            Some(mib) => d.with_recorded_mib(mib),
+            None => d,
         }
     }
 }
@@ -416,6 +430,7 @@ impl Setup {
                 let target = Target::with_tls(url, profile, token.clone(), &cfg.tls)?;
                 sources.check_reach(&target.wire.host)?;
                 let target = target
+                    .with_limits(cfg.record_limits())
                     .with_sources(sources)
                     .with_headers(cfg.headers.clone())
                     .with_http2(cfg.http2)
@@ -444,6 +459,7 @@ impl Setup {
                 let token = Some(e.server.token().to_owned());
                 let target = Arc::new(
                     Target::new(&e.server.url(), profile, token)?
+                        .with_limits(cfg.record_limits())
                         .with_sources(sources)
                         .with_headers(cfg.headers.clone())
                         .with_http2(cfg.http2)
@@ -514,6 +530,9 @@ fn replay_command(cfg: &RunConfig, seed: u64) -> Replay {
             }
             for a in &cfg.source_addrs {
                 s.push_str(&format!(" --source-addr {a}"));
+            }
+            if let Some(mib) = cfg.max_recorded_mib {
+                s.push_str(&format!(" --max-recorded-mib {mib}"));
             }
             if !cfg.browser_headers {
                 s.push_str(" --no-browser-headers");
@@ -649,11 +668,13 @@ mod tests {
             max_clients: Some(4),
         };
         cfg.headers = vec![("X-Api-Key".into(), "hush".into())];
+        cfg.max_recorded_mib = Some(2048);
         let r = replay_command(&cfg, 7);
         assert_eq!(
             r.run,
             "sse-harness run --profile spine --seed 7 --target http://127.0.0.1:9 \
-             --scale 0.5 --max-rate 100 --max-clients 4 --header 'X-Api-Key: ***'"
+             --max-recorded-mib 2048 --scale 0.5 --max-rate 100 --max-clients 4 \
+             --header 'X-Api-Key: ***'"
         );
         assert!(!r.run.contains("hush"));
     }

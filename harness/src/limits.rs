@@ -57,10 +57,32 @@ impl Default for Limits {
             comments_per_conn: 1_000_000,
             retries_per_conn: 100_000,
             violations_per_conn: 100_000,
-            scenario_bytes: 256 * 1024 * 1024,
+            scenario_bytes: DEFAULT_SCENARIO_BYTES,
             http_body_bytes: DEFAULT_HTTP_BODY_BYTES,
             error_body_bytes: 4096,
         }
+    }
+}
+
+/// The default of [`Limits::scenario_bytes`]: 256 MiB.
+pub const DEFAULT_SCENARIO_BYTES: u64 = 256 * 1024 * 1024;
+
+impl Limits {
+    /// These caps with `mib` MiB for [`Limits::scenario_bytes`] (`--max-recorded-mib`,
+    /// for long runs on a machine with the memory for them). The per-connection counts
+    /// of frames and comments grow in proportion when the budget grows (1,000,000 per
+    /// 256 MiB), so one connection can use the whole budget; they never shrink below
+    /// their defaults.
+    pub fn with_recorded_mib(mut self, mib: u64) -> Limits {
+        self.scenario_bytes = mib.saturating_mul(1024 * 1024);
+        let scale = |n: usize| {
+            let grown = (n as u128 * u128::from(self.scenario_bytes)
+                / u128::from(DEFAULT_SCENARIO_BYTES)) as usize;
+            grown.max(n)
+        };
+        self.frames_per_conn = scale(self.frames_per_conn);
+        self.comments_per_conn = scale(self.comments_per_conn);
+        self
     }
 }
 
@@ -174,6 +196,19 @@ mod tests {
         assert!(b.charge(40, 100));
         assert!(!b.charge(u64::MAX, 100));
         assert_eq!(b.spent(), 100);
+    }
+
+    #[test]
+    fn a_larger_recording_budget_raises_the_per_connection_counts_with_it() {
+        let d = Limits::default();
+        let big = Limits::default().with_recorded_mib(2560);
+        assert_eq!(big.scenario_bytes, 2560 << 20);
+        assert_eq!(big.frames_per_conn, 10 * d.frames_per_conn);
+        assert_eq!(big.comments_per_conn, 10 * d.comments_per_conn);
+        assert_eq!(big.retries_per_conn, d.retries_per_conn);
+        let small = Limits::default().with_recorded_mib(16);
+        assert_eq!(small.scenario_bytes, 16 << 20);
+        assert_eq!(small.frames_per_conn, d.frames_per_conn);
     }
 
     #[test]

@@ -87,6 +87,7 @@ async fn run(mut a: RunArgs) -> Result<u8> {
     cfg.http2 = a.http2;
     cfg.browser_headers = !a.no_browser_headers;
     cfg.source_addrs = a.source_addrs.clone();
+    cfg.max_recorded_mib = a.max_recorded_mib;
     if cfg.tls.insecure {
         eprintln!("sse-harness: WARNING: --insecure: the target's TLS certificate is NOT verified");
     }

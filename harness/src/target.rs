@@ -149,6 +149,12 @@ impl Target {
         })
     }
 
+    /// This target with `limits` on what its clients record.
+    pub fn with_limits(mut self, limits: Limits) -> Target {
+        self.limits = limits;
+        self
+    }
+
     /// This target with its connections sent through `route`'s proxies: streams to the
     /// subscriber proxy, plain requests (publishes among them) to the publisher proxy,
     /// each still naming the target (TLS server name, `Host`). Channels it makes are
