@@ -1,8 +1,10 @@
 //! Draws a [`Curve`] as an SVG line chart in the style of the harness's HTML report
 //! (harness-report's percentile charts: the same font, grid, frame and colours):
 //! a logarithmic x axis (the work spans decades), a logarithmic y axis for rates and
-//! times (so do they) and a linear one from zero for bytes per item, one line through each series' medians, a bar from min to max at every point, and a
-//! legend. Written by hand because it is a hundred lines of text and the report's
+//! times (so do they), for bytes a linear one from zero when the values lie within one
+//! decade (bytes per item) and a binary logarithmic one when they span more (a total
+//! that grows with the work: a straight line of slope one is linear growth), one line
+//! through each series' medians, a bar from min to max at every point, and a legend. Written by hand because it is a hundred lines of text and the report's
 //! charts are too; a plotting crate would bring a rendering stack for one chart type.
 
 use std::fmt::Write as _;
@@ -41,11 +43,50 @@ impl ByteAxis {
     }
 }
 
-/// The y axis: logarithmic, or linear for bytes.
+/// The y axis: logarithmic, or linear for bytes within a decade, or logarithmic in
+/// powers of two for bytes over more.
 #[derive(Debug, Clone, Copy)]
 enum YAxis {
     Log(LogAxis),
     Bytes(ByteAxis),
+    BinaryLog(BinaryLogAxis),
+}
+
+/// A logarithmic axis over whole powers of two covering `[min, max]`, ticked at most
+/// seven times (every second, fourth… power when it spans many).
+#[derive(Debug, Clone, Copy)]
+struct BinaryLogAxis {
+    lo: i32,
+    hi: i32,
+    step: i32,
+}
+
+impl BinaryLogAxis {
+    fn covering(min: f64, max: f64) -> BinaryLogAxis {
+        let lo = min.max(1.0).log2().floor() as i32;
+        let hi = (max.max(1.0).log2().ceil() as i32).max(lo + 1);
+        let mut step = 1;
+        while (hi - lo) / step > 6 {
+            step *= 2;
+        }
+        let lo = lo - lo.rem_euclid(step);
+        let hi = hi + (step - (hi - lo).rem_euclid(step)) % step;
+        BinaryLogAxis { lo, hi, step }
+    }
+
+    fn fraction(self, v: f64) -> f64 {
+        if v <= 0.0 || !v.is_finite() {
+            return 0.0;
+        }
+        ((v.log2() - f64::from(self.lo)) / f64::from(self.hi - self.lo)).clamp(0.0, 1.0)
+    }
+
+    fn ticks(self) -> Vec<f64> {
+        (self.lo..=self.hi)
+            .step_by(self.step as usize)
+            .map(|e| 2f64.powi(e))
+            .collect()
+    }
 }
 
 impl YAxis {
@@ -53,6 +94,7 @@ impl YAxis {
         match self {
             YAxis::Log(a) => a.fraction(v),
             YAxis::Bytes(a) => (v / a.top).clamp(0.0, 1.0),
+            YAxis::BinaryLog(a) => a.fraction(v),
         }
     }
 
@@ -62,6 +104,7 @@ impl YAxis {
             YAxis::Bytes(a) => (0..=(a.top / a.step) as u32)
                 .map(|i| f64::from(i) * a.step)
                 .collect(),
+            YAxis::BinaryLog(a) => a.ticks(),
         }
     }
 }
@@ -135,10 +178,10 @@ pub fn svg(curve: &Curve) -> Option<String> {
         return None;
     }
     let xa = LogAxis::covering(xmin, xmax);
-    let ya = if curve.unit == Unit::Bytes {
-        YAxis::Bytes(ByteAxis::covering(ymax))
-    } else {
-        YAxis::Log(LogAxis::covering(ymin, ymax))
+    let ya = match curve.unit {
+        Unit::Bytes if ymax <= 10.0 * ymin => YAxis::Bytes(ByteAxis::covering(ymax)),
+        Unit::Bytes => YAxis::BinaryLog(BinaryLogAxis::covering(ymin, ymax)),
+        _ => YAxis::Log(LogAxis::covering(ymin, ymax)),
     };
     let (pw, ph) = (W - L - R, H - T - B);
     let x = |v: f64| L + xa.fraction(v) * pw;
@@ -254,6 +297,23 @@ mod tests {
         assert_eq!(t.first(), Some(&0.0));
         assert!(t.iter().all(|v| v % 1024.0 == 0.0) && t.len() <= 7);
         assert!(*t.last().unwrap() >= 13.5 * 1024.0);
+    }
+
+    #[test]
+    fn bytes_over_many_decades_get_a_binary_log_axis() {
+        let a = BinaryLogAxis::covering(27.5 * 1048576.0, 14_263.0 * 1048576.0);
+        let t = a.ticks();
+        assert!(t.len() <= 7, "{t:?}");
+        assert!(t[0] <= 27.5 * 1048576.0 && *t.last().unwrap() >= 14_263.0 * 1048576.0);
+        assert!(t.iter().all(|v| v.log2().fract() == 0.0));
+        assert_eq!(a.fraction(t[0]), 0.0);
+        assert_eq!(a.fraction(*t.last().unwrap()), 1.0);
+        let mut c = Curve::new("t", "T", "events", Unit::Bytes);
+        for (x, v) in [(1e4, 27.5), (1e5, 157.0), (1e6, 1490.0), (1e7, 14_251.0)] {
+            c.add("harness", x, v * 1048576.0);
+        }
+        let svg = svg(&c).expect("a chart");
+        assert!(svg.contains(">16.00 GiB</text>"), "{svg}");
     }
 
     #[test]

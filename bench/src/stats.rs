@@ -39,7 +39,9 @@ impl Unit {
                 }
             }
             Unit::Bytes => {
-                if v.abs() >= 1024.0 * 1024.0 {
+                if v.abs() >= 1024.0 * 1024.0 * 1024.0 {
+                    format!("{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
+                } else if v.abs() >= 1024.0 * 1024.0 {
                     format!("{:.1} MiB", v / (1024.0 * 1024.0))
                 } else if v.abs() >= 1024.0 {
                     format!("{:.1} KiB", v / 1024.0)

@@ -148,7 +148,7 @@ pub struct RunArgs {
     /// What all the clients of one scenario may record together, in MiB (estimated)
     /// [default: 256]. A stream that would pass it stops with `gate.record-limit`, so a
     /// target that floods the harness fails the run instead of exhausting memory. Every
-    /// event is kept until the scenario is judged (about 1.4 KiB of memory per event on
+    /// event is kept until the scenario is judged (about 1.5 KiB of memory per event on
     /// a spine stream: BENCHMARKS.md, "Harness memory per event"), so a long soak run of
     /// millions of events needs more; the per-connection caps of frames and comments
     /// (1,000,000) grow in proportion.
