@@ -4,8 +4,9 @@
 //! times (so do they), for bytes a linear one from zero when the values lie within one
 //! decade (bytes per item) and a binary logarithmic one when they span more (a total
 //! that grows with the work: a straight line of slope one is linear growth), one line
-//! through each series' medians, a bar from min to max at every point, and a legend. Written by hand because it is a hundred lines of text and the report's
-//! charts are too; a plotting crate would bring a rendering stack for one chart type.
+//! through each series' medians, a bar from min to max at every point, and a legend.
+//! Written by hand because it is a hundred lines of text and the report's charts are
+//! too; a plotting crate would bring a rendering stack for one chart type.
 
 use std::fmt::Write as _;
 

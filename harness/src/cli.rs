@@ -156,7 +156,7 @@ pub struct RunArgs {
         long,
         value_name = "MIB",
         env = "SSE_HARNESS_MAX_RECORDED_MIB",
-        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+        value_parser = clap::value_parser!(u64).range(1..=sse_harness::limits::MAX_RECORDED_MIB)
     )]
     pub max_recorded_mib: Option<u64>,
     /// Colour: auto, always or never [default: auto].
@@ -392,12 +392,13 @@ impl RunArgs {
             self.polite
                 .check()
                 .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?;
+            let most = sse_harness::limits::MAX_RECORDED_MIB;
             if self
                 .max_recorded_mib
-                .is_some_and(|m| !(1..=1 << 20).contains(&m))
+                .is_some_and(|m| !(1..=most).contains(&m))
             {
                 anyhow::bail!(
-                    "config file {}: max-recorded-mib must be from 1 to 1048576",
+                    "config file {}: max-recorded-mib must be from 1 to {most}",
                     p.display()
                 );
             }
@@ -481,6 +482,19 @@ fn find_config(start: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recording_budget_flag_takes_1_mib_to_1_tib() {
+        let parse = |v: &str| Cli::try_parse_from(["sse-harness", "run", "--max-recorded-mib", v]);
+        match parse("2048").map(|c| c.command) {
+            Ok(Command::Run(a)) => assert_eq!(a.max_recorded_mib, Some(2048)),
+            _ => panic!("2048 MiB is a budget"),
+        }
+        for bad in ["0", "1048577", "lots"] {
+            let err = parse(bad).err().expect("refused").to_string();
+            assert!(err.contains("--max-recorded-mib"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn flags_win_over_the_config_file_which_wins_over_defaults() {

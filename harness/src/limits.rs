@@ -67,6 +67,9 @@ impl Default for Limits {
 /// The default of [`Limits::scenario_bytes`]: 256 MiB.
 pub const DEFAULT_SCENARIO_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The most MiB `--max-recorded-mib` accepts (1 TiB); the least is 1.
+pub const MAX_RECORDED_MIB: u64 = 1 << 20;
+
 impl Limits {
     /// These caps with `mib` MiB for [`Limits::scenario_bytes`] (`--max-recorded-mib`,
     /// for long runs on a machine with the memory for them). The per-connection counts
