@@ -667,7 +667,7 @@ fn render(
     ));
     let l = &sizes.ladder;
     s.push_str(&format!(
-        "Fan-out, like for like: {} subscribers on one channel; both servers get one {} B event \
+        "Fan-out, like for like: {} subscribers on one channel; every server gets one {} B event \
          per POST over {} keep-alive connections at each offered rate ({}), {:.1} s per \
          rate; latency = receive time − the event's *scheduled* send time per (event, \
          subscriber). The reference commits every event with fsync before it is acked or \

@@ -190,7 +190,7 @@ impl Nchan {
             .prefix("sse-bench-nchan-")
             .tempdir()
             .map_err(|e| NchanUnavailable::Failed(e.to_string()))?;
-        let out = run_script("start", dir.path(), workers)
+        let out = run_script("start", dir.path(), Some(workers))
             .await
             .map_err(|e| NchanUnavailable::Failed(format!("{e:#}")))?;
         if !out.status.success() {
@@ -232,7 +232,7 @@ impl Nchan {
     /// `nchan.sh stop DIR`.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stopped = true;
-        let out = run_script("stop", self.dir.path(), 1).await?;
+        let out = run_script("stop", self.dir.path(), None).await?;
         if !out.status.success() {
             bail!(
                 "nchan.sh stop: {}",
@@ -258,13 +258,21 @@ impl Drop for Nchan {
     }
 }
 
-async fn run_script(verb: &str, dir: &Path, workers: u32) -> anyhow::Result<std::process::Output> {
+/// `nchan.sh VERB DIR`, with `NCHAN_WORKERS` when starting.
+async fn run_script(
+    verb: &str,
+    dir: &Path,
+    workers: Option<u32>,
+) -> anyhow::Result<std::process::Output> {
     let script = workspace_root().join("targets/nchan/nchan.sh");
-    let fut = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    if let Some(w) = workers {
+        cmd.env("NCHAN_WORKERS", w.to_string());
+    }
+    let fut = cmd
         .arg(&script)
         .arg(verb)
         .arg(dir)
-        .env("NCHAN_WORKERS", workers.to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
