@@ -25,7 +25,11 @@
 //! - **network**: every declared toxic (`[[toxics]]`) acted on some connection (the
 //!   proxy's log), and every open stream the subscriber path held half-open (a
 //!   `timeout` stall without a close) was given up by its client for silence
-//!   ([`ConnEnd::Silent`]).
+//!   ([`ConnEnd::Silent`]);
+//! - **browsers cut**: where the subscriber path resets every stream in a window (a
+//!   `reset_peer` toxic of toxicity 1), every browser that must keep reading opened a
+//!   stream again after one ended: only the network cuts a browser, and one the resets
+//!   never reached (it opened after them) showed nothing about resuming.
 
 use harness_model::{
     Agent, ConnEnd, FrameKind, Recording, ScenarioPlan, Shortfall, StreamKind, Subscription,
@@ -53,8 +57,37 @@ pub fn evidence(cfg: &CheckConfig, rec: &Recording) -> Vec<Shortfall> {
     out.extend(nothing_delivered(cfg, rec));
     out.extend(publishing(rec));
     out.extend(network(rec));
+    out.extend(browsers_cut(rec));
     out.extend(stalled_reader(rec));
     out
+}
+
+/// Every browser that must keep reading reconnected, where the subscriber path resets
+/// every stream: a browser's streams, opened with an answer (a status), were at least two.
+fn browsers_cut(rec: &Recording) -> Vec<Shortfall> {
+    let Some(sub) = &rec.network.subscriber else {
+        return Vec::new();
+    };
+    let resets: Vec<String> = sub
+        .toxics
+        .iter()
+        .filter(|t| {
+            matches!(t.toxic, harness_model::network::Toxic::ResetPeer(_)) && t.toxicity >= 1.0
+        })
+        .map(|t| t.name())
+        .collect();
+    if resets.is_empty() {
+        return Vec::new();
+    }
+    rec.transcripts
+        .iter()
+        .filter(|t| t.agent == Agent::Browser && !rec.expect.browser_stops.contains(&t.client))
+        .filter(|t| t.connections.iter().filter(|c| c.status.is_some()).count() < 2)
+        .map(|t| Shortfall::BrowserNotCut {
+            client: t.client.clone(),
+            toxics: resets.clone(),
+        })
+        .collect()
 }
 
 /// A stalled-reader probe shows something only when the proxy stalled every stream it
@@ -515,6 +548,7 @@ mod tests {
         r.network.subscriber = Some(harness_model::ProxyLog {
             path: sse_toxics::ProxyPath::Subscriber,
             toxics: sse_toxics::for_path(&specs, sse_toxics::ProxyPath::Subscriber),
+            live_ms: None,
             log,
         });
         r
@@ -545,6 +579,48 @@ mod tests {
                 .any(|s| matches!(s, Shortfall::StallNotDetected { .. })),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_browser_the_resets_never_reached_is_a_shortfall() {
+        let specs = sse_toxics::parse_toml(
+            "[[toxics]]\npath = \"subscriber\"\nkind = \"reset_peer\"\nname = \"cut\"\nclock = \"live\"\nfrom_ms = 100\nuntil_ms = 200\n",
+        )
+        .unwrap();
+        let mut r = clean();
+        r.transcripts[0].agent = Agent::Browser;
+        r.network.subscriber = Some(harness_model::ProxyLog {
+            path: sse_toxics::ProxyPath::Subscriber,
+            toxics: sse_toxics::for_path(&specs, sse_toxics::ProxyPath::Subscriber),
+            live_ms: Some(10.0),
+            log: Default::default(),
+        });
+        let not_cut = |r: &Recording| {
+            evidence(&numeric_cfg(), r)
+                .into_iter()
+                .filter(|s| matches!(s, Shortfall::BrowserNotCut { .. }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(not_cut(&r), [], "two streams: it reconnected");
+        let mut once = r.clone();
+        once.transcripts[0].connections.truncate(1);
+        assert_eq!(
+            not_cut(&once),
+            [Shortfall::BrowserNotCut {
+                client: cid("a#0"),
+                toxics: vec!["cut".into()],
+            }]
+        );
+        // One that must stop for good is not owed a reconnection.
+        once.expect.browser_stops.push(cid("a#0"));
+        assert_eq!(not_cut(&once), []);
+        // Nor is a browser where only some streams are reset.
+        let mut some = r.clone();
+        some.transcripts[0].connections.truncate(1);
+        if let Some(p) = some.network.subscriber.as_mut() {
+            p.toxics[0].toxicity = 0.5;
+        }
+        assert_eq!(not_cut(&some), []);
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl<'a> Holds<'a> {
         };
         p.toxics
             .iter()
-            .filter(|t| t.stream == Stream::Downstream && t.live_at(at_us / 1000))
+            .filter(|t| t.stream == Stream::Downstream && p.live_at(t, at_us / 1000))
             .filter_map(|t| match &t.toxic {
                 Toxic::Latency(l) => {
                     Some((l.latency.saturating_sub(l.jitter), l.latency, l.jitter))
@@ -160,13 +160,16 @@ pub(crate) fn timeline(rec: &Recording) -> Option<harness_model::network::Timeli
             let mut conns = acts.clone();
             conns.sort_unstable();
             conns.dedup();
+            // A window on the live clock of a scenario that never went live never
+            // applied (no actions): shown as declared.
+            let (from_ms, until_ms) = p.window(c).unwrap_or((c.from_ms, c.until_ms));
             t.toxics.push(ToxicWindow {
                 path: p.path,
                 kind: c.toxic.kind().to_owned(),
                 name,
                 stream: c.stream,
-                from_ms: c.from_ms,
-                until_ms: c.until_ms,
+                from_ms,
+                until_ms,
                 toxicity: c.toxicity,
                 connections: conns.len() as u64,
                 actions: acts.len() as u64,

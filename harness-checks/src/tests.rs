@@ -1814,6 +1814,7 @@ fn through_latency(held_ms: f64) -> Recording {
     r.network.subscriber = Some(harness_model::ProxyLog {
         path: sse_toxics::ProxyPath::Subscriber,
         toxics: sse_toxics::for_path(&specs, sse_toxics::ProxyPath::Subscriber),
+        live_ms: None,
         log: LogSnapshot {
             events: vec![
                 ToxicEvent {

@@ -17,18 +17,38 @@ pub struct ProxyLog {
     pub path: ProxyPath,
     /// The toxics it had, as the scenario declared them (names, windows, attributes).
     pub toxics: Vec<ToxicConfig>,
+    /// When live publishing started, in ms since the scenario's start: what windows
+    /// on `clock = "live"` count from (absent: it never did, and they never applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_ms: Option<f64>,
     /// Everything it did, in order; `at_ms` counts from the scenario's start.
     pub log: LogSnapshot,
 }
 
 impl ProxyLog {
+    /// [`ProxyLog::live_ms`] in whole milliseconds.
+    fn live_whole_ms(&self) -> Option<u64> {
+        self.live_ms.map(|l| l as u64)
+    }
+
+    /// Whether `t`'s window holds at `at_ms` since the scenario's start.
+    pub fn live_at(&self, t: &ToxicConfig, at_ms: u64) -> bool {
+        t.live_at_origin_ms(at_ms, self.live_whole_ms())
+    }
+
+    /// `t`'s window in ms since the scenario's start (`until` absent: to the end);
+    /// `None` for a window on the live clock of a scenario that never went live.
+    pub fn window(&self, t: &ToxicConfig) -> Option<(u64, Option<u64>)> {
+        t.window_on_origin(self.live_whole_ms())
+    }
+
     /// The latency toxics' worst added delay (latency + jitter, ms) live at `at_ms`
     /// on the downstream (server → client) side: the most the proxy may hold a byte
     /// of a response that reached it then. 0 without such a toxic.
     pub fn declared_downstream_delay_ms(&self, at_ms: u64) -> u64 {
         self.toxics
             .iter()
-            .filter(|t| t.stream == Stream::Downstream && t.live_at(at_ms))
+            .filter(|t| t.stream == Stream::Downstream && self.live_at(t, at_ms))
             .map(|t| match &t.toxic {
                 Toxic::Latency(l) => l.latency + l.jitter,
                 _ => 0,

@@ -101,6 +101,15 @@ pub enum Shortfall {
         /// Its connection (0-based).
         conn: u32,
     },
+    /// The subscriber path reset every stream in a window, yet a browser that must
+    /// keep reading never opened a stream again: the resets never reached it (it
+    /// opened after them), so it showed nothing about resuming.
+    BrowserNotCut {
+        /// The browser client.
+        client: ClientId,
+        /// The reset toxics that should have reached it.
+        toxics: Vec<String>,
+    },
     /// Fewer of a stalled-reader probe's connections were stalled by the proxy than
     /// clients connected (a client that connected after the stall began never opened).
     StallNotReached {
@@ -203,6 +212,11 @@ impl fmt::Display for Shortfall {
             Shortfall::JudgedByMerge { shard } => write!(
                 f,
                 "shard {shard} recorded its part; the contracts span every shard: judged by `sse-harness merge`"
+            ),
+            Shortfall::BrowserNotCut { client, toxics } => write!(
+                f,
+                "browser {client} never opened a stream again: the subscriber path's resets ({}) never reached it",
+                toxics.join(", ")
             ),
             Shortfall::StallNotFilled { published, needed } => write!(
                 f,

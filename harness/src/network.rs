@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use harness_model::{Network, ProxyLog};
-use sse_toxics::{EventLog, Proxy, ProxyConfig, ProxyHandle, ProxyPath, ToxicSpec};
+use sse_toxics::{EventLog, LiveSwitch, Proxy, ProxyConfig, ProxyHandle, ProxyPath, ToxicSpec};
 
 use crate::error::{HarnessError, HarnessErrorKind};
 use crate::target::Target;
@@ -46,9 +46,20 @@ pub struct Route {
     /// (Σ latency + jitter), in ms: a client waiting out a silence waits this much
     /// longer, twice over (the last byte may be held, the one after it too).
     pub subscriber_delay_ms: u64,
+    /// The proxies' live clocks, which the workload starts when live publishing does
+    /// ([`Route::go_live`]).
+    pub live: Vec<LiveSwitch>,
 }
 
 impl Route {
+    /// Live publishing starts now (every client is open, or the wait for them is
+    /// over): toxics with `clock = "live"` count their windows from here.
+    pub fn go_live(&self) {
+        for s in &self.live {
+            s.go_live();
+        }
+    }
+
     /// The live log of `path`'s proxy, if it has one.
     pub fn log(&self, path: ProxyPath) -> Option<&EventLog> {
         match path {
@@ -102,6 +113,11 @@ impl Proxies {
             subscriber_log: subscriber.as_ref().map(|r| r.handle.log()),
             epoch,
             subscriber_delay_ms: max_delay_ms(&sse_toxics::for_path(specs, ProxyPath::Subscriber)),
+            live: [&publisher, &subscriber]
+                .into_iter()
+                .flatten()
+                .map(|r| r.handle.live_switch())
+                .collect(),
         };
         Ok((
             Proxies {
@@ -117,9 +133,11 @@ impl Proxies {
     pub async fn stop(self) -> Network {
         async fn stop(r: Option<Running>, path: ProxyPath) -> Option<ProxyLog> {
             let r = r?;
+            let live_ms = r.handle.live_ms();
             Some(ProxyLog {
                 path,
                 toxics: r.toxics,
+                live_ms,
                 log: r.handle.stop().await,
             })
         }
@@ -212,8 +230,12 @@ pub fn describe(spec: &ToxicSpec) -> String {
         .until_ms
         .map(|u| format!(" until {u} ms"))
         .unwrap_or_else(|| " to the end".into());
+    let clock = match t.clock {
+        sse_toxics::WindowClock::Origin => "",
+        sse_toxics::WindowClock::Live => " (after live publishing starts)",
+    };
     format!(
-        "{path} {} `{}`({}) {} toxicity={} from {} ms{until}",
+        "{path} {} `{}`({}) {} toxicity={} from {} ms{until}{clock}",
         t.toxic.kind(),
         t.name(),
         attrs.join(" "),
@@ -241,6 +263,14 @@ mod tests {
         assert_eq!(
             describe(&specs[1]),
             "publisher reset_peer `reset_peer_upstream`(timeout=0) upstream toxicity=0.5 from 0 ms to the end"
+        );
+        let live = sse_toxics::parse_toml(
+            "[[toxics]]\npath = \"subscriber\"\nkind = \"reset_peer\"\nclock = \"live\"\nfrom_ms = 3000\nuntil_ms = 3700\n",
+        )
+        .unwrap();
+        assert_eq!(
+            describe(&live[0]),
+            "subscriber reset_peer `reset_peer_downstream`(timeout=0) downstream toxicity=1 from 3000 ms until 3700 ms (after live publishing starts)"
         );
     }
 }

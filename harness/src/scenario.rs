@@ -479,6 +479,17 @@ impl Scenario {
                 return bad(format!("[[toxics]]: {e}"));
             }
         }
+        if self.probe.is_some()
+            && let Some(t) = self
+                .toxics
+                .iter()
+                .find(|t| t.toxic.clock == sse_toxics::WindowClock::Live)
+        {
+            return bad(format!(
+                "[[toxics]]: toxic `{}`: clock = \"live\" counts from the start of live publishing, which a [probe] scenario does not have",
+                t.toxic.name()
+            ));
+        }
         let browsers: u32 = self
             .clients
             .iter()
@@ -693,5 +704,10 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("until_ms 3 must be greater"), "{err}");
+        let live = "[[toxics]]\npath = \"subscriber\"\nkind = \"reset_peer\"\nclock = \"live\"\n";
+        let s = parse(&format!("{client}{live}")).unwrap();
+        assert_eq!(s.toxics[0].toxic.clock, sse_toxics::WindowClock::Live);
+        let err = parse(&format!("[probe]\nkind = \"cursor-ahead\"\n{live}")).unwrap_err();
+        assert!(err.contains("a [probe] scenario does not have"), "{err}");
     }
 }

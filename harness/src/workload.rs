@@ -171,6 +171,9 @@ async fn play(
             .await?;
     }
     let started = Instant::now();
+    if let Some(route) = &target.route {
+        route.go_live();
+    }
     let mut live_plan = plan(t.events, tag.to_owned());
     if let Some(et) = &t.event_type {
         live_plan.event_type = et.clone();

@@ -71,9 +71,9 @@ impl Ctx {
         });
     }
 
-    fn applies(&self, e: &Entry, now_ms: u64) -> bool {
+    fn applies(&self, e: &Entry) -> bool {
         e.enabled
-            && e.cfg.live_at(now_ms)
+            && self.shared.clock.holds(&e.cfg)
             && decide(self.shared.seed, self.id, e.name_hash, e.cfg.toxicity)
     }
 
@@ -83,9 +83,8 @@ impl Ctx {
         if set.is_empty() {
             return Vec::new();
         }
-        let now = self.shared.clock.ms();
         set.iter()
-            .filter(|e| e.cfg.stream == stream && self.applies(e, now))
+            .filter(|e| e.cfg.stream == stream && self.applies(e))
             .cloned()
             .collect()
     }
@@ -490,6 +489,7 @@ fn cut(_: io::Error) -> End {
 async fn stall_control(ctx: &Ctx) -> CloseHow {
     let mut rx = ctx.toxics.clone();
     let mut changes_open = true;
+    let mut live = ctx.shared.clock.live.subscribe();
     // (toxic, its timeout in ms, when the stall began)
     let mut stall: Option<(Entry, u64, Instant)> = None;
     loop {
@@ -506,14 +506,10 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
         let mut active = None;
         let mut next: Option<u64> = None;
         for (e, t) in timeouts {
-            if e.cfg.live_at(now) {
+            if ctx.shared.clock.holds(&e.cfg) {
                 active = active.or(Some((e.clone(), t)));
             }
-            let edge = if now < e.cfg.from_ms {
-                Some(e.cfg.from_ms)
-            } else {
-                e.cfg.until_ms.filter(|u| now < *u)
-            };
+            let edge = ctx.shared.clock.next_edge(&e.cfg, now);
             next = match (next, edge) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -544,6 +540,8 @@ async fn stall_control(ctx: &Ctx) -> CloseHow {
             .map(|(_, t, since)| *since + Duration::from_millis(*t));
         tokio::select! {
             r = rx.changed(), if changes_open => changes_open = r.is_ok(),
+            // The live clock started: a window on it now has edges.
+            Ok(()) = live.changed() => {}
             _ = sleep_until(ctx.shared.clock.at(next.unwrap_or(0)).into()), if next.is_some() => {}
             _ = sleep_until(deadline.unwrap_or(Instant::now()).into()), if deadline.is_some() => {
                 return CloseHow::TimedOut;

@@ -33,10 +33,10 @@ mod spec;
 mod toxics;
 
 pub use self::log::{Action, CloseHow, DEFAULT_LOG_CAPACITY, EventLog, LogSnapshot, ToxicEvent};
-pub use self::proxy::{Proxy, ProxyConfig, ProxyError, ProxyErrorKind, ProxyHandle};
+pub use self::proxy::{LiveSwitch, Proxy, ProxyConfig, ProxyError, ProxyErrorKind, ProxyHandle};
 pub use self::spec::{
-    ProxyPath, SpecError, SpecErrorKind, Stream, ToxicConfig, ToxicSpec, for_path, parse_toml,
-    validate_set,
+    ProxyPath, SpecError, SpecErrorKind, Stream, ToxicConfig, ToxicSpec, WindowClock, for_path,
+    parse_toml, validate_set,
 };
 pub use self::toxics::{
     Bandwidth, KNOWN, Latency, LimitData, MAX_MS, ResetPeer, Slicer, SlowClose, StallMode, Timeout,

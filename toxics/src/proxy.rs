@@ -15,13 +15,36 @@ use crate::log::{DEFAULT_LOG_CAPACITY, EventLog, LogSnapshot};
 use crate::rng::name_hash;
 use crate::spec::{SpecError, SpecErrorKind, ToxicConfig, validate_set};
 
-/// Milliseconds since a fixed origin (the proxy's start or the run's clock).
-#[derive(Debug, Clone, Copy)]
+/// Milliseconds since a fixed origin (the proxy's start or the run's clock), and the
+/// moment the traffic went live, which [`WindowClock::Live`](crate::WindowClock::Live) windows count from.
+#[derive(Debug)]
 pub(crate) struct Clock {
     pub origin: Instant,
+    /// Set once, by [`LiveSwitch::go_live`]; a change wakes what waits on a window.
+    pub live: watch::Sender<Option<Instant>>,
 }
 
 impl Clock {
+    /// When the traffic went live, in whole milliseconds since the origin.
+    pub fn live_ms(&self) -> Option<u64> {
+        self.live
+            .borrow()
+            .map(|l| l.saturating_duration_since(self.origin).as_millis() as u64)
+    }
+    /// Whether `cfg`'s window holds now.
+    pub fn holds(&self, cfg: &ToxicConfig) -> bool {
+        cfg.live_at_origin_ms(self.ms(), self.live_ms())
+    }
+    /// The next edge of `cfg`'s window after `now` (ms since the origin), if it has
+    /// one yet (a [`WindowClock::Live`](crate::WindowClock::Live) window has none before the traffic goes live).
+    pub fn next_edge(&self, cfg: &ToxicConfig, now: u64) -> Option<u64> {
+        let (from, until) = cfg.window_on_origin(self.live_ms())?;
+        if now < from {
+            Some(from)
+        } else {
+            until.filter(|u| now < *u)
+        }
+    }
     /// Whole milliseconds since the origin.
     pub fn ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
@@ -70,7 +93,8 @@ pub struct ProxyConfig {
     pub toxics: Vec<ToxicConfig>,
     /// The run's seed: every toxicity decision, jitter and slice comes from it.
     pub seed: u64,
-    /// Origin of `from_ms`/`until_ms` and of the log's times; default the proxy's start.
+    /// Origin of `from_ms`/`until_ms` (of toxics on [`WindowClock::Origin`](crate::WindowClock::Origin)) and of
+    /// the log's times; default the proxy's start.
     pub origin: Option<Instant>,
     /// Most events the log keeps; default [`DEFAULT_LOG_CAPACITY`].
     pub log_capacity: usize,
@@ -167,6 +191,7 @@ impl Proxy {
         })?;
         let clock = Clock {
             origin: config.origin.unwrap_or_else(Instant::now),
+            live: watch::channel(None).0,
         };
         let (tx, rx) = watch::channel(Arc::new(set));
         let log = EventLog::new(config.log_capacity);
@@ -240,6 +265,27 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
     }
 }
 
+/// Starts a proxy's [`WindowClock::Live`](crate::WindowClock::Live) clock; cheap to clone, usable after the
+/// proxy has stopped (it then does nothing that matters).
+#[derive(Debug, Clone)]
+pub struct LiveSwitch {
+    shared: Arc<Shared>,
+}
+
+impl LiveSwitch {
+    /// The traffic is live now: windows on [`WindowClock::Live`](crate::WindowClock::Live) count from this
+    /// moment. Only the first call counts.
+    pub fn go_live(&self) {
+        self.shared.clock.live.send_if_modified(|l| {
+            let first = l.is_none();
+            if first {
+                *l = Some(Instant::now());
+            }
+            first
+        });
+    }
+}
+
 /// A running proxy. Dropping it stops the proxy without waiting; [`ProxyHandle::stop`]
 /// waits until every task has ended.
 #[derive(Debug)]
@@ -266,6 +312,25 @@ impl ProxyHandle {
     /// Milliseconds since the clock origin, as the schedule and the log count them.
     pub fn elapsed_ms(&self) -> f64 {
         self.shared.clock.ms_f64()
+    }
+
+    /// The switch that starts the [`WindowClock::Live`](crate::WindowClock::Live) clock: for the part of the
+    /// owner that knows when the traffic goes live.
+    pub fn live_switch(&self) -> LiveSwitch {
+        LiveSwitch {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// When the traffic went live ([`LiveSwitch::go_live`]), in milliseconds since the
+    /// clock origin; `None` if it never did.
+    pub fn live_ms(&self) -> Option<f64> {
+        let live = *self.shared.clock.live.borrow();
+        live.map(|l| {
+            l.saturating_duration_since(self.shared.clock.origin)
+                .as_secs_f64()
+                * 1000.0
+        })
     }
 
     /// Connections currently relayed.

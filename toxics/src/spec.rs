@@ -11,6 +11,7 @@
 //! toxicity = 1.0           # probability per connection, 0.0..=1.0
 //! from_ms = 2000           # live from this time after the proxy's (or run's) start
 //! until_ms = 6000          # ... until this time (absent = until the end)
+//! clock = "origin"         # what the window counts from: "origin" (default) | "live"
 //! ```
 
 use std::collections::HashSet;
@@ -37,6 +38,27 @@ impl Stream {
             Stream::Upstream => "upstream",
             Stream::Downstream => "downstream",
         }
+    }
+}
+
+/// What a toxic's window (`from_ms`, `until_ms`) counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowClock {
+    /// The proxy's clock origin (its start, or the origin its owner gave): the clock
+    /// the log counts on.
+    #[default]
+    Origin,
+    /// The moment the proxy's owner says the traffic went live
+    /// ([`crate::LiveSwitch::go_live`]; the harness: when every client is open and live
+    /// publishing starts). Before that the toxic is not live, whatever its window; a
+    /// proxy that never goes live never applies it.
+    Live,
+}
+
+impl WindowClock {
+    fn is_origin(&self) -> bool {
+        *self == WindowClock::Origin
     }
 }
 
@@ -74,6 +96,9 @@ pub struct ToxicConfig {
     /// until the proxy stops. Must be greater than `from_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// What `from_ms` and `until_ms` count from; default the clock origin.
+    #[serde(default, skip_serializing_if = "WindowClock::is_origin")]
+    pub clock: WindowClock,
 }
 
 fn one() -> f64 {
@@ -90,6 +115,7 @@ impl ToxicConfig {
             toxicity: 1.0,
             from_ms: 0,
             until_ms: None,
+            clock: WindowClock::Origin,
         }
     }
 
@@ -101,9 +127,31 @@ impl ToxicConfig {
         }
     }
 
-    /// Whether the schedule window holds `at_ms` (milliseconds since the clock origin).
+    /// Whether the schedule window holds `at_ms`, milliseconds on the toxic's own
+    /// [`WindowClock`] (for [`WindowClock::Origin`], since the clock origin).
     pub fn live_at(&self, at_ms: u64) -> bool {
         at_ms >= self.from_ms && self.until_ms.is_none_or(|u| at_ms < u)
+    }
+
+    /// Whether the toxic is live at `at_ms` since the clock origin, when the traffic
+    /// went live at `live_ms` since the origin (`None`: not yet, or never).
+    pub fn live_at_origin_ms(&self, at_ms: u64, live_ms: Option<u64>) -> bool {
+        let on_own_clock = match self.clock {
+            WindowClock::Origin => Some(at_ms),
+            WindowClock::Live => live_ms.and_then(|l| at_ms.checked_sub(l)),
+        };
+        on_own_clock.is_some_and(|ms| self.live_at(ms))
+    }
+
+    /// The window in milliseconds since the clock origin (`until` absent: to the end),
+    /// when the traffic went live at `live_ms`; `None` for a [`WindowClock::Live`]
+    /// toxic of a proxy that never went live.
+    pub fn window_on_origin(&self, live_ms: Option<u64>) -> Option<(u64, Option<u64>)> {
+        let shift = match self.clock {
+            WindowClock::Origin => 0,
+            WindowClock::Live => live_ms?,
+        };
+        Some((shift + self.from_ms, self.until_ms.map(|u| shift + u)))
     }
 
     /// Checks ranges: toxicity, window, attributes.

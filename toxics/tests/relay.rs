@@ -571,3 +571,43 @@ async fn the_schedule_and_run_time_switches_turn_a_toxic_on_and_off() {
     p.set_enabled("latency_downstream", false).unwrap();
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_on_the_live_clock_waits_for_go_live_then_counts_from_it() {
+    let echo = echo_server().await;
+    // Live from 0 ms after go_live: nothing before it, whatever the origin says.
+    let mut lat = latency(1, 0);
+    lat.clock = sse_toxics::WindowClock::Live;
+    let mut stall = tc(
+        Toxic::Timeout(Timeout {
+            timeout: 0,
+            ..Default::default()
+        }),
+        Stream::Upstream,
+    );
+    stall.clock = sse_toxics::WindowClock::Live;
+    stall.from_ms = 200;
+    let p = proxy(echo, vec![lat, stall], 1).await;
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    round_trip(&mut c, b"before").await;
+    assert_eq!(p.live_ms(), None);
+    let acted = |s: &sse_toxics::LogSnapshot| s.events.iter().any(|e| e.toxic.is_some());
+    assert!(!acted(&p.log().snapshot()), "{:#?}", p.log().snapshot());
+    let switch = p.live_switch();
+    switch.go_live();
+    let live = p.live_ms().expect("went live");
+    switch.go_live();
+    assert_eq!(p.live_ms(), Some(live), "only the first go_live counts");
+    round_trip(&mut c, b"after").await;
+    wait_for_event(&p.log(), |a| matches!(a, Action::Delayed { bytes: 5, .. })).await;
+    // The stall's edge, 200 ms after going live, wakes the connection by itself.
+    let snap = wait_for_event(&p.log(), |a| matches!(a, Action::StallStarted { .. })).await;
+    let at = snap
+        .events
+        .iter()
+        .find(|e| matches!(e.action, Action::StallStarted { .. }))
+        .unwrap()
+        .at_ms;
+    assert!(at >= live + 199.0, "stalled at {at} ms, live at {live} ms");
+    p.stop().await;
+}

@@ -2,8 +2,8 @@
 //! naming the valid values or ranges.
 
 use sse_toxics::{
-    Latency, ProxyPath, SpecErrorKind, StallMode, Stream, Timeout, Toxic, ToxicConfig, for_path,
-    parse_toml,
+    Latency, ProxyPath, SpecErrorKind, StallMode, Stream, Timeout, Toxic, ToxicConfig, WindowClock,
+    for_path, parse_toml,
 };
 
 fn err(toml: &str) -> (SpecErrorKind, String) {
@@ -77,6 +77,7 @@ fn a_full_table_parses_with_units_and_defaults() {
             toxicity: 0.5,
             from_ms: 2000,
             until_ms: Some(6000),
+            clock: WindowClock::Origin,
         }
     );
     assert_eq!(specs[0].toxic.name(), "latency_downstream");
@@ -112,6 +113,36 @@ fn an_unknown_path_or_stream_names_the_valid_values() {
         msg.contains("upstream") && msg.contains("downstream"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_window_counts_from_the_origin_by_default_or_from_going_live_and_a_typo_names_both() {
+    let toxic = |extra: &str| {
+        let toml = format!(
+            "[[toxics]]\npath = \"subscriber\"\nkind = \"reset_peer\"\nfrom_ms = 3000\nuntil_ms = 3700\n{extra}"
+        );
+        parse_toml(&toml).unwrap().remove(0).toxic
+    };
+    let origin = toxic("");
+    assert_eq!(origin.clock, WindowClock::Origin);
+    assert_eq!(origin.window_on_origin(None), Some((3000, Some(3700))));
+    assert!(origin.live_at_origin_ms(3000, None));
+    let live = toxic("clock = \"live\"\n");
+    assert_eq!(live.clock, WindowClock::Live);
+    assert_eq!(
+        live.window_on_origin(None),
+        None,
+        "never live, never applied"
+    );
+    assert_eq!(live.window_on_origin(Some(5000)), Some((8000, Some(8700))));
+    assert!(!live.live_at_origin_ms(3000, None));
+    assert!(!live.live_at_origin_ms(3000, Some(5000)));
+    assert!(live.live_at_origin_ms(8000, Some(5000)));
+    assert!(!live.live_at_origin_ms(8700, Some(5000)));
+    let (kind, msg) =
+        err("[[toxics]]\npath = \"subscriber\"\nkind = \"reset_peer\"\nclock = \"alive\"\n");
+    assert_eq!(kind, SpecErrorKind::Parse);
+    assert!(msg.contains("origin") && msg.contains("live"), "{msg}");
 }
 
 #[test]
