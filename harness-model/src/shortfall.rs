@@ -215,7 +215,7 @@ impl fmt::Display for Shortfall {
             ),
             Shortfall::BrowserNotCut { client, toxics } => write!(
                 f,
-                "browser {client} never opened a stream again: the subscriber path's resets ({}) never reached it",
+                "{client}, a browser, never opened a stream again: the subscriber path's resets ({}) never reached it",
                 toxics.join(", ")
             ),
             Shortfall::StallNotFilled { published, needed } => write!(

@@ -27,7 +27,11 @@
 //! - against a reference server that serves no CORS at all (started without
 //!   `--allow-origin`, a profile with `[browser] cors = "none"`), the pages read
 //!   through the harness's same-origin relay and pass `resume-after-reset`, while the
-//!   foreign page of `cors-for-allowed-origins-only` is blocked and stops for good.
+//!   foreign page of `cors-for-allowed-origins-only` is blocked and stops for good;
+//! - with a browser that takes 11 s to start (`SSE_HARNESS_CHROMIUM` naming a wrapper
+//!   that sleeps first), `idle-frames-keep-the-cursor` and `task-stream-to-its-end`
+//!   still pass with the same evidence: the start counts against neither the cuts
+//!   (on the live clock) nor the browsers' stall window.
 //!
 //! Without Chromium (Debian `chromium-headless-shell`) the trials are ignored with a
 //! notice, except under `CI=true`, where that is a failure (`.ci/run` installs it).
@@ -346,6 +350,56 @@ async fn play_with(
     judge_recording(id, &rec, stops).map_err(|e| format!("{id}{how} (seed {seed}): {e}").into())
 }
 
+/// The scenarios played with a browser that takes [`SLOW_START_S`] to start.
+const SLOW_START: &[&str] = &["BROWSER/idle-frames-keep-the-cursor", TASK_TO_ITS_END];
+/// How long the slow browser waits before Chromium starts, in seconds: longer than
+/// the scenario's cuts are from its start (10 s at most), and than the browsers' 10 s
+/// stall window.
+const SLOW_START_S: u32 = 11;
+
+/// `id` played by the `sse-harness` binary (the embedded reference server) with
+/// `SSE_HARNESS_CHROMIUM` naming a wrapper that sleeps [`SLOW_START_S`] before it runs
+/// Chromium: the start must not count against the scenario (the cuts count from live
+/// publishing, the stall window from the page's first report), so it passes with the
+/// same evidence as a quick start.
+fn play_slow_start(id: &str, seed: u64) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let chromium = sse_harness::browser::chromium().ok_or("no Chromium")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let wrapper = dir.path().join("slow-chromium");
+    let script = format!(
+        "#!/bin/sh\nsleep {SLOW_START_S}\nexec '{}' \"$@\"\n",
+        chromium.display()
+    );
+    std::fs::write(&wrapper, script).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let report = dir.path().join("report");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sse-harness"))
+        .args(["run", "--keep-recordings", "--scenario", id, "--seed"])
+        .arg(seed.to_string())
+        .arg("--report-dir")
+        .arg(&report)
+        .env("SSE_HARNESS_CHROMIUM", &wrapper)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{id} with a browser slow to start (seed {seed}): exit {:?}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let file = report
+        .join("recordings")
+        .join(format!("{}.json", id.replace('/', "_")));
+    let rec: Recording = serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    judge_recording(id, &rec, false)
+        .map_err(|e| format!("{id} with a browser slow to start (seed {seed}): {e}").into())
+}
+
 /// The scenarios played against a server that serves no CORS.
 const NO_CORS: &[&str] = &[
     "BROWSER/resume-after-reset",
@@ -406,6 +460,12 @@ fn main() {
             Trial::test(name, move || support::block_on(play(id, variant, seed))?)
                 .with_ignored_flag(missing)
         })
+        .chain(SLOW_START.iter().map(|id| {
+            Trial::test(format!("browser-slow-start/{id}"), move || {
+                play_slow_start(id, seed)
+            })
+            .with_ignored_flag(missing)
+        }))
         .chain(NO_CORS.iter().map(|id| {
             let id = id.to_string();
             Trial::test(format!("browser-no-cors/{id}"), move || {

@@ -270,6 +270,9 @@ async fn a_side_that_resets_ends_the_connection() {
         .unwrap()
         .unwrap();
     c.write_all(b"request").await.unwrap();
+    // The proxy is relaying (its upstream connect has completed and it logged the
+    // connection open): a reset before that would be a failed connect instead.
+    wait_for_event(&p.log(), |a| matches!(a, Action::Opened { .. })).await;
     // The server vanishes with an RST.
     server.set_zero_linger().unwrap();
     drop(server);

@@ -104,9 +104,14 @@ impl BrowserPlan {
     }
 }
 
-/// The first browser binary found: on `PATH`, else Debian's
-/// `/usr/bin/chromium-headless-shell`.
+/// The browser binary: `SSE_HARNESS_CHROMIUM` when set (a Chromium or Chrome
+/// elsewhere; `None` if it is not a file), else the first of [`BROWSERS`] on `PATH`,
+/// else Debian's `/usr/bin/chromium-headless-shell`.
 pub fn chromium() -> Option<PathBuf> {
+    if let Some(given) = std::env::var_os("SSE_HARNESS_CHROMIUM") {
+        let given = PathBuf::from(given);
+        return given.is_file().then_some(given);
+    }
     let on_path = std::env::var_os("PATH").and_then(|path| {
         BROWSERS.iter().find_map(|name| {
             std::env::split_paths(&path)
@@ -552,6 +557,12 @@ impl Drive<'_> {
                 got = rx.recv() => {
                     let Some(batch) = got else { return Outcome::Deadline };
                     for r in &batch {
+                        if !ready {
+                            // The stall window counts from the page's first report:
+                            // Chromium's start (bounded by READY_WITHIN) is not a
+                            // stall of the browsers' streams.
+                            progress = Instant::now();
+                        }
                         ready = true;
                         let page = usize::from(r.p.min(1));
                         if r.n != next_n[page] {
