@@ -16,7 +16,8 @@ use crate::rng::name_hash;
 use crate::spec::{SpecError, SpecErrorKind, ToxicConfig, validate_set};
 
 /// Milliseconds since a fixed origin (the proxy's start or the run's clock), and the
-/// moment the traffic went live, which [`WindowClock::Live`](crate::WindowClock::Live) windows count from.
+/// moment the traffic went live, which windows on
+/// [`WindowClock::Live`](crate::WindowClock::Live) count from.
 #[derive(Debug)]
 pub(crate) struct Clock {
     pub origin: Instant,
@@ -25,18 +26,22 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// When the traffic went live, in milliseconds since the origin.
+    pub fn live_ms_f64(&self) -> Option<f64> {
+        let live = *self.live.borrow();
+        live.map(|l| l.saturating_duration_since(self.origin).as_secs_f64() * 1000.0)
+    }
     /// When the traffic went live, in whole milliseconds since the origin.
     pub fn live_ms(&self) -> Option<u64> {
-        self.live
-            .borrow()
-            .map(|l| l.saturating_duration_since(self.origin).as_millis() as u64)
+        self.live_ms_f64().map(|ms| ms as u64)
     }
     /// Whether `cfg`'s window holds now.
     pub fn holds(&self, cfg: &ToxicConfig) -> bool {
         cfg.live_at_origin_ms(self.ms(), self.live_ms())
     }
     /// The next edge of `cfg`'s window after `now` (ms since the origin), if it has
-    /// one yet (a [`WindowClock::Live`](crate::WindowClock::Live) window has none before the traffic goes live).
+    /// one yet (a window on [`WindowClock::Live`](crate::WindowClock::Live) has none
+    /// before the traffic goes live).
     pub fn next_edge(&self, cfg: &ToxicConfig, now: u64) -> Option<u64> {
         let (from, until) = cfg.window_on_origin(self.live_ms())?;
         if now < from {
@@ -93,8 +98,8 @@ pub struct ProxyConfig {
     pub toxics: Vec<ToxicConfig>,
     /// The run's seed: every toxicity decision, jitter and slice comes from it.
     pub seed: u64,
-    /// Origin of `from_ms`/`until_ms` (of toxics on [`WindowClock::Origin`](crate::WindowClock::Origin)) and of
-    /// the log's times; default the proxy's start.
+    /// Origin of the log's times and of the windows (`from_ms`, `until_ms`) on
+    /// [`WindowClock::Origin`](crate::WindowClock::Origin); default the proxy's start.
     pub origin: Option<Instant>,
     /// Most events the log keeps; default [`DEFAULT_LOG_CAPACITY`].
     pub log_capacity: usize,
@@ -265,16 +270,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
     }
 }
 
-/// Starts a proxy's [`WindowClock::Live`](crate::WindowClock::Live) clock; cheap to clone, usable after the
-/// proxy has stopped (it then does nothing that matters).
+/// Starts a proxy's [`WindowClock::Live`](crate::WindowClock::Live) clock; cheap to
+/// clone, harmless after the proxy has stopped.
 #[derive(Debug, Clone)]
 pub struct LiveSwitch {
     shared: Arc<Shared>,
 }
 
 impl LiveSwitch {
-    /// The traffic is live now: windows on [`WindowClock::Live`](crate::WindowClock::Live) count from this
-    /// moment. Only the first call counts.
+    /// The traffic is live now: windows on
+    /// [`WindowClock::Live`](crate::WindowClock::Live) count from this moment. Only the
+    /// first call counts.
     pub fn go_live(&self) {
         self.shared.clock.live.send_if_modified(|l| {
             let first = l.is_none();
@@ -314,8 +320,8 @@ impl ProxyHandle {
         self.shared.clock.ms_f64()
     }
 
-    /// The switch that starts the [`WindowClock::Live`](crate::WindowClock::Live) clock: for the part of the
-    /// owner that knows when the traffic goes live.
+    /// The switch that starts the [`WindowClock::Live`](crate::WindowClock::Live)
+    /// clock: for the part of the owner that knows when the traffic goes live.
     pub fn live_switch(&self) -> LiveSwitch {
         LiveSwitch {
             shared: self.shared.clone(),
@@ -325,12 +331,7 @@ impl ProxyHandle {
     /// When the traffic went live ([`LiveSwitch::go_live`]), in milliseconds since the
     /// clock origin; `None` if it never did.
     pub fn live_ms(&self) -> Option<f64> {
-        let live = *self.shared.clock.live.borrow();
-        live.map(|l| {
-            l.saturating_duration_since(self.shared.clock.origin)
-                .as_secs_f64()
-                * 1000.0
-        })
+        self.shared.clock.live_ms_f64()
     }
 
     /// Connections currently relayed.
