@@ -561,6 +561,10 @@ fn every_scenario_is_placed() -> Result<(), Failed> {
 }
 
 fn main() {
+    // As many trials at once as libtest-mimic's default (the cores), no more: they share
+    // one Pushpin and judge timings. Measured on two cores: two at a time kept the
+    // machine 64 % busy (Pushpin included) for 103 s; at three, one trial published
+    // late (CT-10/cut-after-random-event-counts: Inconclusive, PublishingLate).
     let args = Arguments::from_args();
     let seed = support::seed("pushpin", args.list);
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");

@@ -1,10 +1,10 @@
-//! What the libtest-mimic suites (conformance, mutations, nchan) share: the seed every
-//! random choice comes from, a runtime per trial, and one scenario played through the
-//! engine's entry point.
+//! What the libtest-mimic suites (conformance, mutations, nchan, ...) share: the seed
+//! every random choice comes from, how many trials run at once, a runtime per trial,
+//! and one scenario played through the engine's entry point.
 #![allow(dead_code)]
 
 use harness_model::{Level, ScenarioResult, Verdict};
-use libtest_mimic::Failed;
+use libtest_mimic::{Arguments, Failed};
 use sse_harness::{RunConfig, Selection};
 
 /// The seed of this test binary: `SSE_HARNESS_SEED`, else a random one; printed (unless
@@ -18,6 +18,22 @@ pub fn seed(suite: &str, listing: bool) -> u64 {
         eprintln!("{suite} seed: {seed} (set SSE_HARNESS_SEED={seed} to replay)");
     }
     seed
+}
+
+/// Runs at least `n` trials at once (as many as there are cores, if more) unless the
+/// command line says how many (`--test-threads`, or `RUST_TEST_THREADS` as the standard
+/// harness reads it). libtest-mimic alone runs as many as there are cores, two on CI,
+/// but a trial mostly waits: on its servers' streams, on publishes paced by the
+/// scenario, on deadlines, so two at a time leave the CPU idle. Each suite picks its
+/// `n` from measurements on two cores, lower where its trials judge timings (wire
+/// latency, heartbeats) that a busy machine would stretch.
+pub fn default_test_threads(args: &mut Arguments, n: usize) {
+    let from_env = std::env::var("RUST_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&v| v > 0);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    args.test_threads = args.test_threads.or(from_env).or(Some(n.max(cores)));
 }
 
 /// The command line that replays one trial of `test` with `seed`.
