@@ -41,6 +41,9 @@ mod support;
 /// Every wait for a process here ends by this deadline.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
+/// In how many parts, played at once, [`the_whole_suite_passes`] plays the suite.
+const SUITE_PARTS: usize = 2;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -402,10 +405,12 @@ fn all_pass(outcome: &sse_harness::RunOutcome) {
 /// the target are skipped: the proxy's upstream is not the harness's to kill; so is
 /// RESUME-ID/evicted-id, the spine never evicts); the recordings, and how many
 /// scenarios were played.
+///
+/// The suite is played in [`SUITE_PARTS`] parts at once, each through its own reference
+/// server and nginx (so no part sees another's connections, jobs or metrics): its
+/// scenarios mostly wait, and one after the other they took about 200 s.
 fn the_whole_suite_passes(http2: bool) -> (tempfile::TempDir, usize) {
     let pki = Pki::generate();
-    let upstream = Upstream::start();
-    let proxy = Proxy::start(&pki, upstream.port, Buffering::Off);
     let tls = sse_wire::TlsOptions {
         cacert: Some(pki.file("ca.pem")),
         ..Default::default()
@@ -425,16 +430,36 @@ fn the_whole_suite_passes(http2: bool) -> (tempfile::TempDir, usize) {
         .filter(|id| *id != "NETWORK/lost-publish-acks")
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let (outcome, insecure) = play_with(&proxy, &upstream, tls, &all, http2, Some(dir.path()));
-    let outcome = outcome.unwrap();
-    assert!(!insecure);
-    assert_eq!(outcome.results.len(), all.len());
-    all_pass(&outcome);
-    let played = outcome
-        .results
-        .iter()
-        .filter(|r| !matches!(r.verdict, Verdict::Skipped { .. }))
-        .count();
+    let parts: Vec<Vec<&str>> = (0..SUITE_PARTS)
+        .map(|k| all.iter().copied().skip(k).step_by(SUITE_PARTS).collect())
+        .collect();
+    let outcomes: Vec<sse_harness::RunOutcome> = std::thread::scope(|s| {
+        let runs: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let (pki, tls, dir) = (&pki, tls.clone(), dir.path());
+                s.spawn(move || {
+                    let upstream = Upstream::start();
+                    let proxy = Proxy::start(pki, upstream.port, Buffering::Off);
+                    let (outcome, insecure) =
+                        play_with(&proxy, &upstream, tls, part, http2, Some(dir));
+                    assert!(!insecure);
+                    outcome.unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut played = 0;
+    for (outcome, part) in outcomes.iter().zip(&parts) {
+        assert_eq!(outcome.results.len(), part.len());
+        all_pass(outcome);
+        played += outcome
+            .results
+            .iter()
+            .filter(|r| !matches!(r.verdict, Verdict::Skipped { .. }))
+            .count();
+    }
     // Skipped: what must restart the target, the evicted-id probe (the spine's log
     // never evicts, so its profile has no [resume] eviction), and the browser scenarios
     // (Chromium trusts the system's roots, not the generated CA).
